@@ -1,0 +1,135 @@
+"""Encoding: frames streamed into ffmpeg with the narration, written atomically.
+
+Frames go through a pipe one at a time (memory does not grow with length); the audio is padded
+to exactly the video's length so both streams end on the same frame; the file appears under
+its name only when it is whole.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import PodiumError
+from .speech import write_wav
+
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+def find_ffmpeg() -> str:
+    """ffmpeg from PODIUM_FFMPEG, the PATH, or the static build imageio-ffmpeg ships."""
+    explicit = os.environ.get("PODIUM_FFMPEG")
+    if explicit:
+        return explicit
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        raise PodiumError("ffmpeg not found: install it (apt-get install ffmpeg) or "
+                          "pip install imageio-ffmpeg") from None
+
+
+def load_preset(name: str = "h264_aac") -> dict:
+    path = PRESETS_DIR / f"{name}.json"
+    if not path.is_file():
+        choices = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.json")))
+        raise PodiumError(f"unknown encoder preset {name!r}; choose one of: {choices}")
+    return json.loads(path.read_text())
+
+
+def frames_for(duration_s: float, fps: float) -> int:
+    """How many frames a clip of this audio length has: the nearest whole frame, at least 1."""
+    return max(int(round(duration_s * fps)), 1)
+
+
+def fit_audio(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) -> np.ndarray:
+    """Pad with silence (or trim) to exactly n_frames / fps seconds."""
+    target = int(round(n_frames / fps * sample_rate))
+    if len(samples) >= target:
+        return samples[:target]
+    return np.concatenate([samples, np.zeros(target - len(samples), samples.dtype)])
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def encode_video(
+    out_path: str | Path,
+    render: Callable[[float], np.ndarray],
+    size: tuple[int, int],
+    samples: np.ndarray,
+    sample_rate: int,
+    fps: float,
+    burn_srt: Optional[str] = None,
+    preset: str = "h264_aac",
+    on_frame: Optional[Callable[[], None]] = None,
+) -> Path:
+    """Encode `render(t)` frames for the length of the audio into `out_path`, atomically.
+
+    On any failure, or Ctrl-C, nothing is left behind and an existing file is untouched.
+    """
+    out_path = Path(out_path)
+    width, height = size
+    if width % 2 or height % 2:
+        raise PodiumError(f"video size {width}x{height} must be even in both directions (H.264)")
+    settings = load_preset(preset)
+    n_frames = frames_for(len(samples) / sample_rate, fps)
+    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.{settings['extension']}")
+    with tempfile.TemporaryDirectory(prefix="podium-encode-") as work:
+        write_wav(Path(work) / "audio.wav", fit_audio(samples, sample_rate, n_frames, fps),
+                  sample_rate)
+        filters = []
+        if burn_srt is not None:
+            (Path(work) / "subs.srt").write_text(burn_srt, encoding="utf-8")
+            filters = ["-vf", f"subtitles=subs.srt:force_style='{settings['subtitle_style']}'"]
+        command = [
+            find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps),
+            "-i", "pipe:0", "-i", "audio.wav", "-map", "0:v:0", "-map", "1:a:0",
+            *filters, *settings["video"], *settings["audio"], *settings["container"],
+            "-f", "mp4", str(tmp.absolute()),
+        ]
+        log = open(Path(work) / "ffmpeg.log", "w+b")
+        # Own session: Ctrl-C reaches us, and we stop ffmpeg ourselves and clean up.
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=log, cwd=work,
+                                   start_new_session=True)
+        try:
+            for i in range(n_frames):
+                frame = render(i / fps)
+                if frame.shape != (height, width, 3):
+                    raise PodiumError(f"frame {i} is {frame.shape}, expected {(height, width, 3)}")
+                process.stdin.write(np.ascontiguousarray(frame, np.uint8).data)
+                if on_frame:
+                    on_frame()
+            process.stdin.close()
+            if process.wait() != 0:
+                log.seek(0)
+                raise PodiumError(f"ffmpeg failed: {log.read().decode(errors='replace')[-800:]}")
+            os.replace(tmp, out_path)
+        except BrokenPipeError:
+            process.wait()
+            log.seek(0)
+            raise PodiumError(f"ffmpeg stopped: {log.read().decode(errors='replace')[-800:]}") from None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+            tmp.unlink(missing_ok=True)
+    return out_path

@@ -1,0 +1,161 @@
+"""Scripts: what the presenter says, cut into sentences and segments.
+
+A segment is the unit of work later stages parallelise (one graph run each), so it is cut at
+sentence boundaries and kept short enough to render quickly; a sentence is the unit of
+subtitles and slide bullets, so its timing comes from the real audio.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from ..errors import PodiumError
+
+# Words that end in a period without ending a sentence.
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "fig",
+    "no", "vol", "approx", "dept", "inc", "ltd", "co", "jan", "feb", "mar", "apr", "jun",
+    "jul", "aug", "sep", "sept", "oct", "nov", "dec", "cf", "al",
+}
+# A candidate boundary: terminal punctuation (and closing quotes/brackets), then space.
+_BOUNDARY = re.compile(r"""([.!?…]+["'”’)\]]*)\s+""")
+
+
+@dataclass
+class Segment:
+    """One stretch of narration: a few sentences, optionally with its own slide."""
+
+    sentences: list[str]
+    title: str = ""
+    bullets: list[str] = field(default_factory=list)
+    speaker: str = ""
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+@dataclass
+class Script:
+    """A whole narration: a title, an optional stage description, and its segments."""
+
+    title: str
+    segments: list[Segment]
+    stage: str = ""
+
+    @property
+    def sentences(self) -> list[str]:
+        return [s for seg in self.segments for s in seg.sentences]
+
+    def to_dict(self) -> dict:
+        return {
+            "title": self.title,
+            "stage": self.stage,
+            "segments": [
+                {"text": s.text, "title": s.title, "bullets": s.bullets, "speaker": s.speaker}
+                for s in self.segments
+            ],
+        }
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences, keeping abbreviations, initials and decimals whole."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return []
+    sentences, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        before = text[start:match.end(1)]
+        last_word = re.split(r"[\s(\"'“‘]", before)[-1].rstrip(".").lower()
+        following = text[match.end():match.end() + 1]
+        if match.group(1).startswith(".") and (
+            last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)
+        ):
+            continue  # "Dr. Smith", "J. R. R. Tolkien"
+        if following and following.islower():
+            continue  # "... etc. and more" - a lower-case start is not a new sentence
+        sentences.append(before.strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def _first_words(sentence: str, limit: int = 6) -> str:
+    words = re.sub(r"[.!?…:;,]+$", "", sentence).split()
+    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
+
+
+def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
+    """Cut text into segments at sentence boundaries.
+
+    Blank lines start a new segment; otherwise sentences are packed until a segment would pass
+    `max_words`. A leading Markdown heading (`# Title`) becomes the title; `## Heading` lines
+    title the segments that follow them (they become slide titles).
+    """
+    if max_words < 1:
+        raise PodiumError("max_words must be at least 1")
+    lines = text.replace("\r\n", "\n").split("\n")
+    if not title and lines and lines[0].startswith("# "):
+        title, lines = lines[0][2:].strip(), lines[1:]
+    segments: list[Segment] = []
+    heading = ""
+    for paragraph in re.split(r"\n\s*\n", "\n".join(lines)):
+        body = []
+        for line in paragraph.strip().split("\n"):
+            if line.startswith("#"):
+                heading = line.lstrip("#").strip()
+            else:
+                body.append(line)
+        current: list[str] = []
+        for sentence in split_sentences(" ".join(body)):
+            words = len(sentence.split())
+            if current and sum(len(s.split()) for s in current) + words > max_words:
+                segments.append(Segment(current, title=heading))
+                current = []
+            current.append(sentence)
+        if current:
+            segments.append(Segment(current, title=heading))
+    if not segments:
+        raise PodiumError(
+            "the script is empty: give the narration as text (--text \"...\") or a file "
+            "(--script FILE) with at least one sentence"
+        )
+    if not title:
+        title = _first_words(segments[0].sentences[0])
+    for segment in segments:
+        segment.title = segment.title or title
+        segment.bullets = [_first_words(s, 9) for s in segment.sentences]
+    return Script(title=title, segments=segments)
+
+
+def parse_script(raw: str, max_words: int = 60, title: str = "") -> Script:
+    """Text the user wrote: plain text / Markdown, or Podium's script JSON (starts with "{")."""
+    if not raw.lstrip().startswith("{"):
+        return split_script(raw, max_words=max_words, title=title)
+    try:
+        data = json.loads(raw)
+        segments = []
+        for item in data["segments"]:
+            sentences = split_sentences(item["text"])
+            if sentences:
+                segments.append(Segment(
+                    sentences,
+                    title=item.get("title") or "",
+                    bullets=list(item.get("bullets") or []),
+                    speaker=item.get("speaker") or "",
+                ))
+    except (ValueError, KeyError, TypeError) as err:
+        raise PodiumError(
+            "not a Podium script JSON "
+            f"({{\"title\": ..., \"segments\": [{{\"text\": ...}}]}}): {err}"
+        ) from None
+    if not segments:
+        raise PodiumError("the script JSON has no narration in its segments")
+    title = title or data.get("title") or _first_words(segments[0].sentences[0])
+    for segment in segments:
+        segment.title = segment.title or title
+        segment.bullets = segment.bullets or [_first_words(s, 9) for s in segment.sentences]
+    return Script(title=title, segments=segments, stage=data.get("stage") or "")

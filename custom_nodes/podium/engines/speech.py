@@ -1,0 +1,82 @@
+"""Speech: narration audio with the exact place of every sentence in it.
+
+Every later stage times itself from this (subtitles, slide bullets, lip sync, frame counts),
+so the spans are sample-exact positions in the audio actually produced, never estimates.
+"""
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class SentenceSpan:
+    text: str
+    segment: int
+    start: float  # seconds from the start of the whole narration
+    end: float
+
+
+@dataclass
+class Speech:
+    """Mono float32 audio in [-1, 1] plus where each segment and sentence lies in it."""
+
+    samples: np.ndarray
+    sample_rate: int
+    sentences: list[SentenceSpan]
+    segment_bounds: list[tuple[float, float]]
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class SpeechBuilder:
+    """Appends sentence audio with pauses and records spans as it goes."""
+
+    def __init__(self, sample_rate: int, pause_s: float = 0.3, lead_s: float = 0.25):
+        self.sample_rate = sample_rate
+        self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
+        self._lead = np.zeros(int(round(lead_s * sample_rate)), np.float32)
+        self._chunks: list[np.ndarray] = [self._lead]
+        self._length = len(self._lead)
+        self._sentences: list[SentenceSpan] = []
+        self._segments: list[tuple[float, float]] = []
+
+    def _append(self, chunk: np.ndarray) -> None:
+        self._chunks.append(chunk)
+        self._length += len(chunk)
+
+    def _now(self) -> float:
+        return self._length / self.sample_rate
+
+    def add_sentence(self, text: str, audio: np.ndarray) -> None:
+        if self._sentences:
+            self._append(self._pause)
+        start = self._now()
+        self._append(np.asarray(audio, np.float32).reshape(-1))
+        self._sentences.append(SentenceSpan(text, len(self._segments), start, self._now()))
+
+    def end_segment(self) -> None:
+        """Close the current segment: it spans from the previous one's end to now."""
+        start = self._segments[-1][1] if self._segments else 0.0
+        self._segments.append((start, self._now()))
+
+    def build(self) -> Speech:
+        self._append(self._lead)  # a breath at the end, so the last word is not clipped
+        if self._segments:
+            self._segments[-1] = (self._segments[-1][0], self._now())
+        return Speech(np.concatenate(self._chunks), self.sample_rate, self._sentences, self._segments)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """16-bit PCM mono WAV (what ffmpeg and every player read)."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())

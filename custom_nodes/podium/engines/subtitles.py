@@ -1,0 +1,46 @@
+"""Subtitles timed from the real audio: one or more cues per spoken sentence."""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from .speech import Speech
+
+
+@dataclass
+class Cue:
+    start: float
+    end: float
+    text: str  # one or two lines, "\n" between them
+
+
+def cues_from_speech(speech: Speech, line_chars: int = 42, max_lines: int = 2) -> list[Cue]:
+    """Each sentence's audio span becomes its cue; a long sentence is shared out over several
+    cues in proportion to their length, so no cue shows more than `max_lines` lines."""
+    cues: list[Cue] = []
+    for span in speech.sentences:
+        lines = textwrap.wrap(span.text, line_chars) or [span.text]
+        pages = ["\n".join(lines[i:i + max_lines]) for i in range(0, len(lines), max_lines)]
+        total = sum(len(p) for p in pages)
+        start = span.start
+        for page in pages:
+            end = start + (span.end - span.start) * len(page) / total
+            cues.append(Cue(start, end, page))
+            start = end
+    return cues
+
+
+def _timestamp(seconds: float) -> str:
+    millis = int(round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
+
+
+def to_srt(cues: list[Cue]) -> str:
+    blocks = [
+        f"{i}\n{_timestamp(c.start)} --> {_timestamp(c.end)}\n{c.text}\n"
+        for i, c in enumerate(cues, start=1)
+    ]
+    return "\n".join(blocks)

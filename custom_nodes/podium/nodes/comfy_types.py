@@ -1,0 +1,36 @@
+"""Adapters between ComfyUI's own data types and the engines' numpy types.
+
+ComfyUI's AUDIO is {"waveform": tensor (B, C, T), "sample_rate": int} and IMAGE is a float
+tensor (B, H, W, 3) in [0, 1]; using them lets core and third-party nodes plug in. torch is
+imported here, lazily, and nowhere in the engines of the draft path.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def audio_from_samples(samples: np.ndarray, sample_rate: int) -> dict:
+    import torch
+
+    waveform = torch.from_numpy(np.ascontiguousarray(samples, np.float32)).reshape(1, 1, -1)
+    return {"waveform": waveform, "sample_rate": int(sample_rate)}
+
+
+def samples_from_audio(audio: dict) -> tuple[np.ndarray, int]:
+    """First item of the batch, channels averaged to mono."""
+    waveform = audio["waveform"]
+    if hasattr(waveform, "detach"):
+        waveform = waveform.detach().float().cpu().numpy()
+    waveform = np.asarray(waveform, np.float32)
+    while waveform.ndim > 2:
+        waveform = waveform[0]
+    mono = waveform.mean(axis=0) if waveform.ndim == 2 else waveform
+    return np.ascontiguousarray(mono, np.float32), int(audio["sample_rate"])
+
+
+def rgb_from_image(image) -> np.ndarray:
+    """First image of an IMAGE batch as RGB uint8."""
+    array = image[0]
+    if hasattr(array, "detach"):
+        array = array.detach().float().cpu().numpy()
+    return (np.clip(np.asarray(array)[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

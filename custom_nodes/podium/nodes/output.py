@@ -1,0 +1,57 @@
+"""Output nodes: the finished MP4 (and its subtitles) in the output folder."""
+from ..engines.media import atomic_write_text, encode_video, frames_for, load_preset
+from ..engines.subtitles import to_srt
+from ..errors import PodiumError
+from ..paths import next_output_path
+from ..progress import Progress
+from .comfy_types import samples_from_audio
+
+SUBTITLE_MODES = ["none", "srt", "burn", "srt+burn"]
+
+
+class PodiumSaveVideo:
+    """Stream the presenter's frames and the narration into an H.264/AAC MP4; both streams
+    end on the same frame. Subtitles go beside it (.srt) and/or into the picture."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "visual": ("PODIUM_VISUAL",),
+                "audio": ("AUDIO",),
+                "fps": ("INT", {"default": 25, "min": 1, "max": 120}),
+                "filename_prefix": ("STRING", {"default": "podium/video"}),
+                "subtitle_mode": (SUBTITLE_MODES, {"default": "srt"}),
+            },
+            "optional": {
+                "subtitles": ("PODIUM_SUBTITLES",),
+            },
+        }
+
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = "Podium/output"
+    DESCRIPTION = "Write the video (H.264/AAC MP4) and its subtitles to the output folder."
+
+    def save(self, visual, audio, fps, filename_prefix, subtitle_mode, subtitles=None):
+        if subtitle_mode != "none" and subtitles is None:
+            raise PodiumError(f"subtitle_mode is {subtitle_mode!r} but no subtitles are connected")
+        samples, sample_rate = samples_from_audio(audio)
+        if not len(samples):
+            raise PodiumError("the audio is empty: nothing to make a video of")
+        srt = to_srt(subtitles) if subtitles is not None else None
+        extension = load_preset()["extension"]
+        path, subfolder, name = next_output_path(filename_prefix, extension)
+        progress = Progress(frames_for(len(samples) / sample_rate, fps))
+        encode_video(
+            path, visual.render, (visual.width, visual.height), samples, sample_rate, fps,
+            burn_srt=srt if "burn" in subtitle_mode else None, on_frame=progress.update,
+        )
+        ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}],
+              "animated": [True]}
+        if "srt" in subtitle_mode.split("+"):
+            srt_path = path.with_suffix(".srt")
+            atomic_write_text(srt_path, srt)
+            ui["subtitles"] = [{"filename": srt_path.name, "subfolder": subfolder, "type": "output"}]
+        return {"ui": ui}

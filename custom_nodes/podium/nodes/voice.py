@@ -1,0 +1,56 @@
+"""Voice nodes: narration audio from a script."""
+from ..engines import tts_piper
+from ..errors import PodiumError
+from ..models import load_registry, resolve
+from .comfy_types import audio_from_samples
+
+
+def piper_voice_ids() -> list[str]:
+    return [e.id for e in load_registry().entries if e.kind == "piper"]
+
+
+class PodiumPiperTTS:
+    """Piper text-to-speech: fast on any CPU, the draft preset's voice."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "script": ("PODIUM_SCRIPT",),
+                "voice": (piper_voice_ids(), {"default": tts_piper.DEFAULT_VOICE,
+                                              "tooltip": "A voice from models.yaml (podium models list)."}),
+                "length_scale": ("FLOAT", {"default": 1.0, "min": 0.5, "max": 2.0, "step": 0.05,
+                                           "tooltip": "Above 1 speaks slower, below 1 faster."}),
+                "sentence_pause": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 3.0, "step": 0.05,
+                                             "tooltip": "Silence between sentences, in seconds."}),
+            },
+            "optional": {
+                "voice_path": ("STRING", {"default": "", "tooltip": "Any Piper .onnx voice (its .onnx.json beside it); overrides 'voice'."}),
+                "speaker_id": ("INT", {"default": -1, "min": -1, "max": 10000,
+                                       "tooltip": "Speaker of a multi-speaker voice; -1 for its default."}),
+            },
+        }
+
+    RETURN_TYPES = ("PODIUM_SPEECH", "AUDIO")
+    RETURN_NAMES = ("speech", "audio")
+    FUNCTION = "speak"
+    CATEGORY = "Podium/voice"
+    DESCRIPTION = "Speak the script with a Piper voice; keeps every sentence's exact timing."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, voice_path=""):
+        if voice_path and not voice_path.endswith(".onnx"):
+            return f"voice_path must be a Piper .onnx voice, got {voice_path!r}"
+        return True
+
+    def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1):
+        model = voice_path or resolve(voice)
+        piper = tts_piper.load_voice(model)
+        if speaker_id >= 0 and speaker_id >= piper.config.num_speakers:
+            raise PodiumError(f"speaker_id {speaker_id} is out of range: this voice has "
+                              f"{piper.config.num_speakers} speaker(s)")
+        speech = tts_piper.synthesize(
+            piper, script, length_scale=length_scale,
+            speaker_id=speaker_id if speaker_id >= 0 else None, sentence_pause=sentence_pause,
+        )
+        return speech, audio_from_samples(speech.samples, speech.sample_rate)

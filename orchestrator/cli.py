@@ -1,0 +1,185 @@
+"""The `podium` command line: make a presenter video from a script, or a demo."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import outputs
+from .workflow import WorkflowError, bind, load_workflow
+
+DEMO_SCRIPT = """# Meet Podium
+Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
+machine, so your words and your face never leave it.
+
+## How it works
+A local voice reads each sentence. Slides or a portrait follow the narration. Subtitles are \
+timed from the real audio, and the result is an ordinary MP4 file.
+
+## Where to go next
+Write your own script and run podium generate. Add a portrait with the image option, or open \
+the workflows in ComfyUI to change every stage.
+"""
+
+EXAMPLES = """examples:
+  podium demo
+  podium generate --text "Hello there. This is my first video." --out hello.mp4
+  podium generate --script talk.md --image me.jpg --subtitles burn --out talk.mp4
+
+A script file is plain text or Markdown: blank lines start a new segment, '## Heading'
+titles the slide for what follows, '# Title' on the first line names the video.
+"""
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {value!r}") from None
+    if width < 64 or height < 64 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"size {value}: both sides must be even and at least 64")
+    return width, height
+
+
+def _fps(value: str) -> int:
+    fps = int(value)
+    if not 1 <= fps <= 120:
+        raise argparse.ArgumentTypeError(f"fps must be between 1 and 120, got {fps}")
+    return fps
+
+
+def _add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", metavar="FILE", help="portrait to animate (PNG/JPEG/WebP); "
+                        "without it the video shows slides made from the script")
+    parser.add_argument("--preset", choices=["draft"], default="draft",
+                        help="draft: CPU only, Piper voice, slides or portrait (default)")
+    parser.add_argument("--subtitles", choices=["none", "srt", "burn"], default="srt",
+                        help="srt: a .srt file beside the video (default); burn: drawn into the "
+                             "picture and the .srt too; none")
+    parser.add_argument("--fps", type=_fps, default=25, help="frames per second (default 25)")
+    parser.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH",
+                        help="video size (default 1280x720)")
+    parser.add_argument("--voice", metavar="ID|FILE.onnx", default="piper-en_US-joe-medium",
+                        help="a Piper voice id from models.yaml, or the path of a .onnx voice")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podium", description="Local videos of a presenter speaking your script.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate", help="make a video from your text or script file",
+        description="Make a video of a presenter speaking your text.", epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    generate.add_argument("--mode", choices=["direct"], default="direct",
+                          help="direct: you give the narration (default)")
+    source = generate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the narration itself")
+    source.add_argument("--script", metavar="FILE", help="a .txt/.md script or a Podium script .json")
+    generate.add_argument("--out", required=True, metavar="FILE.mp4", help="where to write the video")
+    generate.add_argument("--workflow", default="direct", metavar="NAME|FILE",
+                          help="API-format graph to run (default: workflows/direct.json)")
+    _add_render_options(generate)
+
+    demo = commands.add_parser("demo", help="make a short sample video (no downloads needed)")
+    demo.add_argument("--out", default="demo.mp4", metavar="FILE.mp4", help="default demo.mp4")
+    demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, mode="direct")
+    _add_render_options(demo)
+    return parser
+
+
+def _narration(args) -> str:
+    if args.script is None:
+        text = args.text
+    else:
+        try:
+            text = Path(args.script).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise outputs.OutputError(f"cannot read the script file {args.script}: {err}") from None
+    if not text.strip():
+        raise outputs.OutputError(
+            "the script is empty: give the narration with --text \"...\" or --script FILE")
+    return text
+
+
+def generate(args) -> int:
+    target = outputs.check_target(args.out, args.force)
+    srt_target = target.with_suffix(".srt")
+    if args.subtitles != "none":
+        outputs.check_target(srt_target, args.force)
+    values = {
+        ("Script", "text"): _narration(args),
+        ("Voice", "voice"): args.voice,
+        ("Presenter", "width"): args.size[0],
+        ("Presenter", "height"): args.size[1],
+        ("Save video", "fps"): args.fps,
+        ("Save video", "filename_prefix"): "podium",
+        ("Save video", "subtitle_mode"): {"none": "none", "srt": "srt", "burn": "srt+burn"}[args.subtitles],
+    }
+    if args.voice.endswith(".onnx"):
+        values[("Voice", "voice_path")] = str(Path(args.voice).expanduser().absolute())
+        del values[("Voice", "voice")]
+    if args.image:
+        values[("Presenter", "portrait_path")] = str(Path(args.image).expanduser().absolute())
+    graph = bind(load_workflow(args.workflow), values)
+
+    from .embedded import run_graph
+    from .progress_view import ProgressView
+
+    started = time.perf_counter()
+    view = ProgressView(graph, enabled=not args.quiet)
+    with outputs.staging_folder(target) as staging:
+        try:
+            results = run_graph(graph, staging, on_event=view)
+        finally:
+            view.close()
+        video, info = _produced(results, staging, "images")
+        subtitles, _ = _produced(results, staging, "subtitles")
+        outputs.publish(video, target)
+        if subtitles is not None:
+            outputs.publish(subtitles, srt_target)
+    wall = time.perf_counter() - started
+    duration = info.get("duration", 0.0)
+    extra = f", subtitles {srt_target}" if subtitles is not None else ""
+    print(f"wrote {target}: {duration:.1f} s of video at {args.fps} fps, "
+          f"{args.size[0]}x{args.size[1]}, in {wall:.1f} s "
+          f"({wall / max(duration, 1e-9):.2f}x real time){extra}")
+    return 0
+
+
+def _produced(results: dict, staging: Path, key: str) -> tuple[Path | None, dict]:
+    """The file an output node reported under `key`, as ComfyUI's history lists it."""
+    for ui in results.values():
+        for item in ui.get(key, []):
+            return staging / item.get("subfolder", "") / item["filename"], item
+    return None, {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import local
+
+    try:
+        return generate(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was written", file=sys.stderr)
+        return 130
+    except (outputs.OutputError, WorkflowError, local.PromptError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except local.ExecutionError as err:
+        cause = err.__cause__
+        if cause is not None and type(cause).__name__ == "PodiumError":
+            print(f"error: {cause}", file=sys.stderr)
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

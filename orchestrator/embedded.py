@@ -1,0 +1,39 @@
+"""Run Podium's graphs in this process, with the node pack imported directly.
+
+This is the default when no ComfyUI server is given, so `podium generate` works on a fresh
+machine. The pack (and so torch, where a node needs it) is imported only here, lazily.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import local
+
+PACK_PARENT = Path(__file__).resolve().parent.parent / "custom_nodes"
+
+
+def node_classes() -> dict:
+    try:
+        import podium
+    except ImportError:
+        sys.path.insert(0, str(PACK_PARENT))
+        import podium
+    return podium.NODE_CLASS_MAPPINGS
+
+
+def run_graph(graph: dict, output_dir: Path,
+              on_event: Optional[Callable[[str, dict], None]] = None) -> dict:
+    """Execute `graph` in-process, outputs written under `output_dir`; returns the outputs'
+    `ui` dicts by node id, as ComfyUI's /history does."""
+    classes = node_classes()
+    from podium import paths, progress
+
+    paths.set_output_directory(output_dir)
+    progress.set_hook(local.emit_progress)
+    try:
+        return local.run(graph, classes, on_event=on_event)
+    finally:
+        progress.set_hook(None)
+        paths.set_output_directory(None)
