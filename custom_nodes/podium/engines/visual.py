@@ -79,7 +79,7 @@ class PortraitMotion:
         matrix = cv2.getRotationMatrix2D(centre, angle, scale)
         matrix[:, 2] += (dx, dy)
         return cv2.warpAffine(self._canvas, matrix, (self.width, self.height),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _compose_portrait(image: np.ndarray, width: int, height: int) -> np.ndarray:
