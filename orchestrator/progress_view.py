@@ -34,11 +34,10 @@ class ProgressView:
                 self._current, self._started = node, time.perf_counter()
                 if self.enabled:
                     self.bar = tqdm(desc=f"{self.titles.get(node, node):<12}", total=None, unit="step",
-                                    file=sys.stderr, leave=False, dynamic_ncols=True)
+                                    file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
         elif event == "progress" and self.bar is not None:
             self.bar.total = data["max"]
-            self.bar.n = data["value"]
-            self.bar.refresh()
+            self.bar.update(data["value"] - self.bar.n)  # tqdm throttles the redraws
         elif event in ("execution_error", "execution_interrupted", "execution_success"):
             self._finish_stage()
 

@@ -1,18 +1,23 @@
 """Adapters between ComfyUI's own data types and the engines' numpy types.
 
 ComfyUI's AUDIO is {"waveform": tensor (B, C, T), "sample_rate": int} and IMAGE is a float
-tensor (B, H, W, 3) in [0, 1]; using them lets core and third-party nodes plug in. torch is
-imported here, lazily, and nowhere in the engines of the draft path.
+tensor (B, H, W, 3) in [0, 1]; using them lets core and third-party nodes plug in.
+
+The draft path never needs torch, and importing it costs seconds: where torch is not loaded
+already (Podium's in-process runner on the draft path; never inside ComfyUI, which always has
+it) AUDIO carries a numpy waveform of the same shape, which every Podium node accepts.
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
 
 def audio_from_samples(samples: np.ndarray, sample_rate: int) -> dict:
-    import torch
-
-    waveform = torch.from_numpy(np.ascontiguousarray(samples, np.float32)).reshape(1, 1, -1)
+    waveform = np.ascontiguousarray(samples, np.float32).reshape(1, 1, -1)
+    if "torch" in sys.modules:
+        waveform = sys.modules["torch"].from_numpy(waveform)
     return {"waveform": waveform, "sample_rate": int(sample_rate)}
 
 

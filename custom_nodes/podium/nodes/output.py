@@ -43,12 +43,15 @@ class PodiumSaveVideo:
         srt = to_srt(subtitles) if subtitles is not None else None
         extension = load_preset()["extension"]
         path, subfolder, name = next_output_path(filename_prefix, extension)
-        progress = Progress(frames_for(len(samples) / sample_rate, fps))
+        n_frames = frames_for(len(samples) / sample_rate, fps)
+        progress = Progress(n_frames)
         encode_video(
             path, visual.render, (visual.width, visual.height), samples, sample_rate, fps,
             burn_srt=srt if "burn" in subtitle_mode else None, on_frame=progress.update,
         )
-        ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}],
+        ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output",
+                          "format": "video/mp4", "frames": n_frames, "fps": fps,
+                          "duration": n_frames / fps}],
               "animated": [True]}
         if "srt" in subtitle_mode.split("+"):
             srt_path = path.with_suffix(".srt")

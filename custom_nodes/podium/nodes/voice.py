@@ -6,7 +6,7 @@ from .comfy_types import audio_from_samples
 
 
 def piper_voice_ids() -> list[str]:
-    return [e.id for e in load_registry().entries if e.kind == "piper"]
+    return [e.id for e in load_registry().entries if e.kind == "piper-voice"]
 
 
 class PodiumPiperTTS:
