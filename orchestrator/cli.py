@@ -64,6 +64,8 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="a Piper voice id from models.yaml, or the path of a .onnx voice")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--report", action="store_true",
+                        help="print each stage's time and peak memory at the end")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +130,7 @@ def generate(args) -> int:
         values[("Presenter", "portrait_path")] = str(Path(args.image).expanduser().absolute())
     graph = bind(load_workflow(args.workflow), values)
 
-    from .embedded import run_graph
+    from .embedded import run_graph, stage_table
     from .progress_view import ProgressView
 
     started = time.perf_counter()
@@ -149,6 +151,8 @@ def generate(args) -> int:
     print(f"wrote {target}: {duration:.1f} s of video at {args.fps} fps, "
           f"{args.size[0]}x{args.size[1]}, in {wall:.1f} s "
           f"({wall / max(duration, 1e-9):.2f}x real time){extra}")
+    if args.report:
+        print(stage_table())
     return 0
 
 

@@ -28,8 +28,9 @@ def run_graph(graph: dict, output_dir: Path,
     """Execute `graph` in-process, outputs written under `output_dir`; returns the outputs'
     `ui` dicts by node id, as ComfyUI's /history does."""
     classes = node_classes()
-    from podium import paths, progress
+    from podium import memory, paths, progress
 
+    memory.get_manager().reports.clear()
     paths.set_output_directory(output_dir)
     progress.set_hook(local.emit_progress)
     try:
@@ -37,3 +38,10 @@ def run_graph(graph: dict, output_dir: Path,
     finally:
         progress.set_hook(None)
         paths.set_output_directory(None)
+
+
+def stage_table() -> str:
+    """Time and peak memory of each stage of the last run_graph, as a table."""
+    from podium import memory
+
+    return memory.format_reports(memory.get_manager().reports)

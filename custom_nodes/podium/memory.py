@@ -9,6 +9,7 @@ torch is imported lazily: the CPU draft path (Piper + slides) never pays for it.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -345,3 +346,18 @@ def get_manager() -> ModelManager:
         if _manager is None:
             _manager = ModelManager()
         return _manager
+
+
+def reported_stage(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a node's function so each call is a stage: timed, peak memory measured, logged
+    (ComfyUI's console) and kept in `get_manager().reports` (the CLI's --report table)."""
+    def decorate(func: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with get_manager().stage(name) as report:
+                result = func(*args, **kwargs)
+            log.info("stage %s: %.2f s, peak %s on %s", name, report.wall_s,
+                     _fmt_bytes(report.peak_bytes), report.device)
+            return result
+        return wrapper
+    return decorate

@@ -1,4 +1,5 @@
 """Output nodes: the finished MP4 (and its subtitles) in the output folder."""
+from ..memory import reported_stage
 from ..engines.media import atomic_write_text, encode_video, frames_for, load_preset
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError
@@ -34,6 +35,7 @@ class PodiumSaveVideo:
     CATEGORY = "Podium/output"
     DESCRIPTION = "Write the video (H.264/AAC MP4) and its subtitles to the output folder."
 
+    @reported_stage("encode")
     def save(self, visual, audio, fps, filename_prefix, subtitle_mode, subtitles=None):
         if subtitle_mode != "none" and subtitles is None:
             raise PodiumError(f"subtitle_mode is {subtitle_mode!r} but no subtitles are connected")

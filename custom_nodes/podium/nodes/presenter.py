@@ -1,6 +1,7 @@
 """Presenter nodes: what the viewer sees while the narration plays."""
 import os
 
+from ..memory import reported_stage
 from ..engines.visual import PortraitMotion, SlideDeck, load_image
 from ..errors import PodiumError
 from .comfy_types import rgb_from_image
@@ -42,6 +43,7 @@ class PodiumPresenter:
                 return str(err)
         return True
 
+    @reported_stage("presenter")
     def present(self, script, speech, width, height, motion, portrait=None, portrait_path=""):
         if width % 2 or height % 2:
             raise PodiumError(f"width and height must be even for H.264, got {width}x{height}")

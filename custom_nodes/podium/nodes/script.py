@@ -1,4 +1,5 @@
 """Script nodes: where the narration comes from."""
+from ..memory import reported_stage
 from ..engines.script import parse_script
 
 
@@ -26,5 +27,6 @@ class PodiumDirectScript:
     CATEGORY = "Podium/script"
     DESCRIPTION = "Split your narration into segments at sentence boundaries."
 
+    @reported_stage("script")
     def make(self, text, max_words_per_segment, title=""):
         return (parse_script(text, max_words=max_words_per_segment, title=title),)

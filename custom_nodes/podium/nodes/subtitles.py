@@ -1,4 +1,5 @@
 """Subtitle nodes: cues timed from the real audio of each sentence."""
+from ..memory import reported_stage
 from ..engines.subtitles import cues_from_speech
 
 
@@ -20,5 +21,6 @@ class PodiumSubtitles:
     FUNCTION = "cue"
     CATEGORY = "Podium/subtitles"
 
+    @reported_stage("subtitles")
     def cue(self, speech, line_chars):
         return (cues_from_speech(speech, line_chars=line_chars),)

@@ -1,4 +1,5 @@
 """Voice nodes: narration audio from a script."""
+from ..memory import reported_stage
 from ..engines import tts_piper
 from ..errors import PodiumError
 from ..models import load_registry, resolve
@@ -43,6 +44,7 @@ class PodiumPiperTTS:
             return f"voice_path must be a Piper .onnx voice, got {voice_path!r}"
         return True
 
+    @reported_stage("voice")
     def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1):
         model = voice_path or resolve(voice)
         piper = tts_piper.load_voice(model)
