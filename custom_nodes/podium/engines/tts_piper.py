@@ -44,21 +44,55 @@ def synthesize(
     length_scale: float = 1.0,
     speaker_id: Optional[int] = None,
     sentence_pause: float = 0.3,
+    speaker_voices: Optional[dict] = None,
 ) -> Speech:
-    """Speak every sentence of the script, one Piper call per sentence, spans exact."""
+    """Speak every sentence of the script, one Piper call per sentence, spans exact.
+
+    `speaker_voices` maps a segment's speaker (dialogue scripts) to its own loaded voice;
+    segments of other speakers use `voice`. Everything is resampled to `voice`'s rate.
+    """
     from piper import SynthesisConfig
 
     config = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale)
-    builder = SpeechBuilder(voice.config.sample_rate, pause_s=sentence_pause)
+    other_config = SynthesisConfig(length_scale=length_scale)
+    rate = voice.config.sample_rate
+    builder = SpeechBuilder(rate, pause_s=sentence_pause)
     progress = Progress(len(script.sentences))
     for segment in script.segments:
+        own = (speaker_voices or {}).get(segment.speaker)
+        speaker, syn_config = (own, other_config) if own is not None else (voice, config)
         for sentence in segment.sentences:
-            chunks = [c.audio_float_array for c in voice.synthesize(sentence, syn_config=config)]
+            chunks = [c.audio_float_array for c in speaker.synthesize(sentence, syn_config=syn_config)]
             if chunks:
-                builder.add_sentence(sentence, np.concatenate(chunks))
+                audio = resample(np.concatenate(chunks), speaker.config.sample_rate, rate)
+                builder.add_sentence(sentence, audio)
             progress.update()
         builder.end_segment()
     speech = builder.build()
     if not speech.sentences:
         raise PodiumError("the voice produced no audio: the script has no speakable words")
     return speech
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Linear resampling: enough to join Piper voices of different rates (16/22.05 kHz)."""
+    if rate_in == rate_out:
+        return audio
+    n_out = int(round(len(audio) * rate_out / rate_in))
+    positions = np.arange(n_out) * (rate_in / rate_out)
+    return np.interp(positions, np.arange(len(audio)), audio).astype(np.float32)
+
+
+def parse_speaker_voices(text: str) -> dict[str, str]:
+    """`Name: voice` lines (voice: a models.yaml id or a .onnx path) into a mapping."""
+    mapping = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, voice = line.partition(":")
+        if not sep or not name.strip() or not voice.strip():
+            raise PodiumError(f"speaker_voices line {number} should look like 'Alice: voice-id', "
+                              f"got {line!r}")
+        mapping[name.strip()] = voice.strip()
+    return mapping

@@ -29,6 +29,8 @@ class PodiumPiperTTS:
                 "voice_path": ("STRING", {"default": "", "tooltip": "Any Piper .onnx voice (its .onnx.json beside it); overrides 'voice'."}),
                 "speaker_id": ("INT", {"default": -1, "min": -1, "max": 10000,
                                        "tooltip": "Speaker of a multi-speaker voice; -1 for its default."}),
+                "speaker_voices": ("STRING", {"multiline": True, "default": "",
+                                              "tooltip": "Dialogue: one 'Speaker: voice id or .onnx path' per line; others use 'voice'."}),
             },
         }
 
@@ -39,20 +41,27 @@ class PodiumPiperTTS:
     DESCRIPTION = "Speak the script with a Piper voice; keeps every sentence's exact timing."
 
     @classmethod
-    def VALIDATE_INPUTS(cls, voice_path=""):
+    def VALIDATE_INPUTS(cls, voice_path="", speaker_voices=""):
         if voice_path and not voice_path.endswith(".onnx"):
             return f"voice_path must be a Piper .onnx voice, got {voice_path!r}"
+        try:
+            tts_piper.parse_speaker_voices(speaker_voices or "")
+        except PodiumError as err:
+            return str(err)
         return True
 
     @reported_stage("voice")
-    def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1):
-        model = voice_path or resolve(voice)
-        piper = tts_piper.load_voice(model)
+    def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1,
+              speaker_voices=""):
+        piper = tts_piper.load_voice(voice_path or resolve(voice))
+        others = {name: tts_piper.load_voice(v if v.endswith(".onnx") else resolve(v))
+                  for name, v in tts_piper.parse_speaker_voices(speaker_voices).items()}
         if speaker_id >= 0 and speaker_id >= piper.config.num_speakers:
             raise PodiumError(f"speaker_id {speaker_id} is out of range: this voice has "
                               f"{piper.config.num_speakers} speaker(s)")
         speech = tts_piper.synthesize(
             piper, script, length_scale=length_scale,
             speaker_id=speaker_id if speaker_id >= 0 else None, sentence_pause=sentence_pause,
+            speaker_voices=others,
         )
         return speech, audio_from_samples(speech.samples, speech.sample_rate)
