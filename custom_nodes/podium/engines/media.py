@@ -6,6 +6,7 @@ its name only when it is whole.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -133,6 +134,8 @@ def encode_video(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            with contextlib.suppress(OSError):
+                process.stdin.close()
             log.close()
             tmp.unlink(missing_ok=True)
     return out_path

@@ -5,6 +5,7 @@ one at a time, so memory stays flat however long the video is.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import textwrap
 from pathlib import Path
@@ -113,14 +114,15 @@ class SlideDeck:
         self.script, self.speech = script, speech
         self._cache: dict[tuple[int, int], np.ndarray] = {}
         self._bar_y = height - max(height // 90, 4)
-        self._starts = [s.start for s in speech.sentences]
+        self._segment_starts = [start for start, _ in speech.segment_bounds]
+        self._sentence_starts = [[s.start for s in speech.sentences if s.segment == i]
+                                 for i in range(len(speech.segment_bounds))]
 
     def _state(self, t: float) -> tuple[int, int]:
-        """(segment, how many of its bullets are shown) at time t."""
-        spoken = int(np.searchsorted(self._starts, t, side="right"))
-        current = self.speech.sentences[max(spoken - 1, 0)]
-        shown = sum(1 for s in self.speech.sentences[:max(spoken, 1)] if s.segment == current.segment)
-        return current.segment, shown
+        """(segment, how many of its bullets are shown) at time t: a bullet appears when its
+        sentence starts to be spoken."""
+        segment = max(bisect.bisect_right(self._segment_starts, t) - 1, 0)
+        return segment, bisect.bisect_right(self._sentence_starts[segment], t)
 
     def render(self, t: float) -> np.ndarray:
         key = self._state(t)
