@@ -1,0 +1,134 @@
+"""Stitching: segment clips into one MP4 whose audio is exactly the sum of the segments'.
+
+Video is concatenated without re-encoding (every segment comes from the same encoder preset);
+the audio of each clip is decoded, cut or padded to exactly its video's length and joined
+sample by sample, so there is no gap and no drift however many segments there are; then it is
+loudness-normalised (EBU R128) once, over the whole narration. Cross-fades re-encode.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Optional
+
+import srt
+
+from .ffmpeg import find_ffmpeg, run_ffmpeg
+
+RATE = 48000  # Hz: the rate every clip's audio is decoded to and the final AAC has
+BYTES_PER_SAMPLE = 4  # mono float32
+LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"  # EBU R128, the usual target for spoken video
+
+
+@dataclass
+class Clip:
+    """One rendered segment: its MP4, its exact frame count and rate, its subtitles if any."""
+
+    path: Path
+    frames: int
+    fps: float
+    srt_path: Optional[Path] = None
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+
+def _exact_audio(clip: Clip, dest: Path) -> None:
+    """The clip's audio as raw float32 mono at RATE, exactly as long as its video."""
+    want = int(round(clip.duration * RATE)) * BYTES_PER_SAMPLE
+    decoded = run_ffmpeg(["-i", str(clip.path), "-vn", "-ac", "1", "-ar", str(RATE),
+                          "-f", "f32le", "-"], stdout=subprocess.PIPE).stdout
+    dest.write_bytes(decoded[:want] + bytes(max(0, want - len(decoded))))
+
+
+def merge_subtitles(clips: list[Clip], offsets: list[float]) -> Optional[str]:
+    """All clips' cues in one SRT, each shifted to where its clip starts in the result."""
+    cues = []
+    for clip, offset in zip(clips, offsets):
+        if clip.srt_path is None:
+            continue
+        for cue in srt.parse(clip.srt_path.read_text(encoding="utf-8")):
+            shift = timedelta(seconds=offset)
+            cues.append(srt.Subtitle(0, cue.start + shift, cue.end + shift, cue.content))
+    return srt.compose(cues, reindex=True) if cues else None
+
+
+def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
+           normalize: bool = True, video_args: tuple[str, ...] = ("-c:v", "libx264", "-preset",
+                                                                   "superfast", "-crf", "23",
+                                                                   "-pix_fmt", "yuv420p")) -> Path:
+    """Join `clips` in order into `out_path` (and `out_path.srt` when they have subtitles),
+    written under temporary names and renamed when whole."""
+    if not clips:
+        raise ValueError("nothing to stitch")
+    fps = clips[0].fps
+    if any(c.fps != fps for c in clips):
+        raise ValueError("all clips must have the same frame rate to be stitched")
+    if crossfade_s and any(c.duration <= 2 * crossfade_s for c in clips):
+        raise ValueError(f"a {crossfade_s} s cross-fade is too long for a clip this short")
+    out_path = Path(out_path)
+    offsets, start = [], 0.0
+    for clip in clips:
+        offsets.append(start)
+        start += clip.duration - crossfade_s
+    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.mp4")
+    with tempfile.TemporaryDirectory(prefix="podium-stitch-") as work:
+        work = Path(work)
+        for i, clip in enumerate(clips):
+            _exact_audio(clip, work / f"a{i}.f32")
+        audio_filter = [LOUDNESS, f"aresample={RATE}"] if normalize else []
+        if crossfade_s:
+            args = _crossfade_args(clips, work, crossfade_s, audio_filter, video_args)
+        else:
+            with open(work / "audio.f32", "wb") as joined:
+                for i in range(len(clips)):
+                    joined.write((work / f"a{i}.f32").read_bytes())
+            listing = work / "clips.txt"
+            listing.write_text("".join(f"file '{_quote(c.path)}'\n" for c in clips))
+            args = ["-f", "concat", "-safe", "0", "-i", str(listing),
+                    "-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", str(work / "audio.f32"),
+                    "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                    *(["-af", ",".join(audio_filter)] if audio_filter else [])]
+        try:
+            run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1",
+                        "-movflags", "+faststart", "-f", "mp4", str(tmp)])
+            subtitles = merge_subtitles(clips, offsets)
+            if subtitles is not None:
+                srt_tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.srt")
+                srt_tmp.write_text(subtitles, encoding="utf-8")
+                os.replace(srt_tmp, out_path.with_suffix(".srt"))
+            os.replace(tmp, out_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def _crossfade_args(clips, work: Path, fade: float, audio_filter, video_args) -> list[str]:
+    """ffmpeg arguments that chain xfade (video) and acrossfade (audio) over all clips."""
+    inputs, video, audio, chain = [], "[0:v]", "[a0]", []
+    for i, clip in enumerate(clips):
+        inputs += ["-i", str(clip.path)]
+    for i in range(len(clips)):
+        inputs += ["-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", str(work / f"a{i}.f32")]
+        chain.append(f"[{len(clips) + i}:a]anull[a{i}]")
+    offset = 0.0
+    for i in range(1, len(clips)):
+        offset += clips[i - 1].duration - fade
+        chain.append(f"{video}[{i}:v]xfade=transition=fade:duration={fade}:offset={offset:.6f}[v{i}]")
+        chain.append(f"{audio}[a{i}]acrossfade=d={fade}:c1=tri:c2=tri[x{i}]")
+        video, audio = f"[v{i}]", f"[x{i}]"
+    if audio_filter:
+        chain.append(f"{audio}{','.join(audio_filter)}[aout]")
+        audio = "[aout]"
+    return [*inputs, "-filter_complex", ";".join(chain), "-map", video, "-map", audio,
+            *video_args, "-r", str(clips[0].fps)]
+
+
+def _quote(path: Path) -> str:
+    """A path for ffmpeg's concat list (single quotes escaped its way)."""
+    return str(Path(path).absolute()).replace("'", "'\\''")

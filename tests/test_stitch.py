@@ -1,0 +1,106 @@
+"""Stitching real clips made by the pack's own encoder: exact total length, order, subtitles."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
+from podium.engines.media import encode_video  # noqa: E402
+
+from orchestrator.stitch import Clip, stitch  # noqa: E402
+
+FPS = 25
+RATE = 22050
+TONES = [300.0, 600.0, 1200.0]
+FRAMES = [25, 38, 51]
+
+
+def probe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return {s["codec_type"]: s for s in json.loads(out)["streams"]}
+
+
+def decode_audio(path, rate=16000):
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", str(rate),
+                          "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.float32)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    made = []
+    for i, (tone, frames) in enumerate(zip(TONES, FRAMES)):
+        t = np.arange(int(frames / FPS * RATE)) / RATE
+        samples = (0.3 * np.sin(2 * np.pi * tone * t)).astype(np.float32)
+        shade = 60 * (i + 1)
+        path = folder / f"clip{i}.mp4"
+        encode_video(path, lambda s, shade=shade: np.full((90, 160, 3), shade, np.uint8), (160, 90),
+                     samples, RATE, FPS)
+        srt_path = folder / f"clip{i}.srt"
+        srt_path.write_text(f"1\n00:00:00,100 --> 00:00:00,900\nclip {i}\n")
+        made.append(Clip(path, frames, FPS, srt_path))
+    return made
+
+
+def dominant_tone(samples, rate=16000):
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()]
+
+
+def test_stitched_length_is_the_sum_and_order_is_kept(clips, tmp_path):
+    out = stitch(clips, tmp_path / "all.mp4")
+    streams = probe(out)
+    total = sum(FRAMES) / FPS
+    assert int(streams["video"]["nb_read_frames"]) == sum(FRAMES)
+    assert abs(float(streams["audio"]["duration"]) - total) <= 1 / FPS
+    assert abs(float(streams["video"]["duration"]) - total) <= 1 / FPS
+    audio = decode_audio(out)
+    start = 0.0
+    for tone, frames in zip(TONES, FRAMES):  # each clip's tone sits in its own time range
+        middle = start + frames / FPS / 2
+        window = audio[int((middle - 0.15) * 16000): int((middle + 0.15) * 16000)]
+        assert abs(dominant_tone(window) - tone) < 20
+        start += frames / FPS
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_subtitles_are_shifted_to_their_clip(clips, tmp_path):
+    stitch(clips, tmp_path / "all.mp4")
+    text = (tmp_path / "all.srt").read_text()
+    assert "00:00:00,100 --> 00:00:00,900\nclip 0" in text
+    assert "00:00:01,100 --> 00:00:01,900\nclip 1" in text  # clip 1 starts at 25/25 = 1.0 s
+    assert "00:00:02,620 --> 00:00:03,420\nclip 2" in text  # clip 2 starts at 63/25 = 2.52 s
+
+
+def test_loudness_is_normalised(clips, tmp_path):
+    quiet = stitch(clips, tmp_path / "raw.mp4", normalize=False)
+    loud = stitch(clips, tmp_path / "norm.mp4")
+    rms = [float(np.sqrt(np.mean(decode_audio(p) ** 2))) for p in (quiet, loud)]
+    # -16 LUFS for a sine is about 0.16 RMS; the input tones are 0.3/sqrt(2) = 0.21
+    assert rms[1] != pytest.approx(rms[0], rel=0.05)
+    assert 0.08 < rms[1] < 0.3
+
+
+def test_crossfade_shortens_by_the_overlaps(clips, tmp_path):
+    out = stitch(clips, tmp_path / "fade.mp4", crossfade_s=0.2)
+    streams = probe(out)
+    total = sum(FRAMES) / FPS - 2 * 0.2
+    assert abs(float(streams["video"]["duration"]) - total) <= 1 / FPS
+    assert abs(float(streams["audio"]["duration"]) - total) <= 1 / FPS
+    text = (tmp_path / "fade.srt").read_text()
+    assert "00:00:00,900 --> 00:00:01,700\nclip 1" in text  # starts at 1.0 - 0.2
+
+
+def test_a_failed_stitch_leaves_the_old_file(clips, tmp_path):
+    out = tmp_path / "all.mp4"
+    out.write_bytes(b"the user's earlier video")
+    broken = Clip(tmp_path / "missing.mp4", 25, FPS)
+    with pytest.raises(Exception):
+        stitch([clips[0], broken], out)
+    assert out.read_bytes() == b"the user's earlier video"
+    assert not list(tmp_path.glob(".*part*"))
