@@ -1,22 +1,15 @@
-"""Podium: a presenter who speaks your script. ComfyUI loads the mappings below."""
-from .nodes.output import PodiumSaveVideo
-from .nodes.presenter import PodiumPresenter
-from .nodes.script import PodiumDirectScript
-from .nodes.subtitles import PodiumSubtitles
-from .nodes.voice import PodiumPiperTTS
+"""Podium: a presenter who speaks your script. ComfyUI reads the two mappings below.
 
-NODE_CLASS_MAPPINGS = {
-    "PodiumDirectScript": PodiumDirectScript,
-    "PodiumPiperTTS": PodiumPiperTTS,
-    "PodiumPresenter": PodiumPresenter,
-    "PodiumSubtitles": PodiumSubtitles,
-    "PodiumSaveVideo": PodiumSaveVideo,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "PodiumDirectScript": "Podium Direct Script",
-    "PodiumPiperTTS": "Podium Piper Voice",
-    "PodiumPresenter": "Podium Presenter (portrait or slides)",
-    "PodiumSubtitles": "Podium Subtitles",
-    "PodiumSaveVideo": "Podium Save Video (MP4)",
-}
+They are loaded on first access, so the torch-free orchestrator can use the pack's pure-text
+parts (podium.engines.script) without importing what the nodes need.
+"""
+
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import nodes
+
+        return getattr(nodes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,21 @@
+"""Every node of the pack, by the class name workflows use, and its editor name."""
+from .output import PodiumSaveVideo
+from .presenter import PodiumPresenter
+from .script import PodiumDirectScript
+from .subtitles import PodiumSubtitles
+from .voice import PodiumPiperTTS
+
+NODE_CLASS_MAPPINGS = {
+    "PodiumDirectScript": PodiumDirectScript,
+    "PodiumPiperTTS": PodiumPiperTTS,
+    "PodiumPresenter": PodiumPresenter,
+    "PodiumSubtitles": PodiumSubtitles,
+    "PodiumSaveVideo": PodiumSaveVideo,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "PodiumDirectScript": "Podium Direct Script",
+    "PodiumPiperTTS": "Podium Piper Voice",
+    "PodiumPresenter": "Podium Presenter (portrait or slides)",
+    "PodiumSubtitles": "Podium Subtitles",
+    "PodiumSaveVideo": "Podium Save Video (MP4)",
+}
