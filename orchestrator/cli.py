@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from . import outputs
-from .workflow import WorkflowError, bind, load_workflow
+from .workflow import WorkflowError, load_workflow
 
 DEMO_SCRIPT = """# Meet Podium
 Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
@@ -64,6 +64,11 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="a Piper voice id from models.yaml, or the path of a .onnx voice")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--crossfade", type=float, default=0.0, metavar="SECONDS",
+                        help="cross-fade between segments (re-encodes the video); default 0")
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="where finished segments are kept so a rerun resumes "
+                             "(default $PODIUM_CACHE_DIR or ~/.cache/podium/segments)")
     parser.add_argument("--report", action="store_true",
                         help="print each stage's time and peak memory at the end")
 
@@ -110,62 +115,58 @@ def _narration(args) -> str:
 
 
 def generate(args) -> int:
+    from .dispatch import InProcessInstance, render_all
+    from .progress_view import JobView
+    from .segments import SegmentCache, default_cache_dir, plan
+    from .stitch import stitch
+
     target = outputs.check_target(args.out, args.force)
     srt_target = target.with_suffix(".srt")
     if args.subtitles != "none":
         outputs.check_target(srt_target, args.force)
     values = {
-        ("Script", "text"): _narration(args),
         ("Voice", "voice"): args.voice,
         ("Presenter", "width"): args.size[0],
         ("Presenter", "height"): args.size[1],
         ("Save video", "fps"): args.fps,
-        ("Save video", "filename_prefix"): "podium",
         ("Save video", "subtitle_mode"): {"none": "none", "srt": "srt", "burn": "srt+burn"}[args.subtitles],
     }
     if args.voice.endswith(".onnx"):
         values[("Voice", "voice_path")] = str(Path(args.voice).expanduser().absolute())
         del values[("Voice", "voice")]
+    files = {}
     if args.image:
-        values[("Presenter", "portrait_path")] = str(Path(args.image).expanduser().absolute())
-    graph = bind(load_workflow(args.workflow), values)
-
-    from .embedded import run_graph, stage_table
-    from .progress_view import ProgressView
+        files[("Presenter", "portrait_path")] = Path(args.image).expanduser().absolute()
+    graph = load_workflow(args.workflow)
+    script, jobs = plan(graph, _narration(args), values, files)
+    instances = [InProcessInstance()]
+    if args.report:
+        from .embedded import reset_stage_reports
+        reset_stage_reports()
 
     started = time.perf_counter()
-    view = ProgressView(graph, enabled=not args.quiet)
-    with outputs.staging_folder(target) as staging:
-        try:
-            results = run_graph(graph, staging, on_event=view)
-        finally:
-            view.close()
-        video, info = _produced(results, staging, "images")
-        subtitles, _ = _produced(results, staging, "subtitles")
-        outputs.publish(video, target)
-        if subtitles is not None:
-            outputs.publish(subtitles, srt_target)
+    view = JobView(graph, len(jobs), enabled=not args.quiet)
+    try:
+        clips = render_all(jobs, instances, SegmentCache(args.cache_dir or default_cache_dir()), view)
+    finally:
+        view.close()
+    stitch(clips, target, crossfade_s=args.crossfade)
     wall = time.perf_counter() - started
-    duration = info.get("duration", 0.0)
-    extra = f", subtitles {srt_target}" if subtitles is not None else ""
-    print(f"wrote {target}: {duration:.1f} s of video at {args.fps} fps, "
+    duration = sum(c.duration for c in clips) - args.crossfade * (len(clips) - 1)
+    extra = f", subtitles {srt_target}" if args.subtitles != "none" else ""
+    print(f"wrote {target}: {duration:.1f} s of video ({len(clips)} segments) at {args.fps} fps, "
           f"{args.size[0]}x{args.size[1]}, in {wall:.1f} s "
           f"({wall / max(duration, 1e-9):.2f}x real time){extra}")
     if args.report:
+        from .embedded import stage_table
         print(stage_table())
     return 0
 
 
-def _produced(results: dict, staging: Path, key: str) -> tuple[Path | None, dict]:
-    """The file an output node reported under `key`, as ComfyUI's history lists it."""
-    for ui in results.values():
-        for item in ui.get(key, []):
-            return staging / item.get("subfolder", "") / item["filename"], item
-    return None, {}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from podium.errors import PodiumError
+
     from . import local
 
     try:
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
         return 130
-    except (outputs.OutputError, WorkflowError, local.PromptError) as err:
+    except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except local.ExecutionError as err:

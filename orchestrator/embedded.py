@@ -30,7 +30,6 @@ def run_graph(graph: dict, output_dir: Path,
     classes = node_classes()
     from podium import memory, paths, progress
 
-    memory.get_manager().reports.clear()
     paths.set_output_directory(output_dir)
     progress.set_hook(local.emit_progress)
     try:
@@ -40,8 +39,19 @@ def run_graph(graph: dict, output_dir: Path,
         paths.set_output_directory(None)
 
 
-def stage_table() -> str:
-    """Time and peak memory of each stage of the last run_graph, as a table."""
+def reset_stage_reports() -> None:
     from podium import memory
 
-    return memory.format_reports(memory.get_manager().reports)
+    memory.get_manager().reports.clear()
+
+
+def stage_table() -> str:
+    """Each stage's total time and highest peak memory over the runs since the last reset."""
+    from podium import memory
+
+    totals: dict[str, memory.StageReport] = {}
+    for report in memory.get_manager().reports:
+        total = totals.setdefault(report.name, memory.StageReport(report.name, device=report.device))
+        total.wall_s += report.wall_s
+        total.peak_bytes = max(total.peak_bytes, report.peak_bytes)
+    return memory.format_reports(list(totals.values()))

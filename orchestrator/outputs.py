@@ -2,11 +2,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 class OutputError(Exception):
@@ -26,20 +22,3 @@ def check_target(path: str | Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --force to replace it")
     return path
-
-
-@contextmanager
-def staging_folder(beside: Path) -> Iterator[Path]:
-    """A hidden scratch folder next to the target (same file system, so the final rename is
-    atomic), removed afterwards whatever happens."""
-    folder = Path(tempfile.mkdtemp(prefix=f".{beside.stem}.podium-", dir=beside.parent))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def publish(produced: Path, target: Path) -> Path:
-    """Move a finished file onto its final name in one step."""
-    os.replace(produced, target)
-    return target

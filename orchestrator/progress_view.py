@@ -1,4 +1,8 @@
-"""One progress bar per stage, fed by ComfyUI-style events (local or from a server)."""
+"""One progress view for a whole job: segments done, and what each instance is doing.
+
+It is fed ComfyUI-style events (the in-process runner sends the same ones as a server's
+websocket), tagged with the instance they come from.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,39 +11,43 @@ import time
 from tqdm import tqdm
 
 
-class ProgressView:
-    """Shows which node runs and how far it is; remembers each stage's wall time."""
-
-    def __init__(self, graph: dict, enabled: bool = True):
+class JobView:
+    def __init__(self, graph: dict, segments: int, enabled: bool = True):
         self.titles = {k: v.get("_meta", {}).get("title", v["class_type"]) for k, v in graph.items()}
-        self.enabled = enabled
-        self.bar: tqdm | None = None
         self.stage_times: dict[str, float] = {}
-        self._current: str | None = None
-        self._started = 0.0
+        self._status: dict[str, str] = {}
+        self._stage_start: dict[str, tuple[str, float]] = {}
+        self.bar = tqdm(total=segments, desc="segments", unit="seg", file=sys.stderr,
+                        dynamic_ncols=True, disable=None if enabled else True)
 
-    def _finish_stage(self) -> None:
-        if self._current is not None:
-            self.stage_times[self.titles.get(self._current, self._current)] = time.perf_counter() - self._started
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        self._current = None
+    def __call__(self, instance: str, event: str, data: dict) -> None:
+        if event in ("segment_done", "segment_cached"):
+            self.bar.update(1)
+            self._status[instance] = "cached" if event == "segment_cached" else "idle"
+        elif event == "segment_start":
+            self._status[instance] = f"segment {data['segment'] + 1}"
+        elif event == "instance_gone":
+            self._status[instance] = "gone"
+        elif event == "executing":
+            self._end_stage(instance)
+            if data.get("node") is not None:
+                title = self.titles.get(data["node"], data["node"])
+                self._stage_start[instance] = (title, time.perf_counter())
+                self._status[instance] = title
+        elif event == "progress" and instance in self._stage_start:
+            title = self._stage_start[instance][0]
+            self._status[instance] = f"{title} {100 * data['value'] // max(data['max'], 1)}%"
+        elif event in ("execution_success", "execution_error", "execution_interrupted"):
+            self._end_stage(instance)
+        else:
+            return
+        self.bar.set_postfix_str("  ".join(f"{k}: {v}" for k, v in self._status.items()), refresh=False)
+        self.bar.refresh()
 
-    def __call__(self, event: str, data: dict) -> None:
-        if event == "executing":
-            self._finish_stage()
-            node = data.get("node")
-            if node is not None:
-                self._current, self._started = node, time.perf_counter()
-                if self.enabled:
-                    self.bar = tqdm(desc=f"{self.titles.get(node, node):<12}", total=None, unit="step",
-                                    file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
-        elif event == "progress" and self.bar is not None:
-            self.bar.total = data["max"]
-            self.bar.update(data["value"] - self.bar.n)  # tqdm throttles the redraws
-        elif event in ("execution_error", "execution_interrupted", "execution_success"):
-            self._finish_stage()
+    def _end_stage(self, instance: str) -> None:
+        if instance in self._stage_start:
+            title, started = self._stage_start.pop(instance)
+            self.stage_times[title] = self.stage_times.get(title, 0.0) + time.perf_counter() - started
 
     def close(self) -> None:
-        self._finish_stage()
+        self.bar.close()

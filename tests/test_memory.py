@@ -197,7 +197,7 @@ def test_stage_reports_time_and_peak_memory():
         block = np.ones(50_000_000, np.float32)  # 200 MB, every page written
         time.sleep(0.1)
         del block
-    assert manager.reports == [idle, alloc]
+    assert list(manager.reports) == [idle, alloc]
     assert all(isinstance(r, StageReport) and r.device == "cpu" for r in manager.reports)
     assert idle.wall_s >= 0.05 and alloc.wall_s >= 0.1
     assert alloc.peak_bytes >= 150 * MB, alloc

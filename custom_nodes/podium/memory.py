@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, TypeVar
@@ -132,7 +132,7 @@ class ModelManager:
         self._device = device
         self._entries: "OrderedDict[str, _Entry]" = OrderedDict()
         self._lock = threading.RLock()
-        self.reports: list[StageReport] = []
+        self.reports: "deque[StageReport]" = deque(maxlen=1000)  # bounded: ComfyUI runs for days
 
     @property
     def budget_bytes(self) -> int:

@@ -25,6 +25,22 @@ def output_directory() -> Path:
         return Path.cwd() / "output"
 
 
+def input_directory() -> Path:
+    """Where relative input paths (e.g. files uploaded to ComfyUI) are looked up."""
+    try:
+        import folder_paths  # only inside ComfyUI
+
+        return Path(folder_paths.get_input_directory())
+    except ImportError:
+        return Path.cwd()
+
+
+def resolve_input(path: str) -> Path:
+    """A user-given file: absolute or `~` paths as they are, relative ones under the inputs."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else input_directory() / candidate
+
+
 def next_output_path(prefix: str, extension: str) -> tuple[Path, str, str]:
     """A fresh `<prefix>_00001.<ext>` under the output folder, ComfyUI style.
 

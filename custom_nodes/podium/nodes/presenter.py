@@ -1,9 +1,8 @@
 """Presenter nodes: what the viewer sees while the narration plays."""
-import os
-
 from ..memory import reported_stage
 from ..engines.visual import PortraitMotion, SlideDeck, load_image
 from ..errors import PodiumError
+from ..paths import resolve_input
 from .comfy_types import rgb_from_image
 
 
@@ -24,7 +23,7 @@ class PodiumPresenter:
             },
             "optional": {
                 "portrait": ("IMAGE", {"tooltip": "A portrait from any image node; wins over portrait_path."}),
-                "portrait_path": ("STRING", {"default": "", "tooltip": "A PNG/JPEG/WebP file; empty and no portrait: slides."}),
+                "portrait_path": ("STRING", {"default": "", "tooltip": "A PNG/JPEG/WebP file (relative: in the input folder); empty and no portrait: slides."}),
             },
         }
 
@@ -38,7 +37,7 @@ class PodiumPresenter:
     def VALIDATE_INPUTS(cls, portrait_path=""):
         if portrait_path:
             try:
-                load_image(os.path.expanduser(portrait_path))
+                load_image(resolve_input(portrait_path))
             except PodiumError as err:
                 return str(err)
         return True
@@ -50,7 +49,7 @@ class PodiumPresenter:
         if portrait is not None:
             image = rgb_from_image(portrait)
         elif portrait_path:
-            image = load_image(os.path.expanduser(portrait_path))
+            image = load_image(resolve_input(portrait_path))
         else:
             return (SlideDeck(script, speech, width, height),)
         return (PortraitMotion(image, width, height, speech=speech, strength=motion),)

@@ -1,0 +1,151 @@
+"""Dispatch: segment graphs to instances, finished clips into the cache.
+
+In-process, segments run one after another in this thread (Ctrl-C lands where it should).
+With servers, each healthy instance has a worker that takes the next segment as soon as it is
+free, so the least-loaded instance always gets the work; a segment whose instance vanished
+goes back in the queue for another, a bounded number of times.
+"""
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from .segments import SegmentCache, SegmentJob
+from .stitch import Clip
+
+MAX_ATTEMPTS = 3
+StatusSink = Callable[[str, str, dict], None]  # (instance name, event type, data)
+
+
+class InstanceGone(Exception):
+    """An instance stopped answering: its segment may be re-run elsewhere."""
+
+
+class Instance(Protocol):
+    name: str
+
+    def render(self, job: SegmentJob, workdir: Path, on_event: Callable[[str, dict], None]) -> tuple[Path, Optional[Path], dict]:
+        """Run the segment's graph; return (video, srt or None, video info) inside `workdir`."""
+
+    def cancel(self) -> None:
+        """Stop what this instance is doing for us (Ctrl-C)."""
+
+
+def video_outputs(outputs: dict) -> tuple[dict, Optional[dict]]:
+    """The video's and the subtitles' file entries in a graph's outputs (history format)."""
+    video = srt = None
+    for ui in outputs.values():
+        video = video or next(iter(ui.get("images", [])), None)
+        srt = srt or next(iter(ui.get("subtitles", [])), None)
+    if video is None:
+        raise RuntimeError("the workflow produced no video: does it end in a Podium Save Video node?")
+    return video, srt
+
+
+def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: SegmentCache,
+               on_status: StatusSink) -> list[Clip]:
+    """Clips for every job, in order: from the cache, or rendered and cached."""
+    clips: dict[int, Clip] = {}
+    todo = []
+    for job in jobs:
+        cached = cache.get(job.key)
+        if cached is not None:
+            clips[job.index] = cached
+            on_status("cache", "segment_cached", {"segment": job.index})
+        else:
+            todo.append(job)
+    if len(instances) == 1 and getattr(instances[0], "in_process", False):
+        for job in todo:
+            clips[job.index] = _render_one(instances[0], job, cache, on_status)
+    elif todo:
+        _render_parallel(todo, instances, cache, on_status, clips)
+    return [clips[job.index] for job in jobs]
+
+
+def _render_one(instance: Instance, job: SegmentJob, cache: SegmentCache, on_status: StatusSink) -> Clip:
+    on_status(instance.name, "segment_start", {"segment": job.index})
+    with tempfile.TemporaryDirectory(prefix="podium-segment-") as work:
+        video, srt, info = instance.render(job, Path(work), lambda t, d: on_status(instance.name, t, d))
+        clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), srt)
+    on_status(instance.name, "segment_done", {"segment": job.index})
+    return clip
+
+
+def _render_parallel(todo, instances, cache, on_status, clips) -> None:
+    """One worker thread per instance, all taking from one queue; the first fatal error (or
+    Ctrl-C) stops everything and cancels what the instances are doing."""
+    pending: "queue.Queue[SegmentJob]" = queue.Queue()
+    for job in todo:
+        pending.put(job)
+    settled = threading.Semaphore(0)  # released once per job that finished or failed for good
+    stop = threading.Event()
+    failure: list[BaseException] = []
+    alive = {i.name for i in instances}
+    lock = threading.Lock()
+
+    def worker(instance: Instance) -> None:
+        while not stop.is_set():
+            try:
+                job = pending.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                clips[job.index] = _render_one(instance, job, cache, on_status)
+            except InstanceGone as gone:
+                job.attempts += 1
+                with lock:
+                    alive.discard(instance.name)
+                    nobody_left = not alive
+                on_status(instance.name, "instance_gone", {"segment": job.index, "error": str(gone)})
+                if job.attempts >= MAX_ATTEMPTS or nobody_left:
+                    failure.append(RuntimeError(
+                        f"segment {job.index + 1} failed on {job.attempts} instance(s), last: {gone}"
+                        + ("; no healthy instance is left" if nobody_left else "")))
+                    settled.release()
+                else:
+                    pending.put(job)  # another instance takes it
+                return
+            except BaseException as err:  # a graph error fails everywhere: stop the job
+                failure.append(err)
+            settled.release()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True, name=f"podium-{i.name}")
+               for i in instances]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in todo:
+            settled.acquire()
+            if failure:
+                break
+    except KeyboardInterrupt:
+        failure.append(KeyboardInterrupt())
+        raise
+    finally:
+        stop.set()
+        if failure:
+            for instance in instances:
+                instance.cancel()
+    if failure:
+        raise failure[0]
+
+
+class InProcessInstance:
+    """The pack's nodes run here, in this process (no ComfyUI needed)."""
+
+    name = "in-process"
+    in_process = True
+
+    def render(self, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
+        from .embedded import run_graph
+
+        outputs = run_graph(job.graph, workdir, on_event=on_event)
+        video, srt = video_outputs(outputs)
+        locate = lambda item: workdir / item.get("subfolder", "") / item["filename"]  # noqa: E731
+        return locate(video), (locate(srt) if srt else None), video
+
+    def cancel(self) -> None:
+        pass

@@ -1,0 +1,94 @@
+"""Segments: one graph run each, cached on disk by content so a rerun redoes only what is missing.
+
+The script is cut once, here; each segment becomes a copy of the workflow whose Script node
+holds just that segment (as Podium script JSON, so slide titles and speakers survive).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from podium.engines.script import Script, parse_script  # pure text: no torch, no numpy
+
+from .stitch import Clip
+from .workflow import bind
+
+CACHE_VERSION = "1"  # bump when a change to the nodes makes old clips wrong
+
+
+@dataclass
+class SegmentJob:
+    index: int
+    graph: dict
+    key: str  # content hash: graph + the bytes of every local file it reads
+    files: dict  # {(node title, input name): local path} to upload when run on a server
+    attempts: int = 0
+
+
+def plan(graph: dict, narration: str, values: dict, files: dict, max_words: int = 60) -> tuple[Script, list[SegmentJob]]:
+    """Cut the narration into segments and make one bound graph per segment."""
+    script = parse_script(narration, max_words=max_words)
+    jobs = []
+    for index, segment in enumerate(script.segments):
+        one = Script(title=script.title, segments=[segment], stage=script.stage).to_dict()
+        bound = bind(graph, {**values, **{k: str(v) for k, v in files.items()},
+                             ("Script", "text"): json.dumps(one, ensure_ascii=False)})
+        jobs.append(SegmentJob(index, bound, content_key(bound, files.values()), files))
+    return script, jobs
+
+
+def content_key(graph: dict, paths) -> str:
+    digest = hashlib.sha256(CACHE_VERSION.encode())
+    digest.update(json.dumps(graph, sort_keys=True).encode())
+    for path in sorted(str(p) for p in paths):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:32]
+
+
+def default_cache_dir() -> Path:
+    """$PODIUM_CACHE_DIR, else the user's cache folder: reruns of any job share it."""
+    if os.environ.get("PODIUM_CACHE_DIR"):
+        return Path(os.environ["PODIUM_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "podium" / "segments"
+
+
+class SegmentCache:
+    """Finished segment clips under `<dir>/<key>/` (clip.mp4, clip.srt, info.json)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def get(self, key: str) -> Optional[Clip]:
+        entry = self.folder / key
+        try:
+            info = json.loads((entry / "info.json").read_text())
+        except (OSError, ValueError):
+            return None
+        srt_path = entry / "clip.srt"
+        return Clip(entry / "clip.mp4", info["frames"], info["fps"],
+                    srt_path if srt_path.exists() else None)
+
+    def put(self, key: str, video: Path, frames: int, fps: float, srt_path: Optional[Path]) -> Clip:
+        """Move a finished clip in; the entry appears whole (one rename) or not at all."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
+        try:
+            shutil.move(str(video), staging / "clip.mp4")
+            if srt_path is not None:
+                shutil.move(str(srt_path), staging / "clip.srt")
+            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps}))
+            try:
+                os.rename(staging, self.folder / key)
+            except OSError:  # another run finished it first: theirs is as good
+                pass
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(key)
