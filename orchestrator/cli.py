@@ -89,13 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--text", help="the narration itself")
     source.add_argument("--script", metavar="FILE", help="a .txt/.md script or a Podium script .json")
     generate.add_argument("--out", required=True, metavar="FILE.mp4", help="where to write the video")
+    generate.add_argument("--server", action="append", metavar="URL",
+                          help="a ComfyUI server to render on (repeat for several; segments go "
+                               "to whichever is free); none: render in this process")
+    generate.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
     generate.add_argument("--workflow", default="direct", metavar="NAME|FILE",
                           help="API-format graph to run (default: workflows/direct.json)")
     _add_render_options(generate)
 
     demo = commands.add_parser("demo", help="make a short sample video (no downloads needed)")
     demo.add_argument("--out", default="demo.mp4", metavar="FILE.mp4", help="default demo.mp4")
-    demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, mode="direct")
+    demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, mode="direct",
+                      server=None, config=None)
     _add_render_options(demo)
     return parser
 
@@ -139,7 +144,7 @@ def generate(args) -> int:
         files[("Presenter", "portrait_path")] = Path(args.image).expanduser().absolute()
     graph = load_workflow(args.workflow)
     script, jobs = plan(graph, _narration(args), values, files)
-    instances = [InProcessInstance()]
+    instances = _instances(args) or [InProcessInstance()]
     if args.report:
         from .embedded import reset_stage_reports
         reset_stage_reports()
@@ -161,6 +166,39 @@ def generate(args) -> int:
         from .embedded import stage_table
         print(stage_table())
     return 0
+
+
+def _servers(args) -> list[str]:
+    """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`)."""
+    urls = list(args.server or [])
+    if args.config:
+        import yaml
+
+        try:
+            config = yaml.safe_load(Path(args.config).expanduser().read_text()) or {}
+            urls += [str(u) for u in config.get("servers", [])]
+        except (OSError, yaml.YAMLError, AttributeError) as err:
+            raise outputs.OutputError(f"cannot read config {args.config}: {err}") from None
+    return urls
+
+
+def _instances(args) -> list:
+    """A ComfyInstance per healthy server; none given: [] (the in-process runner is used)."""
+    urls = _servers(args)
+    if not urls:
+        return []
+    from .remote import ComfyInstance
+
+    instances, down = [], []
+    for url in urls:
+        instance = ComfyInstance(url)
+        (instances if instance.healthy() else down).append(instance)
+    for instance in down:
+        print(f"warning: {instance.name} does not answer; its share goes to the others", file=sys.stderr)
+    if not instances:
+        raise outputs.OutputError("no ComfyUI server answers: start them with `podium comfy up` "
+                                  "or check the --server URLs")
+    return instances
 
 
 def main(argv: list[str] | None = None) -> int:
