@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, mode="direct",
                       server=None, config=None)
     _add_render_options(demo)
+
+    comfy = commands.add_parser("comfy", help="start or stop one ComfyUI per GPU")
+    comfy_commands = comfy.add_subparsers(dest="comfy_command", required=True, metavar="ACTION")
+    up = comfy_commands.add_parser(
+        "up", help="start one ComfyUI per GPU (CPU only: one with --cpu), wait until they answer",
+        description="Start ComfyUI from COMFYUI_DIR, one instance per GPU, each on its own port "
+                    "and temp folder, with this repository as its base directory.")
+    up.add_argument("--gpus", default="all", help="'all' (default) or indices like 0,1")
+    up.add_argument("--base-port", type=int, default=8188, help="first port (default 8188)")
+    up.add_argument("--comfyui-dir", type=Path, default=None,
+                    help="ComfyUI source tree (default $COMFYUI_DIR)")
+    comfy_commands.add_parser("down", help="stop the instances `comfy up` started")
+
+    servers = commands.add_parser("servers", help="health, queue and memory of ComfyUI servers")
+    servers.add_argument("--server", action="append", metavar="URL",
+                         help="a server to ask (default: those `podium comfy up` started)")
     return parser
 
 
@@ -168,6 +185,37 @@ def generate(args) -> int:
     return 0
 
 
+def comfy(args) -> int:
+    from . import comfy_up
+
+    if args.comfy_command == "down":
+        print(f"stopped {comfy_up.down()} ComfyUI instance(s)")
+        return 0
+    comfyui_dir = args.comfyui_dir or (Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None)
+    if comfyui_dir is None:
+        raise outputs.OutputError("where is ComfyUI? set COMFYUI_DIR or pass --comfyui-dir")
+    gpus = comfy_up.parse_gpus(args.gpus)
+    print(f"starting {max(len(gpus), 1)} ComfyUI instance(s) from {comfyui_dir} ...", file=sys.stderr)
+    try:
+        started = comfy_up.up(comfyui_dir, gpus, args.base_port)
+    except (FileNotFoundError, TimeoutError) as err:
+        raise outputs.OutputError(str(err)) from None
+    for server in started:
+        print(f"{server['url']}  {server['device']}  log: {server['log']}")
+    print(f"use them: podium generate --config {comfy_up.STATE} ...")
+    return 0
+
+
+def show_servers(args) -> int:
+    from . import comfy_up
+
+    urls = args.server or [s["url"] for s in comfy_up.known_servers()]
+    if not urls:
+        raise outputs.OutputError("no servers: pass --server URL or start some with `podium comfy up`")
+    print("\n".join(comfy_up.status_lines(urls)))
+    return 0
+
+
 def _servers(args) -> list[str]:
     """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`)."""
     urls = list(args.server or [])
@@ -176,7 +224,7 @@ def _servers(args) -> list[str]:
 
         try:
             config = yaml.safe_load(Path(args.config).expanduser().read_text()) or {}
-            urls += [str(u) for u in config.get("servers", [])]
+            urls += [u["url"] if isinstance(u, dict) else str(u) for u in config.get("servers", [])]
         except (OSError, yaml.YAMLError, AttributeError) as err:
             raise outputs.OutputError(f"cannot read config {args.config}: {err}") from None
     return urls
@@ -208,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import local
 
     try:
+        if args.command == "comfy":
+            return comfy(args)
+        if args.command == "servers":
+            return show_servers(args)
         return generate(args)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
