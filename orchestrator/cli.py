@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   podium demo
   podium generate --text "Hello there. This is my first video." --out hello.mp4
   podium generate --script talk.md --image me.jpg --subtitles burn --out talk.mp4
+  podium generate --mode guided --topic "How vaccines work" --duration 90 --out vaccines.mp4
 
 A script file is plain text or Markdown: blank lines start a new segment, '## Heading'
 titles the slide for what follows, '# Title' on the first line names the video.
@@ -63,6 +64,8 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="video size (default 1280x720)")
     parser.add_argument("--voice", metavar="ID|FILE.onnx", default="piper-en_US-joe-medium",
                         help="a Piper voice id from models.yaml, or the path of a .onnx voice")
+    parser.add_argument("--speaker-voice", action="append", default=[], metavar="NAME=VOICE",
+                        help="dialogue: the voice (id or .onnx) for a speaker; repeat per speaker")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--crossfade", type=float, default=0.0, metavar="SECONDS",
@@ -84,11 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="make a video from your text or script file",
         description="Make a video of a presenter speaking your text.", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    generate.add_argument("--mode", choices=["direct"], default="direct",
-                          help="direct: you give the narration (default)")
-    source = generate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", help="the narration itself")
-    source.add_argument("--script", metavar="FILE", help="a .txt/.md script or a Podium script .json")
+    generate.add_argument("--mode", choices=["direct", "guided"], default="direct",
+                          help="direct: you give the narration (default); guided: a local LLM "
+                               "(Ollama) writes it from --topic")
+    source = generate.add_mutually_exclusive_group()
+    source.add_argument("--text", help="direct: the narration itself")
+    source.add_argument("--script", metavar="FILE", help="direct: a .txt/.md script or a Podium script .json")
+    source.add_argument("--topic", help="guided: what the video is about")
+    guided = generate.add_argument_group("guided mode (the script is written next to the video "
+                                         "as .json and .md: edit it, then rerun with --script)")
+    guided.add_argument("--duration", type=float, default=60, metavar="SECONDS",
+                        help="target length of the narration (default 60)")
+    guided.add_argument("--language", default="en", help="language of the narration (default en)")
+    guided.add_argument("--audience", default="", help="who it is for, e.g. 'first-year students'")
+    guided.add_argument("--tone", default="", help="e.g. 'friendly', 'formal'")
+    guided.add_argument("--speakers", default="", metavar="A,B",
+                        help="names for a dialogue; give each a voice with --speaker-voice")
+    guided.add_argument("--llm-model", default="llama3.2", metavar="NAME", help="Ollama model (default llama3.2)")
+    guided.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+                        metavar="URL", help="Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434)")
+    guided.add_argument("--llm-timeout", type=float, default=300, metavar="SECONDS",
+                        help="how long to wait for the model (default 300)")
     generate.add_argument("--out", required=True, metavar="FILE.mp4", help="where to write the video")
     generate.add_argument("--server", action="append", metavar="URL",
                           help="a ComfyUI server to render on (repeat for several; segments go "
@@ -100,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="make a short sample video (no downloads needed)")
     demo.add_argument("--out", default="demo.mp4", metavar="FILE.mp4", help="default demo.mp4")
-    demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, mode="direct",
+    demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, topic=None, mode="direct",
                       server=None, config=None)
     _add_render_options(demo)
 
@@ -122,7 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _narration(args) -> str:
+def _narration(args, target: Path) -> str:
+    """The narration text (or Podium script JSON) to render, from wherever the user gave it."""
+    if args.mode == "guided":
+        return _guided_script(args, target)
+    if args.topic:
+        raise outputs.OutputError("--topic goes with --mode guided; in direct mode give --text or --script")
+    if args.text is None and args.script is None:
+        raise outputs.OutputError("give the narration: --text \"...\" or --script FILE "
+                                  "(or --mode guided --topic \"...\" to have it written)")
     if args.script is None:
         text = args.text
     else:
@@ -134,6 +161,39 @@ def _narration(args) -> str:
         raise outputs.OutputError(
             "the script is empty: give the narration with --text \"...\" or --script FILE")
     return text
+
+
+def _guided_script(args, target: Path) -> str:
+    """Have the LLM write the script, save it beside the video (.json, .md), return its JSON."""
+    import json
+
+    from podium.engines.llm_script import OllamaSettings, save_script_files, write_script
+
+    if not args.topic or not args.topic.strip():
+        raise outputs.OutputError("guided mode needs a topic: --topic \"what the video is about\"")
+    for suffix in (".json", ".md"):
+        outputs.check_target(target.with_suffix(suffix), args.force)
+    settings = OllamaSettings(host=args.ollama_host, model=args.llm_model, timeout_s=args.llm_timeout)
+    print(f"writing a {args.duration:.0f} s script with {args.llm_model} ...", file=sys.stderr)
+    script = write_script(args.topic, settings, duration_s=args.duration, language=args.language,
+                          audience=args.audience, tone=args.tone, speakers=args.speakers or None)
+    json_path, md_path = save_script_files(script, target.with_suffix(""))
+    print(f"script: {json_path} (and {md_path.name})", file=sys.stderr)
+    return json.dumps(script.to_dict(), ensure_ascii=False)
+
+
+def _speaker_voices(pairs: list[str]) -> str:
+    """NAME=VOICE options as the Voice node's `speaker_voices` lines."""
+    lines = []
+    for pair in pairs:
+        name, sep, voice = pair.partition("=")
+        if not sep or not name.strip() or not voice.strip():
+            raise outputs.OutputError(f"--speaker-voice takes NAME=VOICE, got {pair!r}")
+        voice = voice.strip()
+        if voice.endswith(".onnx"):
+            voice = str(Path(voice).expanduser().absolute())
+        lines.append(f"{name.strip()}: {voice}")
+    return "\n".join(lines)
 
 
 def generate(args) -> int:
@@ -153,6 +213,8 @@ def generate(args) -> int:
         ("Save video", "fps"): args.fps,
         ("Save video", "subtitle_mode"): {"none": "none", "srt": "srt", "burn": "srt+burn"}[args.subtitles],
     }
+    if args.speaker_voice:
+        values[("Voice", "speaker_voices")] = _speaker_voices(args.speaker_voice)
     if args.voice.endswith(".onnx"):
         values[("Voice", "voice_path")] = str(Path(args.voice).expanduser().absolute())
         del values[("Voice", "voice")]
@@ -160,7 +222,7 @@ def generate(args) -> int:
     if args.image:
         files[("Presenter", "portrait_path")] = Path(args.image).expanduser().absolute()
     graph = load_workflow(args.workflow)
-    script, jobs = plan(graph, _narration(args), values, files)
+    script, jobs = plan(graph, _narration(args, target), values, files)
     instances = _instances(args) or [InProcessInstance()]
     if args.report:
         from .embedded import reset_stage_reports

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 from ..errors import PodiumError
+from ..files import atomic_write_text
 from .script import Script, Segment, _first_words, split_sentences
 
 log = logging.getLogger("podium.llm_script")
@@ -489,9 +490,8 @@ def save_script_files(script: Script, stem: Union[str, Path]) -> tuple[Path, Pat
     json_path, md_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".md")
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(script.to_dict(), ensure_ascii=False, indent=2) + "\n",
-                             encoding="utf-8")
-        md_path.write_text(script_to_markdown(script), encoding="utf-8")
+        atomic_write_text(json_path, json.dumps(script.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        atomic_write_text(md_path, script_to_markdown(script))
     except OSError as err:
         raise PodiumError(f"cannot write the script next to the video ({err}): choose a writable "
                           "output folder") from None

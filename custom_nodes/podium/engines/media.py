@@ -62,15 +62,6 @@ def fit_audio(samples: np.ndarray, sample_rate: int, n_frames: int, fps: float) 
     return np.concatenate([samples, np.zeros(target - len(samples), samples.dtype)])
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def encode_video(
     out_path: str | Path,
     render: Callable[[float], np.ndarray],

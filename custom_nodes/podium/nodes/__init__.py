@@ -1,4 +1,5 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
+from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .output import PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .script import PodiumDirectScript
@@ -7,6 +8,8 @@ from .voice import PodiumPiperTTS
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
+    "PodiumGuidedScript": PodiumGuidedScript,
+    "PodiumOllamaSettings": PodiumOllamaSettings,
     "PodiumPiperTTS": PodiumPiperTTS,
     "PodiumPresenter": PodiumPresenter,
     "PodiumSubtitles": PodiumSubtitles,
@@ -14,6 +17,8 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
+    "PodiumGuidedScript": "Podium Guided Script (Ollama)",
+    "PodiumOllamaSettings": "Podium Ollama Settings",
     "PodiumPiperTTS": "Podium Piper Voice",
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
     "PodiumSubtitles": "Podium Subtitles",

@@ -1,8 +1,9 @@
 """Output nodes: the finished MP4 (and its subtitles) in the output folder."""
 from ..memory import reported_stage
-from ..engines.media import atomic_write_text, encode_video, frames_for, load_preset
+from ..engines.media import encode_video, frames_for, load_preset
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError
+from ..files import atomic_write_text
 from ..paths import next_output_path
 from ..progress import Progress
 from .comfy_types import samples_from_audio
