@@ -330,9 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except local.ExecutionError as err:
-        cause = err.__cause__
-        if cause is not None and type(cause).__name__ == "PodiumError":
-            print(f"error: {cause}", file=sys.stderr)
+        # A PodiumError is a message for the user; in ComfyUI its type reads
+        # "<pack path>.errors.PodiumError", hence endswith.
+        if err.exception_type.endswith("PodiumError"):
+            print(f"error: {err.exception_message.strip()}", file=sys.stderr)
         else:
             print(f"error: {err}", file=sys.stderr)
         return 1

@@ -53,8 +53,12 @@ def up(comfyui_dir: Path, gpus: list[int], base_port: int, host: str = "127.0.0.
         temp, logs = REPO / "temp" / name, REPO / "user" / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         device = ["--cuda-device", str(gpu)] if gpu is not None else ["--cpu"]
+        # ComfyUI keeps its database under COMFYUI_DIR whatever the base directory: give each
+        # instance its own, or they would share one sqlite file.
+        database = f"sqlite:///{REPO / 'user' / f'comfyui-{name}.db'}"
         command = [sys.executable, str(main), "--listen", host, "--port", str(port),
-                   "--base-directory", str(REPO), "--temp-directory", str(temp), *device, *extra]
+                   "--base-directory", str(REPO), "--temp-directory", str(temp),
+                   "--database-url", database, *device, *extra]
         log = open(logs / f"comfyui-{name}.log", "ab")
         process = subprocess.Popen(command, cwd=comfyui_dir, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)

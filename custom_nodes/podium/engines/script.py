@@ -120,8 +120,7 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
             segments.append(Segment(current, title=heading))
     if not segments:
         raise PodiumError(
-            "the script is empty: give the narration as text (--text \"...\") or a file "
-            "(--script FILE) with at least one sentence"
+            "the script is empty: give the narration, at least one sentence"
         )
     if not title:
         title = _first_words(segments[0].sentences[0])

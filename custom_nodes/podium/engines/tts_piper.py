@@ -30,7 +30,7 @@ def load_voice(model_path: str | Path, config_path: Optional[str | Path] = None)
             "(download the .onnx.json that goes with the voice)"
         )
     return get_manager().load(
-        f"piper:{model_path.resolve()}",
+        f"piper:{model_path.resolve()}:{config_path.resolve()}",
         lambda: PiperVoice.load(model_path, config_path=config_path),
         size_bytes=os.path.getsize(model_path),
         kind="onnx",
@@ -45,16 +45,21 @@ def synthesize(
     speaker_id: Optional[int] = None,
     sentence_pause: float = 0.3,
     speaker_voices: Optional[dict] = None,
+    noise_scale: Optional[float] = None,
+    noise_w: Optional[float] = None,
 ) -> Speech:
     """Speak every sentence of the script, one Piper call per sentence, spans exact.
 
     `speaker_voices` maps a segment's speaker (dialogue scripts) to its own loaded voice;
     segments of other speakers use `voice`. Everything is resampled to `voice`'s rate.
+    Piper adds random noise to every call (None: the voice's own amounts); 0 and 0 make the
+    audio the same on every run.
     """
     from piper import SynthesisConfig
 
-    config = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale)
-    other_config = SynthesisConfig(length_scale=length_scale)
+    noise = {"noise_scale": noise_scale, "noise_w_scale": noise_w}
+    config = SynthesisConfig(speaker_id=speaker_id, length_scale=length_scale, **noise)
+    other_config = SynthesisConfig(length_scale=length_scale, **noise)
     rate = voice.config.sample_rate
     builder = SpeechBuilder(rate, pause_s=sentence_pause)
     progress = Progress(len(script.sentences))

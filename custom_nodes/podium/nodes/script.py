@@ -27,6 +27,12 @@ class PodiumDirectScript:
     CATEGORY = "Podium/script"
     DESCRIPTION = "Split your narration into segments at sentence boundaries."
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, text=None):
+        if text is not None and not text.strip():  # None: linked, known only when it runs
+            return "the script is empty: give the narration, at least one sentence"
+        return True
+
     @reported_stage("script")
     def make(self, text, max_words_per_segment, title=""):
         return (parse_script(text, max_words=max_words_per_segment, title=title),)

@@ -29,6 +29,10 @@ class PodiumPiperTTS:
                 "voice_path": ("STRING", {"default": "", "tooltip": "Any Piper .onnx voice (its .onnx.json beside it); overrides 'voice'."}),
                 "speaker_id": ("INT", {"default": -1, "min": -1, "max": 10000,
                                        "tooltip": "Speaker of a multi-speaker voice; -1 for its default."}),
+                "noise_scale": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 2.0, "step": 0.01,
+                                          "tooltip": "Variation in the voice; -1: the voice's own. 0 with noise_w 0: the same audio on every run."}),
+                "noise_w": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 2.0, "step": 0.01,
+                                      "tooltip": "Variation in timing; -1: the voice's own."}),
                 "speaker_voices": ("STRING", {"multiline": True, "default": "",
                                               "tooltip": "Dialogue: one 'Speaker: voice id or .onnx path' per line; others use 'voice'."}),
             },
@@ -52,7 +56,7 @@ class PodiumPiperTTS:
 
     @reported_stage("voice")
     def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1,
-              speaker_voices=""):
+              noise_scale=-1.0, noise_w=-1.0, speaker_voices=""):
         piper = tts_piper.load_voice(voice_path or resolve(voice))
         others = {name: tts_piper.load_voice(v if v.endswith(".onnx") else resolve(v))
                   for name, v in tts_piper.parse_speaker_voices(speaker_voices).items()}
@@ -63,5 +67,7 @@ class PodiumPiperTTS:
             piper, script, length_scale=length_scale,
             speaker_id=speaker_id if speaker_id >= 0 else None, sentence_pause=sentence_pause,
             speaker_voices=others,
+            noise_scale=noise_scale if noise_scale >= 0 else None,
+            noise_w=noise_w if noise_w >= 0 else None,
         )
         return speech, audio_from_samples(speech.samples, speech.sample_rate)
