@@ -156,7 +156,7 @@ class SlideDeck:
                 draw.text((margin, y), prefix + line, font=body_font, fill=colour)
                 y += int(body_font.size * 1.35)
             y += body_font.size // 2
-        footer = f"{segment_index + 1} / {len(self.script.segments)}   {self.script.title}"
+        footer = self.script.title  # no "2 / 5": each segment is rendered on its own
         small = font(max(h // 40, 9))
         draw.text((margin, h - small.size * 3), footer, font=small, fill=(110, 120, 140))
         return np.asarray(image).copy()
