@@ -1,0 +1,385 @@
+"""A small stand-in for a ComfyUI 0.3.64 server, on a real loopback socket (aiohttp, as ComfyUI).
+
+It speaks the protocol recorded in shared/reference/comfyui-0.3.64 (copies in tests/data):
+POST /prompt (validated by orchestrator.local, which answers ComfyUI's 400 bodies), /history,
+/queue (+ delete/clear), /interrupt (global or by prompt_id), /upload/image, /view,
+/object_info, /system_stats, and /ws with the recorded message sequence (execution_start,
+execution_cached, per node executing / progress / binary previews / executed,
+execution_success, status, executing null; execution_error / execution_interrupted instead).
+"Executing" a graph writes a small file per output node, which /view serves. No torch.
+
+Knobs (plain attributes, set from the test's thread): steps, step_delay, fail_class,
+drop_ws_after (close every websocket abruptly after that many execution messages, once),
+refuse_ws, view_break_after (bytes of a /view body sent before the connection is cut),
+video (an MP4 that SaveVideo "writes"); hang() stops answering anything, kill() closes
+the port. `requests` records (method, path, query, json body) of every HTTP request.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import struct
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+from orchestrator import local
+
+DATA = Path(__file__).resolve().parent / "data" / "comfyui-0.3.64"
+UI_500 = "500 Internal Server Error\n\nServer got itself in trouble"
+# class_type -> (ui key, extension, folder type); other output nodes write text
+OUTPUT_KINDS = {"SaveImage": ("images", "png", "output"), "PreviewImage": ("images", "png", "temp"),
+                "SaveVideo": ("images", "mp4", "output"), "SaveAudio": ("audio", "flac", "output"),
+                "PreviewAudio": ("audio", "flac", "temp")}
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def node_classes(object_info: dict) -> dict[str, type]:
+    """V1-style classes from /object_info entries, enough for orchestrator.local's validator."""
+    classes = {}
+    for name, info in object_info.items():
+        spec = {cat: {k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items()}
+                for cat, inputs in info["input"].items()}
+        classes[name] = type(name, (), {"INPUT_TYPES": classmethod(lambda cls, s=spec: s),
+                                        "RETURN_TYPES": tuple(info["output"]), "FUNCTION": "run",
+                                        "OUTPUT_NODE": bool(info.get("output_node"))})
+    return classes
+
+
+class FakeComfy:
+    def __init__(self, root: Path, object_info: dict | None = None):
+        self.root = Path(root)
+        self.object_info = object_info or json.loads((DATA / "object_info_subset.json").read_text())
+        self.classes = node_classes(self.object_info)
+        self.steps, self.step_delay, self.fail_class = 3, 0.005, None
+        self.drop_ws_after: int | None = None
+        self.refuse_ws, self.view_break_after, self.video = False, None, None
+        self.requests: list[tuple[str, str, dict, object]] = []
+        self.ws_connects, self.binary_frames_sent = 0, 0
+        self.pending: list[list] = []
+        self.running: list | None = None
+        self.history: dict[str, dict] = {}
+        self._sockets: dict[str, tuple[web.WebSocketResponse, web.Request]] = {}
+        self._number, self._counters = 0, {}
+        self._interrupt, self._last_node, self.hung = False, None, False
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    # ---- life cycle ----
+
+    def start(self) -> "FakeComfy":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._wake, self._release = asyncio.Event(), asyncio.Event()
+        app = web.Application(middlewares=[self._middleware], client_max_size=1 << 28)
+        app.router.add_post("/prompt", self._post_prompt)
+        app.router.add_get("/history/{prompt_id}", self._get_history)
+        app.router.add_get("/history", self._json_of(lambda: self.history))
+        app.router.add_get("/queue", self._json_of(self._queue))
+        app.router.add_post("/queue", self._post_queue)
+        app.router.add_post("/interrupt", self._post_interrupt)
+        app.router.add_post("/upload/image", self._upload)
+        app.router.add_get("/view", self._view)
+        app.router.add_get("/object_info", self._json_of(lambda: self.object_info))
+        app.router.add_get("/system_stats", self._json_of(lambda: json.loads((DATA / "system_stats.json").read_text())))
+        app.router.add_get("/ws", self._ws)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._worker = asyncio.ensure_future(self._work())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def hang(self) -> None:
+        """Stop answering: requests wait forever, websockets fall silent, work stops."""
+        self.hung = True
+
+    def kill(self) -> None:
+        """The process is gone: connections cut, the port refuses."""
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.kill()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        if self._runner is None:
+            return
+        self._release.set()
+        self._worker.cancel()
+        for ws, request in list(self._sockets.values()):
+            request.transport and request.transport.close()
+        await self._runner.cleanup()
+        self._runner = None
+
+    def saw(self, method: str, path: str) -> list:
+        return [r for r in self.requests if r[0] == method and r[1] == path]
+
+    # ---- HTTP ----
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        body = None
+        if request.content_type == "application/json" and request.can_read_body:
+            try:
+                body = json.loads(await request.read())
+            except ValueError:
+                body = "<not json>"
+        self.requests.append((request.method, request.path, dict(request.query), body))
+        if self.hung:
+            await self._release.wait()
+            raise web.HTTPServiceUnavailable()
+        return await handler(request)
+
+    @staticmethod
+    def _json_of(get):
+        async def handler(_request: web.Request) -> web.Response:
+            return web.json_response(get())
+        return handler
+
+    def _queue(self) -> dict:
+        return {"queue_running": [self.running] if self.running else [], "queue_pending": list(self.pending)}
+
+    async def _post_prompt(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"error": "bad json"}, status=400)
+        if "prompt" not in body:
+            return web.json_response({"error": {"type": "no_prompt", "message": "No prompt provided",
+                                                "details": "No prompt provided", "extra_info": {}},
+                                      "node_errors": {}}, status=400)
+        prompt = body["prompt"]
+        if not all(isinstance(node, dict) for node in prompt.values()):  # e.g. a UI-format file
+            return web.Response(status=500, text=UI_500)
+        try:
+            outputs, node_errors = local.check_prompt(prompt, self.classes)
+        except local.PromptError as err:
+            return web.json_response(err.body, status=400)
+        prompt_id = body.get("prompt_id") or str(uuid.uuid4())
+        item = [self._number, prompt_id, prompt, {"client_id": body.get("client_id")}, outputs]
+        self._number += 1
+        self.pending.append(item)
+        self._wake.set()
+        await self._status()
+        return web.json_response({"prompt_id": prompt_id, "number": item[0], "node_errors": node_errors})
+
+    async def _get_history(self, request: web.Request) -> web.Response:
+        prompt_id = request.match_info["prompt_id"]
+        entry = self.history.get(prompt_id)
+        return web.json_response({prompt_id: entry} if entry else {})
+
+    async def _post_queue(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read() or b"{}")
+        if body.get("clear"):
+            self.pending.clear()
+        if "delete" in body:
+            self.pending[:] = [item for item in self.pending if item[1] not in body["delete"]]
+        await self._status()
+        return web.Response(status=200)
+
+    async def _post_interrupt(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read() or b"{}")
+        if self.running and body.get("prompt_id") in (None, self.running[1]):
+            self._interrupt = True
+        return web.Response(status=200)
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        image, kind = form["image"], form.get("type", "input")
+        subfolder = form.get("subfolder", "")
+        folder = self.root / kind / subfolder
+        folder.mkdir(parents=True, exist_ok=True)
+        data, name = image.file.read(), image.filename
+        stem, dot, ext = name.rpartition(".")
+        n = 1
+        while (folder / name).exists() and form.get("overwrite") not in ("true", "1"):
+            if (folder / name).read_bytes() == data:  # ComfyUI: same content, same name
+                break
+            name, n = f"{stem} ({n}){dot}{ext}", n + 1
+        (folder / name).write_bytes(data)
+        return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
+
+    async def _view(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        name, subfolder, kind = q.get("filename", ""), q.get("subfolder", ""), q.get("type", "output")
+        if ".." in Path(subfolder, name).parts or name.startswith("/") or subfolder.startswith("/"):
+            return web.Response(status=400)
+        path = self.root / kind / subfolder / name
+        if not path.is_file():
+            return web.Response(status=404)
+        if self.view_break_after is None:
+            return web.FileResponse(path)
+        data = path.read_bytes()
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        await response.write(data[:self.view_break_after])
+        request.transport.close()  # the connection breaks mid-body
+        return response
+
+    # ---- websocket ----
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_ws:
+            return web.Response(status=503)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sid = request.query.get("clientId") or uuid.uuid4().hex
+        self._sockets[sid] = (ws, request)
+        self.ws_connects += 1
+        await ws.send_json({"type": "status", "data": {"status": self._exec_info(), "sid": sid}})
+        if self.running and self.running[3].get("client_id") == sid and self._last_node:
+            await ws.send_json({"type": "executing", "data": {"node": self._last_node}})  # as ComfyUI
+        async for _ in ws:
+            pass
+        if self._sockets.get(sid, (None,))[0] is ws:
+            del self._sockets[sid]
+        return ws
+
+    def _exec_info(self) -> dict:
+        return {"exec_info": {"queue_remaining": len(self.pending) + bool(self.running)}}
+
+    async def _status(self) -> None:
+        for sid in list(self._sockets):
+            await self._send_to(sid, {"type": "status", "data": {"status": self._exec_info()}})
+
+    async def _send_to(self, sid: str | None, message: dict | bytes) -> None:
+        ws = self._sockets.get(sid, (None,))[0]
+        if ws is None or ws.closed or self.hung:
+            return
+        try:
+            await (ws.send_bytes(message) if isinstance(message, bytes) else ws.send_json(message))
+        except (ConnectionError, RuntimeError):
+            return
+        self.binary_frames_sent += isinstance(message, bytes)
+
+    async def _send(self, sid: str | None, typ: str, data: dict) -> None:
+        await self._send_to(sid, {"type": typ, "data": data})
+        if self.drop_ws_after is not None:
+            self.drop_ws_after -= 1
+        if self.drop_ws_after is not None and self.drop_ws_after <= 0:
+            self.drop_ws_after = None
+            for ws, request in list(self._sockets.values()):
+                request.transport and request.transport.close()
+
+    # ---- execution ----
+
+    async def _work(self) -> None:
+        while True:
+            while not self.pending or self.hung:
+                self._wake.clear()
+                await (self._release.wait() if self.hung else self._wake.wait())
+            self.running = self.pending.pop(0)
+            self._interrupt = False
+            try:
+                await self._execute(*self.running)
+            finally:
+                self.running, self._last_node = None, None
+            await self._status()
+
+    def _order(self, graph: dict, outputs: list[str]) -> list[str]:
+        order: list[str] = []
+
+        def visit(node_id: str) -> None:
+            if node_id in order:
+                return
+            for value in graph[node_id]["inputs"].values():
+                if isinstance(value, list) and len(value) == 2 and value[0] in graph:
+                    visit(value[0])
+            order.append(node_id)
+        for node_id in outputs:
+            visit(node_id)
+        return order
+
+    def _write_output(self, node: dict, prompt_id: str) -> dict:
+        key, ext, kind = OUTPUT_KINDS.get(node["class_type"], ("text_files", "txt", "output"))
+        prefix = str(node["inputs"].get("filename_prefix", "ComfyUI") if kind == "output" else "ComfyUI_temp")
+        subfolder, _, stem = prefix.rpartition("/")
+        n = self._counters[prefix] = self._counters.get(prefix, 0) + 1
+        name = f"{stem}_{n:05d}_.{ext}"
+        path = self.root / kind / subfolder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if ext == "mp4" and self.video:
+            shutil.copyfile(self.video, path)
+        else:
+            path.write_text(f"{node['class_type']} of prompt {prompt_id}: {json.dumps(node['inputs'])}\n")
+        ui = {key: [{"filename": name, "subfolder": subfolder, "type": kind}]}
+        if node["class_type"] == "SaveVideo":
+            ui["animated"] = [True]
+        return ui
+
+    async def _execute(self, number: int, prompt_id: str, graph: dict, extra: dict, outputs: list) -> None:
+        sid, messages, ui_all, executed = extra.get("client_id"), [], {}, []
+
+        async def send(typ: str, data: dict, keep: bool = False) -> None:
+            data = {**data, "prompt_id": prompt_id}
+            if keep:
+                messages.append([typ, data])
+            await self._send(sid, typ, data)
+
+        await send("execution_start", {"timestamp": _ms()}, keep=True)
+        await send("execution_cached", {"nodes": [], "timestamp": _ms()}, keep=True)
+        status = "success"
+        for node_id in self._order(graph, outputs):
+            node = graph[node_id]
+            self._last_node = node_id
+            await send("progress_state", {"nodes": {node_id: {
+                "value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": prompt_id,
+                "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}}})
+            await send("executing", {"node": node_id, "display_node": node_id})
+            for step in range(1, self.steps + 1):
+                await asyncio.sleep(self.step_delay)
+                while self.hung:
+                    await self._release.wait()
+                    return
+                if self._interrupt:
+                    status = "interrupted"
+                    break
+                await send("progress", {"value": step, "max": self.steps, "node": node_id})
+                await self._send_to(sid, struct.pack(">II", 1, 1) + b"\xff\xd8\xff\xe0" + bytes(60))
+            if status == "interrupted":
+                await send("execution_interrupted", {"node_id": node_id, "node_type": node["class_type"],
+                                                     "executed": executed, "timestamp": _ms()}, keep=True)
+                break
+            text = f"ran {node['class_type']}".encode()
+            await self._send_to(sid, struct.pack(">II", 3, len(node_id)) + node_id.encode() + text)
+            if node["class_type"] == self.fail_class:
+                status = "error"
+                await send("execution_error", {
+                    "node_id": node_id, "node_type": node["class_type"], "executed": executed,
+                    "exception_message": "deliberate fake failure\n", "exception_type": "RuntimeError",
+                    "traceback": ['  File "fake_comfy.py", line 1, in run\n    raise RuntimeError(message)\n'],
+                    "current_inputs": {k: [str(v)] for k, v in node["inputs"].items()},
+                    "current_outputs": list(graph), "timestamp": _ms()}, keep=True)
+                break
+            if getattr(self.classes[node["class_type"]], "OUTPUT_NODE", False):
+                ui_all[node_id] = self._write_output(node, prompt_id)
+                await send("executed", {"node": node_id, "display_node": node_id, "output": ui_all[node_id]})
+            executed.append(node_id)
+        if status == "success":
+            await send("execution_success", {"timestamp": _ms()}, keep=True)
+        self.history[prompt_id] = {  # task_done: history first, then status and executing null
+            "prompt": [number, prompt_id, graph, extra, outputs],
+            "outputs": ui_all if status == "success" else {},
+            "status": {"status_str": "success" if status == "success" else "error",
+                       "completed": status == "success", "messages": messages},
+            "meta": {k: {"node_id": k, "display_node": k, "parent_node": None, "real_node_id": k} for k in ui_all}}
+        self.running = None
+        await self._status()
+        await send("executing", {"node": None})

@@ -1,0 +1,313 @@
+"""ComfyClient against a fake ComfyUI on a real loopback socket (tests/fake_comfy.py).
+
+Nothing is patched: the client talks HTTP and websocket to a server that speaks the protocol
+recorded from ComfyUI 0.3.64 (tests/data/comfyui-0.3.64, copied from shared/reference).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_comfy import DATA, FakeComfy  # noqa: E402
+from orchestrator.comfy_client import (ComfyClient, ComfyError, ExecutionError, Interrupted,  # noqa: E402
+                                       PromptError, ServerGone)
+
+GONE_AFTER, TIMEOUT = 1.5, 1.0  # ServerGone comes after GONE_AFTER plus at most one request timeout
+GRAPH = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0},
+          "_meta": {"title": "Blank"}},
+    "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "bilinear", "width": 16,
+                                                 "height": 16, "crop": "disabled"}, "_meta": {"title": "Scale"}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "podium/test"},
+          "_meta": {"title": "Save"}},
+}
+
+
+@pytest.fixture
+def fake(tmp_path):
+    server = FakeComfy(tmp_path / "server").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(fake):
+    with ComfyClient(fake.url, timeout=TIMEOUT, gone_after=GONE_AFTER, poll_interval=0.05) as c:
+        yield c
+
+
+def wait_for(condition, timeout: float = 3.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+class Recorder:
+    """on_event that records, and runs `action(type, data)` once on the first event of `on`."""
+
+    def __init__(self, on: str | None = None, action=None):
+        self.events, self.on, self.action = [], on, action
+
+    def __call__(self, typ: str, data: dict) -> None:
+        self.events.append((typ, data))
+        if typ == self.on and self.action is not None:
+            action, self.action = self.action, None
+            action(typ, data)
+
+    def types(self) -> list[str]:
+        return [t for t, _ in self.events]
+
+
+def ctrl_c(_typ, _data):
+    raise KeyboardInterrupt
+
+
+# ---- success ----
+
+def test_run_gives_events_in_order_and_outputs_that_download(client, fake, tmp_path):
+    events = Recorder()
+    outputs = client.run(GRAPH, events)
+    assert outputs == {"3": {"images": [{"filename": "test_00001_.png", "subfolder": "podium", "type": "output"}]}}
+    types = events.types()
+    order = ["execution_start", "execution_cached", "executing", "progress", "executed", "execution_success"]
+    assert [types.index(t) for t in order] == sorted(types.index(t) for t in order)
+    assert events.events[-1] == ("executing", {"node": None, "prompt_id": events.events[-2][1]["prompt_id"]})
+    assert [d["node"] for t, d in events.events if t == "executing"] == ["1", "2", "3", None]
+    assert fake.binary_frames_sent > 0  # previews and text frames came, and were skipped
+    # the fake speaks the recorded shapes
+    recorded = json.loads((DATA / "ws_examples.json").read_text())
+    for typ in ("execution_start", "execution_cached", "executing", "progress", "executed",
+                "execution_success", "progress_state"):
+        data = next(d for t, d in events.events if t == typ and d.get("node", "") is not None)
+        assert set(data) == set(recorded[typ]["data"]), typ
+    path = client.download(outputs["3"]["images"][0], tmp_path / "out.png")
+    assert "SaveImage of prompt" in path.read_text()
+    assert fake.history[events.events[-2][1]["prompt_id"]]["outputs"] == outputs
+
+
+def test_save_video_output_is_an_mp4(client, fake, tmp_path):
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        pytest.skip("ffmpeg not installed")
+    fake.video = tmp_path / "tiny.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "color=c=blue:s=32x32:d=0.2", "-pix_fmt",
+                    "yuv420p", str(fake.video)], check=True)
+    graph = {"1": GRAPH["1"],
+             "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 24.0}},
+             "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": "podium/video",
+                                                         "format": "mp4", "codec": "h264"}}}
+    outputs = client.run(graph)
+    assert outputs["3"]["animated"] == [True]  # recorded: SaveVideo reports its file under "images"
+    path = client.download(outputs["3"]["images"][0], tmp_path / "video.mp4")
+    assert path.read_bytes() == fake.video.read_bytes() and path.read_bytes()[4:8] == b"ftyp"
+
+
+# ---- errors ----
+
+def test_prompt_400_names_node_and_input(client):
+    graph = json.loads(json.dumps(GRAPH))
+    del graph["2"]["inputs"]["image"]
+    with pytest.raises(PromptError) as err:
+        client.queue(graph)
+    assert 'node "Scale" (#2, ImageScale): input "image": Required input is missing' in str(err.value)
+    assert err.value.body["error"]["type"] == "prompt_outputs_failed_validation"
+
+
+@pytest.mark.parametrize("case", ["unknown_class", "missing_required_input", "bad_value_and_combo",
+                                  "link_to_missing_node", "no_output_node", "no_class_type"])
+def test_400_bodies_are_the_recorded_ones(client, case):
+    recorded = json.loads((DATA / "prompt_400_errors.json").read_text())[case]
+    with pytest.raises(PromptError) as err:
+        client.queue(recorded["request_prompt"])
+
+    def normal(body):
+        body = json.loads(json.dumps(body))
+        for entry in body["node_errors"].values():
+            entry["errors"].sort(key=lambda e: e["details"])
+            for e in entry["errors"]:
+                e["extra_info"].pop("traceback", None)
+        return body
+    assert normal(err.value.body) == normal(recorded["body"])
+
+
+def test_ui_format_posted_by_mistake_gets_a_clear_message(client):
+    ui = json.loads((DATA / "ui_workflow_serialized_by_editor.json").read_text())
+    with pytest.raises(ComfyError, match="UI-format workflow.*convert it first"):
+        client.queue(ui)
+
+
+def test_partly_valid_graph_runs_its_valid_outputs_and_warns(client, caplog):
+    graph = {**GRAPH, "4": {"class_type": "ImageScale", "inputs": {"upscale_method": "bilinear", "width": 8,
+                                                                   "height": 8, "crop": "disabled"}},
+             "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}}
+    outputs = client.run(graph)
+    assert list(outputs) == ["3"]
+    assert 'node "ImageScale" (#4, ImageScale): input "image"' in caplog.text
+
+
+def test_execution_error_names_the_node(client, fake):
+    fake.fail_class = "ImageScale"
+    events = Recorder()
+    with pytest.raises(ExecutionError) as err:
+        client.run(GRAPH, events)
+    assert str(err.value) == 'node "Scale" (#2, ImageScale) failed: RuntimeError: deliberate fake failure'
+    recorded = json.loads((DATA / "ws_examples.json").read_text())["execution_error"]["data"]
+    assert set(err.value.data) == set(recorded) and err.value.data["executed"] == ["1"]
+    assert events.types()[-1] == "execution_error"
+
+
+def test_execution_error_is_found_in_history_without_websocket(client, fake):
+    fake.fail_class, fake.refuse_ws = "ImageScale", True
+    events = Recorder()
+    with pytest.raises(ExecutionError, match='node "Scale" \\(#2, ImageScale\\) failed'):
+        client.run(GRAPH, events)
+    assert fake.ws_connects == 0 and events.types() == ["execution_error"]
+
+
+def test_interrupt_from_elsewhere_raises_interrupted(client, fake):
+    fake.steps, fake.step_delay = 200, 0.01
+    events = Recorder("progress", lambda t, d: requests.post(fake.url + "/interrupt", json={}, timeout=2))
+    with pytest.raises(Interrupted, match='node "Blank" \\(#1, EmptyImage\\) was interrupted'):
+        client.run(GRAPH, events)
+
+
+# ---- an unreliable websocket, a vanished server ----
+
+def test_websocket_drop_mid_run_reconnects_and_completes(client, fake):
+    fake.steps, fake.step_delay, fake.drop_ws_after = 10, 0.01, 8
+    events = Recorder()
+    outputs = client.run(GRAPH, events)
+    assert fake.ws_connects >= 2
+    assert outputs["3"]["images"][0]["filename"] == "test_00001_.png"
+    assert events.events[-1][0] == "executing" and events.events[-1][1]["node"] is None
+
+
+def test_websocket_gone_for_good_completes_by_polling_history(client, fake):
+    fake.steps, fake.step_delay = 10, 0.01
+
+    def cut(_t, _d):
+        fake.refuse_ws, fake.drop_ws_after = True, 1
+    events = Recorder("progress", cut)
+    outputs = client.run(GRAPH, events)
+    assert fake.ws_connects == 1 and len(fake.saw("GET", f"/history/{events.events[-1][1]['prompt_id']}")) > 1
+    assert outputs["3"]["images"][0]["filename"] == "test_00001_.png"
+    assert events.types()[-2:] == ["execution_success", "executing"]  # replayed from /history
+
+
+def test_server_that_stops_answering_raises_server_gone_within_deadline(client, fake):
+    fake.steps, fake.step_delay = 1000, 0.01
+    started = []
+    events = Recorder("progress", lambda t, d: (fake.hang(), started.append(time.monotonic())))
+    with pytest.raises(ServerGone, match="has not answered"):
+        client.run(GRAPH, events)
+    elapsed = time.monotonic() - started[0]
+    assert GONE_AFTER - 0.1 <= elapsed <= GONE_AFTER + TIMEOUT + 1.5
+    assert client.health() is False
+
+
+def test_killed_server_raises_server_gone(client, fake):
+    fake.steps, fake.step_delay = 1000, 0.01
+    events = Recorder("progress", lambda t, d: fake.kill())
+    t0 = time.monotonic()
+    with pytest.raises(ServerGone):
+        client.run(GRAPH, events)
+    assert time.monotonic() - t0 <= GONE_AFTER + TIMEOUT + 1.5
+    with pytest.raises(ServerGone):  # a dispatcher learns at once that nothing can be queued here
+        client.queue(GRAPH)
+
+
+# ---- Ctrl-C ----
+
+def test_ctrl_c_while_running_interrupts_that_prompt(client, fake):
+    fake.steps, fake.step_delay = 200, 0.01
+    events = Recorder("progress", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        client.run(GRAPH, events)
+    prompt_id = events.events[-1][1]["prompt_id"]
+    assert [r[3] for r in fake.saw("POST", "/interrupt")] == [{"prompt_id": prompt_id}]
+    assert not fake.saw("POST", "/queue")
+    assert wait_for(lambda: prompt_id in fake.history)
+    assert fake.history[prompt_id]["status"]["messages"][-1][0] == "execution_interrupted"
+
+
+def test_ctrl_c_while_queued_deletes_it(client, fake):
+    fake.steps, fake.step_delay = 500, 0.01
+    blocker = ComfyClient(fake.url).queue(GRAPH)  # another user's long prompt runs first
+    assert wait_for(lambda: fake.running is not None)
+    with pytest.raises(KeyboardInterrupt):
+        client.run(GRAPH, Recorder("status", ctrl_c))
+    deleted = [r[3]["delete"] for r in fake.saw("POST", "/queue")]
+    assert len(deleted) == 1 and deleted[0][0] != blocker
+    assert not fake.pending and fake.running[1] == blocker
+    assert not fake.saw("POST", "/interrupt")
+
+
+# ---- files and small calls ----
+
+def test_upload_and_download_round_trip(client, fake, tmp_path):
+    source = tmp_path / "face.png"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    name = client.upload(source)
+    assert name == "podium/face.png"
+    assert client.upload(source) == name  # same content: ComfyUI keeps the name
+    other = tmp_path / "other" / "face.png"
+    other.parent.mkdir()
+    other.write_bytes(b"different")
+    assert client.upload(other) == "podium/face (1).png"
+    wav = tmp_path / "tone.wav"
+    wav.write_bytes(b"RIFF....WAVEfmt ")
+    assert client.upload(wav, subfolder="") == "tone.wav"  # audio goes through /upload/image too
+    back = client.download({"filename": "face.png", "subfolder": "podium", "type": "input"}, tmp_path / "back.png")
+    assert back.read_bytes() == source.read_bytes()
+
+
+def test_download_is_atomic(client, fake, tmp_path):
+    big = fake.root / "output" / "podium" / "big.mp4"
+    big.parent.mkdir(parents=True)
+    big.write_bytes(bytes(1 << 20))
+    dest_dir = tmp_path / "dest"
+    dest_dir.mkdir()
+    dest = dest_dir / "big.mp4"
+    dest.write_bytes(b"the previous take")
+    fake.view_break_after = 64 << 10
+    with pytest.raises(ServerGone, match="broke off"):
+        client.download({"filename": "big.mp4", "subfolder": "podium", "type": "output"}, dest)
+    assert sorted(p.name for p in dest_dir.iterdir()) == ["big.mp4"]
+    assert dest.read_bytes() == b"the previous take"
+    fake.view_break_after = None
+    with pytest.raises(ComfyError, match="404"):
+        client.download({"filename": "missing.mp4", "subfolder": "podium"}, dest_dir / "missing.mp4")
+    assert sorted(p.name for p in dest_dir.iterdir()) == ["big.mp4"]
+    client.download({"filename": "big.mp4", "subfolder": "podium"}, dest)
+    assert dest.stat().st_size == 1 << 20
+
+
+def test_queue_stats_object_info_and_health(client, fake):
+    assert client.health() is True
+    assert client.system_stats()["system"]["comfyui_version"] == "0.3.64"
+    assert client.queue_status() == {"queue_running": [], "queue_pending": []}
+    info = client.object_info()
+    assert client.object_info() is info and len(fake.saw("GET", "/object_info")) == 1
+    assert info["SaveVideo"]["input"]["required"]["format"][0] == "COMBO"
+    client.interrupt()
+    client.delete_queued(["nothing-here"])
+    assert fake.saw("POST", "/interrupt")[-1][3] == {} and fake.saw("POST", "/queue")[-1][3] == {"delete": ["nothing-here"]}
+    fake.kill()
+    assert client.health() is False
+
+
+def test_orchestrator_does_not_import_torch():
+    code = ("import sys; import orchestrator.comfy_client, orchestrator.ui_format; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
