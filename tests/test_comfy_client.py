@@ -165,6 +165,13 @@ def test_execution_error_names_the_node(client, fake):
     recorded = json.loads((DATA / "ws_examples.json").read_text())["execution_error"]["data"]
     assert set(err.value.data) == set(recorded) and err.value.data["executed"] == ["1"]
     assert events.types()[-1] == "execution_error"
+    # the fake's /history entry has the recorded shape of a failed prompt
+    assert wait_for(lambda: err.value.prompt_id in fake.history)
+    mine = requests.get(f"{fake.url}/history/{err.value.prompt_id}", timeout=2).json()[err.value.prompt_id]
+    (theirs,) = json.loads((DATA / "history_error.json").read_text()).values()
+    assert set(mine) == set(theirs) and set(mine["status"]) == set(theirs["status"])
+    assert [m[0] for m in mine["status"]["messages"]] == [m[0] for m in theirs["status"]["messages"]]
+    assert (mine["status"]["status_str"], mine["outputs"], len(mine["prompt"])) == ("error", {}, 5)
 
 
 def test_execution_error_is_found_in_history_without_websocket(client, fake):
