@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from . import outputs
-from .workflow import WorkflowError, load_workflow
+from .ui_format import load_any_workflow
+from .workflow import WorkflowError
 
 DEMO_SCRIPT = """# Meet Podium
 Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
@@ -221,9 +222,9 @@ def generate(args) -> int:
     files = {}
     if args.image:
         files[("Presenter", "portrait_path")] = Path(args.image).expanduser().absolute()
-    graph = load_workflow(args.workflow)
-    script, jobs = plan(graph, _narration(args, target), values, files)
     instances = _instances(args) or [InProcessInstance()]
+    graph = load_any_workflow(args.workflow, _object_info_source(instances))
+    script, jobs = plan(graph, _narration(args, target), values, files)
     if args.report:
         from .embedded import reset_stage_reports
         reset_stage_reports()
@@ -278,6 +279,15 @@ def show_servers(args) -> int:
     return 0
 
 
+def _object_info_source(instances):
+    """Where to learn node inputs for converting a UI-format workflow: the first server, or
+    the pack itself when rendering in-process."""
+    if getattr(instances[0], "in_process", False):
+        from .embedded import object_info
+        return object_info
+    return instances[0].client.object_info
+
+
 def _servers(args) -> list[str]:
     """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`)."""
     urls = list(args.server or [])
@@ -316,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     from podium.errors import PodiumError
 
     from . import local
+    from .comfy_client import ComfyError, Interrupted
+    from .dispatch import RenderFailed
 
     try:
         if args.command == "comfy":
@@ -326,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
         return 130
-    except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError) as err:
+    except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError, ComfyError,
+            Interrupted, RenderFailed) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except local.ExecutionError as err:

@@ -20,6 +20,10 @@ MAX_ATTEMPTS = 3
 StatusSink = Callable[[str, str, dict], None]  # (instance name, event type, data)
 
 
+class RenderFailed(Exception):
+    """A segment could not be rendered anywhere; the message says why."""
+
+
 class InstanceGone(Exception):
     """An instance stopped answering: its segment may be re-run elsewhere."""
 
@@ -41,7 +45,7 @@ def video_outputs(outputs: dict) -> tuple[dict, Optional[dict]]:
         video = video or next(iter(ui.get("images", [])), None)
         srt = srt or next(iter(ui.get("subtitles", [])), None)
     if video is None:
-        raise RuntimeError("the workflow produced no video: does it end in a Podium Save Video node?")
+        raise RenderFailed("the workflow produced no video: does it end in a Podium Save Video node?")
     return video, srt
 
 
@@ -101,7 +105,7 @@ def _render_parallel(todo, instances, cache, on_status, clips) -> None:
                     nobody_left = not alive
                 on_status(instance.name, "instance_gone", {"segment": job.index, "error": str(gone)})
                 if job.attempts >= MAX_ATTEMPTS or nobody_left:
-                    failure.append(RuntimeError(
+                    failure.append(RenderFailed(
                         f"segment {job.index + 1} failed on {job.attempts} instance(s), last: {gone}"
                         + ("; no healthy instance is left" if nobody_left else "")))
                     settled.release()

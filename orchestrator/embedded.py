@@ -55,3 +55,19 @@ def stage_table() -> str:
         total.wall_s += report.wall_s
         total.peak_bytes = max(total.peak_bytes, report.peak_bytes)
     return memory.format_reports(list(totals.values()))
+
+
+def object_info() -> dict:
+    """/object_info as ComfyUI builds it from the pack's V1 nodes (to convert UI-format files
+    when no server is at hand)."""
+    import json
+
+    import podium
+
+    info = {}
+    for name, cls in podium.NODE_CLASS_MAPPINGS.items():
+        inputs = json.loads(json.dumps(cls.INPUT_TYPES()))
+        info[name] = {"input": inputs, "input_order": {k: list(v) for k, v in inputs.items()},
+                      "output": list(cls.RETURN_TYPES), "output_node": getattr(cls, "OUTPUT_NODE", False),
+                      "name": name, "display_name": podium.NODE_DISPLAY_NAME_MAPPINGS.get(name, name)}
+    return info

@@ -182,15 +182,9 @@ def test_load_any_workflow_accepts_both_formats(tmp_path):
 
 def pack_object_info() -> tuple[dict, dict]:
     """/object_info as ComfyUI builds it from the pack's NODE_CLASS_MAPPINGS; and the mappings."""
-    sys.path.insert(0, str(REPO / "custom_nodes"))
-    import podium
-    info = {}
-    for name, cls in podium.NODE_CLASS_MAPPINGS.items():
-        inputs = json.loads(json.dumps(cls.INPUT_TYPES()))
-        info[name] = {"input": inputs, "input_order": {k: list(v) for k, v in inputs.items()},
-                      "output": list(cls.RETURN_TYPES), "output_node": getattr(cls, "OUTPUT_NODE", False),
-                      "name": name, "display_name": podium.NODE_DISPLAY_NAME_MAPPINGS.get(name, name)}
-    return info, podium.NODE_CLASS_MAPPINGS
+    from orchestrator.embedded import node_classes, object_info
+
+    return object_info(), node_classes()
 
 
 EXAMPLES = sorted((REPO / "custom_nodes" / "podium" / "example_workflows").glob("*.json"))
