@@ -229,17 +229,19 @@ def generate(args) -> int:
         from .embedded import reset_stage_reports
         reset_stage_reports()
 
+    cache = SegmentCache(args.cache_dir or default_cache_dir())
+    reused = sum(1 for job in jobs if cache.get(job.key) is not None)
     started = time.perf_counter()
     view = JobView(graph, len(jobs), enabled=not args.quiet)
     try:
-        clips = render_all(jobs, instances, SegmentCache(args.cache_dir or default_cache_dir()), view)
+        clips = render_all(jobs, instances, cache, view)
     finally:
         view.close()
     stitch(clips, target, crossfade_s=args.crossfade)
     wall = time.perf_counter() - started
     duration = sum(c.duration for c in clips) - args.crossfade * (len(clips) - 1)
     extra = f", subtitles {srt_target}" if args.subtitles != "none" else ""
-    print(f"wrote {target}: {duration:.1f} s of video ({len(clips)} segments) at {args.fps} fps, "
+    print(f"wrote {target}: {duration:.1f} s of video ({len(clips)} segments, {reused} from cache) at {args.fps} fps, "
           f"{args.size[0]}x{args.size[1]}, in {wall:.1f} s "
           f"({wall / max(duration, 1e-9):.2f}x real time){extra}")
     if args.report:
