@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import local
     from .comfy_client import ComfyError, Interrupted
     from .dispatch import RenderFailed
+    from .ffmpeg import FFmpegError
 
     try:
         if args.command == "comfy":
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: nothing was written", file=sys.stderr)
         return 130
     except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError, ComfyError,
-            Interrupted, RenderFailed) as err:
+            Interrupted, RenderFailed, FFmpegError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except local.ExecutionError as err:

@@ -1,27 +1,13 @@
-"""ffmpeg for the orchestrator (torch-free, pack-free): find it, run it, say what failed."""
+"""ffmpeg for the orchestrator (torch-free): run it, say what failed."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
+
+from podium.engines.ffmpeg_exe import find_ffmpeg  # pure: no torch, no numpy
 
 
 class FFmpegError(Exception):
     """ffmpeg failed; the message carries the end of its log."""
-
-
-def find_ffmpeg() -> str:
-    """ffmpeg from PODIUM_FFMPEG, the PATH, or the static build imageio-ffmpeg ships."""
-    found = os.environ.get("PODIUM_FFMPEG") or shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        raise FFmpegError("ffmpeg not found: install it (apt-get install ffmpeg) or "
-                          "pip install imageio-ffmpeg") from None
 
 
 def run_ffmpeg(args: list[str], stdout=None) -> subprocess.CompletedProcess:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,26 +18,10 @@ import cv2
 import numpy as np
 
 from ..errors import PodiumError
+from .ffmpeg_exe import find_ffmpeg
 from .speech import write_wav
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-
-
-def find_ffmpeg() -> str:
-    """ffmpeg from PODIUM_FFMPEG, the PATH, or the static build imageio-ffmpeg ships."""
-    explicit = os.environ.get("PODIUM_FFMPEG")
-    if explicit:
-        return explicit
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        raise PodiumError("ffmpeg not found: install it (apt-get install ffmpeg) or "
-                          "pip install imageio-ffmpeg") from None
 
 
 def load_preset(name: str = "h264_aac") -> dict:
