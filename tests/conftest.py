@@ -1,0 +1,163 @@
+"""Shared helpers for the end-to-end tests: the CLI in a subprocess, ffprobe/ffmpeg readers,
+SRT parsing and a synthetic portrait (drawn here, nothing downloaded)."""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# What the console script `podium = "orchestrator.cli:main"` runs, in this interpreter.
+CLI = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
+FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
+
+
+# Segment cache of runs that name no folder of their own: never the user's ~/.cache.
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="podium-test-cache-"))
+atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+
+
+def cache_dir_for(tmpdir: Path | None) -> Path:
+    """The segment cache a run with this TMPDIR uses: `<tmpdir>-cache`, fresh per run."""
+    return tmpdir.with_name(tmpdir.name + "-cache") if tmpdir is not None else _SESSION_CACHE
+
+
+def cli_env(tmpdir: Path | None = None) -> dict:
+    """The environment for a CLI run; TMPDIR pointed at `tmpdir` so leftovers can be seen, and
+    the segment cache beside it (so no run reuses another's segments)."""
+    env = dict(os.environ)
+    env.pop("PODIUM_FFMPEG", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PODIUM_CACHE_DIR"] = str(cache_dir_for(tmpdir))
+    if tmpdir is not None:
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmpdir)
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None, tmpdir: Path | None = None,
+            timeout: float = 300) -> tuple[int, str, str]:
+    """`podium ARGS...` as a user runs it; (returncode, stdout, stderr)."""
+    done = subprocess.run([*CLI, *map(str, args)], cwd=cwd or REPO, env=cli_env(tmpdir),
+                          capture_output=True, text=True, timeout=timeout)
+    return done.returncode, done.stdout, done.stderr
+
+
+def start_cli(*args: str, cwd: Path | None = None, tmpdir: Path | None = None) -> subprocess.Popen:
+    """The CLI started in its own session (so a signal reaches it alone)."""
+    return subprocess.Popen([*CLI, *map(str, args)], cwd=cwd or REPO, env=cli_env(tmpdir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def ffprobe(path: str | Path, count_frames: bool = True) -> dict:
+    """{"streams": [{codec_type, codec_name, duration, nb_frames, ...}], "format": {...}};
+    durations as floats, nb_frames counted by decoding (`-count_frames`) when asked."""
+    command = [FFPROBE, "-v", "error", "-show_streams", "-show_format", "-of", "json"]
+    if count_frames:
+        command.append("-count_frames")
+    done = subprocess.run([*command, str(path)], capture_output=True, text=True, check=True)
+    info = json.loads(done.stdout)
+    for stream in info.get("streams", []):
+        stream["duration"] = float(stream.get("duration", "nan"))
+        counted = stream.get("nb_read_frames") if count_frames else None
+        stream["nb_frames"] = int(counted if counted not in (None, "N/A") else stream.get("nb_frames", -1))
+    info["format"]["duration"] = float(info["format"].get("duration", "nan"))
+    return info
+
+
+def streams(info: dict, codec_type: str) -> list[dict]:
+    return [s for s in info["streams"] if s["codec_type"] == codec_type]
+
+
+def decode_audio(path: str | Path, rate: int = 16000) -> np.ndarray:
+    """The file's audio as mono float32 in [-1, 1] at `rate` (decoded by ffmpeg)."""
+    done = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1",
+                           "-ar", str(rate), "-"], capture_output=True, check=True)
+    return np.frombuffer(done.stdout, "<i2").astype(np.float32) / 32768.0
+
+
+def window_rms(samples: np.ndarray, rate: int = 16000, window_s: float = 0.02) -> np.ndarray:
+    """RMS of consecutive windows (20 ms by default); window i covers [i*w, (i+1)*w)."""
+    hop = int(rate * window_s)
+    usable = len(samples) // hop * hop
+    return np.sqrt(np.mean(samples[:usable].reshape(-1, hop) ** 2, axis=1))
+
+
+def frame_at(path: str | Path, t: float, width: int, height: int) -> np.ndarray:
+    """The decoded RGB frame shown at time t (accurate seek), shape (height, width, 3)."""
+    done = subprocess.run([FFMPEG, "-v", "error", "-ss", f"{t:.3f}", "-i", str(path),
+                           "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                          capture_output=True, check=True)
+    return np.frombuffer(done.stdout, np.uint8).reshape(height, width, 3)
+
+
+_SRT_TIME = re.compile(r"(\d+):(\d\d):(\d\d),(\d\d\d)")
+
+
+def _seconds(stamp: str) -> float:
+    h, m, s, ms = (int(g) for g in _SRT_TIME.fullmatch(stamp.strip()).groups())
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def parse_srt(path: str | Path) -> list[tuple[float, float, str]]:
+    """[(start, end, text)] with the cue's lines joined by a space; numbering is checked."""
+    blocks = [b for b in re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8").strip()) if b]
+    cues = []
+    for number, block in enumerate(blocks, start=1):
+        lines = block.split("\n")
+        assert lines[0].strip() == str(number), f"cue {number} is numbered {lines[0]!r}"
+        start, end = lines[1].split(" --> ")
+        cues.append((_seconds(start), _seconds(end), " ".join(l.strip() for l in lines[2:])))
+    return cues
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under `folder`, hidden ones included: {relative path: (size, mtime_ns)}."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(root) / name
+            st = path.lstat()
+            found[str(path.relative_to(folder))] = (st.st_size if name in files else -1, st.st_mtime_ns)
+    return found
+
+
+def draw_portrait(path: Path, width: int = 240, height: int = 320) -> Path:
+    """A face-like shape (hair, eyes, mouth, neck, shoulders) over a colour gradient. No colour
+    in it is near white, so burned-in subtitles can be told apart from the picture."""
+    from PIL import Image, ImageDraw
+
+    y = np.linspace(0.0, 1.0, height)[:, None]
+    x = np.linspace(0.0, 1.0, width)[None, :]
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[..., 0] = 40 + 120 * y + 0 * x
+    pixels[..., 1] = 60 + 80 * x + 0 * y
+    pixels[..., 2] = 140 - 60 * y + 0 * x
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    s = width / 240
+    draw.ellipse([20 * s, 230 * s, 220 * s, 400 * s], fill=(50, 70, 120))      # shoulders
+    draw.rectangle([100 * s, 180 * s, 140 * s, 240 * s], fill=(200, 150, 120))  # neck
+    draw.ellipse([70 * s, 70 * s, 170 * s, 200 * s], fill=(215, 165, 135))     # face
+    draw.ellipse([65 * s, 55 * s, 175 * s, 120 * s], fill=(70, 45, 30))        # hair
+    draw.ellipse([95 * s, 115 * s, 110 * s, 128 * s], fill=(40, 30, 30))       # eyes
+    draw.ellipse([130 * s, 115 * s, 145 * s, 128 * s], fill=(40, 30, 30))
+    draw.arc([100 * s, 150 * s, 140 * s, 175 * s], 20, 160, fill=(150, 60, 60), width=3)
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def portrait_png(tmp_path: Path) -> Path:
+    return draw_portrait(tmp_path / "portrait.png")
