@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ComfyUI source tree (default $COMFYUI_DIR)")
     comfy_commands.add_parser("down", help="stop the instances `comfy up` started")
 
+    from . import models_cli
+
+    models_cli.add_parser(commands)
+
     servers = commands.add_parser("servers", help="health, queue and memory of ComfyUI servers")
     servers.add_argument("--server", action="append", metavar="URL",
                          help="a server to ask (default: those `podium comfy up` started)")
@@ -337,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             return comfy(args)
         if args.command == "servers":
             return show_servers(args)
+        if args.command == "models":
+            from . import models_cli
+            return models_cli.run(args)
         return generate(args)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
