@@ -159,7 +159,7 @@ def _narration(args, target: Path) -> str:
         text = args.text
     else:
         try:
-            text = Path(args.script).expanduser().read_text(encoding="utf-8")
+            text = Path(args.script).expanduser().read_text(encoding="utf-8-sig")  # BOM: not spoken
         except (OSError, UnicodeDecodeError) as err:
             raise outputs.OutputError(f"cannot read the script file {args.script}: {err}") from None
     if not text.strip():
@@ -225,7 +225,10 @@ def generate(args) -> int:
         del values[("Voice", "voice")]
     files = {}
     if args.image:
-        files[("Presenter", "portrait_path")] = Path(args.image).expanduser().absolute()
+        image = Path(args.image).expanduser().absolute()
+        if not image.is_file():
+            raise outputs.OutputError(f"image not found: {image}" + (" (it is a folder)" if image.is_dir() else ""))
+        files[("Presenter", "portrait_path")] = image
     instances = _instances(args) or [InProcessInstance()]
     graph = load_any_workflow(args.workflow, _object_info_source(instances))
     script, jobs = plan(graph, _narration(args, target), values, files)

@@ -17,7 +17,9 @@ from typing import Optional
 
 import srt
 
-from .ffmpeg import find_ffmpeg, run_ffmpeg
+from podium.files import atomic_write_text
+
+from .ffmpeg import run_ffmpeg
 
 RATE = 48000  # Hz: the rate every clip's audio is decoded to and the final AAC has
 BYTES_PER_SAMPLE = 4  # mono float32
@@ -98,11 +100,9 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
             run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1",
                         "-movflags", "+faststart", "-f", "mp4", str(tmp)])
             subtitles = merge_subtitles(clips, offsets)
+            os.replace(tmp, out_path)  # the video first: subtitles never stand beside an old one
             if subtitles is not None:
-                srt_tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.srt")
-                srt_tmp.write_text(subtitles, encoding="utf-8")
-                os.replace(srt_tmp, out_path.with_suffix(".srt"))
-            os.replace(tmp, out_path)
+                atomic_write_text(out_path.with_suffix(".srt"), subtitles)
         finally:
             tmp.unlink(missing_ok=True)
     return out_path

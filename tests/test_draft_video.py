@@ -325,9 +325,6 @@ def test_burned_subtitles_show_during_cues_only(portrait_burn, portrait_plain):
 
 # ---- script files ----
 
-@pytest.mark.xfail(strict=True, reason="bug: cli._narration reads --script with encoding='utf-8', "
-                   "so a UTF-8 byte-order mark stays in the text: '# Title' is then not seen as "
-                   "the title and is spoken and subtitled ('\\ufeff# My title Hello there.')")
 def test_script_file_with_a_byte_order_mark(tmp_path):
     script = tmp_path / "talk.md"
     script.write_bytes("\ufeff# My title\nHello there.\n".encode("utf-8"))
@@ -381,9 +378,6 @@ def test_empty_script_file(tmp_path):
                    must_mention=["empty"])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: orchestrator/segments.py content_key() opens every "
-                   "--image file to hash it before anything checks it exists: a missing file "
-                   "(FileNotFoundError) or a folder (IsADirectoryError) ends in a traceback")
 @pytest.mark.parametrize("what", ["missing", "folder"])
 def test_missing_image(tmp_path, what):
     image = tmp_path / "nobody.png"
@@ -455,10 +449,6 @@ def test_output_in_a_folder_that_refuses_files(tmp_path):
     assert not target.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: outputs.check_target trusts os.access, so a folder "
-                   "that refuses new files (/proc; a read-only mount or 0o555 as root) is found "
-                   "only after every segment is rendered, when stitch writes its .part file; its "
-                   "docstring promises to fail before any work")
 def test_output_in_a_folder_that_refuses_files_fails_before_any_work(tmp_path):
     target = _proc_target()
     scratch = tmp_path / "scratch"

@@ -19,6 +19,7 @@ _ABBREVIATIONS = {
     "jul", "aug", "sep", "sept", "oct", "nov", "dec", "cf", "al",
 }
 # A candidate boundary: terminal punctuation (and closing quotes/brackets), then space.
+_HEADING = re.compile(r"#{1,6}\s")  # Markdown: "## Slide title", not "#1 rule" or "#hashtag"
 _BOUNDARY = re.compile(r"""([.!?…]+["'”’)\]]*)\s+""")
 
 
@@ -69,9 +70,9 @@ def split_sentences(text: str) -> list[str]:
         before = text[start:match.end(1)]
         last_word = re.split(r"[\s(\"'“‘]", before)[-1].rstrip(".").lower()
         following = text[match.end():match.end() + 1]
-        if match.group(1).startswith(".") and (
-            last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)
-        ):
+        # "no" abbreviates only before a number: "No. 5" but "No. It is not."
+        abbreviation = last_word in _ABBREVIATIONS and (last_word != "no" or following.isdigit())
+        if match.group(1).startswith(".") and (abbreviation or re.fullmatch(r"[a-z]", last_word)):
             continue  # "Dr. Smith", "J. R. R. Tolkien"
         if following and following.islower():
             continue  # "... etc. and more" - a lower-case start is not a new sentence
@@ -98,17 +99,14 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
     if max_words < 1:
         raise PodiumError("max_words must be at least 1")
     lines = text.replace("\r\n", "\n").split("\n")
-    if not title and lines and lines[0].startswith("# "):
-        title, lines = lines[0][2:].strip(), lines[1:]
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if not title and first is not None and re.match(r"#\s", lines[first]):
+        title, lines = lines[first][1:].strip(), lines[first + 1:]
     segments: list[Segment] = []
-    heading = ""
-    for paragraph in re.split(r"\n\s*\n", "\n".join(lines)):
-        body = []
-        for line in paragraph.strip().split("\n"):
-            if line.startswith("#"):
-                heading = line.lstrip("#").strip()
-            else:
-                body.append(line)
+    heading, body = "", []
+
+    def close_block() -> None:
+        """Pack the sentences gathered under the current heading into segments."""
         current: list[str] = []
         for sentence in split_sentences(" ".join(body)):
             words = len(sentence.split())
@@ -118,6 +116,17 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
             current.append(sentence)
         if current:
             segments.append(Segment(current, title=heading))
+        body.clear()
+
+    for line in lines:
+        if _HEADING.match(line):
+            close_block()
+            heading = line.lstrip("#").strip()
+        elif not line.strip():
+            close_block()
+        else:
+            body.append(line)
+    close_block()
     if not segments:
         raise PodiumError(
             "the script is empty: give the narration, at least one sentence"
