@@ -1,5 +1,6 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
+from .lipsync import PodiumLipSync
 from .output import PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .script import PodiumDirectScript
@@ -11,6 +12,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumGuidedScript": PodiumGuidedScript,
     "PodiumOllamaSettings": PodiumOllamaSettings,
     "PodiumPiperTTS": PodiumPiperTTS,
+    "PodiumLipSync": PodiumLipSync,
     "PodiumPresenter": PodiumPresenter,
     "PodiumSubtitles": PodiumSubtitles,
     "PodiumSaveVideo": PodiumSaveVideo,
@@ -20,6 +22,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumGuidedScript": "Podium Guided Script (Ollama)",
     "PodiumOllamaSettings": "Podium Ollama Settings",
     "PodiumPiperTTS": "Podium Piper Voice",
+    "PodiumLipSync": "Podium Lip Sync (Wav2Lip)",
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
     "PodiumSubtitles": "Podium Subtitles",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
