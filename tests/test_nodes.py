@@ -275,3 +275,18 @@ def test_nodes_chained_with_the_real_voice(out_dir):
     assert a["duration"] == pytest.approx(speech.duration, abs=1 / FPS)
     assert rms(decode_audio(video)) > 0.01
     assert [c[2] for c in parse_srt(video.with_suffix(".srt"))] == ["Hello there.", "Goodbye now."]
+
+
+def test_save_image_writes_the_first_image_as_png(out_dir):
+    from PIL import Image
+
+    from podium.nodes.output import PodiumSaveImage
+
+    torch = pytest.importorskip("torch")
+    batch = torch.zeros(2, 6, 8, 3)
+    batch[0, :, :, 0] = 1.0  # first image red, second black
+    ui = PodiumSaveImage().save(batch, "people/host")["ui"]["images"][0]
+    assert (ui["subfolder"], ui["filename"]) == ("people", "host_00001.png")
+    with Image.open(out_dir / "people" / "host_00001.png") as image:
+        assert image.size == (8, 6) and image.getpixel((3, 3)) == (255, 0, 0)
+    assert sorted(listing(out_dir)) == ["people", "people/host_00001.png"]  # no temp file left

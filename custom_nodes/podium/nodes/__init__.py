@@ -1,7 +1,7 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .lipsync import PodiumLipSync
-from .output import PodiumSaveVideo
+from .output import PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .script import PodiumDirectScript
 from .subtitles import PodiumSubtitles
@@ -16,6 +16,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumPresenter": PodiumPresenter,
     "PodiumSubtitles": PodiumSubtitles,
     "PodiumSaveVideo": PodiumSaveVideo,
+    "PodiumSaveImage": PodiumSaveImage,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -26,4 +27,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
     "PodiumSubtitles": "Podium Subtitles",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
+    "PodiumSaveImage": "Podium Save Image (PNG)",
 }

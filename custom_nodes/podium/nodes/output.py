@@ -1,4 +1,8 @@
 """Output nodes: the finished MP4 (and its subtitles) in the output folder."""
+import os
+
+from PIL import Image
+
 from ..memory import reported_stage
 from ..engines.media import encode_video, frames_for, load_preset
 from ..engines.subtitles import to_srt
@@ -6,7 +10,7 @@ from ..errors import PodiumError
 from ..files import atomic_write_text
 from ..paths import next_output_path
 from ..progress import Progress
-from .comfy_types import samples_from_audio
+from .comfy_types import rgb_from_image, samples_from_audio
 
 SUBTITLE_MODES = ["none", "srt", "burn", "srt+burn"]
 
@@ -61,3 +65,28 @@ class PodiumSaveVideo:
             atomic_write_text(srt_path, srt)
             ui["subtitles"] = [{"filename": srt_path.name, "subfolder": subfolder, "type": "output"}]
         return {"ui": ui}
+
+
+class PodiumSaveImage:
+    """Save a picture (e.g. the presenter drawn once for every segment) as PNG."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",),
+                             "filename_prefix": ("STRING", {"default": "podium/presenter"})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = "Podium/output"
+    DESCRIPTION = "Write the first image of the batch as a PNG in the output folder."
+
+    def save(self, image, filename_prefix):
+        path, subfolder, name = next_output_path(filename_prefix, "png")
+        tmp = path.with_name(f".{name}.part.png")
+        try:
+            Image.fromarray(rgb_from_image(image)).save(tmp, format="PNG")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
