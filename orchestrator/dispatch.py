@@ -31,22 +31,34 @@ class InstanceGone(Exception):
 class Instance(Protocol):
     name: str
 
-    def render(self, job: SegmentJob, workdir: Path, on_event: Callable[[str, dict], None]) -> tuple[Path, Optional[Path], dict]:
-        """Run the segment's graph; return (video, srt or None, video info) inside `workdir`."""
+    def produce(self, graph: dict, files: dict, workdir: Path,
+                on_event: Callable[[str, dict], None]) -> dict[str, list[tuple[Path, dict]]]:
+        """Run `graph` (its `files` inputs made available where it runs); return the files its
+        outputs list, by ui key ("images", "subtitles"), copied into `workdir`, with their info."""
 
     def cancel(self) -> None:
         """Stop what this instance is doing for us (Ctrl-C)."""
 
 
-def video_outputs(outputs: dict) -> tuple[dict, Optional[dict]]:
-    """The video's and the subtitles' file entries in a graph's outputs (history format)."""
-    video = srt = None
+def output_files(outputs: dict, locate: Callable[[dict], Path]) -> dict[str, list[tuple[Path, dict]]]:
+    """The files a graph's outputs (history format) list, by ui key, located with `locate`."""
+    found: dict[str, list[tuple[Path, dict]]] = {}
     for ui in outputs.values():
-        video = video or next(iter(ui.get("images", [])), None)
-        srt = srt or next(iter(ui.get("subtitles", [])), None)
-    if video is None:
+        for key, items in ui.items():
+            for item in items:
+                if isinstance(item, dict) and "filename" in item:
+                    found.setdefault(key, []).append((locate(item), item))
+    return found
+
+
+def render_segment(instance: Instance, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
+    """(video, subtitles or None, video info) of one segment."""
+    produced = instance.produce(job.graph, job.files, workdir, on_event)
+    videos = [(p, info) for p, info in produced.get("images", []) if p.suffix == ".mp4"]
+    if not videos:
         raise RenderFailed("the workflow produced no video: does it end in a Podium Save Video node?")
-    return video, srt
+    subtitles = produced.get("subtitles", [])
+    return videos[0][0], (subtitles[0][0] if subtitles else None), videos[0][1]
 
 
 def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: SegmentCache,
@@ -72,7 +84,8 @@ def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: Segment
 def _render_one(instance: Instance, job: SegmentJob, cache: SegmentCache, on_status: StatusSink) -> Clip:
     on_status(instance.name, "segment_start", {"segment": job.index})
     with tempfile.TemporaryDirectory(prefix="podium-segment-") as work:
-        video, srt, info = instance.render(job, Path(work), lambda t, d: on_status(instance.name, t, d))
+        video, srt, info = render_segment(instance, job, Path(work),
+                                          lambda t, d: on_status(instance.name, t, d))
         clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), srt)
     on_status(instance.name, "segment_done", {"segment": job.index})
     return clip
@@ -143,13 +156,13 @@ class InProcessInstance:
     name = "in-process"
     in_process = True
 
-    def render(self, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
+    def produce(self, graph: dict, files: dict, workdir: Path, on_event) -> dict[str, list[tuple[Path, dict]]]:
         from .embedded import run_graph
+        from .workflow import bind
 
-        outputs = run_graph(job.graph, workdir, on_event=on_event)
-        video, srt = video_outputs(outputs)
-        locate = lambda item: workdir / item.get("subfolder", "") / item["filename"]  # noqa: E731
-        return locate(video), (locate(srt) if srt else None), video
+        graph = bind(graph, {key: str(path) for key, path in files.items()})
+        outputs = run_graph(graph, workdir, on_event=on_event)
+        return output_files(outputs, lambda item: workdir / item.get("subfolder", "") / item["filename"])
 
     def cancel(self) -> None:
         pass

@@ -28,7 +28,7 @@ def run_graph(graph: dict, output_dir: Path,
     """Execute `graph` in-process, outputs written under `output_dir`; returns the outputs'
     `ui` dicts by node id, as ComfyUI's /history does."""
     classes = node_classes()
-    from podium import memory, paths, progress
+    from podium import paths, progress
 
     paths.set_output_directory(output_dir)
     progress.set_hook(local.emit_progress)

@@ -9,13 +9,12 @@ from urllib.parse import urlparse
 import requests
 
 from .comfy_client import ComfyClient, ServerGone
-from .dispatch import InstanceGone, video_outputs
-from .segments import SegmentJob
+from .dispatch import InstanceGone, output_files
 from .workflow import find_node
 
 
 class ComfyInstance:
-    """Uploads a segment's input files once, runs its graph, downloads its clip."""
+    """Uploads input files once per server, runs graphs, downloads what they produce."""
 
     in_process = False
 
@@ -26,10 +25,10 @@ class ComfyInstance:
         self._uploaded: dict[Path, str] = {}
         self._prompt_id: Optional[str] = None
 
-    def render(self, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
+    def produce(self, graph: dict, files: dict, workdir: Path, on_event) -> dict[str, list[tuple[Path, dict]]]:
         try:
-            graph = copy.deepcopy(job.graph)
-            for (title, input_name), path in job.files.items():
+            graph = copy.deepcopy(graph)
+            for (title, input_name), path in files.items():
                 path = Path(path)
                 if path not in self._uploaded:
                     self._uploaded[path] = self.client.upload(path, subfolder="podium")
@@ -37,10 +36,7 @@ class ComfyInstance:
             self._prompt_id = self.client.queue(graph)
             outputs = self.client.follow(self._prompt_id, on_event)
             self._prompt_id = None
-            video, srt = video_outputs(outputs)
-            clip = self.client.download(video, workdir / "clip.mp4")
-            subtitles = self.client.download(srt, workdir / "clip.srt") if srt else None
-            return clip, subtitles, video
+            return output_files(outputs, lambda item: self.client.download(item, workdir / item["filename"]))
         except (ServerGone, requests.ConnectionError, requests.Timeout) as err:
             raise InstanceGone(f"{self.name}: {err}") from err
 

@@ -37,16 +37,17 @@ def plan(graph: dict, narration: str, values: dict, files: dict, max_words: int 
     jobs = []
     for index, segment in enumerate(script.segments):
         one = Script(title=script.title, segments=[segment], stage=script.stage).to_dict()
-        bound = bind(graph, {**values, **{k: str(v) for k, v in files.items()},
-                             ("Script", "text"): json.dumps(one, ensure_ascii=False)})
-        jobs.append(SegmentJob(index, bound, content_key(bound, files.values()), files))
+        bound = bind(graph, {**values, ("Script", "text"): json.dumps(one, ensure_ascii=False)})
+        jobs.append(SegmentJob(index, bound, content_key(bound, files), files))
     return script, jobs
 
 
-def content_key(graph: dict, paths) -> str:
+def content_key(graph: dict, files: dict) -> str:
+    """A hash of the graph and of the bytes of each file fed to it (not of where they lie)."""
     digest = hashlib.sha256(CACHE_VERSION.encode())
     digest.update(json.dumps(graph, sort_keys=True).encode())
-    for path in sorted(str(p) for p in paths):
+    for (title, input_name), path in sorted(files.items()):
+        digest.update(f"{title}/{input_name}".encode())
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
