@@ -13,17 +13,38 @@ drop_ws_after (close every websocket abruptly after that many execution messages
 refuse_ws, view_break_after (bytes of a /view body sent before the connection is cut),
 video (an MP4 that SaveVideo "writes"); hang() stops answering anything, kill() closes
 the port. `requests` records (method, path, query, json body) of every HTTP request.
+
+FakeComfy(root, execute="podium") really executes each prompt with the pack's own nodes
+(orchestrator.local.run, set up as orchestrator.embedded.run_graph does) in a child process
+of its own, this file run with --child (the pack keeps its output folder in a global, and
+two servers in one test must be able to work at the same time); outputs are written under
+`<root>/output`, so /view serves real clips.
+/object_info is then the pack's. Its events reach the websocket with the shapes ComfyUI
+sends; steps x step_delay of waiting (with progress events) come before each node, so a test
+can make segments slow; fail_class and /interrupt work as in the default mode.
+
+`python -m tests.fake_comfy --port N [--execute podium] [--root DIR]` serves one until SIGTERM
+or Ctrl-C (benchmarks start it as a process of its own).
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import shutil
+import signal
 import struct
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: the repository's packages are beside tests/
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiohttp import web
 
@@ -53,11 +74,25 @@ def node_classes(object_info: dict) -> dict[str, type]:
     return classes
 
 
+KEPT_MESSAGES = ("execution_start", "execution_cached", "execution_success", "execution_error",
+                 "execution_interrupted")  # what ComfyUI keeps in a history entry's status
+
+
 class FakeComfy:
-    def __init__(self, root: Path, object_info: dict | None = None):
-        self.root = Path(root)
-        self.object_info = object_info or json.loads((DATA / "object_info_subset.json").read_text())
-        self.classes = node_classes(self.object_info)
+    def __init__(self, root: Path, object_info: dict | None = None, execute: str = "write",
+                 port: int = 0):
+        if execute not in ("write", "podium"):
+            raise ValueError(f"execute is 'write' or 'podium', not {execute!r}")
+        self.root, self.execute, self._port = Path(root), execute, port
+        if execute == "podium":
+            from orchestrator import embedded
+
+            self.classes = embedded.node_classes()
+            self.object_info = object_info or embedded.object_info()
+        else:
+            self.object_info = object_info or json.loads((DATA / "object_info_subset.json").read_text())
+            self.classes = node_classes(self.object_info)
+        self._child = None
         self.steps, self.step_delay, self.fail_class = 3, 0.005, None
         self.drop_ws_after: int | None = None
         self.refuse_ws, self.view_break_after, self.video = False, None, None
@@ -75,12 +110,55 @@ class FakeComfy:
     # ---- life cycle ----
 
     def start(self) -> "FakeComfy":
+        if self.execute == "podium":
+            self._start_child()
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
         return self
 
+    def _start_child(self) -> None:
+        """The process that runs the pack's nodes (this file run with --child: JSON lines of
+        tasks in, of events out; SIGUSR1 interrupts), and a thread that passes its events on."""
+        for kind in ("output", "input", "temp"):
+            (self.root / kind).mkdir(parents=True, exist_ok=True)
+        self.child_ready = threading.Event()
+        self._child = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(self.root / "output"),
+             str(self.root / "input")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=str(self.root / "input"))
+        threading.Thread(target=self._pump_child_events, args=(self._child,), daemon=True).start()
+
+    def _pump_child_events(self, child: subprocess.Popen) -> None:
+        for line in child.stdout:
+            try:
+                item = json.loads(line)
+            except ValueError:  # the last line of a killed child
+                continue
+            if item[0] == "__ready__":
+                self.child_ready.set()
+                continue
+            try:
+                self.loop.call_soon_threadsafe(self._child_queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed
+                return
+
+    def _interrupt_child(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.send_signal(signal.SIGUSR1)
+
+    def _stop_child(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill()
+            child.wait(10)
+            try:
+                child.stdin.close()
+            except OSError:  # a task was half written: the pipe is broken
+                pass  # (stdout: the pump thread reads it to its end and stops)
+
     async def _start(self) -> None:
         self._wake, self._release = asyncio.Event(), asyncio.Event()
+        self._child_queue: asyncio.Queue = asyncio.Queue()
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 28)
         app.router.add_post("/prompt", self._post_prompt)
         app.router.add_get("/history/{prompt_id}", self._get_history)
@@ -95,7 +173,7 @@ class FakeComfy:
         app.router.add_get("/ws", self._ws)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         self._worker = asyncio.ensure_future(self._work())
@@ -109,14 +187,17 @@ class FakeComfy:
         self.hung = True
 
     def kill(self) -> None:
-        """The process is gone: connections cut, the port refuses."""
+        """The process is gone: connections cut, the port refuses (and in podium mode the
+        executing process is killed too)."""
         asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
+        self._stop_child()
 
     def stop(self) -> None:
         if self.loop.is_running():
             self.kill()
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+        self._stop_child()
 
     async def _shutdown(self) -> None:
         if self._runner is None:
@@ -198,6 +279,7 @@ class FakeComfy:
         body = json.loads(await request.read() or b"{}")
         if self.running and body.get("prompt_id") in (None, self.running[1]):
             self._interrupt = True
+            self._interrupt_child()
         return web.Response(status=200)
 
     async def _upload(self, request: web.Request) -> web.Response:
@@ -288,7 +370,7 @@ class FakeComfy:
             self.running = self.pending.pop(0)
             self._interrupt = False
             try:
-                await self._execute(*self.running)
+                await (self._execute_podium if self.execute == "podium" else self._execute)(*self.running)
             finally:
                 self.running, self._last_node = None, None
             await self._status()
@@ -383,3 +465,170 @@ class FakeComfy:
         self.running = None
         await self._status()
         await send("executing", {"node": None})
+
+    async def _execute_podium(self, number: int, prompt_id: str, graph: dict, extra: dict,
+                              outputs: list) -> None:
+        """The graph runs in the child process; its events go out as they come, then the
+        history entry is written, then status and `executing null` (ComfyUI's task_done)."""
+        sid, messages, ui_all = extra.get("client_id"), [], {}
+        task = {"prompt_id": prompt_id, "graph": graph, "steps": self.steps,
+                "step_delay": self.step_delay, "fail_class": self.fail_class}
+        try:
+            self._child.stdin.write(json.dumps(task) + "\n")
+            self._child.stdin.flush()
+        except (AttributeError, OSError):  # killed meanwhile
+            return
+        status = None
+        while status is None:
+            owner, typ, data = await self._child_queue.get()
+            while self.hung:
+                await self._release.wait()
+                return
+            if owner != prompt_id:
+                continue  # left over from a prompt this server gave up on
+            if typ == "__done__":
+                status = data
+                break
+            if typ == "executing" and data.get("node") is None:
+                continue  # sent below, after the history entry, as ComfyUI does
+            if typ == "executing":
+                node_id = self._last_node = data["node"]
+                await self._send(sid, "progress_state", {"prompt_id": prompt_id, "nodes": {node_id: {
+                    "value": 0.0, "max": 1.0, "state": "running", "node_id": node_id,
+                    "prompt_id": prompt_id, "display_node_id": node_id, "parent_node_id": None,
+                    "real_node_id": node_id}}})
+            if typ == "executed":
+                ui_all[data["node"]] = data["output"]
+            if typ in KEPT_MESSAGES:
+                messages.append([typ, data])
+            await self._send(sid, typ, data)
+        success = status == "success"
+        self.history[prompt_id] = {
+            "prompt": [number, prompt_id, graph, extra, outputs],
+            "outputs": ui_all if success else {},
+            "status": {"status_str": "success" if success else "error", "completed": success,
+                       "messages": messages},
+            "meta": {k: {"node_id": k, "display_node": k, "parent_node": None, "real_node_id": k} for k in ui_all}}
+        self.running = None
+        await self._status()
+        await self._send(sid, "executing", {"node": None, "prompt_id": prompt_id})
+
+
+# ---- the child process that runs the pack's nodes (execute="podium") ----
+
+def _slowed(name: str, cls: type, steps: int, delay: float, fail_class, interrupt) -> type:
+    """`cls` whose function first waits steps x delay (progress events, interruptible), and
+    raises for the class named by fail_class."""
+    from orchestrator import local
+
+    def run(self, **kwargs):
+        for step in range(1, steps + 1):
+            end = time.monotonic() + delay
+            while (left := end - time.monotonic()) > 0:
+                if interrupt.is_set():
+                    raise KeyboardInterrupt
+                time.sleep(min(left, 0.05))
+            local.emit_progress(step, steps)
+        if interrupt.is_set():
+            raise KeyboardInterrupt
+        if name == fail_class:
+            raise RuntimeError("deliberate fake failure")
+        return getattr(cls(), cls.FUNCTION)(**kwargs)
+
+    return type(cls.__name__, (cls,), {"FUNCTION": "_fake_comfy_run", "_fake_comfy_run": run})
+
+
+class _Interrupt:
+    """Set by SIGUSR1 (the server's /interrupt), cleared when the next prompt starts."""
+    flag = False
+
+    @classmethod
+    def is_set(cls) -> bool:
+        return cls.flag
+
+
+def _podium_child(output_dir: str, input_dir: str) -> None:
+    """Run prompts (JSON lines on stdin) one after another with the pack's nodes; every event
+    goes out on stdout as [prompt_id, type, data], then [prompt_id, "__done__", status]."""
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed (or an ffmpeg child's output) goes to stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when this stops
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(_Interrupt, "flag", True))
+    os.chdir(input_dir)  # relative input paths resolve under the server's input folder
+    from orchestrator import embedded, local
+
+    classes = embedded.node_classes()
+    from podium import paths, progress
+
+    paths.set_output_directory(output_dir)
+
+    def hook(value, total):
+        if _Interrupt.flag:
+            raise KeyboardInterrupt
+        local.emit_progress(value, total)
+
+    def send(*item) -> None:
+        events.write(json.dumps(item) + "\n")
+
+    progress.set_hook(hook)
+    send("__ready__", None, None)
+    for line in sys.stdin:
+        task = json.loads(line)
+        prompt_id, _Interrupt.flag = task["prompt_id"], False
+        emit = lambda typ, data, p=prompt_id: send(p, typ, data)  # noqa: E731
+        slow = {name: _slowed(name, cls, task["steps"], task["step_delay"], task["fail_class"], _Interrupt)
+                for name, cls in classes.items()}
+        try:
+            local.run(task["graph"], slow, on_event=emit, prompt_id=prompt_id)
+            status = "success"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except local.ExecutionError:
+            status = "error"  # its execution_error went out already
+        except Exception as err:  # noqa: BLE001 - e.g. a graph the server let through
+            emit("execution_error", {"prompt_id": prompt_id, "node_id": None, "node_type": None,
+                                     "executed": [], "exception_message": f"{err}\n",
+                                     "exception_type": type(err).__name__, "traceback": [],
+                                     "current_inputs": {}, "current_outputs": [], "timestamp": _ms()})
+            status = "error"
+        send(prompt_id, "__done__", status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        _podium_child(*argv[1:3])
+        return 0
+    parser = argparse.ArgumentParser(description="A fake ComfyUI 0.3.64 on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--execute", choices=["write", "podium"], default="podium",
+                        help="podium: run the pack's nodes for real (default); write: dummy files")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="its output/input/temp folders (default: a temporary folder)")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--step-delay", type=float, default=None, help="seconds per step")
+    args = parser.parse_args(argv)
+    root = args.root or Path(tempfile.mkdtemp(prefix="fake-comfy-"))
+    server = FakeComfy(root, execute=args.execute, port=args.port)
+    if args.steps is not None:
+        server.steps = args.steps
+    if args.step_delay is not None:
+        server.step_delay = args.step_delay
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    server.start()
+    if server.execute == "podium":
+        server.child_ready.wait(120)
+    print(f"fake ComfyUI ({args.execute}) at {server.url}, files in {root}", flush=True)
+    try:
+        done.wait()
+    finally:
+        server.stop()
+        if args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
