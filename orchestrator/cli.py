@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from . import outputs
@@ -55,8 +54,19 @@ def _fps(value: str) -> int:
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="FILE", help="portrait to animate (PNG/JPEG/WebP); "
                         "without it the video shows slides made from the script")
-    parser.add_argument("--preset", choices=["draft"], default="draft",
-                        help="draft: CPU only, Piper voice, slides or portrait (default)")
+    parser.add_argument("--preset", choices=["auto", "draft", "fast", "balanced", "quality"],
+                        default="auto", help="auto (default): the best preset whose models are "
+                        "installed and that fits the free GPU memory; draft: CPU only, nothing to "
+                        "download; fast: + Wav2Lip; balanced/quality: + cloned voice, drawn "
+                        "presenter, upscaling (workflows/presets.yaml)")
+    parser.add_argument("--voice-ref", metavar="FILE", help="balanced/quality: 5-12 s of the voice "
+                        "to clone (WAV, or anything ffmpeg reads)")
+    parser.add_argument("--voice-ref-text", default="", metavar="TEXT",
+                        help="exactly what --voice-ref says")
+    parser.add_argument("--presenter-prompt", default="", metavar="TEXT",
+                        help="what the drawn presenter looks like (when no --image)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the drawn presenter and "
+                        "the cloned voice: the same seed gives the same result (default 0)")
     parser.add_argument("--subtitles", choices=["none", "srt", "burn"], default="srt",
                         help="srt: a .srt file beside the video (default); burn: drawn into the "
                              "picture and the .srt too; none")
@@ -114,13 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a ComfyUI server to render on (repeat for several; segments go "
                                "to whichever is free); none: render in this process")
     generate.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
-    generate.add_argument("--workflow", default="direct", metavar="NAME|FILE",
-                          help="API-format graph to run (default: workflows/direct.json)")
+    generate.add_argument("--workflow", default=None, metavar="NAME|FILE",
+                          help="run this graph (API or UI format) instead of the preset's")
     _add_render_options(generate)
 
     demo = commands.add_parser("demo", help="make a short sample video (no downloads needed)")
     demo.add_argument("--out", default="demo.mp4", metavar="FILE.mp4", help="default demo.mp4")
-    demo.set_defaults(workflow="direct", text=DEMO_SCRIPT, script=None, topic=None, mode="direct",
+    demo.set_defaults(preset="draft", workflow=None, text=DEMO_SCRIPT, script=None, topic=None, mode="direct",
                       server=None, config=None)
     _add_render_options(demo)
 
@@ -187,70 +197,21 @@ def _guided_script(args, target: Path) -> str:
     return json.dumps(script.to_dict(), ensure_ascii=False)
 
 
-def _speaker_voices(pairs: list[str]) -> str:
-    """NAME=VOICE options as the Voice node's `speaker_voices` lines."""
-    lines = []
-    for pair in pairs:
-        name, sep, voice = pair.partition("=")
-        if not sep or not name.strip() or not voice.strip():
-            raise outputs.OutputError(f"--speaker-voice takes NAME=VOICE, got {pair!r}")
-        voice = voice.strip()
-        if voice.endswith(".onnx"):
-            voice = str(Path(voice).expanduser().absolute())
-        lines.append(f"{name.strip()}: {voice}")
-    return "\n".join(lines)
-
-
 def generate(args) -> int:
-    from .dispatch import InProcessInstance, render_all
-    from .progress_view import JobView
-    from .segments import SegmentCache, default_cache_dir, plan
-    from .stitch import stitch
+    from . import generate as job
+    from .dispatch import InProcessInstance
 
-    target = outputs.check_target(args.out, args.force)
-    srt_target = target.with_suffix(".srt")
-    if args.subtitles != "none":
-        outputs.check_target(srt_target, args.force)
-    values = {
-        ("Voice", "voice"): args.voice,
-        ("Presenter", "width"): args.size[0],
-        ("Presenter", "height"): args.size[1],
-        ("Save video", "fps"): args.fps,
-        ("Save video", "subtitle_mode"): {"none": "none", "srt": "srt", "burn": "srt+burn"}[args.subtitles],
-    }
-    if args.speaker_voice:
-        values[("Voice", "speaker_voices")] = _speaker_voices(args.speaker_voice)
-    if args.voice.endswith(".onnx"):
-        values[("Voice", "voice_path")] = str(Path(args.voice).expanduser().absolute())
-        del values[("Voice", "voice")]
-    files = {}
-    if args.image:
-        image = Path(args.image).expanduser().absolute()
-        if not image.is_file():
-            raise outputs.OutputError(f"image not found: {image}" + (" (it is a folder)" if image.is_dir() else ""))
-        files[("Presenter", "portrait_path")] = image
     instances = _instances(args) or [InProcessInstance()]
-    graph = load_any_workflow(args.workflow, _object_info_source(instances))
-    script, jobs = plan(graph, _narration(args, target), values, files)
     if args.report:
         from .embedded import reset_stage_reports
         reset_stage_reports()
-
-    cache = SegmentCache(args.cache_dir or default_cache_dir())
-    reused = sum(1 for job in jobs if cache.get(job.key) is not None)
-    started = time.perf_counter()
-    view = JobView(graph, len(jobs), enabled=not args.quiet)
-    try:
-        clips = render_all(jobs, instances, cache, view)
-    finally:
-        view.close()
-    stitch(clips, target, crossfade_s=args.crossfade)
-    wall = time.perf_counter() - started
-    duration = sum(c.duration for c in clips) - args.crossfade * (len(clips) - 1)
-    extra = f", subtitles {srt_target}" if args.subtitles != "none" else ""
-    print(f"wrote {target}: {duration:.1f} s of video ({len(clips)} segments, {reused} from cache) at {args.fps} fps, "
-          f"{args.size[0]}x{args.size[1]}, in {wall:.1f} s "
-          f"({wall / max(duration, 1e-9):.2f}x real time){extra}")
+    load_graph = lambda name: load_any_workflow(name, _object_info_source(instances))  # noqa: E731
+    result = job.run(args, lambda target: _narration(args, target), instances, load_graph)
+    extra = f", subtitles {result.target.with_suffix('.srt')}" if args.subtitles != "none" else ""
+    print(f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
+          f"{result.reused} from cache) at {args.fps} fps, {args.size[0]}x{args.size[1]}, "
+          f"{result.preset} preset, in {result.wall:.1f} s "
+          f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}")
     if args.report:
         from .embedded import stage_table
         print(stage_table())
