@@ -27,6 +27,7 @@ class Preset:
     needs: list = field(default_factory=list)
     image_model: Optional[str] = None
     cloned_voice: bool = False
+    extra_models: list = field(default_factory=list)  # used without being named in the graph
     summary: str = ""
 
 
@@ -91,7 +92,7 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
             substitute = "no --voice-ref, so the Piper voice speaks instead of a cloned one"
         else:
             substitute = ""
-        needed = models_in(graph, known)
+        needed = models_in(graph, known) + (preset.extra_models if preset.cloned_voice and have_voice_ref else [])
         portrait_model = preset.image_model if not have_portrait else None
         if "portrait" in preset.needs and not have_portrait and not preset.image_model:
             why.append("it animates a face: give --image")

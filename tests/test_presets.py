@@ -1,0 +1,99 @@
+"""Preset choice: what runs here, what falls back, and the reasons given."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator import presets
+from orchestrator.workflow import find_node
+from podium.models import load_registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def install(models_dir: Path, *model_ids: str) -> None:
+    """Put (empty) files where the registry looks for these models."""
+    registry = load_registry()
+    for model_id in model_ids:
+        entry = registry.get(model_id)
+        for item in entry.files:
+            path = models_dir / entry.folder / item.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path))
+    return tmp_path
+
+
+ALL_NEURAL = ["wav2lip-onnx", "wav2lip-gan-onnx", "F5TTS_v1_Base", "vocos-mel-24khz", "sd15",
+              "flux-schnell", "realesrgan-x2plus", "realesrgan-x4plus"]
+
+
+def test_every_model_a_workflow_or_preset_names_is_in_the_registry():
+    known = {entry.id for entry in load_registry().entries}
+    order, table = presets.load_presets()
+    for preset in table.values():
+        graph = json.loads((REPO / "workflows" / f"{preset.workflow}.json").read_text())
+        combos = {v for node in graph.values() for k, v in node["inputs"].items()
+                  if k == "model" and isinstance(v, str)}
+        assert combos <= known, (preset.name, combos - known)
+        for model_id in [preset.image_model, *preset.extra_models]:
+            assert model_id is None or model_id in known
+    assert order[-1] == "draft" and table["draft"].vram_gb == 0 and not table["draft"].needs
+
+
+def test_auto_on_a_bare_cpu_machine_is_draft_and_says_why(models_dir):
+    choice = presets.choose("auto", have_portrait=True, have_voice_ref=True, vram_gb=0)
+    assert choice.preset.name == "draft"
+    fast = next(n for n in choice.notes if n.startswith("fast"))
+    assert "missing wav2lip-onnx" in fast and "podium models pull wav2lip-onnx" in fast
+    quality = next(n for n in choice.notes if n.startswith("quality"))
+    assert "12 GB" in quality and "0.0 GB found" in quality
+
+
+def test_fast_needs_a_face(models_dir):
+    install(models_dir, "wav2lip-onnx")
+    assert presets.choose("fast", have_portrait=True, have_voice_ref=False, vram_gb=0).preset.name == "fast"
+    choice = presets.choose("fast", have_portrait=False, have_voice_ref=False, vram_gb=0)
+    assert choice.preset.name == "draft" and "give --image" in choice.notes[0]
+
+
+# 2 GB: fast would fit, but without --image it has no face to animate (it draws none)
+@pytest.mark.parametrize("vram, expected", [(24, "quality"), (8, "balanced"), (2, "draft")])
+def test_auto_follows_free_vram_when_everything_is_installed(models_dir, vram, expected):
+    install(models_dir, *ALL_NEURAL)
+    choice = presets.choose("auto", have_portrait=False, have_voice_ref=True, vram_gb=vram)
+    assert choice.preset.name == expected
+
+
+def test_a_missing_image_model_drops_to_a_preset_that_can_run(models_dir):
+    install(models_dir, *[m for m in ALL_NEURAL if m != "flux-schnell"])
+    choice = presets.choose("quality", have_portrait=False, have_voice_ref=True, vram_gb=24)
+    assert choice.preset.name == "balanced"
+    assert "missing flux-schnell" in choice.notes[0]
+    # with a portrait, no image model is needed
+    assert presets.choose("quality", have_portrait=True, have_voice_ref=True, vram_gb=24).preset.name == "quality"
+
+
+def test_without_a_voice_reference_piper_speaks(models_dir):
+    install(models_dir, *ALL_NEURAL)
+    choice = presets.choose("balanced", have_portrait=True, have_voice_ref=False, vram_gb=8)
+    assert choice.preset.name == "balanced"
+    assert any("Piper" in note for note in choice.notes)
+    voice = choice.graph[find_node(choice.graph, "Voice")]
+    assert voice["class_type"] == "PodiumPiperTTS" and voice["inputs"]["script"] == ["1", 0]
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="choose auto or one of"):
+        presets.choose("ultra", have_portrait=True, have_voice_ref=True, vram_gb=0)
+
+
+def test_presets_file_documents_every_field():
+    text = (REPO / "workflows" / "presets.yaml").read_text()
+    fields = {k for spec in yaml.safe_load(text)["presets"].values() for k in spec}
+    assert all(f"#   {name}:" in text for name in fields)
