@@ -106,24 +106,32 @@ def speaker_voices(pairs: list[str]) -> str:
     return "\n".join(lines)
 
 
+def say_preset(requested: str, choice: presets.Choice) -> None:
+    """Why a preset asked for by name fell to another, and any substitution. With auto, the
+    summary line names the preset used; `--preset NAME` says why NAME cannot run."""
+    notes = choice.notes if requested != "auto" else [n for n in choice.notes if "Piper" in n]
+    for note in notes:
+        print(f"preset {note}", file=sys.stderr)
+    if requested not in ("auto", choice.preset.name):
+        print(f"preset: {choice.preset.name} - {choice.preset.summary}", file=sys.stderr)
+
+
 def run(args, narration_for, instances: list, load_graph) -> Result:
     """Everything after argument parsing: `narration_for(target)` gives the script text,
     `load_graph(name_or_path)` reads a --workflow (API or UI format)."""
     target = outputs.check_target(args.out, args.force)
     if args.subtitles != "none":
         outputs.check_target(target.with_suffix(".srt"), args.force)
+    narration = narration_for(target)
     remote = not getattr(instances[0], "in_process", False)
     choice = presets.choose(args.preset, have_portrait=bool(args.image),
                             have_voice_ref=bool(args.voice_ref), check_models=not remote)
-    for note in choice.notes:
-        print(f"preset {note}", file=sys.stderr)
-    print(f"preset: {choice.preset.name} - {choice.preset.summary}", file=sys.stderr)
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
-    values, files = bindings(args, graph)
-    narration = narration_for(target)
+    values, files = bindings(args, graph)  # checks the user's files before any work
+    script, jobs = plan(graph, narration, values, files)
+    say_preset(args.preset, choice)
     cache = SegmentCache(args.cache_dir or default_cache_dir())
     started = time.perf_counter()
-    script, jobs = plan(graph, narration, values, files)
     view = JobView(graph, len(jobs), enabled=not args.quiet)
     try:
         if "portrait" in choice.preset.needs and not args.image and choice.preset.image_model:

@@ -97,3 +97,17 @@ def test_presets_file_documents_every_field():
     text = (REPO / "workflows" / "presets.yaml").read_text()
     fields = {k for spec in yaml.safe_load(text)["presets"].values() for k in spec}
     assert all(f"#   {name}:" in text for name in fields)
+
+
+def test_cli_says_why_a_named_preset_fell_back(models_dir, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "v.mp4"
+    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--preset", "fast",
+                             "--text", "Falls back.", "--size", "160x90", "--quiet", "--out", str(out),
+                             "--cache-dir", str(tmp_path / "cache")],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "preset fast: not used, it animates a face: give --image" in result.stderr
+    assert "draft preset" in result.stdout and out.is_file()
