@@ -27,6 +27,18 @@ __all__ = ["ComfyClient", "ComfyError", "ServerGone", "Interrupted", "PromptErro
 
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict], None]
+REFUSED_GRACE_S = 5.0  # a port refusing this long: the server is gone, not busy
+
+
+def _refused(err: BaseException) -> bool:
+    """Whether a connection refusal (nothing listens on the port) is behind `err`."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ConnectionRefusedError):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 class ComfyError(Exception):
@@ -207,7 +219,7 @@ class ComfyClient:
         """Pass the prompt's events to `on_event` until it ends; its outputs ({node_id: ui}, as
         /history has them). Raises ExecutionError, Interrupted, or ServerGone."""
         emit, graph, seen = on_event or (lambda _t, _d: None), self._graphs.get(prompt_id, {}), set()
-        last_alive = time.monotonic()
+        last_alive, refused_since = time.monotonic(), None
         next_poll, next_connect, backoff = 0.0, 0.0, 0.25  # poll at once: it may have ended
         while True:
             now = time.monotonic()
@@ -219,8 +231,15 @@ class ComfyClient:
             if now >= next_poll:
                 try:
                     state, entry = self._poll(prompt_id)
-                    last_alive = time.monotonic()
+                    last_alive, refused_since = time.monotonic(), None
                 except ComfyError as err:
+                    # A closed port means the process is gone, and ComfyUI's queue with it:
+                    # waiting the full gone_after would only delay the re-run elsewhere.
+                    if _refused(err):
+                        refused_since = refused_since or time.monotonic()
+                        if time.monotonic() - refused_since > REFUSED_GRACE_S:
+                            raise ServerGone(f"{self.base_url} refuses connections (prompt "
+                                             f"{prompt_id} is lost with it): {err}") from err
                     if time.monotonic() - last_alive > self.gone_after:
                         raise ServerGone(f"{self.base_url} has not answered for {self.gone_after:g} s "
                                          f"(prompt {prompt_id}): {err}") from err
