@@ -1,0 +1,101 @@
+"""Presenter image node: a presenter drawn by a diffusers model (SD1.5, SDXL, FLUX.1), made once
+and plugged into PodiumPresenter's `portrait`, so every segment shows the same person."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, load_pipeline, presenter_prompt, set_lora
+from ..errors import ModelMissingError, PodiumError
+from ..memory import reported_stage
+from ..models import load_registry, resolve, search_dirs
+
+KIND = "diffusers"
+FOLDER = "diffusers"
+FALLBACK_IDS = ["stable-diffusion-v1-5", "stable-diffusion-xl-base-1.0", "flux1-schnell"]
+
+
+def diffusers_model_ids() -> list[str]:
+    """Registry ids of kind diffusers (the usual three if the registry lists none)."""
+    try:
+        ids = [e.id for e in load_registry() if e.kind == KIND]
+    except PodiumError:
+        ids = []
+    return ids or list(FALLBACK_IDS)
+
+
+def model_folder_path(model: str, model_folder: str = "") -> Path:
+    """`model_folder` when given (relative: in the diffusers model folders), else the registry's."""
+    name = (model_folder or "").strip()
+    if not name:
+        return resolve(model).parent  # the entry's first file is model_index.json
+    path = Path(name).expanduser()
+    candidates = [path] if path.is_absolute() else [d / path for d in search_dirs(FOLDER)]
+    for candidate in candidates:
+        if (candidate / "model_index.json").is_file():
+            return candidate
+    raise ModelMissingError(f"diffusers model folder {name!r} not found (no model_index.json in "
+                            f"{', '.join(map(str, candidates))})")
+
+
+class PodiumPresenterImage:
+    """Text-to-image of the presenter; an empty prompt describes a presenter in the script's stage."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        ids = diffusers_model_ids()
+        size = {"default": 0, "min": 0, "max": 4096, "step": 8,
+                "tooltip": "Multiple of 8 (16 for FLUX); 0: the model's own (512 SD1.5, 1024 SDXL/FLUX)."}
+        return {
+            "required": {
+                "model": (ids, {"default": ids[0], "tooltip": "A diffusers model from models.yaml (podium models list)."}),
+                "prompt": ("STRING", {"multiline": True, "default": "",
+                                      "tooltip": "Empty: a head-and-shoulders presenter in the script's stage."}),
+                "negative": ("STRING", {"multiline": True, "default": "",
+                                        "tooltip": "What to avoid (ignored by FLUX). Empty with an empty prompt: "
+                                                   "the usual flaws of presenter portraits."}),
+                "width": ("INT", dict(size)),
+                "height": ("INT", dict(size)),
+                "steps": ("INT", {"default": 0, "min": 0, "max": 150,
+                                  "tooltip": "0: the model's default (25 SD1.5, 30 SDXL, 4 FLUX.1-schnell)."}),
+                "guidance": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 30.0, "step": 0.1,
+                                       "tooltip": "-1: the model's default (7.5 SD1.5, 6 SDXL, 0 FLUX.1-schnell)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "tooltip": "The same seed gives the same image on any device."}),
+            },
+            "optional": {
+                "model_folder": ("STRING", {"default": "", "tooltip": "Any diffusers folder (relative: in "
+                                            "models/diffusers); wins over model."}),
+                "lora_path": ("STRING", {"default": "", "tooltip": "An identity LoRA (.safetensors, or a folder "
+                                         "holding one); put its trigger words in the prompt."}),
+                "lora_scale": ("FLOAT", {"default": 1.0, "min": -4.0, "max": 4.0, "step": 0.05}),
+                "script": ("PODIUM_SCRIPT",),
+            },
+        }
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    FUNCTION = "make"
+    CATEGORY = "Podium/presenter"
+    DESCRIPTION = "A presenter portrait from SD1.5, SDXL or FLUX.1 (diffusers), optionally with an identity LoRA."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None):
+        for name, value in (("width", width), ("height", height)):
+            if value is not None and value % 8:  # None: linked, known only when it runs
+                return f"{name} must be a multiple of 8, got {value}"
+        return True
+
+    @reported_stage("presenter_image")
+    def make(self, model, prompt, negative, width, height, steps, guidance, seed,
+             model_folder="", lora_path="", lora_scale=1.0, script=None):
+        import torch
+
+        if width % 8 or height % 8:
+            raise PodiumError(f"width and height must be multiples of 8, got {width}x{height}")
+        if not prompt.strip():
+            prompt = presenter_prompt(getattr(script, "stage", "") or "")
+            negative = negative or PRESENTER_NEGATIVE
+        pipe = load_pipeline(model_folder_path(model, model_folder))
+        set_lora(pipe, lora_path.strip() or None, lora_scale)
+        rgb = draw(pipe, prompt, negative, width, height, steps, guidance, seed)
+        return (torch.from_numpy(rgb).float().div_(255.0)[None].contiguous(),)
