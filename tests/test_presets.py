@@ -30,7 +30,7 @@ def models_dir(tmp_path, monkeypatch):
 
 
 ALL_NEURAL = ["wav2lip-onnx", "wav2lip-gan-onnx", "F5TTS_v1_Base", "vocos-mel-24khz", "sd15",
-              "flux-schnell", "realesrgan-x2plus", "realesrgan-x4plus"]
+              "sdxl", "realesrgan-x2plus", "realesrgan-x4plus"]
 
 
 def test_every_model_a_workflow_or_preset_names_is_in_the_registry():
@@ -71,10 +71,10 @@ def test_auto_follows_free_vram_when_everything_is_installed(models_dir, vram, e
 
 
 def test_a_missing_image_model_drops_to_a_preset_that_can_run(models_dir):
-    install(models_dir, *[m for m in ALL_NEURAL if m != "flux-schnell"])
+    install(models_dir, *[m for m in ALL_NEURAL if m != "sdxl"])
     choice = presets.choose("quality", have_portrait=False, have_voice_ref=True, vram_gb=24)
     assert choice.preset.name == "balanced"
-    assert "missing flux-schnell" in choice.notes[0]
+    assert "missing sdxl" in choice.notes[0]
     # with a portrait, no image model is needed
     assert presets.choose("quality", have_portrait=True, have_voice_ref=True, vram_gb=24).preset.name == "quality"
 

@@ -3,17 +3,21 @@ from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .lipsync import PodiumLipSync
 from .output import PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
+from .presenter_image import PodiumPresenterImage
 from .script import PodiumDirectScript
 from .subtitles import PodiumSubtitles
 from .voice import PodiumPiperTTS
+from .voice_clone import PodiumF5VoiceClone
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
     "PodiumGuidedScript": PodiumGuidedScript,
     "PodiumOllamaSettings": PodiumOllamaSettings,
     "PodiumPiperTTS": PodiumPiperTTS,
+    "PodiumF5VoiceClone": PodiumF5VoiceClone,
     "PodiumLipSync": PodiumLipSync,
     "PodiumPresenter": PodiumPresenter,
+    "PodiumPresenterImage": PodiumPresenterImage,
     "PodiumSubtitles": PodiumSubtitles,
     "PodiumSaveVideo": PodiumSaveVideo,
     "PodiumSaveImage": PodiumSaveImage,
@@ -23,8 +27,10 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumGuidedScript": "Podium Guided Script (Ollama)",
     "PodiumOllamaSettings": "Podium Ollama Settings",
     "PodiumPiperTTS": "Podium Piper Voice",
+    "PodiumF5VoiceClone": "Podium Voice Clone (F5-TTS)",
     "PodiumLipSync": "Podium Lip Sync (Wav2Lip)",
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
+    "PodiumPresenterImage": "Podium Presenter Image (SD1.5 / SDXL / FLUX)",
     "PodiumSubtitles": "Podium Subtitles",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
