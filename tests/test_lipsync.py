@@ -73,6 +73,10 @@ def speech_of(seconds: float, rate: int = 22050) -> Speech:
 
 @pytest.fixture(scope="module")
 def model() -> Wav2Lip:
+    return calibrated_wav2lip()
+
+
+def calibrated_wav2lip() -> Wav2Lip:
     """The real-size network, random weights; BatchNorm statistics taken on random inputs
     (as training would have set them), else activations fade and the mouth ignores the mel."""
     torch.manual_seed(0)

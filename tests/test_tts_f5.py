@@ -69,16 +69,15 @@ def voice_like(seconds: float, f0: float = 140.0) -> np.ndarray:
     return (0.25 * tone * envelope / 2.6).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """Tiny F5 model files in the layout the real ones have, plus reference recordings."""
+def build_tiny_f5(root):
+    """Tiny F5 model files in the layout the real ones have (checkpoint, vocab.txt, a Vocos
+    folder, the model's config .yaml), plus reference recordings; returns `root`."""
     from f5_tts.model import CFM, DiT
     from f5_tts.model.utils import get_tokenizer
     from safetensors.torch import save_file
     from vocos import Vocos
 
-    root = tmp_path_factory.mktemp("f5")
-    (root / "vocos").mkdir()
+    (root / "vocos").mkdir(parents=True)
     chars = [" "] + list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'-\"")
     (root / "vocab.txt").write_text("\n".join(chars) + "\n", encoding="utf-8")
     config = {"model": {"name": "tiny", "tokenizer": "custom", "backbone": "DiT", "arch": ARCH,
@@ -99,6 +98,11 @@ def files(tmp_path_factory):
     sf.write(root / "long.wav", voice_like(16.0), RATE, subtype="PCM_16")
     sf.write(root / "ref.flac", voice_like(4.0, f0=120.0), 16000)
     return root
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return build_tiny_f5(tmp_path_factory.mktemp("f5"))
 
 
 @pytest.fixture(scope="module")
