@@ -6,6 +6,7 @@ from .presenter import PodiumPresenter
 from .presenter_image import PodiumPresenterImage
 from .script import PodiumDirectScript
 from .subtitles import PodiumSubtitles
+from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
 
@@ -19,6 +20,8 @@ NODE_CLASS_MAPPINGS = {
     "PodiumPresenter": PodiumPresenter,
     "PodiumPresenterImage": PodiumPresenterImage,
     "PodiumSubtitles": PodiumSubtitles,
+    "PodiumUpscale": PodiumUpscale,
+    "PodiumUpscaleImage": PodiumUpscaleImage,
     "PodiumSaveVideo": PodiumSaveVideo,
     "PodiumSaveImage": PodiumSaveImage,
 }
@@ -32,6 +35,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
     "PodiumPresenterImage": "Podium Presenter Image (SD1.5 / SDXL / FLUX)",
     "PodiumSubtitles": "Podium Subtitles",
+    "PodiumUpscale": "Podium Upscale (Real-ESRGAN)",
+    "PodiumUpscaleImage": "Podium Upscale Image (Real-ESRGAN)",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
 }
