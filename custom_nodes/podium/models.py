@@ -19,7 +19,7 @@ from .errors import ModelMissingError, PodiumError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_KEYS = ("id", "kind", "folder", "license", "commercial_use")
 
-__all__ = ["ModelFile", "ModelEntry", "Registry", "ModelMissingError", "load_registry", "resolve",
+__all__ = ["ModelFile", "ModelEntry", "Registry", "ModelMissingError", "load_registry", "resolve", "ids_of_kind",
            "registry_path", "models_dir", "search_dirs", "register_comfy_folders"]
 
 
@@ -204,6 +204,15 @@ def load_registry(path: Optional[str | os.PathLike] = None) -> Registry:
             raise PodiumError(f"{path}: model id {e.id!r} appears twice")
         seen.add(e.id)
     return Registry(entries, path)
+
+
+def ids_of_kind(kind: str) -> list[str]:
+    """Registry ids of one kind, in file order: what a node's model list offers ([] when the
+    registry cannot be read, so the node still loads and says so when it runs)."""
+    try:
+        return [entry.id for entry in load_registry() if entry.kind == kind]
+    except PodiumError:
+        return []
 
 
 def resolve(model_id: str, registry: Optional[Registry] = None) -> Path:

@@ -2,14 +2,14 @@
 from ..engines.lipsync import LipSyncVisual, load_wav2lip
 from ..errors import PodiumError
 from ..memory import reported_stage
-from ..models import load_registry, resolve
+from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
 
 NO_MODEL = "none (use model_path)"
 
 
 def wav2lip_model_ids() -> list[str]:
-    return [e.id for e in load_registry().entries if e.kind == "wav2lip-onnx"] or [NO_MODEL]
+    return ids_of_kind("wav2lip-onnx") or [NO_MODEL]
 
 
 def parse_face_box(text: str):

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, load_pipeline, presenter_prompt, set_lora
 from ..errors import ModelMissingError, PodiumError
 from ..memory import reported_stage
-from ..models import load_registry, resolve, search_dirs
+from ..models import ids_of_kind, resolve, search_dirs
 
 KIND = "diffusers"
 FOLDER = "diffusers"
@@ -16,11 +16,7 @@ FALLBACK_IDS = ["stable-diffusion-v1-5", "stable-diffusion-xl-base-1.0", "flux1-
 
 def diffusers_model_ids() -> list[str]:
     """Registry ids of kind diffusers (the usual three if the registry lists none)."""
-    try:
-        ids = [e.id for e in load_registry() if e.kind == KIND]
-    except PodiumError:
-        ids = []
-    return ids or list(FALLBACK_IDS)
+    return ids_of_kind(KIND) or list(FALLBACK_IDS)
 
 
 def model_folder_path(model: str, model_folder: str = "") -> Path:

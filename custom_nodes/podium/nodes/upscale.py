@@ -7,7 +7,7 @@ from pathlib import Path
 from ..engines.upscale import MIN_TILE, REGIONS, UpscaleVisual, load_upscaler, upscale_tensor
 from ..errors import PodiumError
 from ..memory import reported_stage
-from ..models import load_registry, resolve, search_dirs
+from ..models import ids_of_kind, resolve, search_dirs
 
 KIND = "realesrgan"
 FOLDER = "upscale_models"
@@ -16,11 +16,7 @@ FALLBACK_IDS = ["realesrgan-x2plus", "realesrgan-x4plus"]  # as models.yaml name
 
 def upscaler_ids() -> list[str]:
     """Registry ids of kind realesrgan (the usual two if the registry lists none)."""
-    try:
-        ids = [e.id for e in load_registry() if e.kind == KIND]
-    except PodiumError:
-        ids = []
-    return ids or list(FALLBACK_IDS)
+    return ids_of_kind(KIND) or list(FALLBACK_IDS)
 
 
 def upscaler_path(model: str, model_path: str = "") -> Path:

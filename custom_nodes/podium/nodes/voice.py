@@ -2,12 +2,12 @@
 from ..memory import reported_stage
 from ..engines import tts_piper
 from ..errors import PodiumError
-from ..models import load_registry, resolve
+from ..models import ids_of_kind, resolve
 from .comfy_types import audio_from_samples
 
 
 def piper_voice_ids() -> list[str]:
-    return [e.id for e in load_registry().entries if e.kind == "piper-voice"]
+    return ids_of_kind("piper-voice")
 
 
 class PodiumPiperTTS:

@@ -6,7 +6,7 @@ from ..engines import tts_f5
 from ..engines.speech import write_wav
 from ..errors import PodiumError
 from ..memory import reported_stage
-from ..models import load_registry
+from ..models import ids_of_kind, load_registry
 from ..paths import resolve_input
 from .comfy_types import audio_from_samples, samples_from_audio
 
@@ -16,7 +16,7 @@ DEFAULT_CONFIG = "F5TTS_v1_Base"
 
 
 def f5_model_ids() -> list[str]:
-    return [e.id for e in load_registry().entries if e.kind == "f5-tts"] or [NO_MODEL]
+    return ids_of_kind("f5-tts") or [NO_MODEL]
 
 
 def _path(text: str):
