@@ -69,7 +69,8 @@ def portrait(path: Path) -> Path:
 def run_case(seconds: float, mode: str, work: Path, image: Path, extra: list[str]) -> dict:
     out = work / f"bench_{mode}_{int(seconds)}.mp4"
     command = [sys.executable, "-m", "orchestrator.cli", "generate", "--text", narration(seconds),
-               "--out", str(out), "--force", "--quiet", *extra]
+               "--out", str(out), "--force", "--quiet", "--preset", "draft",
+               "--cache-dir", str(work / f"cache_{mode}_{int(seconds)}"), *extra]  # nothing reused
     if mode == "portrait":
         command += ["--image", str(image)]
     started = time.perf_counter()
