@@ -31,6 +31,15 @@ TEXT = "Hello from the balanced preset. Every stage runs here.\n\nA second segme
 
 
 @pytest.fixture(autouse=True)
+def fresh_models():
+    """Leave the process-wide model manager as we found it: later tests count what it holds."""
+    from podium.memory import get_manager
+
+    yield
+    get_manager().evict()
+
+
+@pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     def refuse(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6):
