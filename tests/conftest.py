@@ -161,3 +161,24 @@ def draw_portrait(path: Path, width: int = 240, height: int = 320) -> Path:
 @pytest.fixture
 def portrait_png(tmp_path: Path) -> Path:
     return draw_portrait(tmp_path / "portrait.png")
+
+
+def comparable_body(body: dict) -> dict:
+    """A /prompt error body made comparable: ComfyUI lists a node's errors in set order (it
+    varies with the hash seed), and tracebacks name local paths."""
+    body = json.loads(json.dumps(body))
+    for entry in body["node_errors"].values():
+        entry["errors"].sort(key=lambda e: e["details"])
+        for e in entry["errors"]:
+            e["extra_info"].pop("traceback", None)
+    return body
+
+
+def stop_process(proc, grace_s: float = 15) -> None:
+    """Terminate a child process, kill it if it does not stop within `grace_s`."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

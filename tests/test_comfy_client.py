@@ -16,6 +16,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import comparable_body  # noqa: E402
 from fake_comfy import DATA, FakeComfy  # noqa: E402
 from orchestrator.comfy_client import (ComfyClient, ComfyError, ExecutionError, Interrupted,  # noqa: E402
                                        PromptError, ServerGone)
@@ -130,15 +131,7 @@ def test_400_bodies_are_the_recorded_ones(client, case):
     recorded = json.loads((DATA / "prompt_400_errors.json").read_text())[case]
     with pytest.raises(PromptError) as err:
         client.queue(recorded["request_prompt"])
-
-    def normal(body):
-        body = json.loads(json.dumps(body))
-        for entry in body["node_errors"].values():
-            entry["errors"].sort(key=lambda e: e["details"])
-            for e in entry["errors"]:
-                e["extra_info"].pop("traceback", None)
-        return body
-    assert normal(err.value.body) == normal(recorded["body"])
+    assert comparable_body(err.value.body) == comparable_body(recorded["body"])
 
 
 def test_ui_format_posted_by_mistake_gets_a_clear_message(client):

@@ -31,6 +31,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from conftest import stop_process  # noqa: E402
 from orchestrator import embedded, local  # noqa: E402
 from orchestrator.prompt_errors import describe_prompt_error  # noqa: E402
 
@@ -71,12 +72,7 @@ def comfy(tmp_path_factory):
             time.sleep(0.3)
         yield {"url": url, "port": port, "log": log_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def run_prompt(comfy: dict, graph: dict, timeout: float = 300) -> tuple[dict, list[dict]]:

@@ -26,6 +26,7 @@ import requests
 import srt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import stop_process  # noqa: E402
 from fake_comfy import FakeComfy  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,12 +189,7 @@ class ComfyUICluster:
     def stop(self) -> None:
         for proc in self.procs:
             if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc)
 
 
 @pytest.fixture(scope="module", params=[

@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+from conftest import comparable_body
+
 import pytest
 
 from orchestrator import local
@@ -30,14 +32,7 @@ RECORDED = {
 }
 
 
-def _sorted(body: dict) -> dict:
-    """ComfyUI lists a node's errors in set order (varies with the hash seed): compare sorted."""
-    body = json.loads(json.dumps(body))
-    for entry in body["node_errors"].values():
-        entry["errors"].sort(key=lambda e: e["details"])
-        for e in entry["errors"]:
-            e["extra_info"].pop("traceback", None)
-    return body
+_sorted = comparable_body
 
 
 def test_recorded_copies_match_reference():
