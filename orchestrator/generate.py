@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from podium.engines.script import parse_script  # pure: no torch, no numpy
+
 from . import outputs, presets
 from .dispatch import render_all
 from .progress_view import JobView
@@ -128,16 +130,16 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
                             have_voice_ref=bool(args.voice_ref), check_models=not remote)
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
     values, files = bindings(args, graph)  # checks the user's files before any work
-    script, jobs = plan(graph, narration, values, files)
+    script = parse_script(narration)  # an empty script is refused here, before any work too
     say_preset(args.preset, choice)
     cache = SegmentCache(args.cache_dir or default_cache_dir())
     started = time.perf_counter()
-    view = JobView(graph, len(jobs), enabled=not args.quiet)
+    view = JobView(graph, len(script.segments), enabled=not args.quiet)
     try:
         if "portrait" in choice.preset.needs and not args.image and choice.preset.image_model:
             picture = draw_presenter(args, choice.preset.image_model, script.stage, instances[0], cache, view)
             files[("Presenter", "portrait_path")] = picture
-            script, jobs = plan(graph, narration, values, files)
+        jobs = plan(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)
         clips = render_all(jobs, instances, cache, view)
     finally:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from podium.engines.script import Script, parse_script  # pure text: no torch, no numpy
+from podium.engines.script import Script  # pure text: no torch, no numpy
 
 from .stitch import Clip
 from .workflow import bind
@@ -31,15 +31,14 @@ class SegmentJob:
     attempts: int = 0
 
 
-def plan(graph: dict, narration: str, values: dict, files: dict, max_words: int = 60) -> tuple[Script, list[SegmentJob]]:
-    """Cut the narration into segments and make one bound graph per segment."""
-    script = parse_script(narration, max_words=max_words)
+def plan(graph: dict, script: Script, values: dict, files: dict) -> list[SegmentJob]:
+    """One bound graph per segment of the script (parse it with parse_script)."""
     jobs = []
     for index, segment in enumerate(script.segments):
         one = Script(title=script.title, segments=[segment], stage=script.stage).to_dict()
         bound = bind(graph, {**values, ("Script", "text"): json.dumps(one, ensure_ascii=False)})
         jobs.append(SegmentJob(index, bound, content_key(bound, files), files))
-    return script, jobs
+    return jobs
 
 
 def content_key(graph: dict, files: dict) -> str:

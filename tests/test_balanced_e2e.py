@@ -24,6 +24,7 @@ from orchestrator.dispatch import InProcessInstance, render_all  # noqa: E402
 from orchestrator.segments import SegmentCache, plan  # noqa: E402
 from orchestrator.stitch import stitch  # noqa: E402
 from orchestrator.workflow import bind, load_workflow  # noqa: E402
+from podium.engines.script import parse_script  # noqa: E402
 from podium.engines.wav2lip_net import export_onnx  # noqa: E402
 
 FPS = 25
@@ -83,7 +84,7 @@ def test_balanced_graph_end_to_end(tmp_path):
         ("Save video", "fps"): FPS,
     }
     files = {("Voice", "reference_audio"): f5 / "ref.wav", ("Presenter", "portrait_path"): portrait}
-    script, jobs = plan(graph, TEXT, values, files)
+    jobs = plan(graph, parse_script(TEXT), values, files)
     assert len(jobs) == 2
     cache = SegmentCache(tmp_path / "cache")
     clips = render_all(jobs, [InProcessInstance()], cache, lambda *_: None)

@@ -2,7 +2,6 @@
 lazy torch, and the ComfyUI path (with a real ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
