@@ -6,9 +6,11 @@ import os
 import sys
 from pathlib import Path
 
+from podium.errors import PodiumError, one_line
+
 from . import outputs
+from .generate import LONG_MINUTES, LONG_SEGMENTS
 from .ui_format import load_any_workflow
-from .workflow import WorkflowError
 
 DEMO_SCRIPT = """# Meet Podium
 Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
@@ -31,7 +33,16 @@ EXAMPLES = """examples:
 
 A script file is plain text or Markdown: blank lines start a new segment, '## Heading'
 titles the slide for what follows, '# Title' on the first line names the video.
+
+written beside the video, under its name: NAME.srt, the subtitles (unless --subtitles none);
+guided mode also NAME.json and NAME.md, the script the LLM wrote. None of them may be an input
+file or another output, and none replaces an existing file without --force.
+
+exit codes: 0 done; 1 failed (the job stopped on an error); 2 usage (fix the command, a file
+it names, or install what the message names); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
+
+MAX_SIDE = 4096  # the Presenter node's limit
 
 
 def _size(value: str) -> tuple[int, int]:
@@ -39,16 +50,36 @@ def _size(value: str) -> tuple[int, int]:
         width, height = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {value!r}") from None
-    if width < 64 or height < 64 or width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"size {value}: both sides must be even and at least 64")
+    if not (64 <= width <= MAX_SIDE and 64 <= height <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"size {value}: each side must be from 64 to {MAX_SIDE} pixels")
+    if width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"size {value}: both sides must be even (H.264 needs it)")
     return width, height
 
 
 def _fps(value: str) -> int:
-    fps = int(value)
+    try:
+        fps = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fps must be a whole number from 1 to 120, got {value!r} "
+                                         "(fractional rates such as 29.97 are not supported)") from None
     if not 1 <= fps <= 120:
-        raise argparse.ArgumentTypeError(f"fps must be between 1 and 120, got {fps}")
+        raise argparse.ArgumentTypeError(f"fps must be from 1 to 120, got {fps}")
     return fps
+
+
+def _seconds(what: str, low: float, high: float, zero_ok: bool):
+    """An argparse type: a number of seconds in [low, high] (low itself only if `zero_ok`)."""
+    def parse(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} takes seconds, got {value!r}") from None
+        if not (low <= seconds <= high) or (seconds == low and not zero_ok):
+            bound = f"from {low:g} to" if zero_ok else f"more than {low:g} and at most"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound} {high:g} seconds, got {value}")
+        return seconds
+    return parse
 
 
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +110,11 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="dialogue: the voice (id or .onnx) for a speaker; repeat per speaker")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--crossfade", type=float, default=0.0, metavar="SECONDS",
-                        help="cross-fade between segments (re-encodes the video); default 0")
+    parser.add_argument("--crossfade", type=_seconds("--crossfade", 0, 5, zero_ok=True), default=0.0,
+                        metavar="SECONDS", help="cross-fade between segments, 0 to 5 (re-encodes "
+                        "the video); default 0")
+    parser.add_argument("--yes", action="store_true", help="render a very long script without "
+                        f"asking (over {LONG_MINUTES} min of narration or {LONG_SEGMENTS} segments)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="where finished segments are kept so a rerun resumes "
                              "(default $PODIUM_CACHE_DIR or ~/.cache/podium/segments)")
@@ -117,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     guided.add_argument("--llm-model", default="llama3.2", metavar="NAME", help="Ollama model (default llama3.2)")
     guided.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
                         metavar="URL", help="Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434)")
-    guided.add_argument("--llm-timeout", type=float, default=300, metavar="SECONDS",
+    guided.add_argument("--llm-timeout", type=_seconds("--llm-timeout", 0, 86400, zero_ok=False),
+                        default=300, metavar="SECONDS",
                         help="how long to wait for the model (default 300)")
     generate.add_argument("--out", required=True, metavar="FILE.mp4", help="where to write the video")
     generate.add_argument("--server", action="append", metavar="URL",
@@ -266,9 +301,18 @@ def _servers(args) -> list[str]:
 
         try:
             config = yaml.safe_load(Path(args.config).expanduser().read_text()) or {}
-            urls += [u["url"] if isinstance(u, dict) else str(u) for u in config.get("servers", [])]
-        except (OSError, yaml.YAMLError, AttributeError) as err:
-            raise outputs.OutputError(f"cannot read config {args.config}: {err}") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise outputs.OutputError(f"cannot read config {args.config}: {one_line(err)}") from None
+        servers = config.get("servers", []) if isinstance(config, dict) else None
+        if not isinstance(servers, list):
+            raise outputs.OutputError(f"config {args.config}: expected `servers: [http://host:8188, ...]`, "
+                                      f"got {one_line(repr(servers if isinstance(config, dict) else config), 80)}")
+        for server in servers:
+            url = server.get("url") if isinstance(server, dict) else server
+            if not isinstance(url, str) or not url.strip():
+                raise outputs.OutputError(f"config {args.config}: each server is a URL (or `url: URL`), "
+                                          f"got {one_line(repr(server), 80)}")
+            urls.append(url.strip())
     return urls
 
 
@@ -279,12 +323,14 @@ def _instances(args) -> list:
         return []
     from .remote import ComfyInstance
 
-    instances, down = [], []
+    instances = []
     for url in urls:
         instance = ComfyInstance(url)
-        (instances if instance.healthy() else down).append(instance)
-    for instance in down:
-        print(f"warning: {instance.name} does not answer; its share goes to the others", file=sys.stderr)
+        problem = instance.problem()
+        if problem is None:
+            instances.append(instance)
+        else:
+            print(f"warning: {instance.name} {problem}; its share goes to the others", file=sys.stderr)
     if not instances:
         raise outputs.OutputError("no ComfyUI server answers: start them with `podium comfy up` "
                                   "or check the --server URLs")
@@ -293,12 +339,7 @@ def _instances(args) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from podium.errors import PodiumError
-
     from . import local
-    from .comfy_client import ComfyError, Interrupted
-    from .dispatch import RenderFailed
-    from .ffmpeg import FFmpegError
 
     try:
         if args.command == "comfy":
@@ -312,17 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
         return 130
-    except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError, ComfyError,
-            Interrupted, RenderFailed, FFmpegError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except local.ExecutionError as err:
-        # A PodiumError is a message for the user; in ComfyUI its type reads
-        # "<pack path>.errors.PodiumError", hence endswith.
-        if err.exception_type.endswith("PodiumError"):
-            print(f"error: {err.exception_message.strip()}", file=sys.stderr)
-        else:
-            print(f"error: {err}", file=sys.stderr)
+    except PodiumError as err:  # every error meant for the user, from the pack or from here
+        message = err.user_message() if isinstance(err, local.ExecutionError) else str(err)
+        print(f"error: {one_line(message, 1000)}", file=sys.stderr)
+        return err.exit_code
+    except OSError as err:  # the disk or the system said no (full, read-only, gone)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
 
 

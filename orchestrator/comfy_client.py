@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +18,9 @@ from typing import Callable
 
 import requests
 import websocket
+
+from podium.errors import PodiumError
+from podium.files import publish, temp_path
 
 from .local import ExecutionError, PromptError
 from .prompt_errors import describe_prompt_error, node_label
@@ -41,7 +43,7 @@ def _refused(err: BaseException) -> bool:
     return False
 
 
-class ComfyError(Exception):
+class ComfyError(PodiumError):
     """The server answered, but not as hoped (an HTTP error, a missing file...)."""
 
 
@@ -49,7 +51,7 @@ class ServerGone(ComfyError):
     """The server stopped answering, or forgot the prompt (restarted); run the work elsewhere."""
 
 
-class Interrupted(Exception):
+class Interrupted(PodiumError):
     """The prompt was interrupted on the server; `.data` is the execution_interrupted message."""
 
     def __init__(self, data: dict, prompt: dict | None = None):
@@ -170,7 +172,7 @@ class ComfyClient:
         params = {"filename": file_info["filename"], "subfolder": file_info.get("subfolder", ""),
                   "type": file_info.get("type", "output")}
         dest = Path(dest_path)
-        part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        part = temp_path(dest)
         try:
             with self._http("GET", "/view", params=params, stream=True) as r:
                 if r.status_code != 200:
@@ -185,7 +187,7 @@ class ComfyClient:
                         raise ServerGone(f"download of {params['filename']} broke off: {err}") from err
                 if expected is not None and done != int(expected):
                     raise ServerGone(f"download of {params['filename']} broke off at {done} of {expected} bytes")
-            os.replace(part, dest)
+            publish(part, dest)
         finally:
             part.unlink(missing_ok=True)
         return dest

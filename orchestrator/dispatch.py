@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
+from podium.errors import PodiumError
+
 from .segments import SegmentCache, SegmentJob
 from .stitch import Clip
 
@@ -20,7 +22,7 @@ MAX_ATTEMPTS = 3
 StatusSink = Callable[[str, str, dict], None]  # (instance name, event type, data)
 
 
-class RenderFailed(Exception):
+class RenderFailed(PodiumError):
     """A segment could not be rendered anywhere; the message says why."""
 
 

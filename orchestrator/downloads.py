@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from podium.errors import PodiumError
+from podium.files import publish
 from tqdm import tqdm
 
 CHUNK = 1 << 18
@@ -81,7 +82,7 @@ def download(url: str, dest, sha256: Optional[str] = None, size: Optional[int] =
                                     f"in {part}: run the same command again to resume")
             time.sleep(BACKOFF_S * 2 ** (failures - 1))
     _check(url, dest, part, sha256, size)
-    os.replace(part, dest)
+    publish(part, dest)
     return dest
 
 

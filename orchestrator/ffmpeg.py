@@ -4,9 +4,10 @@ from __future__ import annotations
 import subprocess
 
 from podium.engines.ffmpeg_exe import find_ffmpeg  # pure: no torch, no numpy
+from podium.errors import PodiumError
 
 
-class FFmpegError(Exception):
+class FFmpegError(PodiumError):
     """ffmpeg failed; the message carries the end of its log."""
 
 

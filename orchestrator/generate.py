@@ -3,8 +3,6 @@ once if needed, render the segments, stitch them.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -12,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
+from podium.files import atomic_copy
 
 from . import outputs, presets
 from .dispatch import render_all
@@ -22,6 +21,9 @@ from .workflow import bind, find_node, load_workflow
 
 SUBTITLE_MODES = {"none": "none", "srt": "srt", "burn": "srt+burn"}
 DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the camera"
+LONG_MINUTES, LONG_SEGMENTS = 30, 500  # a render longer than this asks for --yes first
+WORDS_PER_S = 2.5  # 150 words a minute: what a narrator's pace gives, for the estimates
+MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 89 megapixels)
 
 
 @dataclass
@@ -42,11 +44,86 @@ def input_file(path: str, what: str) -> Path:
     return found
 
 
+def check_image_size(path: Path) -> None:
+    """Refuse a picture too big to decode (a decompression bomb) from its header alone."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return  # not a picture: the Presenter node says so, in its own words
+    except Image.DecompressionBombError:
+        width, height = 1 << 16, 1 << 16
+    if width * height > MAX_IMAGE_PIXELS:
+        raise outputs.OutputError(
+            f"image {path} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more "
+            f"than the {MAX_IMAGE_PIXELS / 1e6:.0f} allowed: give a smaller picture (the video is at "
+            f"most 4096 pixels wide)")
+
+
+def _inputs(args) -> dict[str, Path]:
+    """Every file the user named as an input, by option (to keep outputs off them)."""
+    named = {"--script": args.script, "--image": args.image, "--voice-ref": args.voice_ref,
+             "--config": getattr(args, "config", None), "--workflow": args.workflow}
+    if args.voice and str(args.voice).endswith(".onnx"):
+        named["--voice"] = args.voice
+    for pair in args.speaker_voice:
+        voice = pair.partition("=")[2].strip()
+        if voice.endswith(".onnx"):
+            named[f"--speaker-voice {pair}"] = voice
+    return {option: Path(value).expanduser() for option, value in named.items()
+            if value and Path(value).expanduser().is_file()}
+
+
+def output_files(args, target: Path) -> dict[str, Path]:
+    """Every file this job writes, by what it is: the video and what goes beside it."""
+    written = {"the video (--out)": target}
+    if args.subtitles != "none":
+        written["the subtitles"] = target.with_suffix(".srt")
+    if args.mode == "guided":
+        written["the script (.json)"] = target.with_suffix(".json")
+        written["the script (.md)"] = target.with_suffix(".md")
+    return written
+
+
+def estimate_seconds(words: int) -> float:
+    return words / WORDS_PER_S
+
+
+def check_length(args, script) -> None:
+    """A very long render starts only when asked for (--yes): say how long it would be."""
+    words = sum(len(s.split()) for seg in script.segments for s in seg.sentences)
+    minutes, count = estimate_seconds(words) / 60, len(script.segments)
+    if minutes <= LONG_MINUTES and count <= LONG_SEGMENTS:
+        return
+    what = f"about {minutes:.0f} min of narration in {count} segments ({words} words)"
+    if not getattr(args, "yes", False):
+        raise outputs.OutputError(f"this script is {what}, more than {LONG_MINUTES} min or "
+                                  f"{LONG_SEGMENTS} segments, and takes long to render: pass --yes "
+                                  "to render it anyway, or shorten it")
+    print(f"note: rendering {what}", file=sys.stderr)
+
+
+def check_crossfade(crossfade: float, script) -> None:
+    """Refuse before rendering a cross-fade that no segment this short can hold. Speech is
+    assumed slow (8 characters a second, plus a second) so only a sure misfit is refused here;
+    stitching checks the real lengths."""
+    if not crossfade:
+        return
+    for number, segment in enumerate(script.segments, 1):
+        longest = len(" ".join(segment.sentences)) / 8 + 1
+        if 2 * crossfade >= longest:
+            raise outputs.OutputError(
+                f"--crossfade {crossfade:g} is too long for segment {number} (about {longest:.1f} s "
+                f"at most): a cross-fade must be under half of every segment; give a shorter one")
+
+
 def _has(graph: dict, title: str) -> bool:
     return any(n.get("_meta", {}).get("title") == title for n in graph.values())
 
 
-def bindings(args, graph: dict) -> tuple[dict, dict]:
+def bindings(args, graph: dict, preset: str = "") -> tuple[dict, dict]:
     """(values, files) for the graph from the command line, for the nodes it has."""
     values = {("Presenter", "width"): args.size[0], ("Presenter", "height"): args.size[1],
               ("Save video", "fps"): args.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[args.subtitles]}
@@ -56,20 +133,32 @@ def bindings(args, graph: dict) -> tuple[dict, dict]:
     if _has(graph, "Upscale"):
         values[("Upscale", "width")], values[("Upscale", "height")] = args.size
     voice = graph[find_node(graph, "Voice")]["class_type"]
+    reference = input_file(args.voice_ref, "reference audio (--voice-ref)") if args.voice_ref else None
     if voice == "PodiumPiperTTS":
+        if reference is not None:
+            _say_voice_ref_unused(args, preset)
         if args.voice.endswith(".onnx"):
             values[("Voice", "voice_path")] = str(input_file(args.voice, "voice"))
         else:
             values[("Voice", "voice")] = args.voice
         if args.speaker_voice:
             values[("Voice", "speaker_voices")] = speaker_voices(args.speaker_voice)
-    elif args.voice_ref:
-        files[("Voice", "reference_audio")] = input_file(args.voice_ref, "reference audio")
+    elif reference is not None:
+        files[("Voice", "reference_audio")] = reference
         values[("Voice", "ref_text")] = args.voice_ref_text or ""
         values[("Voice", "seed")] = args.seed
     if args.image:
         files[("Presenter", "portrait_path")] = input_file(args.image, "image")
+        check_image_size(files[("Presenter", "portrait_path")])
     return values, files
+
+
+def _say_voice_ref_unused(args, preset: str) -> None:
+    order, known = presets.load_presets()
+    cloning = " or ".join(n for n in order if known[n].cloned_voice)
+    who = f"the {preset} preset speaks" if preset and args.workflow is None else "this workflow speaks"
+    print(f"warning: --voice-ref is not used: {who} with Piper; the {cloning} preset would clone "
+          "it (--preset NAME says what it needs)", file=sys.stderr)
 
 
 def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, view) -> Path:
@@ -88,9 +177,7 @@ def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, 
             if not pngs:
                 raise outputs.OutputError("the presenter image workflow made no picture")
             picture.parent.mkdir(parents=True, exist_ok=True)
-            partial = picture.with_name(".presenter.png.part")
-            shutil.copyfile(pngs[0], partial)
-            os.replace(partial, picture)  # whole or not at all
+            atomic_copy(pngs[0], picture)  # whole or not at all
     return picture
 
 
@@ -122,17 +209,22 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     """Everything after argument parsing: `narration_for(target)` gives the script text,
     `load_graph(name_or_path)` reads a --workflow (API or UI format)."""
     target = outputs.check_target(args.out, args.force)
+    written = output_files(args, target)
+    outputs.check_distinct(written, _inputs(args))
     if args.subtitles != "none":
         outputs.check_target(target.with_suffix(".srt"), args.force)
+    cache = SegmentCache(args.cache_dir or default_cache_dir())
+    cache.check_writable()
     narration = narration_for(target)
     remote = not getattr(instances[0], "in_process", False)
     choice = presets.choose(args.preset, have_portrait=bool(args.image),
                             have_voice_ref=bool(args.voice_ref), check_models=not remote)
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
-    values, files = bindings(args, graph)  # checks the user's files before any work
+    values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
     script = parse_script(narration)  # an empty script is refused here, before any work too
+    check_length(args, script)
+    check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)
-    cache = SegmentCache(args.cache_dir or default_cache_dir())
     started = time.perf_counter()
     view = JobView(graph, len(script.segments), enabled=not args.quiet)
     try:
@@ -144,6 +236,17 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
         clips = render_all(jobs, instances, cache, view)
     finally:
         view.close()
-    stitch(clips, target, crossfade_s=args.crossfade)
+    shortest = min(c.duration for c in clips)
+    if args.crossfade and 2 * args.crossfade >= shortest:
+        raise outputs.OutputError(
+            f"--crossfade {args.crossfade:g} is too long: the shortest segment lasts {shortest:.2f} s, "
+            f"so a cross-fade must be under {shortest / 2:.2f} s; the segments are cached, so a "
+            "rerun with a shorter one takes seconds")
+    try:
+        stitch(clips, target, crossfade_s=args.crossfade, replace=args.force)
+    except FileExistsError as err:
+        raise outputs.OutputError(
+            f"{err.filename} appeared while rendering and was left as it is: pass --force to "
+            "replace it, or choose another --out (the segments are cached: a rerun takes seconds)") from None
     duration = sum(c.duration for c in clips) - args.crossfade * (len(clips) - 1)
     return Result(target, duration, len(clips), reused, time.perf_counter() - started, choice.preset.name)

@@ -5,7 +5,7 @@ A graph is `{node_id: {"class_type", "inputs", "_meta": {"title"}}}`, a link `[n
 Validation is a port of execution.validate_prompt / validate_inputs, so errors come as the same
 JSON body ComfyUI answers on POST /prompt 400 (formatted by orchestrator.prompt_errors).
 Execution sends the websocket message types ComfyUI sends, through `on_event(type, data)`.
-Stdlib only: the orchestrator never imports torch.
+Stdlib (and the pure podium.errors) only: the orchestrator never imports torch.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import traceback
 import uuid
 from typing import Any, Callable, Mapping, NamedTuple
 
+from podium.errors import PodiumError, UsageError, error_class  # pure: no torch
+
 from .prompt_errors import describe_prompt_error, node_label
 
 __all__ = ["PromptError", "ExecutionError", "check_prompt", "validate", "run",
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict], None]
 
 
-class PromptError(Exception):
+class PromptError(UsageError):
     """The graph failed validation; `.body` is ComfyUI's 400 body {"error", "node_errors"}."""
 
     def __init__(self, body: dict, prompt: dict | None = None):
@@ -36,9 +38,9 @@ class PromptError(Exception):
         super().__init__(describe_prompt_error(body, prompt))
 
 
-class ExecutionError(Exception):
+class ExecutionError(PodiumError):
     """A node raised; attributes mirror ComfyUI's execution_error message, the exception is
-    the __cause__."""
+    the __cause__ (in this process). A PodiumError inside is told to the user as itself."""
 
     def __init__(self, data: dict, prompt: dict):
         self.data = data
@@ -47,6 +49,21 @@ class ExecutionError(Exception):
         self.traceback = data["traceback"]
         label = node_label(self.node_id, prompt, self.node_type)
         super().__init__(f"{label} failed: {self.exception_type}: {self.exception_message.strip()}")
+
+    @property
+    def podium_error(self) -> type[PodiumError] | None:
+        """The PodiumError class the node raised (here, or on a server), or None."""
+        if isinstance(self.__cause__, PodiumError):
+            return type(self.__cause__)
+        return error_class(self.exception_type)
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return self.podium_error.exit_code if self.podium_error else 1
+
+    def user_message(self) -> str:
+        """The node's own message when it is one for the user, else what failed where."""
+        return self.exception_message.strip() if self.podium_error else str(self)
 
 
 # ---- validation: a port of ComfyUI 0.3.64 execution.py / comfy_execution/validation.py ----

@@ -4,18 +4,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.metadata
-import os
 import sys
 from pathlib import Path
 
 from podium import models
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
+from podium.files import atomic_write_text
 
 from . import downloads
-
-
-class UsageError(PodiumError):
-    """Bad usage (unknown id, preset or kind): exit code 2."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,7 +40,7 @@ def run(args) -> int:
         return command(registry, args)
     except PodiumError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, UsageError) else 1
+        return err.exit_code
 
 
 def _entries(registry, ids) -> list:
@@ -219,9 +215,7 @@ def update_yaml(path: Path, updates: dict) -> list:
     if not spans:
         return []
     yaml.safe_load(text)  # still valid YAML before it replaces the file
-    tmp = Path(path).with_name("." + Path(path).name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return [s[3] for s in spans]
 
 

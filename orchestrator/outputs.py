@@ -1,11 +1,14 @@
 """The user's output files: checked before any work, replaced only when whole."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
+from podium.errors import UsageError
 
-class OutputError(Exception):
+
+class OutputError(UsageError):
     """An output path that cannot be used; the message says why and what to do."""
 
 
@@ -26,3 +29,28 @@ def check_target(path: str | Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --force to replace it")
     return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (by name after links are followed, or by inode)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_distinct(written: dict[str, Path], inputs: dict[str, Path]) -> None:
+    """Fail before any work if two files a job writes are one, or one is an input (not even
+    --force lets a job overwrite what it reads or what it just wrote)."""
+    outs = list(written.items())
+    for i, (what, path) in enumerate(outs):
+        for option, source in inputs.items():
+            if _same(path, source):
+                raise OutputError(f"{what} would overwrite {source}, the {option} input: choose "
+                                  "another --out")
+        for other, other_path in outs[i + 1:]:
+            if _same(path, other_path):
+                raise OutputError(f"{what} and {other} would be the same file, {path}: give --out a "
+                                  "name ending in .mp4")

@@ -8,7 +8,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from .comfy_client import ComfyClient, ServerGone
+from podium.errors import one_line
+
+from .comfy_client import ComfyClient, ComfyError, ServerGone
 from .dispatch import InstanceGone, output_files
 from .workflow import find_node
 
@@ -39,6 +41,9 @@ class ComfyInstance:
             return output_files(outputs, lambda item: self.client.download(item, workdir / item["filename"]))
         except (ServerGone, requests.ConnectionError, requests.Timeout) as err:
             raise InstanceGone(f"{self.name}: {err}") from err
+        except (ValueError, KeyError, TypeError, IndexError) as err:  # JSON of the wrong shape
+            raise ComfyError(f"{self.name} answered in a way ComfyUI does not ({type(err).__name__}: "
+                             f"{one_line(err, 120)}): is it a ComfyUI server, and a recent one?") from err
 
     def cancel(self) -> None:
         if self._prompt_id is not None:
@@ -46,3 +51,22 @@ class ComfyInstance:
 
     def healthy(self) -> bool:
         return self.client.health()
+
+    def problem(self) -> Optional[str]:
+        """None when a ComfyUI answers at the URL, else what is wrong, in a few words (never
+        the body of what answered: it may be a whole web page)."""
+        try:
+            r = self.client.session.get(self.client.base_url + "/system_stats",
+                                        timeout=min(self.client.timeout, 5.0))
+        except requests.RequestException as err:
+            return f"does not answer ({type(err).__name__})"
+        try:
+            stats = r.json() if r.status_code == 200 else None
+        except ValueError:
+            stats = None
+        if not (isinstance(stats, dict) and isinstance(stats.get("system"), dict)
+                and isinstance(stats.get("devices"), list)):
+            kind = r.headers.get("Content-Type", "?").split(";")[0]
+            return (f"answers, but is not a ComfyUI server (GET /system_stats gave HTTP "
+                    f"{r.status_code} {kind})")
+        return None

@@ -9,12 +9,15 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from podium.engines.script import Script  # pure text: no torch, no numpy
+from podium.errors import PodiumError
+from podium.files import publish
 
 from .stitch import Clip
 from .workflow import bind
@@ -60,35 +63,120 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "podium" / "segments"
 
 
-class SegmentCache:
-    """Finished segment clips under `<dir>/<key>/` (clip.mp4, clip.srt, info.json)."""
+class CacheError(PodiumError):
+    """The segment cache folder cannot be written (read-only, full)."""
 
-    def __init__(self, folder: Path):
+
+class SegmentCache:
+    """Finished segment clips under `<dir>/<key>/` (clip.mp4, clip.srt, info.json).
+
+    info.json records each file's size and sha256, so an entry that was cut short or damaged
+    is noticed when it is used: it is dropped, `warn` says so, and the segment is made again.
+    """
+
+    def __init__(self, folder: Path, warn: Callable[[str], None] | None = None):
         self.folder = Path(folder)
+        self.warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
+        self._checked: dict[str, Clip] = {}  # entries verified in this run
+
+    def check_writable(self) -> None:
+        """Fail before any work if finished segments could not be kept."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tempfile.NamedTemporaryFile(dir=self.folder, prefix=".podium-probe-").close()
+        except OSError as err:
+            raise self._unwritable(err) from None
 
     def get(self, key: str) -> Optional[Clip]:
+        if key in self._checked:
+            return self._checked[key]
         entry = self.folder / key
+        if not entry.exists():
+            return None
+        clip, problem = self._read(entry)
+        if problem:
+            self.warn(f"segment cache entry {entry} is damaged ({problem}): dropped, "
+                      "the segment is made again")
+            self._drop(entry)
+            return None
+        self._checked[key] = clip
+        return clip
+
+    def _read(self, entry: Path) -> tuple[Optional[Clip], Optional[str]]:
+        """(the clip, None) when every file is there as recorded, else (None, what is wrong)."""
         try:
             info = json.loads((entry / "info.json").read_text())
-        except (OSError, ValueError):
-            return None
+        except (OSError, ValueError) as err:
+            return None, f"info.json unreadable: {getattr(err, 'strerror', None) or err}"
+        if not isinstance(info, dict):
+            return None, "info.json is not an object"
+        frames, fps, files = info.get("frames"), info.get("fps"), info.get("files")
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0:
+            return None, f"info.json has no frame count (frames={frames!r})"
+        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
+            return None, f"info.json has no frame rate (fps={fps!r})"
+        if not isinstance(files, dict) or "clip.mp4" not in files:
+            return None, "info.json lists no checksums (made by an older version)"
+        for name, want in files.items():
+            path = entry / name
+            if name not in ("clip.mp4", "clip.srt") or not isinstance(want, dict):
+                return None, f"info.json lists an unknown file {name!r}"
+            try:
+                size = path.stat().st_size
+            except OSError:
+                return None, f"{name} is missing"
+            if size != want.get("size"):
+                return None, f"{name} is {size} bytes, {want.get('size')} were written"
+            if _sha256(path) != want.get("sha256"):
+                return None, f"{name} does not match its checksum"
         srt_path = entry / "clip.srt"
-        return Clip(entry / "clip.mp4", info["frames"], info["fps"],
-                    srt_path if srt_path.exists() else None)
+        return Clip(entry / "clip.mp4", frames, float(fps), srt_path if "clip.srt" in files else None), None
+
+    def _drop(self, entry: Path) -> None:
+        """Take a bad entry out of the way (renamed first, so no reader sees it half-deleted)."""
+        doomed = self.folder / f".{entry.name}.{os.getpid()}.bad"
+        try:
+            os.rename(entry, doomed)
+        except OSError:
+            doomed = entry
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def put(self, key: str, video: Path, frames: int, fps: float, srt_path: Optional[Path]) -> Clip:
         """Move a finished clip in; the entry appears whole (one rename) or not at all."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
         try:
-            shutil.move(str(video), staging / "clip.mp4")
-            if srt_path is not None:
-                shutil.move(str(srt_path), staging / "clip.srt")
-            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps}))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
+        except OSError as err:
+            raise self._unwritable(err) from None
+        try:
+            files = {}
+            for source, name in ((video, "clip.mp4"), (srt_path, "clip.srt")):
+                if source is not None:
+                    shutil.move(str(source), staging / name)
+                    files[name] = {"size": (staging / name).stat().st_size,
+                                   "sha256": _sha256(staging / name)}
+            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps, "files": files}))
             try:
-                os.rename(staging, self.folder / key)
-            except OSError:  # another run finished it first: theirs is as good
+                publish(staging, self.folder / key, replace=False)
+            except FileExistsError:  # another run finished it first: theirs is as good
                 pass
+        except OSError as err:
+            raise self._unwritable(err) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return self.get(key)
+        clip = self.get(key)
+        if clip is None:
+            raise CacheError(f"segment {key} could not be kept in the cache {self.folder}")
+        return clip
+
+    def _unwritable(self, err: OSError) -> CacheError:
+        return CacheError(f"cannot write to the segment cache {self.folder}: "
+                          f"{err.strerror or err}; free some space there or pass --cache-dir DIR")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ loudness-normalised (EBU R128) once, over the whole narration. Cross-fades re-en
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Optional
 
 import srt
 
-from podium.files import atomic_write_text
+from podium.files import publish_all, temp_path
 
 from .ffmpeg import run_ffmpeg
 
@@ -63,9 +62,11 @@ def merge_subtitles(clips: list[Clip], offsets: list[float]) -> Optional[str]:
 def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
            normalize: bool = True, video_args: tuple[str, ...] = ("-c:v", "libx264", "-preset",
                                                                    "superfast", "-crf", "23",
-                                                                   "-pix_fmt", "yuv420p")) -> Path:
+                                                                   "-pix_fmt", "yuv420p"),
+           replace: bool = True) -> Path:
     """Join `clips` in order into `out_path` (and `out_path.srt` when they have subtitles),
-    written under temporary names and renamed when whole."""
+    written under temporary names and renamed when whole. `replace=False`: FileExistsError,
+    and nothing published, if either name was taken meanwhile."""
     if not clips:
         raise ValueError("nothing to stitch")
     fps = clips[0].fps
@@ -78,7 +79,8 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
     for clip in clips:
         offsets.append(start)
         start += clip.duration - crossfade_s
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.mp4")
+    tmp = temp_path(out_path.with_suffix(".mp4"))
+    srt_tmp = temp_path(out_path.with_suffix(".srt"))
     with tempfile.TemporaryDirectory(prefix="podium-stitch-") as work:
         work = Path(work)
         for i, clip in enumerate(clips):
@@ -100,11 +102,14 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
             run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1",
                         "-movflags", "+faststart", "-f", "mp4", str(tmp)])
             subtitles = merge_subtitles(clips, offsets)
-            os.replace(tmp, out_path)  # the video first: subtitles never stand beside an old one
+            published = [(tmp, out_path)]  # the video first: subtitles never stand beside an old one
             if subtitles is not None:
-                atomic_write_text(out_path.with_suffix(".srt"), subtitles)
+                srt_tmp.write_text(subtitles, encoding="utf-8")
+                published.append((srt_tmp, out_path.with_suffix(".srt")))
+            publish_all(published, replace=replace)
         finally:
             tmp.unlink(missing_ok=True)
+            srt_tmp.unlink(missing_ok=True)
     return out_path
 
 

@@ -9,10 +9,12 @@ import copy
 import json
 from pathlib import Path
 
+from podium.errors import UsageError
+
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 
 
-class WorkflowError(Exception):
+class WorkflowError(UsageError):
     """A workflow file that cannot be used as asked; the message says how to fix it."""
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import PodiumError
+from ..files import publish, temp_path
 from .ffmpeg_exe import find_ffmpeg
 from .speech import write_wav
 
@@ -66,7 +66,7 @@ def encode_video(
         raise PodiumError(f"video size {width}x{height} must be even in both directions (H.264)")
     settings = load_preset(preset)
     n_frames = frames_for(len(samples) / sample_rate, fps)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.{settings['extension']}")
+    tmp = temp_path(out_path.with_suffix(f".{settings['extension']}"))
     with tempfile.TemporaryDirectory(prefix="podium-encode-") as work:
         write_wav(Path(work) / "audio.wav", fit_audio(samples, sample_rate, n_frames, fps),
                   sample_rate)
@@ -99,7 +99,7 @@ def encode_video(
             if process.wait() != 0:
                 log.seek(0)
                 raise PodiumError(f"ffmpeg failed: {log.read().decode(errors='replace')[-800:]}")
-            os.replace(tmp, out_path)
+            publish(tmp, out_path)
         except BrokenPipeError:
             process.wait()
             log.seek(0)

@@ -1,5 +1,4 @@
 """Output nodes: the finished MP4 (and its subtitles) in the output folder."""
-import os
 
 from PIL import Image
 
@@ -7,7 +6,7 @@ from ..memory import reported_stage
 from ..engines.media import encode_video, frames_for, load_preset
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, writing
 from ..paths import next_output_path
 from ..progress import Progress
 from .comfy_types import rgb_from_image, samples_from_audio
@@ -83,10 +82,6 @@ class PodiumSaveImage:
 
     def save(self, image, filename_prefix):
         path, subfolder, name = next_output_path(filename_prefix, "png")
-        tmp = path.with_name(f".{name}.part.png")
-        try:
+        with writing(path) as tmp:
             Image.fromarray(rgb_from_image(image)).save(tmp, format="PNG")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
