@@ -78,6 +78,10 @@ def download(url: str, dest, sha256: Optional[str] = None, size: Optional[int] =
                 error = str(exc)
             if failures > retries:
                 kept = part.stat().st_size if part.exists() else 0
+                if not kept:
+                    part.unlink(missing_ok=True)
+                    raise DownloadError(f"{url}: failed {failures} times ({error}); nothing was "
+                                        "downloaded: check the network and run the command again")
                 raise DownloadError(f"{url}: failed {failures} times ({error}); {kept} bytes kept "
                                     f"in {part}: run the same command again to resume")
             time.sleep(BACKOFF_S * 2 ** (failures - 1))

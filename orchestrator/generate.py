@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
+from podium.errors import PodiumError
 from podium.files import atomic_copy
 
 from . import outputs, presets
@@ -248,5 +249,9 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
         raise outputs.OutputError(
             f"{err.filename} appeared while rendering and was left as it is: pass --force to "
             "replace it, or choose another --out (the segments are cached: a rerun takes seconds)") from None
+    except OSError as err:  # a full or vanished output folder: nothing was published
+        raise PodiumError(f"cannot write {target} (and its subtitles) in {target.parent}: "
+                          f"{err.strerror or err}; nothing there was changed: free some space and "
+                          "rerun (the segments are cached)") from None
     duration = sum(c.duration for c in clips) - args.crossfade * (len(clips) - 1)
     return Result(target, duration, len(clips), reused, time.perf_counter() - started, choice.preset.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.metadata
+import os
 import sys
 from pathlib import Path
 
@@ -135,16 +136,35 @@ def pull(registry, args) -> int:
     return status
 
 
+def _installed_copy(entry, f):
+    """The installed copy of file `f` when it is the expected one (size, and sha256 where
+    models.yaml has it), else None; a copy that differs is named so the user knows."""
+    found = _find(entry, f.name)
+    if found is None:
+        return None
+    if f.size is not None and found.stat().st_size != f.size:
+        print(f"{entry.id}: {found} is {found.stat().st_size} bytes, {f.size} expected: downloading it again")
+        return None
+    if f.sha256 and downloads.sha256_file(found) != f.sha256.lower():
+        print(f"{entry.id}: {found} does not match its sha256 in models.yaml: downloading it again")
+        return None
+    return found
+
+
 def _pull_entry(entry, args) -> None:
-    folder = models.models_dir() / entry.folder
+    root = models.models_dir().absolute()
+    folder = root / entry.folder
     for f in entry.files:
-        found = _find(entry, f.name)
-        if found and not args.force and (f.size is None or found.stat().st_size == f.size):
+        found = None if args.force else _installed_copy(entry, f)
+        if found:
             print(f"{entry.id}: {f.name} already at {found}")
             continue
         if not f.url:
             raise PodiumError(f"models.yaml gives no url for {f.name}")
-        dest = downloads.download(f.url, folder / f.name, sha256=f.sha256, size=f.size,
+        dest = Path(os.path.normpath(folder / f.name))
+        if not dest.is_relative_to(root):  # models.yaml is checked on load; this is the last word
+            raise PodiumError(f"{entry.id}: {f.name} would be written outside {root}: refused")
+        dest = downloads.download(f.url, dest, sha256=f.sha256, size=f.size,
                                   progress=not args.quiet and sys.stderr.isatty())
         checked = "sha256 checked" if f.sha256 else "no sha256 in models.yaml to check"
         print(f"{entry.id}: {f.name} downloaded ({_human(dest.stat().st_size)}, {checked}) to {dest}")

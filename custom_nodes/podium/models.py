@@ -159,6 +159,16 @@ def _resolve_pypi(entry: ModelEntry) -> Path:
     return path
 
 
+def _confined(value: str, what: str, where: str, model_id: str) -> str:
+    """`value` as a relative path that stays inside the models folder (no "..", no root)."""
+    parts = value.replace("\\", "/").split("/")
+    if (not value.strip() or value.startswith(("/", "\\", "~")) or ":" in value
+            or any(p in ("", ".", "..") for p in parts)):
+        raise PodiumError(f"{where}: model {model_id!r}: {what} {value!r} must be a plain relative "
+                          "path inside the models folder (no '..', no leading '/')")
+    return value
+
+
 def _parse_entry(raw: dict, where: str) -> ModelEntry:
     if not isinstance(raw, dict):
         raise PodiumError(f"{where}: each model must be a mapping, got {raw!r}")
@@ -171,10 +181,12 @@ def _parse_entry(raw: dict, where: str) -> ModelEntry:
     for f in raw.get("files") or []:
         if not isinstance(f, dict) or not f.get("name"):
             raise PodiumError(f"{where}: model {raw['id']!r}: every file needs a name")
+        _confined(str(f["name"]), "file name", where, raw["id"])
         files.append(ModelFile(name=str(f["name"]), url=f.get("url"), sha256=f.get("sha256"),
                                size=None if f.get("size") is None else int(f["size"])))
     if not files and not str(raw.get("source") or "").startswith("pypi:"):
         raise PodiumError(f"{where}: model {raw['id']!r} has neither files nor a pypi: source")
+    _confined(str(raw["folder"]), "folder", where, raw["id"])
     return ModelEntry(
         id=str(raw["id"]), kind=str(raw["kind"]), folder=str(raw["folder"]), files=files,
         license=str(raw["license"]), commercial_use=raw["commercial_use"],

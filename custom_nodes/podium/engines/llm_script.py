@@ -227,7 +227,7 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None) -> dict:
         elif speakers:
             speaker = speakers[0]
         out.append({
-            "narration": _one_line(narration, 100_000).lstrip("#").strip(),
+            "narration": _one_line(narration, len(narration)).lstrip("#").strip(),  # never cut
             "slide_title": _one_line(title, 200).lstrip("#").strip(),
             "bullets": [_one_line(b, 200) for b in bullets if b.strip()],
             "speaker": speaker,
