@@ -227,7 +227,11 @@ def _guided_script(args, target: Path) -> str:
     print(f"writing a {args.duration:.0f} s script with {args.llm_model} ...", file=sys.stderr)
     script = write_script(args.topic, settings, duration_s=args.duration, language=args.language,
                           audience=args.audience, tone=args.tone, speakers=args.speakers or None)
-    json_path, md_path = save_script_files(script, target.with_suffix(""))
+    try:
+        json_path, md_path = save_script_files(script, target.with_suffix(""), replace=args.force)
+    except FileExistsError as err:
+        raise outputs.OutputError(f"{err.filename} appeared while the script was being written and "
+                                  "was left as it is: pass --force to replace it") from None
     print(f"script: {json_path} (and {md_path.name})", file=sys.stderr)
     return json.dumps(script.to_dict(), ensure_ascii=False)
 

@@ -49,13 +49,14 @@ def check_image_size(path: Path) -> None:
     """Refuse a picture too big to decode (a decompression bomb) from its header alone."""
     from PIL import Image, UnidentifiedImageError
 
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # read the size, decode nothing
     try:
         with Image.open(path) as image:
             width, height = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return  # not a picture: the Presenter node says so, in its own words
-    except Image.DecompressionBombError:
-        width, height = 1 << 16, 1 << 16
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     if width * height > MAX_IMAGE_PIXELS:
         raise outputs.OutputError(
             f"image {path} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more "
@@ -209,9 +210,9 @@ def say_preset(requested: str, choice: presets.Choice) -> None:
 def run(args, narration_for, instances: list, load_graph) -> Result:
     """Everything after argument parsing: `narration_for(target)` gives the script text,
     `load_graph(name_or_path)` reads a --workflow (API or UI format)."""
-    target = outputs.check_target(args.out, args.force)
-    written = output_files(args, target)
-    outputs.check_distinct(written, _inputs(args))
+    target = Path(args.out).expanduser().absolute()
+    outputs.check_distinct(output_files(args, target), _inputs(args))  # even --force cannot allow it
+    target = outputs.check_target(target, args.force)
     if args.subtitles != "none":
         outputs.check_target(target.with_suffix(".srt"), args.force)
     cache = SegmentCache(args.cache_dir or default_cache_dir())

@@ -484,14 +484,18 @@ def script_to_markdown(script: Script) -> str:
     return "\n".join(lines)
 
 
-def save_script_files(script: Script, stem: Union[str, Path]) -> tuple[Path, Path]:
-    """Write `<stem>.json` (everything; direct mode reads it with --script) and `<stem>.md`."""
+def save_script_files(script: Script, stem: Union[str, Path], replace: bool = True) -> tuple[Path, Path]:
+    """Write `<stem>.json` (everything; direct mode reads it with --script) and `<stem>.md`;
+    `replace=False`: FileExistsError rather than replace a file."""
     stem = Path(stem)
     json_path, md_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".md")
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_path, json.dumps(script.to_dict(), ensure_ascii=False, indent=2) + "\n")
-        atomic_write_text(md_path, script_to_markdown(script))
+        atomic_write_text(json_path, json.dumps(script.to_dict(), ensure_ascii=False, indent=2) + "\n",
+                          replace=replace)
+        atomic_write_text(md_path, script_to_markdown(script), replace=replace)
+    except FileExistsError:
+        raise
     except OSError as err:
         raise PodiumError(f"cannot write the script next to the video ({err}): choose a writable "
                           "output folder") from None
