@@ -188,7 +188,8 @@ def _guided_script(args, target: Path) -> str:
         raise outputs.OutputError("guided mode needs a topic: --topic \"what the video is about\"")
     for suffix in (".json", ".md"):
         outputs.check_target(target.with_suffix(suffix), args.force)
-    settings = OllamaSettings(host=args.ollama_host, model=args.llm_model, timeout_s=args.llm_timeout)
+    settings = OllamaSettings(host=args.ollama_host, model=args.llm_model, timeout_s=args.llm_timeout,
+                              cli=True)  # messages name --llm-timeout, --ollama-host
     print(f"writing a {args.duration:.0f} s script with {args.llm_model} ...", file=sys.stderr)
     script = write_script(args.topic, settings, duration_s=args.duration, language=args.language,
                           audience=args.audience, tone=args.tone, speakers=args.speakers or None)
