@@ -14,6 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       field_validator, model_validator)
 
 from ..errors import PodiumError
+from ..validation import field_path, problem_of
 
 FILE_SHAPE = '{"title": ..., "segments": [{"text": ...}]}'
 
@@ -119,38 +120,6 @@ def answer_schema(speakers: Optional[list[str]] = None) -> dict:
 
 
 # --- saying what is wrong -------------------------------------------------------------------
-
-_LIST_OF = {"bullets": "a list of strings", "segments": "a list of segments"}
-
-
-def field_path(loc: tuple) -> str:
-    """('segments', 2, 'bullets') as `segments[2].bullets`."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def problem_of(error: dict) -> str:
-    """One pydantic error as a few words about the field it names."""
-    kind, loc = error.get("type", ""), error.get("loc", ())
-    names = [p for p in loc if isinstance(p, str)]
-    last = names[-1] if names else ""
-    if kind == "missing":
-        return "is missing"
-    if kind == "string_type":
-        return "must be a string"
-    if kind == "list_type":
-        return f"must be {_LIST_OF.get(last, 'a list')}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "must be an object"
-    if kind == "too_short":
-        return "must not be empty"
-    if kind == "literal_error":
-        return f"must be one of {error.get('ctx', {}).get('expected', '')}"
-    message = str(error.get("msg", kind))
-    return message.removeprefix("Value error, ")
-
 
 def format_error(err: ValidationError, source: str = "the script JSON") -> ScriptFormatError:
     """The first problem of a ValidationError, naming its field."""
