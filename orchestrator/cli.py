@@ -83,7 +83,7 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         help="cross-fade between segments (re-encodes the video); default 0")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="where finished segments are kept so a rerun resumes "
-                             "(default $PODIUM_CACHE_DIR or ~/.cache/podium/segments)")
+                             "(default $PODIUM_CACHE_DIR or the user cache folder, ~/.cache/podium/segments on Linux)")
     parser.add_argument("--report", action="store_true",
                         help="print each stage's time and peak memory at the end")
 
