@@ -117,7 +117,7 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                         f"asking (over {LONG_MINUTES} min of narration or {LONG_SEGMENTS} segments)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="where finished segments are kept so a rerun resumes "
-                             "(default $PODIUM_CACHE_DIR or ~/.cache/podium/segments)")
+                             "(default $PODIUM_CACHE_DIR or the user cache folder, ~/.cache/podium/segments on Linux)")
     parser.add_argument("--report", action="store_true",
                         help="print each stage's time and peak memory at the end")
 
@@ -223,7 +223,8 @@ def _guided_script(args, target: Path) -> str:
         raise outputs.OutputError("guided mode needs a topic: --topic \"what the video is about\"")
     for suffix in (".json", ".md"):
         outputs.check_target(target.with_suffix(suffix), args.force)
-    settings = OllamaSettings(host=args.ollama_host, model=args.llm_model, timeout_s=args.llm_timeout)
+    settings = OllamaSettings(host=args.ollama_host, model=args.llm_model, timeout_s=args.llm_timeout,
+                              cli=True)  # messages name --llm-timeout, --ollama-host
     print(f"writing a {args.duration:.0f} s script with {args.llm_model} ...", file=sys.stderr)
     script = write_script(args.topic, settings, duration_s=args.duration, language=args.language,
                           audience=args.audience, tone=args.tone, speakers=args.speakers or None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
+from podium.engines.script_schema import ScriptFormatError
 from podium.errors import PodiumError
 from podium.files import atomic_copy
 
@@ -197,6 +198,16 @@ def speaker_voices(pairs: list[str]) -> str:
     return "\n".join(lines)
 
 
+def read_script(args, narration: str):
+    """The parsed script; a `--script x.json` must be Podium's script JSON, and a problem in
+    it names the file and the field (`--script x.json: segments[2].bullets: ...`)."""
+    path = getattr(args, "script", None)
+    try:
+        return parse_script(narration, as_json=True if path and path.lower().endswith(".json") else None)
+    except ScriptFormatError as err:
+        raise (err.located(f"--script {path}") if path else err) from None
+
+
 def say_preset(requested: str, choice: presets.Choice) -> None:
     """Why a preset asked for by name fell to another, and any substitution. With auto, the
     summary line names the preset used; `--preset NAME` says why NAME cannot run."""
@@ -223,7 +234,7 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
                             have_voice_ref=bool(args.voice_ref), check_models=not remote)
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
-    script = parse_script(narration)  # an empty script is refused here, before any work too
+    script = read_script(args, narration)  # an empty script is refused here, before any work too
     check_length(args, script)
     check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)

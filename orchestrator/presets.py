@@ -8,11 +8,14 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from podium.models import ModelMissingError, load_registry  # pure: PyYAML only
+from podium.errors import PodiumError
+from podium.models import ModelMissingError, load_registry  # pure: PyYAML and pydantic only
+from podium.validation import field_path, problem_of
 
 from .workflow import WORKFLOWS_DIR, find_node, load_workflow
 
@@ -38,9 +41,51 @@ class Choice:
     notes: list[str]  # why presets above it were passed over, and what was substituted
 
 
+class _PresetSchema(BaseModel):
+    """One preset as written in presets.yaml (its fields are documented there)."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str
+    vram_gb: Annotated[float, Field(ge=0)] = 0
+    needs: list[Literal["portrait"]] = Field(default_factory=list)
+    image_model: Optional[str] = None
+    cloned_voice: StrictBool = False
+    extra_models: list[str] = Field(default_factory=list)
+    summary: str = ""
+
+
+class _PresetsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    order: Annotated[list[str], Field(min_length=1)]
+    presets: dict[str, _PresetSchema]
+
+    @model_validator(mode="after")
+    def _order_names_presets(self) -> "_PresetsFile":
+        unknown = [name for name in self.order if name not in self.presets]
+        if unknown:
+            raise ValueError(f"order names {', '.join(unknown)}, not under presets")
+        return self
+
+
 def load_presets(path: Path = PRESETS_FILE) -> tuple[list[str], dict[str, Preset]]:
-    data = yaml.safe_load(Path(path).read_text())
-    return data["order"], {name: Preset(name, **spec) for name, spec in data["presets"].items()}
+    """presets.yaml's order and presets; a problem names the file and the field."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        spec = _PresetsFile.model_validate(data)
+    except OSError as err:
+        raise PodiumError(f"cannot read the presets file {path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PodiumError(f"cannot read the presets file {path}: not valid YAML "
+                          f"({getattr(err, 'problem', None) or 'syntax error'}{at})") from None
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        where = field_path(first["loc"])
+        problem = (problem_of(first, "a mapping") if where or first["type"] == "value_error"
+                   else "must be a mapping with order: and presets:")
+        raise PodiumError(f"{path}: {where + ': ' if where else ''}{problem}") from None
+    return spec.order, {name: Preset(name, **preset.model_dump()) for name, preset in spec.presets.items()}
 
 
 def models_in(graph: dict, known: set[str]) -> list[str]:

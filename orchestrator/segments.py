@@ -57,10 +57,14 @@ def content_key(graph: dict, files: dict) -> str:
 
 
 def default_cache_dir() -> Path:
-    """$PODIUM_CACHE_DIR, else the user's cache folder: reruns of any job share it."""
+    """$PODIUM_CACHE_DIR, else the user's cache folder as the platform names it (Linux
+    $XDG_CACHE_HOME or ~/.cache, macOS ~/Library/Caches, Windows %LOCALAPPDATA%): reruns of
+    any job share it."""
     if os.environ.get("PODIUM_CACHE_DIR"):
         return Path(os.environ["PODIUM_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "podium" / "segments"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("podium", appauthor=False)) / "segments"
 
 
 class CacheError(PodiumError):

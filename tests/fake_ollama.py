@@ -15,6 +15,11 @@ the next behaviour from `plans` (then `default`):
   empty_narration a segment with empty narration
   bad_speaker     a dialogue segment spoken by someone not asked for
   slow            answers after `slow_s` seconds (beyond the client's timeout)
+  drip            a good answer sent one byte every `drip_s` seconds (never a silent read)
+  html            200 with an HTML page instead of JSON (a web server that is not Ollama)
+  secret_500      500 with a body that must never be shown to the user (SECRET_BODY)
+  huge            a good script whose last narration is padded to `huge_bytes` bytes
+  many_segments   a script of `many_segments` short segments
 
 A model not in `models` answers 404 exactly as Ollama does.
 """
@@ -44,6 +49,7 @@ SENTENCES = [
     "Photosynthesis also keeps our atmosphere balanced by removing carbon dioxide.",
     "So the next time you walk past a tree, remember the quiet chemistry happening inside it.",
 ]
+SECRET_BODY = "internal-token-7f3a9c: this body must never reach the user"
 MODEL_NOT_FOUND = '{"error":"model \\"%s\\" not found, try pulling it first"}'
 
 
@@ -92,9 +98,11 @@ def good_script(words: int, segments: int, speakers: list[str] | None = None) ->
 
 
 class FakeOllama:
-    def __init__(self, models=("llama3.2:latest",), slow_s: float = 3.0, not_ollama: bool = False):
+    def __init__(self, models=("llama3.2:latest",), slow_s: float = 3.0, not_ollama: bool = False,
+                 drip_s: float = 0.2, huge_bytes: int = 12_000_000, many_segments: int = 20_000):
         self.models = list(models)
         self.slow_s = slow_s
+        self.drip_s, self.huge_bytes, self.many_segments = drip_s, huge_bytes, many_segments
         self.not_ollama = not_ollama  # answer 404 with an HTML page everywhere (a wrong host)
         self.plans: list[str] = []
         self.default = "good"
@@ -206,8 +214,15 @@ class _Handler(BaseHTTPRequestHandler):
         stream = body.get("stream", True)  # Ollama streams unless told not to
         if plan == "slow":
             fake._release.wait(fake.slow_s)
+        if plan == "html":
+            return self._send(200, "<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1>"
+                                   f"<p>{SECRET_BODY}</p></body></html>", "text/html")
+        if plan == "secret_500":
+            return self._send(500, SECRET_BODY, "text/plain")
         content, reason = self._content(plan, body)
         try:
+            if plan == "drip":
+                return self._drip(model, content, stream)
             if stream:
                 self._stream(model, content, reason, plan)
             else:
@@ -217,10 +232,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _content(self, plan: str, body: dict) -> tuple[str, str]:
         words, count = asked_length(body.get("messages", []))
-        speakers = body.get("format", {}).get("properties", {}).get("segments", {}) \
-            .get("items", {}).get("properties", {}).get("speaker", {}).get("enum")
+        speakers = segment_schema(body.get("format") or {}).get("properties", {}) \
+            .get("speaker", {}).get("enum")
         factor = {"short": 0.5, "long": 1.8, "shorter": 0.25}.get(plan, 1.0)
+        if plan == "many_segments":
+            words, count = self.server_fake.many_segments, self.server_fake.many_segments
         script = good_script(max(count, round(words * factor)), count, speakers)
+        if plan == "huge":
+            pad = " Indeed." * (self.server_fake.huge_bytes // 8)
+            script["segments"][-1]["narration"] += pad
         if plan == "empty_narration":
             script["segments"][-1]["narration"] = "  "
         if plan == "bad_speaker":
@@ -231,6 +251,21 @@ class _Handler(BaseHTTPRequestHandler):
         if plan == "truncated":
             return text[: len(text) // 2], "length"
         return text, "stop"
+
+    def _drip(self, model: str, content: str, stream: bool) -> None:
+        """The answer one byte at a time, each after `drip_s`: no read ever waits long."""
+        fake = self.server_fake
+        body = (json.dumps(_message(model, content, done=True, reason="stop")) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson" if stream else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        for i in range(len(body)):
+            if fake._release.wait(fake.drip_s):
+                return
+            self.wfile.write(body[i:i + 1])
+            self.wfile.flush()
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -258,6 +293,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk((json.dumps(_message(model, "", done=True, reason=reason)) + "\n").encode())
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+def segment_schema(schema: dict) -> dict:
+    """The schema of one segment in a `format` schema, following a "$ref" into "$defs"."""
+    items = schema.get("properties", {}).get("segments", {}).get("items", {})
+    ref = items.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        items = schema.get("$defs", {}).get(ref[len("#/$defs/"):], {})
+    return items
 
 
 def _message(model: str, content: str, done: bool = False, reason: str = "") -> dict:

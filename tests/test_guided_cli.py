@@ -2,12 +2,13 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_ollama import FakeOllama, closed_port  # noqa: E402
+from fake_ollama import SECRET_BODY, FakeOllama, closed_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,3 +87,107 @@ def test_topic_and_mode_must_agree(env):
     assert result.returncode == 2 and "--mode guided" in result.stderr
     result = podium("generate", "--mode", "guided", "--out", str(env / "v.mp4"))
     assert result.returncode == 2 and "--topic" in result.stderr
+
+
+def one_error_line(result) -> str:
+    """The one line the user sees (no traceback)."""
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_dripping_server_fails_within_llm_timeout(env):
+    """The server sends a byte every 0.1 s (no read ever times out): the CLI gives up at
+    --llm-timeout, with one line that names it."""
+    out = env / "out" / "video.mp4"
+    out.parent.mkdir()
+    with FakeOllama(drip_s=0.1) as ollama:
+        ollama.default = "drip"
+        start = time.monotonic()
+        result = podium("generate", "--mode", "guided", "--topic", "x", "--out", str(out),
+                        "--ollama-host", ollama.url, "--llm-timeout", "2")
+        elapsed = time.monotonic() - start
+        assert len(ollama.chats) == 1
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert line.startswith(f"error: Ollama at {ollama.url} did not answer within 2 s")
+    assert "raise the timeout (--llm-timeout)" in line and "timeout_s" not in line
+    assert elapsed < 120  # the drip alone would last over 200 s
+    assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_non_positive_llm_timeout_is_refused(env, value):
+    with FakeOllama() as ollama:
+        result = podium("generate", "--mode", "guided", "--topic", "x", "--out", str(env / "v.mp4"),
+                        "--ollama-host", ollama.url, f"--llm-timeout={value}")
+        assert ollama.requests == []
+    assert result.returncode == 2
+    assert "--llm-timeout" in result.stderr and "cannot reach" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("plan, expected", [
+    ("html", "answered /api/chat with something other than Ollama's JSON: it is not an Ollama server"),
+    ("secret_500", "failed running model 'llama3.2' (status 500): see the Ollama server log"),
+])
+def test_a_server_that_is_not_ollama_is_named_and_its_body_not_shown(env, plan, expected):
+    with FakeOllama() as ollama:
+        ollama.default = plan
+        result = podium("generate", "--mode", "guided", "--topic", "x", "--out", str(env / "v.mp4"),
+                        "--ollama-host", ollama.url)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert expected in line and ollama.url in line
+    assert "cut mid-line" not in line
+    assert SECRET_BODY not in result.stderr + result.stdout and "nginx" not in result.stderr
+
+
+@pytest.mark.parametrize("plan, size", [("huge", 12_000_000), ("many_segments", 20_000)])
+def test_an_answer_far_longer_than_the_duration_is_refused(env, plan, size):
+    """A 12 MB answer or 20,000 segments for a 10 s video: refused while read, nothing written."""
+    out = env / "out" / "video.mp4"
+    out.parent.mkdir()
+    with FakeOllama(huge_bytes=size, many_segments=size) as ollama:
+        ollama.default = plan
+        result = podium("generate", "--mode", "guided", "--topic", "x", "--duration", "10",
+                        "--out", str(out), "--ollama-host", ollama.url)
+        assert len(ollama.chats) == 3  # asked again, bounded
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert "the answer is over 290 KB" in line
+    assert line.endswith("it ran far past the length asked for: try another model")
+    assert list(out.parent.iterdir()) == []
+
+
+def test_the_cli_uses_the_users_own_host_whatever_the_server_allowlist(env, monkeypatch):
+    """PODIUM_OLLAMA_HOSTS confines graphs inside ComfyUI; the CLI asks the user's --ollama-host."""
+    monkeypatch.setenv("PODIUM_OLLAMA_HOSTS", "http://10.255.255.1:11434")
+    with FakeOllama() as ollama:
+        result = podium("generate", "--mode", "guided", "--topic", "Plants", "--duration", "10",
+                        "--ollama-host", ollama.url, "--size", "160x90", "--out", str(env / "v.mp4"),
+                        "--quiet")
+        assert len(ollama.chats) == 1
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script, expected", [
+    ({"title": 5, "segments": [{"text": "Hi there."}]}, "title: must be a string"),
+    ({"segments": [{"text": "Hi."}, {"text": "Yo.", "speaker": {"name": "Ana"}}]},
+     "segments[1].speaker: must be a string"),
+    ({"segments": [{"text": "Hi."}, {"text": "A."}, {"text": "B.", "bullets": "abc"}]},
+     "segments[2].bullets: must be a list of strings"),
+    ([{"text": "Hi there."}], 'must be a JSON object {"title": ..., "segments": [{"text": ...}]}'),
+    ("Hello, a .json file that is plain text.", "is not valid JSON"),
+])
+def test_a_script_json_of_the_wrong_shape_names_the_field(env, script, expected):
+    path = env / "x.json"
+    raw = script if isinstance(script, str) else json.dumps(script)
+    path.write_text(raw)
+    out = env / "out" / "video.mp4"
+    out.parent.mkdir()
+    result = podium("generate", "--script", str(path), "--out", str(out), cwd=env)
+    assert result.returncode == 2
+    assert one_error_line(result).startswith(f"error: --script {path}: {expected}")
+    assert path.read_text() == raw and list(out.parent.iterdir()) == []

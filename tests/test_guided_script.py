@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_ollama import FakeOllama, closed_port  # noqa: E402
+from fake_ollama import SECRET_BODY, FakeOllama, closed_port, segment_schema  # noqa: E402
 
 from podium.engines import llm_script  # noqa: E402
 from podium.engines.llm_script import (  # noqa: E402
@@ -96,7 +96,7 @@ def test_invalid_answer_is_retried(fake, plan, stream):
     ("truncated", True, "cut mid-answer"),
     ("cut_line", True, "cut mid-line"),
     ("no_done", True, "ended before the model finished"),
-    ("empty_narration", True, "segment 3 has no narration"),
+    ("empty_narration", True, "the answer: segments[2].narration: is empty"),
 ])
 def test_bounded_retries_then_one_clear_line(fake, plan, stream, problem):
     fake.default = plan
@@ -145,8 +145,9 @@ def test_dialogue_speakers(fake):
     script = write_script(TOPIC, settings_for(fake.url), duration_s=60, speakers="Ana, Ben,ana")
     body = fake.chats[0]
     assert body["format"] == script_schema(["Ana", "Ben"])
-    items = body["format"]["properties"]["segments"]["items"]
+    items = segment_schema(body["format"])
     assert items["properties"]["speaker"]["enum"] == ["Ana", "Ben"]
+    assert list(items["properties"]) == ["speaker", "slide_title", "narration", "bullets"]
     assert "speaker" in items["required"]
     assert "dialogue between Ana and Ben" in body["messages"][-1]["content"]
     assert [s.speaker for s in script.segments] == ["Ana", "Ben", "Ana"]
@@ -158,7 +159,7 @@ def test_dialogue_unknown_speaker_is_retried(fake):
     write_script(TOPIC, settings_for(fake.url), duration_s=60, speakers=["Ana", "Ben"])
     assert len(fake.chats) == 2
     fake.plans, fake.default = [], "bad_speaker"
-    with pytest.raises(PodiumError, match="speaker 'Mallory' is not one of Ana, Ben"):
+    with pytest.raises(PodiumError, match=r"segments\[0\]\.speaker: 'Mallory' is not one of Ana, Ben"):
         write_script(TOPIC, settings_for(fake.url), duration_s=60, speakers=["Ana", "Ben"])
 
 
@@ -186,7 +187,7 @@ def test_refused_connection(stream):
         write_script(TOPIC, settings_for(f"http://127.0.0.1:{port}"), stream=stream)
     assert one_line_error(excinfo) == (
         f"cannot reach Ollama at http://127.0.0.1:{port}: start it with `ollama serve` or pass "
-        "the right --ollama-host")
+        "the right host (Podium Ollama Settings)")
 
 
 def test_host_without_scheme_is_shown_as_the_client_uses_it():
@@ -200,8 +201,159 @@ def test_wrong_host_that_is_not_ollama():
         with pytest.raises(PodiumError) as excinfo:
             write_script(TOPIC, settings_for(other.url))
     message = one_line_error(excinfo)
-    assert message.startswith(f"{other.url} answered 404 to /api/chat")
-    assert "does not look like an Ollama server" in message and "--ollama-host" in message
+    assert message.startswith(f"the server at {other.url} answered 404 to /api/chat: it is not an "
+                              "Ollama server")
+    assert "host (Podium Ollama Settings)" in message
+    assert "html" not in message.lower() and "Not Found" not in message  # its page is not shown
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_html_answer_is_not_ollama_and_its_page_is_not_shown(fake, stream):
+    fake.default = "html"
+    with pytest.raises(PodiumError) as excinfo:
+        write_script(TOPIC, settings_for(fake.url), stream=stream)
+    message = one_line_error(excinfo)
+    assert message.startswith(f"the server at {fake.url} answered /api/chat with something other "
+                              "than Ollama's JSON: it is not an Ollama server")
+    assert "cut mid-line" not in message and SECRET_BODY not in message and "nginx" not in message
+    assert len(fake.chats) == 1  # not asked again
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_error_body_is_never_repeated(fake, stream):
+    fake.default = "secret_500"
+    with pytest.raises(PodiumError) as excinfo:
+        write_script(TOPIC, settings_for(fake.url), stream=stream)
+    message = one_line_error(excinfo)
+    assert message == (f"Ollama at {fake.url} failed running model 'llama3.2' (status 500): see the "
+                       "Ollama server log, or try a smaller model")
+    assert SECRET_BODY not in message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_server_that_drips_bytes_is_given_up_at_the_deadline(stream):
+    """Every read gets a byte within 0.1 s, so no per-read timeout ever fires; the whole call
+    has one deadline (without it this answer would take minutes)."""
+    with FakeOllama(drip_s=0.1) as fake:
+        fake.default = "drip"
+        start = time.monotonic()
+        with pytest.raises(PodiumError) as excinfo:
+            write_script(TOPIC, settings_for(fake.url, timeout_s=1.0), stream=stream)
+        elapsed = time.monotonic() - start
+    message = one_line_error(excinfo)
+    assert message.startswith(f"Ollama at {fake.url} did not answer within 1 s")
+    assert "raise the timeout (timeout_s)" in message
+    assert len(fake.chats) == 1
+    assert elapsed < 30  # the drip alone lasts over 200 s
+
+
+@pytest.mark.parametrize("timeout", [0, -5, float("nan"), float("inf")])
+def test_a_timeout_must_be_a_positive_number(fake, timeout):
+    with pytest.raises(PodiumError) as excinfo:
+        write_script(TOPIC, settings_for(fake.url, timeout_s=timeout))
+    message = one_line_error(excinfo)
+    assert message.startswith("the Ollama timeout must be a positive number of seconds")
+    assert message.endswith("(timeout_s)")
+    with pytest.raises(PodiumError, match=r"\(--llm-timeout\)$"):
+        write_script(TOPIC, settings_for(fake.url, timeout_s=timeout, cli=True))
+    assert fake.requests == []  # refused before asking anything
+
+
+@pytest.mark.parametrize("plan, stream, huge_bytes, count, problem", [
+    ("huge", False, 12_000_000, 0, "the answer is over 290 KB"),
+    ("huge", True, 12_000_000, 0, "the answer is over 28,160 characters"),
+    ("many_segments", False, 0, 20_000, "the answer is over 290 KB"),
+    ("many_segments", True, 0, 60, "the answer has 60 segments, more than the 8 the video's length allows"),
+    ("huge", False, 4_000, 0, "words of narration, more than the 184 the video's length allows"),
+])
+def test_an_answer_far_longer_than_the_video_is_refused(plan, stream, huge_bytes, count, problem):
+    """A 10 s video asks for 28 words; a runaway answer is cut off while it is read (bytes) or
+    refused once read (segments, words), asked again, then one line."""
+    with FakeOllama(huge_bytes=huge_bytes, many_segments=count) as fake:
+        fake.default = plan
+        with pytest.raises(PodiumError) as excinfo:
+            write_script(TOPIC, settings_for(fake.url), duration_s=10, stream=stream, max_attempts=2)
+        assert len(fake.chats) == 2
+    message = one_line_error(excinfo)
+    assert message.startswith("the model's answer was not a valid script after 2 attempts: ")
+    assert problem in message
+    assert message.endswith("it ran far past the length asked for: try another model")
+
+
+def test_limits_follow_the_duration():
+    ten, hour = (llm_script.Limits.for_duration(d, 165, stream=False) for d in (10, 3600))
+    assert (ten.words, ten.segments) == (3 * 28 + 100, 3 * 1 + 5)
+    assert hour.words == 3 * 9900 + 100 and hour.segments == 3 * 180 + 5
+    assert ten.chars < hour.chars and ten.wire_bytes < 12_000_000
+    assert llm_script.Limits.for_duration(10, 165, stream=True).wire_bytes > ten.wire_bytes
+
+
+@pytest.mark.parametrize("given, url", [
+    ("", "http://127.0.0.1:11434"),
+    ("1.2.3.4", "http://1.2.3.4:11434"),
+    (":56789", "http://127.0.0.1:56789"),
+    ("http://1.2.3.4", "http://1.2.3.4:80"),
+    ("https://Example.com", "https://example.com:443"),
+    ("example.com:56789/path/", "http://example.com:56789/path"),
+    ("[::1]:11434", "http://[::1]:11434"),
+    ("HTTP://gpu-box:8080", "http://gpu-box:8080"),
+])
+def test_hosts_read_as_ollama_reads_them(given, url):
+    """As Ollama's own clients read OLLAMA_HOST (the cases of the Python client's docs)."""
+    assert llm_script.normalize_host(given) == url
+    assert llm_script.normalize_host(url) == url  # and a URL stays itself
+
+
+@pytest.mark.parametrize("given", ["ftp://x", "http://a b", "http://x:99999", "http://user@x",
+                                   "http://x/?q=1", "http://exa$mple.com"])
+def test_hosts_that_are_not_urls(given):
+    with pytest.raises(ValueError):
+        llm_script.normalize_host(given)
+    with pytest.raises(PodiumError, match="is not a URL"):
+        llm_script.check_host(given)
+
+
+def test_inside_comfyui_only_the_operators_hosts(monkeypatch):
+    monkeypatch.delenv(llm_script.HOSTS_ENV, raising=False)
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    for host in ("", "127.0.0.1:11434", "http://localhost:11434/", "[::1]:11434"):
+        assert llm_script.confine_host(host).endswith(":11434")
+    for host in ("http://169.254.169.254/latest", "127.0.0.1:8188", "http://10.0.0.5:11434", "gpu-box"):
+        with pytest.raises(PodiumError) as excinfo:
+            llm_script.confine_host(host)
+        assert str(excinfo.value) == llm_script.NOT_ALLOWED  # the same words whatever the host
+    monkeypatch.setenv("OLLAMA_HOST", "gpu-box:11500")  # where the operator runs Ollama
+    assert llm_script.confine_host("http://gpu-box:11500") == "http://gpu-box:11500"
+    monkeypatch.setenv(llm_script.HOSTS_ENV, "gpu-a:11434, https://llm.lan/ollama")
+    assert llm_script.confine_host("gpu-a") == "http://gpu-a:11434"
+    assert llm_script.confine_host("https://llm.lan:443/ollama/") == "https://llm.lan:443/ollama"
+    with pytest.raises(PodiumError):
+        llm_script.confine_host("127.0.0.1:11434")  # the list replaces the default
+    monkeypatch.setenv(llm_script.HOSTS_ENV, "*")
+    assert llm_script.confine_host("http://10.0.0.5:11434") == "http://10.0.0.5:11434"
+
+
+def test_the_nodes_refuse_a_host_the_operator_did_not_allow(fake, monkeypatch):
+    """With ComfyUI's folder_paths loaded (as in a ComfyUI server) a graph's host must be
+    allowed; the fake server is asked nothing. Run in-process, any host is the user's own."""
+    import types
+
+    from podium.nodes.guided import PodiumGuidedScript, PodiumOllamaSettings
+
+    monkeypatch.delenv(llm_script.HOSTS_ENV, raising=False)
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    assert PodiumOllamaSettings.VALIDATE_INPUTS(host=fake.url, model="m") is True  # in-process
+    monkeypatch.setitem(sys.modules, "folder_paths", types.ModuleType("folder_paths"))
+    assert PodiumOllamaSettings.VALIDATE_INPUTS(host=fake.url, model="m") == llm_script.NOT_ALLOWED
+    with pytest.raises(PodiumError, match="asks only the Ollama hosts its operator allows"):
+        PodiumOllamaSettings().make(fake.url, "llama3.2", "5m", 0.5, -1, 4096, 30)
+    with pytest.raises(PodiumError, match="asks only the Ollama hosts its operator allows"):
+        PodiumGuidedScript().write(TOPIC, 60, "en", "", "", "", 165, settings=settings_for(fake.url))
+    assert fake.requests == []
+    monkeypatch.setenv(llm_script.HOSTS_ENV, fake.url)
+    (settings,) = PodiumOllamaSettings().make(fake.url, "llama3.2", "5m", 0.5, -1, 4096, 30)
+    (script,) = PodiumGuidedScript().write(TOPIC, 30, "en", "", "", "", 165, settings=settings)
+    assert script.segments and len(fake.chats) == 1
 
 
 @pytest.mark.parametrize("stream", [False, True])

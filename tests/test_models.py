@@ -111,6 +111,14 @@ def test_parsing_a_registry(registry):
     ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: true}\n"
      "  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: true}\n", "appears twice"),
     ("voices: []\n", "top-level 'models:' list"),
+    ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: true, "
+     "vram_gb: lots}\n", r"model 'x': vram_gb: must be a number"),
+    ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a, size: -1}], license: MIT, "
+     "commercial_use: true}\n", r"model 'x': files\[0\]\.size: must be at least 0"),
+    ("models:\n  - {id: x, kind: k, folder: f, files: [{name: a}], license: MIT, commercial_use: true, "
+     "presets: draft}\n", r"model 'x': presets: must be a list of names"),
+    ("models:\n  - {id: x, kind: k, folder: f, files: {name: a}, license: MIT, commercial_use: true}\n",
+     r"model 'x': files: must be a list of files"),
     ("models: [unclosed\n", "not valid YAML"),
 ])
 def test_schema_errors_name_the_file_and_the_problem(tmp_path, yaml_text, message):

@@ -99,6 +99,30 @@ def test_presets_file_documents_every_field():
     assert all(f"#   {name}:" in text for name in fields)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("order: [draft]\npresets:\n  draft: {workflow: direct, vram_gb: lots}\n",
+     "presets.draft.vram_gb: must be a number"),
+    ("order: [draft]\npresets:\n  draft: {workflow: direct, vram: 3}\n", "presets.draft.vram: is not a known field"),
+    ("order: [draft]\npresets:\n  draft: {workflow: direct, needs: [face]}\n",
+     "presets.draft.needs[0]: must be one of 'portrait'"),
+    ("order: [draft]\npresets:\n  draft: {workflow: direct, cloned_voice: maybe}\n",
+     "presets.draft.cloned_voice: must be true or false"),
+    ("order: [fast]\npresets:\n  draft: {workflow: direct}\n", "order names fast, not under presets"),
+    ("presets:\n  draft: {workflow: direct}\n", "order: is missing"),
+    ("- draft\n", "must be a mapping with order: and presets:"),
+    ("order: [draft\n", "cannot read the presets file"),
+])
+def test_a_broken_presets_file_names_the_field(tmp_path, text, message):
+    from podium.errors import PodiumError
+
+    path = tmp_path / "presets.yaml"
+    path.write_text(text)
+    with pytest.raises(PodiumError) as error:
+        presets.load_presets(path)
+    assert str(error.value).startswith(f"{path}: " if "cannot read" not in message else message)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
 def test_cli_says_why_a_named_preset_fell_back(models_dir, tmp_path):
     import subprocess
     import sys

@@ -195,26 +195,49 @@ def test_script_json_title_falls_back_to_the_first_words():
     assert parse_script('{"segments": [{"text": "Hi."}]}', title="Given").title == "Given"
 
 
-@pytest.mark.parametrize("raw", [
-    "{not json at all",
-    '{"title": "no segments"}',
-    '{"segments": 3}',
-    '{"segments": ["just a string"]}',
-    '{"segments": [{"title": "no text"}]}',
-    '{"segments": [{"text": 5}]}',
+@pytest.mark.parametrize("raw, expected", [
+    ("{not json at all", "the script JSON: is not valid JSON (Expecting property name enclosed in "
+                         "double quotes: line 1 column 2 (char 1)); a Podium script JSON is "
+                         '{"title": ..., "segments": [{"text": ...}]}'),
+    ('{"title": "no segments"}', 'the script JSON: segments: is missing (a Podium script JSON is '
+                                 '{"title": ..., "segments": [{"text": ...}]})'),
+    ('{"segments": 3}', "the script JSON: segments: must be a list of segments"),
+    ('{"segments": ["just a string"]}', "the script JSON: segments[0]: must be an object"),
+    ('{"segments": [{"title": "no text"}]}', "the script JSON: segments[0].text: is missing"),
+    ('{"segments": [{"text": 5}]}', "the script JSON: segments[0].text: must be a string"),
+    ('{"title": 5, "segments": [{"text": "Hi."}]}', "the script JSON: title: must be a string"),
+    ('{"segments": [{"text": "Hi."}, {"text": "Yo.", "speaker": {"name": "A"}}]}',
+     "the script JSON: segments[1].speaker: must be a string"),
+    ('{"segments": [{"text": "Hi.", "bullets": "abc"}]}',
+     "the script JSON: segments[0].bullets: must be a list of strings"),
+    ('{"segments": [{"text": "Hi.", "bullets": ["a", 2]}]}',
+     "the script JSON: segments[0].bullets[1]: must be a string"),
+    ('[{"text": "Hi."}]', "the script JSON: must be a JSON object "
+                          '{"title": ..., "segments": [{"text": ...}]}'),
 ])
-def test_bad_script_json_names_the_expected_shape(raw):
+def test_bad_script_json_names_the_field(raw, expected):
     with pytest.raises(PodiumError) as err:
         parse_script(raw)
-    message = str(err.value)
-    assert message.startswith("not a Podium script JSON")
-    assert '"segments"' in message and '"text"' in message
+    assert str(err.value) == expected
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_script_json_nulls_are_fields_left_out():
+    script = parse_script('{"title": null, "stage": null, "segments": [{"text": "Hi.", '
+                          '"title": null, "bullets": null, "speaker": null}]}')
+    assert (script.title, script.stage, script.segments[0].bullets) == ("Hi", "", ["Hi"])
+
+
+def test_a_json_file_must_be_script_json_and_other_brackets_are_text():
+    with pytest.raises(PodiumError, match="is not valid JSON"):
+        parse_script("Hello there.", as_json=True)  # a .json file that is not JSON
+    assert parse_script("[Music] Hello there.").sentences == ["[Music] Hello there."]
 
 
 def test_script_json_without_narration():
-    with pytest.raises(PodiumError, match="no narration"):
+    with pytest.raises(PodiumError, match="no segment has any narration"):
         parse_script('{"title": "T", "segments": [{"text": " "}, {"text": ""}]}')
-    with pytest.raises(PodiumError, match="no narration"):
+    with pytest.raises(PodiumError, match="no segment has any narration"):
         parse_script('{"segments": []}')
 
 

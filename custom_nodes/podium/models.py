@@ -12,9 +12,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Annotated, Iterator, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from .errors import ModelMissingError, PodiumError
+from .validation import field_path, problem_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_KEYS = ("id", "kind", "folder", "license", "commercial_use")
@@ -169,30 +172,64 @@ def _confined(value: str, what: str, where: str, model_id: str) -> str:
     return value
 
 
+class _FileSchema(BaseModel):
+    """One file of a models.yaml entry, as written."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+    name: Annotated[str, Field(min_length=1)]
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    size: Optional[Annotated[int, Field(ge=0)]] = None
+
+
+class _EntrySchema(BaseModel):
+    """One models.yaml entry, as written (turned into a ModelEntry once valid)."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+    id: str
+    kind: str
+    folder: str
+    license: str
+    commercial_use: StrictBool
+    files: list[_FileSchema] = Field(default_factory=list)
+    vram_gb: Optional[Annotated[float, Field(ge=0)]] = None
+    presets: list[str] = Field(default_factory=list)
+    source: Optional[str] = None
+    license_url: Optional[str] = None
+    notes: Optional[str] = None
+
+    @field_validator("files", "presets", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value):
+        return [] if value is None else value
+
+
 def _parse_entry(raw: dict, where: str) -> ModelEntry:
     if not isinstance(raw, dict):
         raise PodiumError(f"{where}: each model must be a mapping, got {raw!r}")
     missing = [k for k in REQUIRED_KEYS if raw.get(k) is None]
     if missing:
         raise PodiumError(f"{where}: model {raw.get('id', '?')!r} lacks {', '.join(missing)}")
-    if not isinstance(raw["commercial_use"], bool):
-        raise PodiumError(f"{where}: model {raw['id']!r}: commercial_use must be true or false")
-    files = []
-    for f in raw.get("files") or []:
-        if not isinstance(f, dict) or not f.get("name"):
-            raise PodiumError(f"{where}: model {raw['id']!r}: every file needs a name")
-        _confined(str(f["name"]), "file name", where, raw["id"])
-        files.append(ModelFile(name=str(f["name"]), url=f.get("url"), sha256=f.get("sha256"),
-                               size=None if f.get("size") is None else int(f["size"])))
-    if not files and not str(raw.get("source") or "").startswith("pypi:"):
-        raise PodiumError(f"{where}: model {raw['id']!r} has neither files nor a pypi: source")
-    _confined(str(raw["folder"]), "folder", where, raw["id"])
+    try:
+        spec = _EntrySchema.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        if first["loc"] == ("commercial_use",):
+            raise PodiumError(f"{where}: model {raw['id']!r}: commercial_use must be true or false") from None
+        if first["loc"][:1] == ("files",) and first["loc"][-1] == "name":
+            raise PodiumError(f"{where}: model {raw['id']!r}: every file needs a name") from None
+        raise PodiumError(f"{where}: model {raw['id']!r}: {field_path(first['loc'])}: "
+                          f"{problem_of(first, 'a mapping')}") from None
+    for f in spec.files:
+        _confined(f.name, "file name", where, spec.id)
+    _confined(spec.folder, "folder", where, spec.id)
+    if not spec.files and not (spec.source or "").startswith("pypi:"):
+        raise PodiumError(f"{where}: model {spec.id!r} has neither files nor a pypi: source")
     return ModelEntry(
-        id=str(raw["id"]), kind=str(raw["kind"]), folder=str(raw["folder"]), files=files,
-        license=str(raw["license"]), commercial_use=raw["commercial_use"],
-        vram_gb=None if raw.get("vram_gb") is None else float(raw["vram_gb"]),
-        presets=[str(p) for p in raw.get("presets") or []], source=raw.get("source"),
-        license_url=raw.get("license_url"), notes=raw.get("notes"))
+        id=spec.id, kind=spec.kind, folder=spec.folder,
+        files=[ModelFile(name=f.name, url=f.url, sha256=f.sha256, size=f.size) for f in spec.files],
+        license=spec.license, commercial_use=spec.commercial_use, vram_gb=spec.vram_gb,
+        presets=spec.presets, source=spec.source, license_url=spec.license_url, notes=spec.notes)
 
 
 def load_registry(path: Optional[str | os.PathLike] = None) -> Registry:

@@ -10,17 +10,25 @@ No ComfyUI here; the `ollama` client is imported when a script is written.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import math
+import os
 import re
+import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
+from pydantic import ValidationError
+
 from ..errors import PodiumError
 from ..files import atomic_write_text
 from .script import Script, Segment, _first_words, split_sentences
+from .script_schema import answer_model, answer_schema, format_error
 
 log = logging.getLogger("podium.llm_script")
 
@@ -49,38 +57,14 @@ class OllamaSettings:
     model: str = DEFAULT_MODEL
     keep_alive: Union[str, float, None] = "5m"  # how long Ollama keeps the model loaded after
     options: dict = field(default_factory=lambda: {"temperature": 0.7, "num_ctx": 8192})
-    timeout_s: float = 300.0  # a cold model load on a slow machine takes a while
+    timeout_s: float = 300.0  # for each whole answer: a cold model load on a slow machine takes a while
+    cli: bool = False  # messages name the CLI's flags (--llm-timeout) instead of the node's inputs
 
 
 def script_schema(speakers: Optional[list[str]] = None) -> dict:
-    """The structured-output schema; with two or more speakers each segment must name one."""
-    speaker: dict = {"type": "string"}
-    required = ["slide_title", "narration", "bullets"]
-    if speakers and len(speakers) > 1:
-        speaker = {"type": "string", "enum": list(speakers)}
-        required = ["speaker", *required]
-    return {
-        "type": "object",
-        "properties": {
-            "title": {"type": "string"},
-            "stage": {"type": "string"},
-            "segments": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "speaker": speaker,
-                        "slide_title": {"type": "string"},
-                        "narration": {"type": "string"},
-                        "bullets": {"type": "array", "items": {"type": "string"}},
-                    },
-                    "required": required,
-                },
-            },
-        },
-        "required": ["title", "stage", "segments"],
-    }
+    """The structured-output schema (the pydantic answer model's JSON schema); with two or
+    more speakers each segment must name one."""
+    return answer_schema(speakers)
 
 
 SCRIPT_SCHEMA = script_schema()
@@ -145,7 +129,7 @@ def build_messages(topic: str, duration_s: float = 60, language: str = "en", aud
                      "them (its \"speaker\", exactly as written here); they take turns and "
                      "answer each other.")
     else:
-        lines.append("Speakers: one presenter speaks all the narration; leave \"speaker\" empty.")
+        lines.append("Speakers: one presenter speaks all the narration.")
     lines += [
         "",
         "Fields:",
@@ -181,9 +165,11 @@ def _one_line(text: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def parse_answer(content: str, speakers: Optional[list[str]] = None) -> dict:
+def parse_answer(content: str, speakers: Optional[list[str]] = None,
+                 limits: Optional["Limits"] = None) -> dict:
     """The model's answer as {title, stage, segments: [{narration, slide_title, bullets,
-    speaker}]}; raises _Invalid with the reason when it is not a usable script."""
+    speaker}]}; raises _Invalid with the reason when it is not a usable script (or, past
+    `limits`, far longer than the video asked for)."""
     text = _THINK.sub("", content or "")
     fence = _FENCE.match(text)
     if fence:
@@ -196,46 +182,30 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None) -> dict:
         if err.pos >= len(text.rstrip()) - 1 or "Unterminated" in err.msg:
             raise _Invalid(f"the JSON ends early, cut mid-object ({err.msg})") from None
         raise _Invalid(f"malformed JSON ({err.msg} at character {err.pos})") from None
-    if not isinstance(data, dict):
-        raise _Invalid(f"the JSON is a {type(data).__name__}, not an object")
-    segments = data.get("segments")
-    if not isinstance(segments, list) or not segments:
-        raise _Invalid("the JSON has no \"segments\" list")
-    wanted = {s.lower(): s for s in speakers or []} if speakers and len(speakers) > 1 else {}
+    dialogue = list(speakers) if speakers and len(speakers) > 1 else []
+    if limits and isinstance(data, dict) and isinstance(data.get("segments"), list) \
+            and len(data["segments"]) > limits.segments:
+        raise _TooLong(f"the answer has {len(data['segments']):,} segments, more than the "
+                       f"{limits.segments} the video's length allows")
+    try:
+        answer = answer_model(dialogue).model_validate(data, context={"speakers": dialogue})
+    except ValidationError as err:
+        raise _Invalid(str(format_error(err, source="the answer"))) from None
     out = []
-    for i, seg in enumerate(segments, 1):
-        if not isinstance(seg, dict):
-            raise _Invalid(f"segment {i} is not an object")
-        narration = seg.get("narration")
-        if not isinstance(narration, str) or not narration.strip():
-            raise _Invalid(f"segment {i} has no narration")
-        bullets = seg.get("bullets") or []
-        if not isinstance(bullets, list) or not all(isinstance(b, str) for b in bullets):
-            raise _Invalid(f"segment {i}'s bullets are not a list of strings")
-        title = seg.get("slide_title") or ""
-        if not isinstance(title, str):
-            raise _Invalid(f"segment {i}'s slide_title is not a string")
-        speaker = ""
-        if wanted:
-            said = seg.get("speaker")
-            if not isinstance(said, str) or not said.strip():
-                raise _Invalid(f"segment {i} has no speaker (expected one of {', '.join(wanted.values())})")
-            speaker = wanted.get(said.strip().lower(), "")
-            if not speaker:
-                raise _Invalid(f"segment {i}'s speaker {_one_line(said, 40)!r} is not one of "
-                               f"{', '.join(wanted.values())}")
-        elif speakers:
-            speaker = speakers[0]
+    for seg in answer.segments:
         out.append({
-            "narration": _one_line(narration, len(narration)).lstrip("#").strip(),  # never cut
-            "slide_title": _one_line(title, 200).lstrip("#").strip(),
-            "bullets": [_one_line(b, 200) for b in bullets if b.strip()],
-            "speaker": speaker,
+            "narration": _one_line(seg.narration, len(seg.narration)).lstrip("#").strip(),  # never cut
+            "slide_title": _one_line(seg.slide_title, 200).lstrip("#").strip(),
+            "bullets": [_one_line(b, 200) for b in seg.bullets if b.strip()],
+            "speaker": getattr(seg, "speaker", "") if dialogue else (speakers[0] if speakers else ""),
         })
-    title, stage = data.get("title"), data.get("stage")
+    words = sum(len(seg["narration"].split()) for seg in out)
+    if limits and words > limits.words:
+        raise _TooLong(f"the answer has {words:,} words of narration, more than the "
+                       f"{limits.words:,} the video's length allows")
     return {
-        "title": _one_line(title, 200).lstrip("#").strip() if isinstance(title, str) else "",
-        "stage": _one_line(stage, 2000) if isinstance(stage, str) else "",
+        "title": _one_line(answer.title, 200).lstrip("#").strip(),
+        "stage": _one_line(answer.stage, 2000),
         "segments": out,
     }
 
@@ -259,27 +229,92 @@ def to_script(data: dict, topic: str = "") -> Script:
     return Script(title=title, segments=segments, stage=data["stage"])
 
 
-# --- talking to Ollama --------------------------------------------------------------------
+# --- where Ollama is ----------------------------------------------------------------------
+
+HOSTS_ENV = "PODIUM_OLLAMA_HOSTS"  # inside ComfyUI: the Ollama hosts a graph may use ("*": any)
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9._-]+$")
+NOT_ALLOWED = ("this ComfyUI server asks only the Ollama hosts its operator allows (by default the "
+               f"Ollama on this machine, {DEFAULT_HOST}): leave host at its default, or ask the "
+               f"operator to add yours to {HOSTS_ENV}")
+
+
+def normalize_host(host: str) -> str:
+    """The base URL for a host as Ollama's own clients read it: http unless a scheme is given,
+    port 11434 unless one is given (80/443 for an explicit http:// / https:// URL), no
+    trailing slash. ValueError when it cannot be an Ollama URL."""
+    host = (host or "").strip() or DEFAULT_HOST
+    if re.search(r"\s", host):
+        raise ValueError("whitespace in the host")
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        scheme, rest, port = "http", host, 11434
+    else:
+        scheme = scheme.lower()
+        port = {"http": 80, "https": 443}.get(scheme)
+        if port is None:
+            raise ValueError(f"scheme {scheme!r}")
+    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    if split.query or split.fragment or "@" in split.netloc:
+        raise ValueError("a query, fragment or user name")
+    name = split.hostname or "127.0.0.1"
+    port = split.port or port  # ValueError for a port that is not a number in range
+    try:
+        if isinstance(ipaddress.ip_address(name), ipaddress.IPv6Address):
+            name = f"[{name}]"
+    except ValueError:
+        if not _HOSTNAME.match(name):
+            raise ValueError(f"host name {name!r}") from None
+    path = split.path.strip("/")
+    return f"{scheme}://{name}:{port}" + (f"/{path}" if path else "")
+
 
 def display_host(host: str) -> str:
-    """The URL the client really uses (it adds a scheme and the default port)."""
+    """The URL the client really uses (with its scheme and port), or what was given."""
     try:
-        from ollama._client import _parse_host
-        return _parse_host(host or None)
-    except Exception:  # a private helper: fall back to what was given
+        return normalize_host(host)
+    except ValueError:
         return host or DEFAULT_HOST
 
 
 def check_host(host: str) -> str:
-    """The host as given (empty: the default), or a PodiumError when it cannot be a URL."""
-    host = (host or "").strip() or DEFAULT_HOST
-    scheme = host.split("://", 1)[0].lower() if "://" in host else "http"
-    if scheme not in ("http", "https") or re.search(r"\s", host) or not re.match(
-            r"^(https?://)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)?(:\d{1,5})?(/\S*)?$", host, re.I):
-        raise PodiumError(f"the Ollama host {host!r} is not a URL: give one like "
-                          f"{DEFAULT_HOST} (--ollama-host)")
-    return host
+    """The host's base URL (empty: the default), or a PodiumError when it cannot be a URL."""
+    try:
+        return normalize_host(host)
+    except ValueError:
+        raise PodiumError(f"the Ollama host {host.strip()!r} is not a URL: give one like "
+                          f"{DEFAULT_HOST} (--ollama-host)") from None
 
+
+def allowed_hosts() -> Optional[frozenset]:
+    """The base URLs a graph may send to inside ComfyUI (None: any, `PODIUM_OLLAMA_HOSTS=*`):
+    the hosts in $PODIUM_OLLAMA_HOSTS (comma-separated), else Ollama on this machine (and
+    $OLLAMA_HOST, where the operator runs it)."""
+    raw = os.environ.get(HOSTS_ENV, "").strip()
+    if raw == "*":
+        return None
+    entries = [e.strip() for e in raw.split(",") if e.strip()] if raw else \
+        [f"{h}:11434" for h in _LOOPBACK] + [os.environ.get("OLLAMA_HOST", "").strip() or DEFAULT_HOST]
+    allowed = set()
+    for entry in entries:
+        try:
+            allowed.add(normalize_host(entry))
+        except ValueError:
+            log.warning("%s: %r is not an Ollama URL, ignored", HOSTS_ENV, entry)
+    return frozenset(allowed)
+
+
+def confine_host(host: str) -> str:
+    """Inside ComfyUI (a graph comes from anyone who reaches the server): the host's URL when
+    the operator allows it, else one neutral PodiumError that says nothing of the host."""
+    url = check_host(host)
+    allowed = allowed_hosts()
+    if allowed is not None and url not in allowed:
+        raise PodiumError(NOT_ALLOWED)
+    return url
+
+
+# --- talking to Ollama --------------------------------------------------------------------
 
 def _keep_alive(value):
     """Ollama takes a duration string ("5m") or a number of seconds (negative: forever)."""
@@ -294,10 +329,17 @@ def _keep_alive(value):
         return value
 
 
+def _names(settings: OllamaSettings) -> dict:
+    """How the user sets each thing: the CLI's flags, or the node's inputs."""
+    if settings.cli:
+        return {"host": "--ollama-host", "timeout": "--llm-timeout", "model": "--llm-model"}
+    return {"host": "host (Podium Ollama Settings)", "timeout": "timeout_s", "model": "model"}
+
+
 def _unreachable(settings: OllamaSettings, why: str = "") -> PodiumError:
     return PodiumError(
         f"cannot reach Ollama at {display_host(settings.host)}{f' ({why})' if why else ''}: "
-        "start it with `ollama serve` or pass the right --ollama-host"
+        f"start it with `ollama serve` or pass the right {_names(settings)['host']}"
     )
 
 
@@ -305,7 +347,15 @@ def _too_slow(settings: OllamaSettings) -> PodiumError:
     return PodiumError(
         f"Ollama at {display_host(settings.host)} did not answer within {settings.timeout_s:g} s "
         f"(model '{settings.model}' may still be loading, or is too slow on this machine): "
-        "raise the timeout (timeout_s) or use a smaller model"
+        f"raise the timeout ({_names(settings)['timeout']}) or use a smaller model"
+    )
+
+
+def _not_ollama(settings: OllamaSettings, status: Optional[int] = None) -> PodiumError:
+    answered = f"answered {status} to /api/chat" if status else "answered /api/chat with something other than Ollama's JSON"
+    return PodiumError(
+        f"the server at {display_host(settings.host)} {answered}: it is not an Ollama server; "
+        f"start Ollama with `ollama serve` or pass the right {_names(settings)['host']}"
     )
 
 
@@ -318,53 +368,159 @@ def _pulled_models(client) -> list[str]:
 
 
 def _response_error(err, settings: OllamaSettings, client) -> Exception:
-    """An ollama.ResponseError as what to do about it (an _Invalid when worth retrying)."""
-    status, message = getattr(err, "status_code", -1), _one_line(getattr(err, "error", err))
+    """An ollama.ResponseError as what to do about it (an _Invalid when worth retrying).
+    The server's own words are read, never repeated: they can be anything."""
+    status, said = getattr(err, "status_code", -1), str(getattr(err, "error", "")).lower()
     host = display_host(settings.host)
-    if status == 404 and "not found" in message.lower() and "model" in message.lower():
+    if status == 404 and "not found" in said and "model" in said:
         pulled = _pulled_models(client)
-        have = f" (this server has: {', '.join(pulled[:8])})" if pulled else ""
+        have = f" (this server has: {', '.join(_one_line(m, 60) for m in pulled[:8])})" if pulled else ""
         return PodiumError(f"model '{settings.model}' is not pulled on the Ollama at {host}{have}: "
                            f"run `ollama pull {settings.model}`")
     if status == -1:  # an error inside a streamed answer: the run broke off
-        return _Invalid(f"Ollama reported an error mid-answer: {message}")
-    if status == 404 or status in (502, 503, 504) or not message or message.startswith("<"):
-        # Ollama's own errors are JSON with a message; this is something else (or a proxy)
-        said = f" ({message})" if message and not message.startswith("<") else ""
-        return PodiumError(f"{host} answered {status} to /api/chat{said}: it does not look like "
-                           "an Ollama server; start Ollama with `ollama serve` or pass the right "
-                           "--ollama-host")
+        return _Invalid("Ollama reported an error mid-answer (its log says which)")
+    if status in (404, 405) or 300 <= status < 400 or status in (502, 503, 504) or said.startswith("<"):
+        return _not_ollama(settings, status)  # Ollama's own errors are JSON; this is something else
     if status >= 500:
-        return PodiumError(f"Ollama at {host} failed running model '{settings.model}': {message} "
-                           f"(status {status}); try a smaller model or see the Ollama server log")
-    return PodiumError(f"Ollama at {host} rejected the request for model '{settings.model}': "
-                       f"{message} (status {status})")
+        return PodiumError(f"Ollama at {host} failed running model '{settings.model}' (status "
+                           f"{status}): see the Ollama server log, or try a smaller model")
+    return PodiumError(f"Ollama at {host} rejected the request for model '{settings.model}' "
+                       f"(status {status}): see the Ollama server log")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How big an answer may be for the video asked for: far more than asked is a runaway."""
+
+    words: int
+    segments: int
+    chars: int  # of the answer's text
+    wire_bytes: int  # read from the server (a streamed answer is an NDJSON line per token)
+
+    @classmethod
+    def for_duration(cls, duration_s: float, words_per_minute: float, stream: bool) -> "Limits":
+        target = target_words(duration_s, words_per_minute)
+        count, _ = segment_plan(target)
+        words = 3 * target + 100
+        chars = 64 * words + 16_384  # narration, bullets and titles, with JSON's keys
+        return cls(words, 3 * count + 5, chars, (64 if stream else 8) * chars + 65_536)
+
+
+class _TooLong(_Invalid):
+    """An answer past the Limits (asked again: a model that ran away may not the next time)."""
+
+
+class _Guard:
+    """One deadline for a whole chat call and a cap on the bytes it reads (reset per call)."""
+
+    def __init__(self, max_bytes: int = 1 << 62):
+        self.deadline, self.max_bytes, self.read = float("inf"), max_bytes, 0
+
+    def restart(self, timeout_s: float) -> "_Guard":
+        self.deadline, self.read = time.monotonic() + timeout_s, 0
+        return self
+
+    def left(self, request=None) -> float:
+        import httpx
+
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise httpx.ReadTimeout("the deadline of the whole call has passed", request=request)
+        return left
+
+
+def _guarded_transport(guard: _Guard):
+    """An httpx transport that keeps every request within the guard's deadline and bytes."""
+    import httpx
+
+    class Stream(httpx.SyncByteStream):
+        def __init__(self, inner, request):
+            self.inner, self.request = inner, request
+
+        def __iter__(self):
+            for chunk in self.inner:
+                guard.read += len(chunk)
+                if guard.read > guard.max_bytes:
+                    raise _TooLong(f"the answer is over {guard.max_bytes // 1000:,} KB")
+                guard.left(self.request)
+                yield chunk
+
+        def close(self):
+            self.inner.close()
+
+    class Transport(httpx.BaseTransport):
+        def __init__(self):
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request):
+            left = guard.left(request)
+            timeouts = request.extensions.get("timeout") or {}
+            request.extensions["timeout"] = {k: left if timeouts.get(k) is None else min(timeouts[k], left)
+                                             for k in ("connect", "read", "write", "pool")}
+            response = self.inner.handle_request(request)
+            return httpx.Response(response.status_code, headers=response.headers,
+                                  stream=Stream(response.stream, request), extensions=response.extensions)
+
+        def close(self):
+            self.inner.close()
+
+    return Transport()
+
+
+def _within(deadline: float, work):
+    """work() in a helper thread, given up at the deadline (a server that drips bytes never
+    trips a per-read timeout). The helper ends at its next read: the guard stops it."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = work()
+        except BaseException as err:  # handed to the caller
+            box["error"] = err
+
+    worker = threading.Thread(target=run, name="podium-ollama-chat", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _chat_once(client, settings: OllamaSettings, messages: list[dict], format_: dict,
-               options: dict, stream: bool) -> str:
-    """One chat call; the answer's text, or _Invalid / PodiumError."""
+               options: dict, stream: bool, guard: Optional[_Guard] = None,
+               limits: Optional[Limits] = None) -> str:
+    """One chat call within one deadline; the answer's text, or _Invalid / PodiumError."""
     import httpx
     import ollama
 
-    deadline = time.monotonic() + settings.timeout_s
+    guard = (guard or _Guard()).restart(settings.timeout_s)
+    max_chars = limits.chars if limits else 1 << 62
     kwargs = dict(model=settings.model, messages=messages, format=format_, options=options,
                   keep_alive=_keep_alive(settings.keep_alive))
-    try:
+
+    def call():
         if stream:
-            parts, reason, done = [], None, False
+            parts, size, reason, done = [], 0, None, False
             for chunk in client.chat(stream=True, **kwargs):
-                parts.append(chunk.message.content or "")
+                piece = chunk.message.content or ""
+                parts.append(piece)
+                size += len(piece)
+                if size > max_chars:
+                    raise _TooLong(f"the answer is over {max_chars:,} characters")
                 if chunk.done:
                     done, reason = True, chunk.done_reason
-                if time.monotonic() > deadline:
-                    raise _too_slow(settings)
             if not done:
                 raise _Invalid("the answer stream ended before the model finished (cut mid-answer)")
-            content = "".join(parts)
-        else:
-            response = client.chat(stream=False, **kwargs)
-            content, reason = response.message.content or "", response.done_reason
+            return "".join(parts), reason
+        response = client.chat(stream=False, **kwargs)
+        return response.message.content or "", response.done_reason
+
+    try:
+        content, reason = _within(guard.deadline, call)
+    except TimeoutError:
+        raise _too_slow(settings) from None
     except ollama.ResponseError as err:
         raise _response_error(err, settings, client) from None
     except httpx.ConnectTimeout:
@@ -375,35 +531,41 @@ def _chat_once(client, settings: OllamaSettings, messages: list[dict], format_: 
         raise _unreachable(settings) from None
     except (httpx.RemoteProtocolError, httpx.ReadError):
         raise _Invalid("the connection was cut mid-answer") from None
-    except json.JSONDecodeError:  # a streamed line cut in the middle
+    except json.JSONDecodeError as err:
+        if not err.doc.lstrip().startswith("{"):  # every line Ollama sends is a JSON object
+            raise _not_ollama(settings) from None
         raise _Invalid("the answer stream was cut mid-line") from None
     except httpx.HTTPError as err:
-        raise _unreachable(settings, _one_line(err, 120)) from None
-    except ValueError as err:  # pydantic's ValidationError: a chunk that is not Ollama's shape
-        raise _Invalid(f"an answer that is not Ollama's chat format ({_one_line(err, 120)})") from None
+        raise _unreachable(settings, type(err).__name__) from None
+    except ValueError:  # pydantic's ValidationError: a chunk that is not Ollama's shape
+        raise _not_ollama(settings) from None
     if reason == "length":
         raise _Invalid("the answer was cut at the model's length limit (done_reason 'length'; "
                        "a larger num_ctx helps)")
+    if len(content) > max_chars:
+        raise _TooLong(f"the answer is over {max_chars:,} characters")
     return content
 
 
-def _ask(client, settings, messages, speakers, attempts: int, stream: bool) -> tuple[str, dict]:
+def _ask(client, settings, messages, speakers, attempts: int, stream: bool,
+         guard: Optional[_Guard] = None, limits: Optional[Limits] = None) -> tuple[str, dict]:
     """Ask until the answer is a valid script, at most `attempts` times."""
     format_ = script_schema(speakers)
-    problem = ""
+    problem, too_long = "", False
     for attempt in range(attempts):
         options = dict(settings.options or {})
         if attempt and isinstance(options.get("seed"), int) and options["seed"] >= 0:
             options["seed"] += attempt  # a fixed seed would give the same bad answer again
         try:
-            content = _chat_once(client, settings, messages, format_, options, stream)
-            return content, parse_answer(content, speakers)
+            content = _chat_once(client, settings, messages, format_, options, stream, guard, limits)
+            return content, parse_answer(content, speakers, limits)
         except _Invalid as err:
-            problem = str(err)
+            problem, too_long = str(err), isinstance(err, _TooLong)
             log.info("answer %d of %d is not a valid script: %s", attempt + 1, attempts, problem)
+    advice = ("it ran far past the length asked for: try another model" if too_long
+              else "try a larger model or a shorter duration")
     raise PodiumError(f"the model's answer was not a valid script after {attempts} attempt"
-                      f"{'s' if attempts != 1 else ''}: {problem}; try a larger model or a "
-                      "shorter duration")
+                      f"{'s' if attempts != 1 else ''}: {problem}; {advice}")
 
 
 def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration_s: float = 60,
@@ -429,6 +591,10 @@ def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration
     if max_attempts < 1:
         raise PodiumError("max_attempts must be at least 1")
     settings = settings or OllamaSettings()
+    timeout = settings.timeout_s
+    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise PodiumError(f"the Ollama timeout must be a positive number of seconds, not "
+                          f"{timeout!r} ({_names(settings)['timeout']})")
     if not (settings.model or "").strip():
         raise PodiumError("no Ollama model given: name one (--llm-model, e.g. llama3.2)")
     names = parse_speakers(speakers)
@@ -438,10 +604,14 @@ def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration
         raise PodiumError("guided mode needs the ollama client: pip install ollama") from None
 
     settings = replace(settings, host=check_host(settings.host))
-    client = ollama.Client(host=settings.host, timeout=settings.timeout_s)
+    limits = Limits.for_duration(duration_s, words_per_minute, stream)
+    guard = _Guard(limits.wire_bytes)
+    # The URL as the client uses it (so messages show it); Ollama does not redirect its API.
+    client = ollama.Client(host=settings.host, timeout=settings.timeout_s, follow_redirects=False,
+                           transport=_guarded_transport(guard))
     try:
         messages = build_messages(topic, duration_s, language, audience, tone, names, words_per_minute)
-        content, data = _ask(client, settings, messages, names, max_attempts, stream)
+        content, data = _ask(client, settings, messages, names, max_attempts, stream, guard, limits)
         target = target_words(duration_s, words_per_minute)
         best = data
         for _ in range(max(0, length_asks)):
@@ -455,7 +625,7 @@ def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration
                 {"role": "user", "content": _resize_message(words, target, duration_s, words_per_minute)},
             ]
             try:
-                content, data = _ask(client, settings, messages, names, 1, stream)
+                content, data = _ask(client, settings, messages, names, 1, stream, guard, limits)
             except PodiumError as err:  # keep the valid script we have
                 log.warning("asking for a script of the right length failed: %s", err)
                 break

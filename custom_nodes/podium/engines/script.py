@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Optional
+
+from pydantic import ValidationError
 
 from ..errors import PodiumError
+from .script_schema import FILE_SHAPE, ScriptFile, ScriptFormatError, format_error
 
 # Words that end in a period without ending a sentence.
 _ABBREVIATIONS = {
@@ -139,31 +143,45 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
     return Script(title=title, segments=segments)
 
 
-def parse_script(raw: str, max_words: int = 60, title: str = "") -> Script:
-    """Text the user wrote: plain text / Markdown, or Podium's script JSON (starts with "{")."""
-    if not raw.lstrip().startswith("{"):
+def parse_script(raw: str, max_words: int = 60, title: str = "",
+                 as_json: Optional[bool] = None) -> Script:
+    """Text the user wrote: plain text / Markdown, or Podium's script JSON.
+
+    `as_json` None: JSON when the text starts with "{", or with "[" and parses as JSON (so a
+    top-level array is refused, not spoken); True: it must be the JSON (a `.json` file).
+    Schema problems are a ScriptFormatError that names the field (`segments[2].bullets`).
+    """
+    head = raw.lstrip()[:1]
+    if as_json is None:
+        as_json = head == "{" or (head == "[" and _is_json(raw))
+    if not as_json:
         return split_script(raw, max_words=max_words, title=title)
     try:
         data = json.loads(raw)
-        segments = []
-        for item in data["segments"]:
-            sentences = split_sentences(item["text"])
-            if sentences:
-                segments.append(Segment(
-                    sentences,
-                    title=item.get("title") or "",
-                    bullets=list(item.get("bullets") or []),
-                    speaker=item.get("speaker") or "",
-                ))
-    except (ValueError, KeyError, TypeError) as err:
-        raise PodiumError(
-            "not a Podium script JSON "
-            f"({{\"title\": ..., \"segments\": [{{\"text\": ...}}]}}): {err}"
-        ) from None
+    except ValueError as err:
+        raise ScriptFormatError(f"is not valid JSON ({err}); a Podium script JSON is {FILE_SHAPE}") from None
+    try:
+        parsed = ScriptFile.model_validate(data)
+    except ValidationError as err:
+        raise format_error(err) from None
+    segments = []
+    for item in parsed.segments:
+        sentences = split_sentences(item.text)
+        if sentences:
+            segments.append(Segment(sentences, title=item.title, bullets=list(item.bullets),
+                                    speaker=item.speaker))
     if not segments:
-        raise PodiumError("the script JSON has no narration in its segments")
-    title = title or data.get("title") or _first_words(segments[0].sentences[0])
+        raise ScriptFormatError("no segment has any narration (\"text\")", "segments")
+    title = title or parsed.title or _first_words(segments[0].sentences[0])
     for segment in segments:
         segment.title = segment.title or title
         segment.bullets = segment.bullets or [_first_words(s, 9) for s in segment.sentences]
-    return Script(title=title, segments=segments, stage=data.get("stage") or "")
+    return Script(title=title, segments=segments, stage=parsed.stage)
+
+
+def _is_json(raw: str) -> bool:
+    try:
+        json.loads(raw)
+        return True
+    except ValueError:
+        return False

@@ -1,8 +1,24 @@
-"""Guided-mode nodes: a local LLM (Ollama) writes the script from a topic."""
+"""Guided-mode nodes: a local LLM (Ollama) writes the script from a topic.
+
+Inside ComfyUI a graph comes from anyone who reaches the server, so its Ollama host must be
+one the operator allows (llm_script.confine_host; default: Ollama on this machine); run
+in-process, the user's own host is used as given.
+"""
+import sys
+
 from ..engines import llm_script
 from ..engines.llm_script import OllamaSettings
 from ..errors import PodiumError
 from ..memory import reported_stage
+
+
+def _inside_comfyui() -> bool:
+    return sys.modules.get("folder_paths") is not None  # ComfyUI's own module, loaded first
+
+
+def _host_for_graph(host: str) -> str:
+    """The host's URL; inside ComfyUI only one the operator allows (one neutral message)."""
+    return llm_script.confine_host(host or "") if _inside_comfyui() else llm_script.check_host(host or "")
 
 
 class PodiumOllamaSettings:
@@ -13,7 +29,8 @@ class PodiumOllamaSettings:
         return {
             "required": {
                 "host": ("STRING", {"default": llm_script.DEFAULT_HOST,
-                                    "tooltip": "The Ollama server (`ollama serve` listens on http://127.0.0.1:11434)."}),
+                                    "tooltip": "The Ollama server (`ollama serve` listens on http://127.0.0.1:11434). "
+                                               f"Inside ComfyUI only the hosts the operator allows ({llm_script.HOSTS_ENV}; default: this machine)."}),
                 "model": ("STRING", {"default": llm_script.DEFAULT_MODEL,
                                      "tooltip": "An Ollama model you have pulled (`ollama pull llama3.2`)."}),
                 "keep_alive": ("STRING", {"default": "5m",
@@ -39,13 +56,16 @@ class PodiumOllamaSettings:
     def VALIDATE_INPUTS(cls, host="", model=""):
         if model is not None and not str(model).strip():
             return "model is empty: name an Ollama model, e.g. llama3.2"
+        if host is None:  # linked from another node: checked when it runs
+            return True
         try:
-            llm_script.check_host(host or "")
+            _host_for_graph(host)
         except PodiumError as err:
             return str(err)
         return True
 
     def make(self, host, model, keep_alive, temperature, seed, num_ctx, timeout_s):
+        _host_for_graph(host)
         options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
         if seed >= 0:
             options["seed"] = int(seed)
@@ -91,6 +111,7 @@ class PodiumGuidedScript:
             raise PodiumError("the guided script needs a topic: say what the video is about")
         if settings is not None and not isinstance(settings, OllamaSettings):
             raise PodiumError("settings must come from a Podium Ollama Settings node")
+        _host_for_graph((settings or OllamaSettings()).host)
         return (llm_script.write_script(
             topic, settings or OllamaSettings(), duration_s=duration_s, language=language,
             audience=audience, tone=tone, speakers=speakers, words_per_minute=words_per_minute,

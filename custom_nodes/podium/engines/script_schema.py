@@ -1,0 +1,132 @@
+"""The shapes of a script as data, in pydantic: Podium's script JSON (what `--script x.json`
+reads and guided mode writes) and the LLM's answer (whose JSON schema is Ollama's `format`).
+
+Both share the segment fields a slide needs (bullets, speaker), and one way of naming what is
+wrong: `segments[2].bullets: must be a list of strings`. Torch-free: the orchestrator reads
+scripts with it.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model,
+                      field_validator, model_validator)
+
+from ..errors import PodiumError, UsageError
+from ..validation import field_path, problem_of
+
+FILE_SHAPE = '{"title": ..., "segments": [{"text": ...}]}'
+
+
+class ScriptFormatError(UsageError):
+    """Script data of the wrong shape; `where` names the field (`segments[2].bullets`)."""
+
+    def __init__(self, problem: str, where: str = "", source: str = "the script JSON"):
+        self.problem, self.where, self.source = problem, where, source
+        super().__init__(": ".join(p for p in (source, where, problem) if p))
+
+    def located(self, source: str) -> "ScriptFormatError":
+        """The same problem, said of `source` (e.g. `--script talk.json`)."""
+        return ScriptFormatError(self.problem, self.where, source)
+
+
+class _Fields(BaseModel):
+    """Unknown keys are ignored; a null is taken as the field left out."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_serialization_defaults_required=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+Bullets = Annotated[list[str], Field(default_factory=list)]  # a slide's points, in both shapes
+
+
+# --- Podium's script JSON (Script.to_dict()) ------------------------------------------------
+
+class ScriptFileSegment(_Fields):
+    text: str
+    title: str = ""
+    bullets: Bullets
+    speaker: str = ""
+
+
+class ScriptFile(_Fields):
+    title: str = ""
+    stage: str = ""
+    segments: list[ScriptFileSegment]
+
+
+# --- the LLM's answer -----------------------------------------------------------------------
+
+class _AnswerSegment(_Fields):
+    """The checks of an answer's segment; its fields are added per request (answer_model)."""
+
+    @field_validator("narration", check_fields=False)
+    @classmethod
+    def _spoken(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("speaker", mode="before", check_fields=False)
+    @classmethod
+    def _known_speaker(cls, value: Any, info: ValidationInfo) -> Any:
+        """In a dialogue the speaker must be one asked for (any case); it comes back as asked."""
+        names = (info.context or {}).get("speakers") or []
+        if not isinstance(value, str):
+            return value
+        said = " ".join(value.split())
+        for name in names:
+            if said.lower() == name.lower():
+                return name
+        if not said:
+            raise ValueError(f"is empty (expected one of {', '.join(names)})")
+        shown = said if len(said) <= 40 else said[:39] + "…"
+        raise ValueError(f"{shown!r} is not one of {', '.join(names)}")
+
+
+class Answer(_Fields):
+    title: str = ""
+    stage: str = ""
+    segments: list[Any]
+
+
+@lru_cache(maxsize=32)
+def _answer_model(speakers: tuple[str, ...]) -> type[Answer]:
+    fields: dict[str, Any] = {}
+    if len(speakers) > 1:  # a dialogue: each segment names one of them, first
+        fields["speaker"] = (Literal[speakers], ...)
+    fields.update(slide_title=(str, ""), narration=(str, ...), bullets=(Bullets, ...))
+    segment = create_model("Segment", __base__=_AnswerSegment, **fields)
+    return create_model("Script", __base__=Answer,
+                        segments=(Annotated[list[segment], Field(min_length=1)], ...))
+
+
+def answer_model(speakers: Optional[list[str]] = None) -> type[Answer]:
+    """The answer's model (fields in the order the model writes them: speaker, slide title,
+    narration, bullets); with two or more speakers each segment must name one of them."""
+    return _answer_model(tuple(speakers or ()) if speakers and len(speakers) > 1 else ())
+
+
+def answer_schema(speakers: Optional[list[str]] = None) -> dict:
+    """The JSON schema sent as Ollama's `format` (every field required, as the model answers)."""
+    return answer_model(speakers).model_json_schema(mode="serialization")
+
+
+# --- saying what is wrong -------------------------------------------------------------------
+
+def format_error(err: ValidationError, source: str = "the script JSON") -> ScriptFormatError:
+    """The first problem of a ValidationError, naming its field."""
+    first = err.errors(include_url=False)[0]
+    where, problem = field_path(tuple(first.get("loc", ()))), problem_of(first)
+    if not where:
+        problem = f"must be a JSON object {FILE_SHAPE}" if source == "the script JSON" else "must be a JSON object"
+    elif where == "segments" and problem == "is missing" and source == "the script JSON":
+        problem = f"is missing (a Podium script JSON is {FILE_SHAPE})"
+    return ScriptFormatError(problem, where, source)
