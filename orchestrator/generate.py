@@ -58,7 +58,7 @@ def bindings(args, graph: dict) -> tuple[dict, dict]:
     voice = graph[find_node(graph, "Voice")]["class_type"]
     if voice == "PodiumPiperTTS":
         if args.voice.endswith(".onnx"):
-            values[("Voice", "voice_path")] = str(input_file(args.voice, "voice"))
+            files[("Voice", "voice_path")] = input_file(args.voice, "voice")  # uploaded to a server
         else:
             values[("Voice", "voice")] = args.voice
         if args.speaker_voice:

@@ -1,5 +1,5 @@
-"""memory.py: LRU eviction under a budget (torch and ONNX Runtime), real release, stage reports,
-lazy torch, and the ComfyUI path (with a real ComfyUI when COMFYUI_DIR is set)."""
+"""memory.py: LRU eviction under a budget (torch and ONNX Runtime), real release, lazy torch, and
+the ComfyUI path (with a real ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.memory import ModelManager, StageReport, format_reports, get_manager
+from podium import profiling
+from podium.memory import ModelManager, get_manager
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
@@ -187,35 +188,6 @@ def test_get_manager_is_a_singleton():
     assert get_manager() is get_manager()
 
 
-# --- stage reports --------------------------------------------------------------------------
-def test_stage_reports_time_and_peak_memory():
-    manager = ModelManager(budget_bytes=100 * MB)
-    with manager.stage("idle") as idle:
-        time.sleep(0.05)
-    with manager.stage("allocate") as alloc:
-        block = np.ones(50_000_000, np.float32)  # 200 MB, every page written
-        time.sleep(0.1)
-        del block
-    assert list(manager.reports) == [idle, alloc]
-    assert all(isinstance(r, StageReport) and r.device == "cpu" for r in manager.reports)
-    assert idle.wall_s >= 0.05 and alloc.wall_s >= 0.1
-    assert alloc.peak_bytes >= 150 * MB, alloc
-    assert idle.peak_bytes < 50 * MB, idle
-    table = format_reports(manager.reports).splitlines()
-    assert table[0].split() == ["stage", "time", "peak", "device"]
-    assert table[1].startswith("idle ") and table[2].startswith("allocate ")
-    assert "MB" in table[2]
-    assert len({line.index("cpu") for line in table[1:]}) == 1  # columns line up
-
-
-def test_stage_report_is_recorded_when_the_stage_fails():
-    manager = ModelManager(budget_bytes=MB)
-    with pytest.raises(RuntimeError):
-        with manager.stage("broken"):
-            raise RuntimeError("boom")
-    assert [r.name for r in manager.reports] == ["broken"]
-
-
 # --- lazy torch -------------------------------------------------------------------------------
 def test_draft_path_does_not_import_torch(tmp_path):
     model = write_add_model(tmp_path / "add.onnx", np.arange(8, dtype=np.float32))
@@ -223,15 +195,16 @@ def test_draft_path_does_not_import_torch(tmp_path):
         import sys
         import numpy as np
         import podium.memory as memory
+        import podium.profiling as profiling
         assert "torch" not in sys.modules, "import podium.memory imported torch"
         manager = memory.get_manager()
-        with manager.stage("voice"):
+        with profiling.stage("voice"):
             session = manager.load_onnx("add", {str(model)!r})
             y, = session.run(None, {{"X": np.zeros(8, np.float32)}})
             manager.load("other", lambda: bytearray(10), kind="other", size_bytes=10)
         assert list(y) == list(range(8)), y
         manager.evict()
-        print(memory.format_reports(manager.reports))
+        print(profiling.format_reports(profiling.reports))
         assert "torch" not in sys.modules, "the draft path imported torch"
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -2,7 +2,7 @@
 from ..engines import llm_script
 from ..engines.llm_script import OllamaSettings
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 
 
 class PodiumOllamaSettings:

@@ -1,7 +1,7 @@
 """Lip sync node: the presenter's mouth follows the narration (Wav2Lip, ONNX Runtime)."""
 from ..engines.lipsync import LipSyncVisual, load_wav2lip
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
 

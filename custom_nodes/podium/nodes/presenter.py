@@ -1,5 +1,5 @@
 """Presenter nodes: what the viewer sees while the narration plays."""
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines.visual import PortraitMotion, SlideDeck, load_image
 from ..errors import PodiumError
 from ..paths import resolve_input

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, load_pipeline, presenter_prompt, set_lora
 from ..errors import ModelMissingError, PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
 from ..paths import confined, refused, resolve_input
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..engines.upscale import MIN_TILE, REGIONS, UpscaleVisual, load_upscaler, upscale_tensor
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
 from ..paths import confined, resolve_input
 

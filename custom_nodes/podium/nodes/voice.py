@@ -1,5 +1,5 @@
 """Voice nodes: narration audio from a script."""
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines import tts_piper
 from ..errors import PodiumError
 from ..models import ids_of_kind, resolve

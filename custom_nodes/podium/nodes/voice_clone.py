@@ -5,7 +5,7 @@ from pathlib import Path
 from ..engines import tts_f5
 from ..engines.speech import write_wav
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, load_registry
 from ..paths import resolve_input
 from .comfy_types import audio_from_samples, samples_from_audio
