@@ -80,9 +80,10 @@ def models_dir() -> Path:
     return _own_models_dir()
 
 
-def comfyui_root(start: Path = REPO_ROOT) -> Optional[Path]:
-    """The ComfyUI source tree above `start` (a folder holding main.py and folder_paths.py), e.g.
-    ComfyUI/ for a clone in ComfyUI/custom_nodes/podium; None when there is none."""
+def comfyui_root(start: Optional[Path] = None) -> Optional[Path]:
+    """The ComfyUI source tree above `start` (default: this repository), a folder holding main.py
+    and folder_paths.py: ComfyUI/ for a clone in ComfyUI/custom_nodes/<name>; else None."""
+    start = Path(start or REPO_ROOT)
     for folder in (start, *start.parents):
         if (folder / "main.py").is_file() and (folder / "folder_paths.py").is_file():
             return folder
