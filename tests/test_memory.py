@@ -257,3 +257,48 @@ def test_inside_comfyui_models_go_through_model_patcher(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ok" in run.stdout
+
+
+@pytest.mark.comfyui
+def test_inside_comfyui_onnx_sessions_are_comfyuis_to_free(tmp_path):
+    comfy_dir = os.environ.get("COMFYUI_DIR")
+    if not comfy_dir:
+        pytest.skip("COMFYUI_DIR is not set")
+    model = write_add_model(tmp_path / "add.onnx", np.arange(2_000_000, dtype=np.float32))  # 8 MB
+    code = textwrap.dedent(f"""
+        import gc, os, sys, weakref
+        sys.path.insert(0, {comfy_dir!r})
+        sys.argv = ["main.py", "--cpu", "--base-directory", {str(tmp_path)!r}]
+        import comfy.options
+        comfy.options.enable_args_parsing()
+        import comfy.model_management as mm
+        import numpy as np
+        import torch
+        from podium.memory import ModelManager, is_oom
+
+        path, size = {str(model)!r}, os.path.getsize({str(model)!r})
+        manager = ModelManager(budget_bytes=1)  # a budget of 1 byte: ignored inside ComfyUI
+        session = manager.load_onnx("add", path)
+        (stand_in,) = [lm.model for lm in mm.current_loaded_models]
+        assert type(stand_in).__name__ == "OnnxSessionPatcher", type(stand_in)
+        assert stand_in.model_size() == size and stand_in.loaded_size() == size
+        assert manager.load_onnx("add", path) is session  # cached, not loaded again
+        other = manager.load("other", lambda: bytearray(10), kind="other", size_bytes=10)
+        assert [k for k, *_ in manager.loaded()] == ["add", "other"]  # no LRU eviction inside
+        y, = session.run(None, {{"X": np.zeros(2_000_000, np.float32)}})
+        assert y[5] == 5.0
+        gone = weakref.ref(session)
+        del session, stand_in
+        mm.unload_all_models()  # ComfyUI's eviction (the editor's "free memory" does this)
+        gc.collect()
+        assert [k for k, *_ in manager.loaded()] == ["other"], manager.loaded()
+        assert not mm.current_loaded_models and gone() is None
+        again = manager.load_onnx("add", path)  # loads again, accounted again
+        assert len(mm.current_loaded_models) == 1
+        assert manager.evict("add") == 1 and not mm.current_loaded_models  # ours, through ComfyUI
+        assert is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory")) and not is_oom(ValueError("no"))
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ok" in run.stdout

@@ -84,3 +84,41 @@ def test_another_package_named_podium_is_refused_with_one_line(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "another package named 'podium' is already imported from" in done.stdout
     assert str(tmp_path / "other" / "podium") in done.stdout
+
+
+def _requirement_names(lines) -> list[str]:
+    import re
+
+    return [re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower()
+            for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_requirements_txt_holds_the_packs_dependencies_and_never_torch():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    required = (REPO / "requirements.txt").read_text().splitlines()
+    names = _requirement_names(required)
+    assert set(_requirement_names(project["project"]["dependencies"])) <= set(names)
+    assert not {"torch", "torchvision", "torchaudio", "f5-tts"} & set(names)
+    for line in project["project"]["dependencies"]:  # the same bounds in both files
+        assert line.split("#")[0].strip() in [r.strip() for r in required], line
+    comfy = project["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["requires-comfyui"]
+    assert all((REPO / path).exists() for path in comfy["includes"])
+
+
+def test_comfyuis_own_parser_reads_the_pyproject():
+    comfy_dir = os.environ.get("COMFYUI_DIR")
+    if not (comfy_dir and Path(comfy_dir, "comfy_config").is_dir()):
+        import pytest
+        pytest.skip("set COMFYUI_DIR to a ComfyUI source tree")
+    done = run(f"""
+        sys.path.insert(0, {comfy_dir!r})
+        from comfy_config import config_parser
+        config = config_parser.extract_node_configuration({str(REPO)!r})
+        assert config.tool_comfy.publisher_id == "podium", config
+        assert config.project.supported_comfyui_version == ">=0.3.64"
+        print("ok")
+    """, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
