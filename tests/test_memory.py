@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import weakref
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium import profiling
 from podium.memory import ModelManager, get_manager
 
 torch = pytest.importorskip("torch")
