@@ -51,6 +51,8 @@ def run(args) -> int:
     except PodiumError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, UsageError) else 1
+    finally:
+        models.set_models_dir(None)  # --models-dir is for this command only
 
 
 def _entries(registry, ids) -> list:

@@ -302,3 +302,4 @@ def test_models_dir_option_wins_for_list_pull_and_verify(registry_file, tmp_path
     assert f"models folder: {chosen.resolve()}" in out
     assert cli("verify", "good-voice", "--models-dir", str(chosen)) == 0
     assert "OK" in capsys.readouterr().out
+    assert models.models_dir() == tmp_path / "models"  # the option ends with its command
