@@ -119,3 +119,27 @@ def test_outside_comfyui_the_users_own_paths_are_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert paths.resolve_input("mine.png") == tmp_path / "mine.png"
     assert PodiumPresenter.VALIDATE_INPUTS(portrait_path=str(mine)) is True
+
+
+def test_the_cli_uploads_a_voice_with_its_config_side_by_side(tmp_path):
+    """A .onnx voice given to a server goes by upload, its .onnx.json beside it under the same
+    name (a folder named by their content), uploaded once per server."""
+    from fake_comfy import FakeComfy
+    from orchestrator.remote import ComfyInstance
+
+    voice = tmp_path / "mine.onnx"
+    voice.write_bytes(b"onnx bytes")
+    Path(f"{voice}.json").write_text('{"audio": {"sample_rate": 22050}}')
+    server = FakeComfy(tmp_path / "server").start()
+    try:
+        instance = ComfyInstance(server.url)
+        name = instance._upload(voice)
+        assert name.startswith("podium/") and name.endswith("/mine.onnx") and name.count("/") == 2
+        folder = tmp_path / "server" / "input" / Path(name).parent
+        assert (folder / "mine.onnx").read_bytes() == b"onnx bytes"
+        assert (folder / "mine.onnx.json").read_text() == Path(f"{voice}.json").read_text()
+        assert instance._upload(voice) == name
+        picture = draw_portrait(tmp_path / "face.png")
+        assert instance._upload(picture) == "podium/face.png"  # no companion: the usual folder
+    finally:
+        server.stop()
