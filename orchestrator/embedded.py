@@ -40,21 +40,21 @@ def run_graph(graph: dict, output_dir: Path,
 
 
 def reset_stage_reports() -> None:
-    from podium import memory
+    from podium import profiling
 
-    memory.get_manager().reports.clear()
+    profiling.reports.clear()
 
 
 def stage_table() -> str:
     """Each stage's total time and highest peak memory over the runs since the last reset."""
-    from podium import memory
+    from podium import profiling
 
-    totals: dict[str, memory.StageReport] = {}
-    for report in memory.get_manager().reports:
-        total = totals.setdefault(report.name, memory.StageReport(report.name, device=report.device))
+    totals: dict[str, profiling.StageReport] = {}
+    for report in profiling.reports:
+        total = totals.setdefault(report.name, profiling.StageReport(report.name, device=report.device))
         total.wall_s += report.wall_s
         total.peak_bytes = max(total.peak_bytes, report.peak_bytes)
-    return memory.format_reports(list(totals.values()))
+    return profiling.format_reports(list(totals.values()))
 
 
 def object_info() -> dict:

@@ -141,7 +141,7 @@ def bindings(args, graph: dict, preset: str = "") -> tuple[dict, dict]:
         if reference is not None:
             _say_voice_ref_unused(args, preset)
         if args.voice.endswith(".onnx"):
-            values[("Voice", "voice_path")] = str(input_file(args.voice, "voice"))
+            files[("Voice", "voice_path")] = input_file(args.voice, "voice")  # uploaded to a server
         else:
             values[("Voice", "voice")] = args.voice
         if args.speaker_voice:

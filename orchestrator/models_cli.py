@@ -20,14 +20,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                    description="The models in models.yaml: what is installed, "
                                                "their licenses, downloads and checksums.")
     actions = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="every model, whether it is installed, its license")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--models-dir", metavar="DIR",
+                       help="the models folder (default: $PODIUM_MODELS_DIR, else the models folder "
+                            "of the ComfyUI install this repository is in, else <repo>/models)")
+    listing = actions.add_parser("list", parents=[where],
+                                 help="every model, whether it is installed, its license")
     listing.add_argument("--preset", help="only models this preset may use")
     listing.add_argument("--kind", help="only models of this kind (e.g. piper-voice)")
-    pull = actions.add_parser("pull", help="download models (resumable, sha256 checked)")
+    pull = actions.add_parser("pull", parents=[where], help="download models (resumable, sha256 checked)")
     pull.add_argument("ids", nargs="+", metavar="ID", help="model ids, as `podium models list` shows")
     pull.add_argument("--force", action="store_true", help="download again files already there")
     pull.add_argument("--quiet", action="store_true", help="no progress bar")
-    verify = actions.add_parser("verify", help="recompute the size and sha256 of installed files")
+    verify = actions.add_parser("verify", parents=[where], help="recompute the size and sha256 of installed files")
     verify.add_argument("ids", nargs="*", metavar="ID", help="default: every installed model")
     verify.add_argument("--update", action="store_true",
                         help="write missing (null) sha256/size values into models.yaml")
@@ -36,12 +41,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     try:
+        models.set_models_dir(getattr(args, "models_dir", None))
         registry = models.load_registry()
         command = {"list": list_models, "pull": pull, "verify": verify}[args.models_command]
         return command(registry, args)
     except PodiumError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    finally:
+        models.set_models_dir(None)  # --models-dir is for this command only
 
 
 def _entries(registry, ids) -> list:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 from typing import Optional
 from urllib.parse import urlparse
@@ -31,10 +32,7 @@ class ComfyInstance:
         try:
             graph = copy.deepcopy(graph)
             for (title, input_name), path in files.items():
-                path = Path(path)
-                if path not in self._uploaded:
-                    self._uploaded[path] = self.client.upload(path, subfolder="podium")
-                graph[find_node(graph, title)]["inputs"][input_name] = self._uploaded[path]
+                graph[find_node(graph, title)]["inputs"][input_name] = self._upload(Path(path))
             self._prompt_id = self.client.queue(graph)
             outputs = self.client.follow(self._prompt_id, on_event)
             self._prompt_id = None
@@ -44,6 +42,19 @@ class ComfyInstance:
         except (ValueError, KeyError, TypeError, IndexError) as err:  # JSON of the wrong shape
             raise ComfyError(f"{self.name} answered in a way ComfyUI does not ({type(err).__name__}: "
                              f"{one_line(err, 120)}): is it a ComfyUI server, and a recent one?") from err
+
+    def _upload(self, path: Path) -> str:
+        """The server's name for a local file, uploaded once. A file that needs a companion beside
+        it under its own name (a Piper voice's .onnx.json) goes with it into a folder named by
+        their content, so neither is renamed and no one else's file is overwritten."""
+        if path not in self._uploaded:
+            companions = [path.with_name(path.name + ".json")] if path.suffix == ".onnx" else []
+            companions = [c for c in companions if c.is_file()]
+            subfolder = f"podium/{_digest(path, *companions)}" if companions else "podium"
+            for companion in companions:
+                self.client.upload(companion, subfolder=subfolder, overwrite=True)
+            self._uploaded[path] = self.client.upload(path, subfolder=subfolder, overwrite=bool(companions))
+        return self._uploaded[path]
 
     def cancel(self) -> None:
         if self._prompt_id is not None:
@@ -70,3 +81,11 @@ class ComfyInstance:
             return (f"answers, but is not a ComfyUI server (GET /system_stats gave HTTP "
                     f"{r.status_code} {kind})")
         return None
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]

@@ -70,7 +70,7 @@ def comfy(tmp_path_factory):
             except requests.ConnectionError:
                 pass
             time.sleep(0.3)
-        yield {"url": url, "port": port, "log": log_path}
+        yield {"url": url, "port": port, "log": log_path, "input": root / "input"}
     finally:
         stop_process(proc)
 
@@ -129,13 +129,14 @@ def small_graph(prefix: str, voice_path: str = "") -> dict:
 
 
 @pytest.fixture(scope="module")
-def still_voice(tmp_path_factory) -> str:
-    """The default Piper voice with its sampling noise off (noise_scale = noise_w = 0): Piper
-    otherwise draws random noise on every call, so no two runs give the same audio."""
+def still_voice(comfy) -> Path:
+    """The default Piper voice with its sampling noise off (noise_scale = noise_w = 0), in the
+    server's input folder (where a graph may name it): Piper otherwise draws random noise on
+    every call, so no two runs give the same audio."""
     embedded.node_classes()  # puts the pack on sys.path
     from podium.models import resolve
     source = Path(resolve("piper-en_US-joe-medium"))
-    target = tmp_path_factory.mktemp("voice") / "joe-still.onnx"
+    target = comfy["input"] / "joe-still.onnx"
     try:
         os.link(source, target)
     except OSError:
@@ -143,7 +144,7 @@ def still_voice(tmp_path_factory) -> str:
     config = json.loads(Path(f"{source}.json").read_text())
     config.setdefault("inference", {}).update(noise_scale=0.0, noise_w=0.0)
     Path(f"{target}.json").write_text(json.dumps(config))
-    return str(target)
+    return target
 
 
 def test_pack_loads_with_its_input_specs(comfy):
@@ -187,9 +188,10 @@ def test_direct_graph_runs_to_a_right_mp4(comfy, tmp_path):
 
 
 def test_same_result_as_in_process_runner(comfy, still_voice, tmp_path):
-    graph = small_graph("podium/same", voice_path=still_voice)
+    graph = small_graph("podium/same", voice_path=still_voice.name)  # the server's input folder
     entry, _ = run_prompt(comfy, graph)
     served = entry["outputs"]["5"]
+    graph["2"]["inputs"]["voice_path"] = str(still_voice)  # in-process: the user's own path
     mine = embedded.run_graph(copy.deepcopy(graph), tmp_path / "local")["5"]
     assert mine == served  # same frames, fps, duration, file names
     here = tmp_path / "local" / mine["images"][0]["subfolder"]
@@ -202,7 +204,7 @@ def test_same_result_as_in_process_runner(comfy, still_voice, tmp_path):
 
 
 @pytest.mark.parametrize("node_id, title, input_name, value, error_type", [
-    ("3", "Presenter", "portrait_path", "/nonexistent/podium/face.png", "custom_validation_failed"),
+    ("2", "Voice", "voice_path", "voice.txt", "custom_validation_failed"),
     ("1", "Script", "text", None, "required_input_missing"),  # None: the input is left out
 ])
 def test_invalid_graph_answers_400_like_the_local_runner(comfy, node_id, title, input_name, value,

@@ -19,6 +19,7 @@ from podium.engines.media import encode_video, frames_for
 from podium.engines.speech import Speech
 from podium.engines.wav2lip_net import INPUT_NAMES, Wav2Lip, export_onnx
 from podium.errors import PodiumError
+from podium import profiling
 from podium.memory import get_manager
 
 SIZE = 192
@@ -315,11 +316,11 @@ def test_node(onnx_path, tmp_path):
     assert spec["required"]["face_detector"][0] == ["auto", "haar"]
     assert PodiumLipSync.VALIDATE_INPUTS(face_box="1,2,3") != True  # noqa: E712
     base = Still(draw_face())
-    before = len(get_manager().reports)
+    before = len(profiling.reports)
     (visual,) = PodiumLipSync().sync(
         base, speech_of(0.4), 25, spec["required"]["model"][0][0], 0, 10, 0, 0, 5, 8, "auto",
         model_path=str(onnx_path), face_box=",".join(map(str, FACE_BOX)))
-    assert [r.name for r in list(get_manager().reports)[before:]] == ["lipsync"]
+    assert [r.name for r in list(profiling.reports)[before:]] == ["lipsync"]
     assert (visual.width, visual.height) == (SIZE, SIZE)
     assert visual.render(0.0).shape == (SIZE, SIZE, 3)
     with pytest.raises(PodiumError):

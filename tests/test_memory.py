@@ -1,12 +1,11 @@
-"""memory.py: LRU eviction under a budget (torch and ONNX Runtime), real release, stage reports,
-lazy torch, and the ComfyUI path (with a real ComfyUI when COMFYUI_DIR is set)."""
+"""memory.py: LRU eviction under a budget (torch and ONNX Runtime), real release, lazy torch, and
+the ComfyUI path (with a real ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import textwrap
-import time
 import weakref
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.memory import ModelManager, StageReport, format_reports, get_manager
+from podium.memory import ModelManager, get_manager
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
@@ -187,35 +186,6 @@ def test_get_manager_is_a_singleton():
     assert get_manager() is get_manager()
 
 
-# --- stage reports --------------------------------------------------------------------------
-def test_stage_reports_time_and_peak_memory():
-    manager = ModelManager(budget_bytes=100 * MB)
-    with manager.stage("idle") as idle:
-        time.sleep(0.05)
-    with manager.stage("allocate") as alloc:
-        block = np.ones(50_000_000, np.float32)  # 200 MB, every page written
-        time.sleep(0.1)
-        del block
-    assert list(manager.reports) == [idle, alloc]
-    assert all(isinstance(r, StageReport) and r.device == "cpu" for r in manager.reports)
-    assert idle.wall_s >= 0.05 and alloc.wall_s >= 0.1
-    assert alloc.peak_bytes >= 150 * MB, alloc
-    assert idle.peak_bytes < 50 * MB, idle
-    table = format_reports(manager.reports).splitlines()
-    assert table[0].split() == ["stage", "time", "peak", "device"]
-    assert table[1].startswith("idle ") and table[2].startswith("allocate ")
-    assert "MB" in table[2]
-    assert len({line.index("cpu") for line in table[1:]}) == 1  # columns line up
-
-
-def test_stage_report_is_recorded_when_the_stage_fails():
-    manager = ModelManager(budget_bytes=MB)
-    with pytest.raises(RuntimeError):
-        with manager.stage("broken"):
-            raise RuntimeError("boom")
-    assert [r.name for r in manager.reports] == ["broken"]
-
-
 # --- lazy torch -------------------------------------------------------------------------------
 def test_draft_path_does_not_import_torch(tmp_path):
     model = write_add_model(tmp_path / "add.onnx", np.arange(8, dtype=np.float32))
@@ -223,15 +193,16 @@ def test_draft_path_does_not_import_torch(tmp_path):
         import sys
         import numpy as np
         import podium.memory as memory
+        import podium.profiling as profiling
         assert "torch" not in sys.modules, "import podium.memory imported torch"
         manager = memory.get_manager()
-        with manager.stage("voice"):
+        with profiling.stage("voice"):
             session = manager.load_onnx("add", {str(model)!r})
             y, = session.run(None, {{"X": np.zeros(8, np.float32)}})
             manager.load("other", lambda: bytearray(10), kind="other", size_bytes=10)
         assert list(y) == list(range(8)), y
         manager.evict()
-        print(memory.format_reports(manager.reports))
+        print(profiling.format_reports(profiling.reports))
         assert "torch" not in sys.modules, "the draft path imported torch"
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -279,6 +250,51 @@ def test_inside_comfyui_models_go_through_model_patcher(tmp_path):
         import gc; gc.collect()
         assert not mm.current_loaded_models, mm.current_loaded_models
         assert ref() is None
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ok" in run.stdout
+
+
+@pytest.mark.comfyui
+def test_inside_comfyui_onnx_sessions_are_comfyuis_to_free(tmp_path):
+    comfy_dir = os.environ.get("COMFYUI_DIR")
+    if not comfy_dir:
+        pytest.skip("COMFYUI_DIR is not set")
+    model = write_add_model(tmp_path / "add.onnx", np.arange(2_000_000, dtype=np.float32))  # 8 MB
+    code = textwrap.dedent(f"""
+        import gc, os, sys, weakref
+        sys.path.insert(0, {comfy_dir!r})
+        sys.argv = ["main.py", "--cpu", "--base-directory", {str(tmp_path)!r}]
+        import comfy.options
+        comfy.options.enable_args_parsing()
+        import comfy.model_management as mm
+        import numpy as np
+        import torch
+        from podium.memory import ModelManager, is_oom
+
+        path, size = {str(model)!r}, os.path.getsize({str(model)!r})
+        manager = ModelManager(budget_bytes=1)  # a budget of 1 byte: ignored inside ComfyUI
+        session = manager.load_onnx("add", path)
+        (stand_in,) = [lm.model for lm in mm.current_loaded_models]
+        assert type(stand_in).__name__ == "OnnxSessionPatcher", type(stand_in)
+        assert stand_in.model_size() == size and stand_in.loaded_size() == size
+        assert manager.load_onnx("add", path) is session  # cached, not loaded again
+        other = manager.load("other", lambda: bytearray(10), kind="other", size_bytes=10)
+        assert [k for k, *_ in manager.loaded()] == ["add", "other"]  # no LRU eviction inside
+        y, = session.run(None, {{"X": np.zeros(2_000_000, np.float32)}})
+        assert y[5] == 5.0
+        gone = weakref.ref(session)
+        del session, stand_in
+        mm.unload_all_models()  # ComfyUI's eviction (the editor's "free memory" does this)
+        gc.collect()
+        assert [k for k, *_ in manager.loaded()] == ["other"], manager.loaded()
+        assert not mm.current_loaded_models and gone() is None
+        again = manager.load_onnx("add", path)  # loads again, accounted again
+        assert len(mm.current_loaded_models) == 1
+        assert manager.evict("add") == 1 and not mm.current_loaded_models  # ours, through ComfyUI
+        assert is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory")) and not is_oom(ValueError("no"))
         print("ok")
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -201,17 +201,91 @@ def test_inside_comfyui_folders_are_registered_and_searched(tmp_path):
         from podium import models
 
         registry = models.load_registry()
-        assert "tts/piper" in models.register_comfy_folders(registry)
+        assert "tts" in models.register_comfy_folders(registry)
         piper = Path(folder_paths.models_dir) / "tts" / "piper"
-        assert str(piper) == folder_paths.get_folder_paths("tts/piper")[0]
+        assert str(piper.parent) == folder_paths.get_folder_paths("tts")[0]
+        assert str(Path({str(tmp_path / "own")!r}) / "tts") in folder_paths.get_folder_paths("tts")
         assert models.models_dir() == Path(folder_paths.models_dir)
         piper.mkdir(parents=True)
         (piper / "en_GB-alba-medium.onnx").write_bytes(b"x")
         assert models.resolve("piper-en_GB-alba-medium") == piper / "en_GB-alba-medium.onnx"
-        assert "en_GB-alba-medium.onnx" in folder_paths.get_filename_list("tts/piper")
+        assert "piper/en_GB-alba-medium.onnx" in folder_paths.get_filename_list("tts")
         print("ok")
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PODIUM_MODELS_DIR": str(tmp_path / "own")})
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ok" in run.stdout
+
+
+# --- inside ComfyUI (a stand-in folder_paths) and inside a ComfyUI install (the CLI) -----------
+@pytest.fixture
+def folder_paths(tmp_path, monkeypatch):
+    """folder_paths as ComfyUI sets it up: its models dir, its own upscale_models, and a `tts`
+    path from extra_model_paths.yaml registered before any pack loads."""
+    import types
+
+    comfy = tmp_path / "ComfyUI" / "models"
+    extra = tmp_path / "extra"
+    names = {"upscale_models": ([str(comfy / "upscale_models")], {".pth"}),
+             "tts": ([str(extra / "tts")], set())}
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(comfy)
+
+    def add_model_folder_path(name, path, is_default=False):
+        paths = names.setdefault(name, ([], set()))[0]
+        if path not in paths:
+            paths.insert(0, path) if is_default else paths.append(path)
+
+    fp.add_model_folder_path = add_model_folder_path
+    fp.get_folder_paths = lambda name: list(names[name][0])
+    monkeypatch.setitem(sys.modules, "folder_paths", fp)
+    monkeypatch.delenv("PODIUM_MODELS_DIR", raising=False)
+    return fp
+
+
+def test_registered_folders_keep_comfyuis_paths_first_and_extra_paths_count(folder_paths, tmp_path):
+    registry = models.load_registry()
+    keys = models.register_comfy_folders(registry)
+    assert {"tts", "lipsync", "upscale_models", "diffusers"} <= set(keys)
+    comfy = Path(folder_paths.models_dir)
+    assert folder_paths.get_folder_paths("upscale_models") == [str(comfy / "upscale_models")]  # no copy
+    assert folder_paths.get_folder_paths("tts") == [str(tmp_path / "extra/tts"), str(comfy / "tts")]
+    assert folder_paths.get_folder_paths("lipsync") == [str(comfy / "lipsync")]
+    esrgan = comfy / "upscale_models" / "RealESRGAN_x2plus.pth"  # what a ComfyUI user already has
+    esrgan.parent.mkdir(parents=True)
+    esrgan.write_bytes(b"weights")
+    assert models.resolve("realesrgan-x2plus", registry) == esrgan
+    alba = tmp_path / "extra/tts/piper/en_GB-alba-medium.onnx"  # only in the extra path
+    alba.parent.mkdir(parents=True)
+    alba.write_bytes(b"voice")
+    assert models.resolve("piper-en_GB-alba-medium", registry) == alba
+    assert models.models_dir() == comfy
+
+
+def test_a_broken_registry_does_not_stop_the_pack_loading(folder_paths, tmp_path, monkeypatch):
+    (tmp_path / "bad.yaml").write_text("models: [")
+    monkeypatch.setenv("PODIUM_MODELS_YAML", str(tmp_path / "bad.yaml"))
+    assert models.register_comfy_folders() == []
+
+
+def test_the_cli_uses_the_models_folder_of_the_comfyui_install_it_sits_in(tmp_path, monkeypatch):
+    tree = tmp_path / "ComfyUI"
+    (tree / "custom_nodes" / "comfyui-podium").mkdir(parents=True)
+    for name in ("main.py", "folder_paths.py"):
+        (tree / name).write_text("")
+    monkeypatch.delenv("PODIUM_MODELS_DIR", raising=False)
+    monkeypatch.setattr(models, "REPO_ROOT", tree / "custom_nodes" / "comfyui-podium")
+    assert models.comfyui_root() == tree
+    assert models.models_dir() == tree / "models"
+    assert models.search_dirs("upscale_models") == [tree / "models" / "upscale_models"]
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path / "env"))
+    assert models.models_dir() == tmp_path / "env"
+    models.set_models_dir(tmp_path / "flag")
+    try:
+        assert models.models_dir() == tmp_path / "flag"
+    finally:
+        models.set_models_dir(None)
+    monkeypatch.setattr(models, "REPO_ROOT", tmp_path / "plain-clone")
+    monkeypatch.delenv("PODIUM_MODELS_DIR")
+    assert models.comfyui_root() is None and models.models_dir() == tmp_path / "plain-clone" / "models"

@@ -291,3 +291,15 @@ def test_verify_update_never_overwrites_a_known_value(tmp_path):
     assert written == [("m", "f", "size")]
     assert path.read_text() == ("models:\n  - id: m\n    files:\n      - name: f\n"
                                 "        sha256: abc  # known\n        size: 7\n")
+
+
+def test_models_dir_option_wins_for_list_pull_and_verify(registry_file, tmp_path, capsys):
+    chosen = tmp_path / "chosen"
+    assert cli("pull", "good-voice", "--quiet", "--models-dir", str(chosen)) == 0
+    assert (chosen / "tts" / "piper").is_dir() and not (tmp_path / "models").exists()
+    assert cli("list", "--models-dir", str(chosen)) == 0
+    out = capsys.readouterr().out
+    assert f"models folder: {chosen.resolve()}" in out
+    assert cli("verify", "good-voice", "--models-dir", str(chosen)) == 0
+    assert "OK" in capsys.readouterr().out
+    assert models.models_dir() == tmp_path / "models"  # the option ends with its command

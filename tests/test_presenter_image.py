@@ -24,6 +24,7 @@ from podium.engines.presenter_image import (detect_family, draw, load_pipeline, 
                                             presenter_prompt, set_lora)
 from podium.engines.script import Script  # noqa: E402
 from podium.errors import ModelMissingError, PodiumError  # noqa: E402
+from podium import profiling  # noqa: E402
 from podium.memory import get_manager  # noqa: E402
 from podium.nodes.presenter_image import PodiumPresenterImage  # noqa: E402
 
@@ -261,7 +262,7 @@ def test_node_returns_a_comfy_image(models, lora_file):
     image = _node(models, lora_file)
     assert tuple(image.shape) == (1, 64, 64, 3) and image.dtype == torch.float32
     assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
-    assert get_manager().reports[-1].name == "presenter_image"
+    assert profiling.reports[-1].name == "presenter_image"
     assert torch.equal(image, _node(models, lora_file))
     assert not torch.equal(image, _node(models, lora_file, lora_path=str(lora_file)))
     assert torch.equal(image, _node(models, lora_file, lora_path=""))

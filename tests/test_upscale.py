@@ -22,6 +22,7 @@ from podium.engines.media import encode_video, frames_for  # noqa: E402
 from podium.engines.upscale import (UpscaleVisual, load_upscaler, upscale_image,  # noqa: E402
                                     upscale_rgb)
 from podium.errors import ModelMissingError, PodiumError  # noqa: E402
+from podium import profiling  # noqa: E402
 from podium.memory import get_manager  # noqa: E402
 from podium.nodes.upscale import PodiumUpscale, PodiumUpscaleImage, upscaler_ids  # noqa: E402
 
@@ -347,7 +348,7 @@ def test_upscale_node_by_registry_id_and_by_path(x4, registry):
     assert visual.tile == 64
     (visual,) = node.upscale(Moving(), "realesrgan-x4plus", 64, "frame", 100, 0, model_path=str(x4[0]))
     assert (visual.width, visual.height) == (100, 100)
-    assert get_manager().reports[-1].name == "upscale"
+    assert profiling.reports[-1].name == "upscale"
     (visual,) = node.upscale(Moving(), "realesrgan-x4plus", 64, "frame", 0, 0,
                              model_path="RealESRGAN_x4plus.pth")  # relative: in upscale_models
     assert visual.render(0).shape == (128, 128, 3)

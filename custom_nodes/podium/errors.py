@@ -27,6 +27,18 @@ class ModelMissingError(UsageError):
     """A model in models.yaml is not on disk; the message names the pull command."""
 
 
+class ScriptFormatError(UsageError):
+    """Script data of the wrong shape; `where` names the field (`segments[2].bullets`)."""
+
+    def __init__(self, problem: str, where: str = "", source: str = "the script JSON"):
+        self.problem, self.where, self.source = problem, where, source
+        super().__init__(": ".join(p for p in (source, where, problem) if p))
+
+    def located(self, source: str) -> "ScriptFormatError":
+        """The same problem, said of `source` (e.g. `--script talk.json`)."""
+        return ScriptFormatError(self.problem, self.where, source)
+
+
 def error_class(type_name: str) -> type[PodiumError] | None:
     """The PodiumError class that ComfyUI's `exception_type` names, or None.
 

@@ -1,27 +1,32 @@
-"""The one place that loads, places and evicts models, and measures what each stage costs.
+"""The one place that loads, places and evicts models.
 
-Every model goes through `get_manager().load(key, loader, ...)`: an LRU cache under a memory
-budget, so stages ask for their model every time without reloading it, and a big model evicts
-older ones instead of running out of memory. Inside ComfyUI, torch models are handed to
-ComfyUI's model management, so ComfyUI can evict ours and ours can evict its.
+Every model goes through `get_manager().load(key, loader, ...)`, so stages ask for their model
+every time without reloading it.
 
-torch is imported lazily: the CPU draft path (Piper + slides) never pays for it.
+Inside ComfyUI, ComfyUI's model management is the one authority: torch models are wrapped in a
+ModelPatcher (in a bare container module) and placed with `load_models_gpu(...,
+force_full_load=True)`; ONNX Runtime sessions are registered as models of their file's size, so
+ComfyUI makes room for them and its eviction (`free_memory`, `unload_all_models`, the editor's
+"free memory") frees them; out-of-memory is told by ComfyUI's own test. Outside ComfyUI this
+manager does it itself: an LRU cache under a memory budget, evicting older models instead of
+running out of memory.
+
+Stage time and peak memory are profiling.py's. torch is imported lazily: the CPU draft path
+(Piper + slides) never pays for it.
 """
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import os
 import sys
 import threading
-import time
-from collections import OrderedDict, deque
-from contextlib import contextmanager
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from .errors import PodiumError
+from .profiling import fmt_bytes as _fmt_bytes
 
 log = logging.getLogger("podium.memory")
 T = TypeVar("T")
@@ -29,17 +34,6 @@ GiB = 1024**3
 KINDS = ("torch", "onnx", "other")
 CPU_BUDGET_FRACTION = 0.5  # of system RAM, when models live on the CPU
 CUDA_RESERVE_FRACTION = 0.1  # of VRAM left for activations and other processes (>= 1 GiB)
-SAMPLE_INTERVAL_S = 0.02
-
-
-@dataclass
-class StageReport:
-    """Wall time and peak memory of one stage (CUDA: peak allocated; CPU: peak RSS growth)."""
-
-    name: str
-    wall_s: float = 0.0
-    peak_bytes: int = 0
-    device: str = "cpu"
 
 
 @dataclass
@@ -66,17 +60,22 @@ def _comfy_mm():
     return sys.modules.get("comfy.model_management")
 
 
-def _rss_bytes() -> Optional[int]:
-    try:
-        import psutil
-        return psutil.Process().memory_info().rss
-    except ImportError:
-        pass
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
+def is_oom(exc: BaseException) -> bool:
+    """Whether `exc` means out of memory: ComfyUI's own test inside ComfyUI (is_oom, else its
+    OOM_EXCEPTION in releases before is_oom), else torch's error or the allocator's message."""
+    mm = _comfy_mm()
+    if mm is not None:
+        test = getattr(mm, "is_oom", None)
+        if test is not None:
+            return bool(test(exc))
+        oom = getattr(mm, "OOM_EXCEPTION", None)
+        if isinstance(oom, type) and oom is not Exception and isinstance(exc, oom):
+            return True
+    torch = sys.modules.get("torch")
+    oom_type = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def _system_ram_bytes() -> int:
@@ -103,40 +102,49 @@ def _torch_bytes(modules) -> int:
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-class _PeakRss:
-    """Samples RSS in a thread: a stage's peak is gone by the time the stage returns."""
+_session_patcher_class = None
 
-    def __enter__(self):
-        self.start = self.peak = _rss_bytes() or 0  # 0 without psutil or /proc: growth unknown
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="podium-rss", daemon=True)
-        self._thread.start()
-        return self
 
-    def _sample(self):
-        while not self._stop.wait(SAMPLE_INTERVAL_S):
-            self.peak = max(self.peak, _rss_bytes() or 0)
+def _session_patcher(size: int, device, on_detach: Callable[[], None]):
+    """A ModelPatcher standing for an ONNX Runtime session: an empty module whose size is the
+    session's, resident until ComfyUI detaches it, which calls `on_detach` (we drop the session)."""
+    global _session_patcher_class
+    import torch
+    from comfy.model_patcher import ModelPatcher
+    from comfy.patcher_extension import CallbacksMP
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_bytes() or 0)
-        self.growth = self.peak - self.start if self.start else 0
+    if _session_patcher_class is None:
+        class OnnxSessionPatcher(ModelPatcher):
+            def loaded_size(self):
+                return self.size if self.podium_resident else 0
+
+        _session_patcher_class = OnnxSessionPatcher
+
+    patcher = _session_patcher_class(torch.nn.Module(), load_device=device,
+                                     offload_device=torch.device("cpu"), size=max(1, int(size)))
+    patcher.podium_resident = True
+
+    def detached(p, unpatch_all=True):
+        p.podium_resident = False
+        on_detach()
+
+    patcher.add_callback(CallbacksMP.ON_DETACH, detached)
+    return patcher
 
 
 class ModelManager:
-    """LRU model cache under a memory budget; see the module docstring."""
+    """The model cache; see the module docstring."""
 
     def __init__(self, budget_bytes: Optional[int] = None, device: Optional[str] = None):
         self._budget = budget_bytes
         self._device = device
         self._entries: "OrderedDict[str, _Entry]" = OrderedDict()
         self._lock = threading.RLock()
-        self.reports: "deque[StageReport]" = deque(maxlen=1000)  # bounded: ComfyUI runs for days
 
     @property
     def budget_bytes(self) -> int:
-        """The given budget, else $PODIUM_VRAM_BUDGET_GB, else VRAM minus a reserve, else RAM/2."""
+        """The given budget, else $PODIUM_VRAM_BUDGET_GB, else VRAM minus a reserve, else RAM/2.
+        Used outside ComfyUI only: inside, ComfyUI decides what stays loaded."""
         if self._budget is not None:
             return int(self._budget)
         env = os.environ.get("PODIUM_VRAM_BUDGET_GB", "").strip()
@@ -179,12 +187,13 @@ class ModelManager:
             return [(k, e.size_bytes, e.kind, e.stage) for k, e in self._entries.items()]
 
     def load(self, key: str, loader: Callable[[], T], *, size_bytes: Optional[int] = None,
-             kind: str = "torch", stage: Optional[str] = None, work_bytes: int = 0) -> T:
+             kind: str = "torch", stage: Optional[str] = None, work_bytes: int = 0,
+             on_gpu: bool = False) -> T:
         """The cached model for `key`, else `loader()`'s result: measured, made room for, placed.
 
         `size_bytes` lets room be made before loading (torch sizes are measured after);
         `work_bytes` is the working memory inference needs beyond the weights (ComfyUI's
-        memory_required).
+        memory_required); `on_gpu`: an ONNX model that will run on the GPU (else RAM).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -192,14 +201,24 @@ class ModelManager:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
-                if entry.patcher is not None:  # ComfyUI may have offloaded it meanwhile
+                if entry.kind == "torch" and entry.patcher is not None:  # ComfyUI may have offloaded it
                     self._comfy_load(entry, work_bytes)
                 return entry.value
-            if size_bytes:
+            mm = _comfy_mm()
+            patcher = None
+            if mm is not None and kind == "onnx":  # ComfyUI makes room before the session allocates
+                patcher = self._register_session(key, int(size_bytes or 0), on_gpu)
+            elif mm is None and size_bytes:
                 self._make_room(size_bytes)
-            value = loader()
-            entry = _Entry(value, self._measure(value, kind, size_bytes), kind, stage)
-            self._make_room(entry.size_bytes)
+            try:
+                value = loader()
+            except BaseException:
+                if patcher is not None:
+                    self._comfy_unload(patcher)
+                raise
+            entry = _Entry(value, self._measure(value, kind, size_bytes), kind, stage, patcher)
+            if mm is None:
+                self._make_room(entry.size_bytes)
             if kind == "torch":
                 self._place_or_explain(key, entry, work_bytes)
             self._entries[key] = entry
@@ -209,11 +228,10 @@ class ModelManager:
     def load_onnx(self, key: str, path, *, stage: Optional[str] = None, **session_options):
         """An ONNX Runtime session for `path` on this device's providers, sized by its file."""
         import onnxruntime as ort
-        size, providers, mm = os.path.getsize(path), self.onnx_providers(), _comfy_mm()
-        if mm is not None and providers[0] == "CUDAExecutionProvider":
-            mm.free_memory(size * 2, mm.get_torch_device())  # ComfyUI makes room for it
+        size, providers = os.path.getsize(path), self.onnx_providers()
         return self.load(key, lambda: ort.InferenceSession(str(path), providers=providers, **session_options),
-                         size_bytes=size, kind="onnx", stage=stage)
+                         size_bytes=size, kind="onnx", stage=stage,
+                         on_gpu=providers[0] == "CUDAExecutionProvider")
 
     def _measure(self, value, kind: str, size_bytes: Optional[int]) -> int:
         if kind == "torch":
@@ -223,19 +241,56 @@ class ModelManager:
         path = getattr(value, "_model_path", None)  # onnxruntime.InferenceSession keeps it
         return os.path.getsize(path) if isinstance(path, str) and os.path.isfile(path) else 0
 
+    # ---- inside ComfyUI --------------------------------------------------------------------
+
+    def _register_session(self, key: str, size: int, on_gpu: bool):
+        """An ONNX session's stand-in in ComfyUI's loaded models, on the device the session runs
+        on (a CPU session is RAM, not VRAM); ComfyUI detaching it drops our entry."""
+        import torch
+
+        mm = _comfy_mm()
+        device = mm.get_torch_device() if on_gpu else torch.device("cpu")
+        holder: dict = {}
+        patcher = _session_patcher(size, device, lambda: self._forget(key, holder.get("patcher")))
+        holder["patcher"] = patcher
+        mm.load_models_gpu([patcher], force_full_load=True)
+        return patcher
+
+    def _forget(self, key: str, patcher) -> None:
+        """ComfyUI unloaded the session `patcher` stands for: drop it, so its memory goes."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.patcher is patcher:
+                del self._entries[key]
+                entry.value = entry.patcher = None
+                log.info("ComfyUI unloaded %s", key)
+
+    @staticmethod
+    def _comfy_unload(patcher) -> None:
+        """Have ComfyUI unload one model (its own path: it detaches and forgets it)."""
+        mm = _comfy_mm()
+        others = [lm for lm in mm.current_loaded_models if lm.model is not patcher]
+        mm.free_memory(1e30, patcher.load_device, keep_loaded=others)
+
     def _place_or_explain(self, key: str, entry: _Entry, work_bytes: int) -> None:
-        """Place the model; on out-of-memory evict everything once, then say what happened."""
+        """Place the model; on out-of-memory free memory once (ours outside ComfyUI, ComfyUI's
+        inside), then say what happened."""
         for attempt in (1, 2):
             try:
                 return self._place(entry, work_bytes)
-            except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
-                if "out of memory" not in str(exc).lower():
+            except Exception as exc:
+                if not is_oom(exc):
                     raise
-                if attempt == 2 or not self._entries:
+                mm = _comfy_mm()
+                if attempt == 2 or (mm is None and not self._entries):
                     raise PodiumError(f"not enough memory on {self.device} for {key} "
                                       f"({_fmt_bytes(entry.size_bytes)}): choose a smaller preset "
                                       "or set PODIUM_VRAM_BUDGET_GB lower") from exc
-                self.evict()
+                if mm is None:
+                    self.evict()
+                else:
+                    mm.unload_all_models()
+                    mm.soft_empty_cache()
 
     def _place(self, entry: _Entry, work_bytes: int) -> None:
         modules, mm = _torch_modules(entry.value), _comfy_mm()
@@ -244,17 +299,20 @@ class ModelManager:
                 module.to(self.device)
             return
         import torch
-        from comfy.model_patcher import ModelPatcher
-        container = torch.nn.Module()  # bare: ModelPatcher sets .device, read-only on HF models
-        for i, module in enumerate(modules):
-            container.add_module(f"m{i}", module)
-        entry.patcher = ModelPatcher(container, load_device=mm.get_torch_device(),
-                                     offload_device=torch.device("cpu"), size=entry.size_bytes)
+        from comfy.model_patcher import ModelPatcher  # not CoreModelPatcher: no comfy.ops layers here
+        if entry.patcher is None:
+            container = torch.nn.Module()  # bare: ModelPatcher sets .device, read-only on HF models
+            for i, module in enumerate(modules):
+                container.add_module(f"m{i}", module)
+            entry.patcher = ModelPatcher(container, load_device=mm.get_torch_device(),
+                                         offload_device=torch.device("cpu"), size=entry.size_bytes)
         self._comfy_load(entry, work_bytes)
 
     @staticmethod
     def _comfy_load(entry: _Entry, work_bytes: int) -> None:
         _comfy_mm().load_models_gpu([entry.patcher], memory_required=work_bytes, force_full_load=True)
+
+    # ---- outside ComfyUI ---------------------------------------------------------------------
 
     def _make_room(self, need: int) -> None:
         budget, dropped = self.budget_bytes, False
@@ -269,13 +327,8 @@ class ModelManager:
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key)
         log.info("evicting %s (%s)", key, _fmt_bytes(entry.size_bytes))
-        mm = _comfy_mm()
-        if entry.patcher is not None and mm is not None:
-            for i, loaded in enumerate(mm.current_loaded_models):
-                if loaded.model is entry.patcher:
-                    loaded.model_unload()
-                    mm.current_loaded_models.pop(i)
-                    break
+        if entry.patcher is not None and _comfy_mm() is not None:
+            self._comfy_unload(entry.patcher)
         entry.value = entry.patcher = None
 
     @staticmethod
@@ -285,7 +338,8 @@ class ModelManager:
             sys.modules["torch"].cuda.empty_cache()
 
     def evict(self, key: Optional[str] = None) -> int:
-        """Drop one cached model (all if key is None); returns how many were dropped.
+        """Drop one cached model (all if key is None); returns how many were dropped. Inside
+        ComfyUI they are unloaded through ComfyUI.
 
         Memory is freed only if no caller keeps its own reference: ask the manager again
         instead of holding models between stages.
@@ -297,67 +351,15 @@ class ModelManager:
             self._release()
             return len(keys)
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[StageReport]:
-        """Time a stage and record its peak memory in `self.reports` (the report is yielded)."""
-        report, torch = StageReport(name), sys.modules.get("torch")
-        if _cuda_ready() and torch.cuda.is_initialized():
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        rss = _PeakRss()
-        try:
-            with rss:
-                yield report
-        finally:
-            report.wall_s = time.perf_counter() - start
-            torch = sys.modules.get("torch")  # the stage may have imported it
-            if _cuda_ready() and torch.cuda.is_initialized():
-                report.peak_bytes = int(torch.cuda.max_memory_allocated())
-                report.device = f"cuda:{torch.cuda.current_device()}"
-            else:
-                report.peak_bytes = max(0, int(rss.growth))
-            self.reports.append(report)
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.2f} GB"
-
-
-def format_reports(reports: list[StageReport]) -> str:
-    """A small aligned table: stage, time, peak memory, device."""
-    rows = [("stage", "time", "peak", "device")]
-    rows += [(r.name, f"{r.wall_s:.2f} s", _fmt_bytes(r.peak_bytes), r.device) for r in reports]
-    w = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(f"{a:<{w[0]}}  {b:>{w[1]}}  {c:>{w[2]}}  {d}" for a, b, c, d in rows)
-
 
 _manager: Optional[ModelManager] = None
 _manager_lock = threading.Lock()
 
 
 def get_manager() -> ModelManager:
-    """The process-wide manager: one budget shared by every stage."""
+    """The process-wide manager: one cache shared by every stage."""
     global _manager
     with _manager_lock:
         if _manager is None:
             _manager = ModelManager()
         return _manager
-
-
-def reported_stage(name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorate a node's function so each call is a stage: timed, peak memory measured, logged
-    (ComfyUI's console) and kept in `get_manager().reports` (the CLI's --report table)."""
-    def decorate(func: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with get_manager().stage(name) as report:
-                result = func(*args, **kwargs)
-            log.info("stage %s: %.2f s, peak %s on %s", name, report.wall_s,
-                     _fmt_bytes(report.peak_bytes), report.device)
-            return result
-        return wrapper
-    return decorate

@@ -1,13 +1,18 @@
 """The model registry (models.yaml) and where each model's files are on disk.
 
 models.yaml is the single list of models: files with url/sha256/size, license, folder, VRAM
-estimate, presets. Files live in `<models_dir>/<folder>/`: ComfyUI's model folders inside
-ComfyUI, else $PODIUM_MODELS_DIR or `<repo>/models`. Nothing here downloads: a missing model is
-a ModelMissingError that names `podium models pull <id>`.
+estimate, presets. Files live in `<models_dir>/<folder>/`. Inside ComfyUI that is every path
+ComfyUI knows for the folder's first part (`tts`, `lipsync`, `upscale_models`, `diffusers`, ...:
+its models folder, extra_model_paths.yaml, --models-directory), registered with folder_paths when
+the pack loads. Outside it (the CLI): --models-dir, else $PODIUM_MODELS_DIR, else the models
+folder of the ComfyUI install this repository sits in (custom_nodes/<clone>), else
+`<repo>/models`. Nothing here downloads: a missing model is a ModelMissingError that names
+`podium models pull <id>`.
 """
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -21,9 +26,12 @@ from .validation import field_path, problem_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_KEYS = ("id", "kind", "folder", "license", "commercial_use")
+log = logging.getLogger("podium.models")
+_models_dir_override: Optional[Path] = None
 
 __all__ = ["ModelFile", "ModelEntry", "Registry", "ModelMissingError", "load_registry", "resolve", "ids_of_kind",
-           "registry_path", "models_dir", "search_dirs", "register_comfy_folders"]
+           "registry_path", "models_dir", "search_dirs", "register_comfy_folders", "set_models_dir",
+           "comfyui_root"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ def registry_path() -> Path:
     return Path(os.environ.get("PODIUM_MODELS_YAML") or REPO_ROOT / "models.yaml")
 
 
+def set_models_dir(path: Optional[str | os.PathLike]) -> None:
+    """The CLI's --models-dir: wins over everything else outside ComfyUI (None: back to default)."""
+    global _models_dir_override
+    _models_dir_override = Path(path).expanduser().resolve() if path else None
+
+
 def models_dir() -> Path:
     """Where models are pulled to: ComfyUI's models dir inside ComfyUI, else ours."""
     folder_paths = sys.modules.get("folder_paths")
@@ -69,21 +83,48 @@ def models_dir() -> Path:
     return _own_models_dir()
 
 
+def comfyui_root(start: Optional[Path] = None) -> Optional[Path]:
+    """The ComfyUI source tree above `start` (default: this repository), a folder holding main.py
+    and folder_paths.py: ComfyUI/ for a clone in ComfyUI/custom_nodes/<name>; else None."""
+    start = Path(start or REPO_ROOT)
+    for folder in (start, *start.parents):
+        if (folder / "main.py").is_file() and (folder / "folder_paths.py").is_file():
+            return folder
+    return None
+
+
 def _own_models_dir() -> Path:
-    return Path(os.environ.get("PODIUM_MODELS_DIR") or REPO_ROOT / "models")
+    if _models_dir_override is not None:
+        return _models_dir_override
+    if os.environ.get("PODIUM_MODELS_DIR"):
+        return Path(os.environ["PODIUM_MODELS_DIR"])
+    comfy = comfyui_root()
+    return comfy / "models" if comfy is not None else REPO_ROOT / "models"
+
+
+def _split(folder: str) -> tuple[str, str]:
+    """'tts/piper' -> ('tts', 'piper'): ComfyUI's folder name and the subfolder inside it."""
+    key, _, sub = folder.strip("/").partition("/")
+    return key, sub
 
 
 def search_dirs(folder: str) -> list[Path]:
-    """Folders searched for a model of `folder`, ComfyUI's registered paths first."""
+    """Folders searched for a model of `folder`: inside ComfyUI every path folder_paths has for it
+    (extra_model_paths.yaml included), then $PODIUM_MODELS_DIR; outside, our models dir."""
     dirs: list[Path] = []
     folder_paths = sys.modules.get("folder_paths")
     if folder_paths is not None:
-        try:
-            dirs += [Path(p) for p in folder_paths.get_folder_paths(folder)]
-        except KeyError:
-            pass
+        key, sub = _split(folder)
+        for name, below in ((folder, ""), (key, sub)):  # a user may register 'tts/piper' itself
+            try:
+                dirs += [Path(p) / below if below else Path(p) for p in folder_paths.get_folder_paths(name)]
+            except KeyError:
+                pass
         dirs.append(Path(folder_paths.models_dir) / folder)
-    dirs.append(_own_models_dir() / folder)
+        if os.environ.get("PODIUM_MODELS_DIR"):
+            dirs.append(Path(os.environ["PODIUM_MODELS_DIR"]) / folder)
+    else:
+        dirs.append(_own_models_dir() / folder)
     unique: list[Path] = []
     for d in dirs:
         if d not in unique:
@@ -270,16 +311,23 @@ def resolve(model_id: str, registry: Optional[Registry] = None) -> Path:
 
 
 def register_comfy_folders(registry: Optional[Registry] = None) -> list[str]:
-    """Tell ComfyUI about every folder the registry uses (no-op outside ComfyUI).
-
-    ComfyUI's own `models/<folder>` comes first, then ours if it differs (PODIUM_MODELS_DIR).
-    Returns the folders registered.
-    """
+    """Tell ComfyUI about the folders the registry uses (no-op outside ComfyUI); run when the pack
+    loads. Registers each folder's first part (`tts`, `lipsync`, ...) under ComfyUI's models dir,
+    and under $PODIUM_MODELS_DIR when set; paths ComfyUI already has for it (its own defaults,
+    extra_model_paths.yaml) stay first. Returns the names registered; a broken registry is
+    logged, never raised: the pack still loads and its nodes say what is wrong when run."""
     folder_paths = sys.modules.get("folder_paths")
     if folder_paths is None:
         return []
-    folders = (registry or load_registry()).folders()
-    for folder in folders:
-        for d in (Path(folder_paths.models_dir) / folder, _own_models_dir() / folder):
-            folder_paths.add_model_folder_path(folder, str(d))
-    return folders
+    try:
+        keys = sorted({_split(folder)[0] for folder in (registry or load_registry()).folders()})
+    except PodiumError as err:
+        log.warning("Podium: model folders not registered: %s", err)
+        return []
+    roots = [Path(folder_paths.models_dir)]
+    if os.environ.get("PODIUM_MODELS_DIR"):
+        roots.append(Path(os.environ["PODIUM_MODELS_DIR"]))
+    for key in keys:
+        for root in roots:
+            folder_paths.add_model_folder_path(key, str(root / key))
+    return keys

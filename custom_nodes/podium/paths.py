@@ -1,9 +1,21 @@
-"""Where outputs go: ComfyUI's output folder inside ComfyUI, else what the runner set."""
+"""Where node inputs are read and outputs written.
+
+Outputs go to ComfyUI's output folder inside ComfyUI, else where the runner set. Inside ComfyUI a
+graph comes from anyone who can reach the server, so every path a node is given is confined:
+relative to ComfyUI's input folder (model paths: or to the model folders), never absolute, never
+out through `..` or a link, and anything else is refused with one message that does not tell a
+missing file from an unreadable or a forbidden one. Outside ComfyUI (the CLI, in-process runs)
+the paths are the user's own: absolute ones as they are, relative ones under the working folder.
+"""
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Optional
+
+from .errors import PodiumError
 
 _output_dir: Optional[Path] = None
 
@@ -25,20 +37,69 @@ def output_directory() -> Path:
         return Path.cwd() / "output"
 
 
+def _folder_paths():
+    """ComfyUI's folder_paths when running inside ComfyUI (looked up, never imported)."""
+    return sys.modules.get("folder_paths")
+
+
+def confined() -> bool:
+    """Whether path inputs are confined to ComfyUI's folders (inside ComfyUI)."""
+    return _folder_paths() is not None
+
+
 def input_directory() -> Path:
     """Where relative input paths (e.g. files uploaded to ComfyUI) are looked up."""
+    folder_paths = _folder_paths()
+    return Path(folder_paths.get_input_directory()) if folder_paths is not None else Path.cwd()
+
+
+def refused(what: str, value: str, models: Optional[str] = None) -> PodiumError:
+    """The one answer for a path that cannot be used inside ComfyUI, whatever the reason."""
+    where = "ComfyUI's input folder" + (f" or its models/{models.partition('/')[0]} folders" if models else "")
+    return PodiumError(f"{what} {value!r} is not a file this server can use: give the name of a file "
+                       f"in {where} (upload it there first)")
+
+
+def _inside(root: Path, name: str, directory: Optional[bool]) -> Optional[Path]:
+    """root/name if it is, links resolved, inside root and a readable file (directory: a folder;
+    None: either)."""
     try:
-        import folder_paths  # only inside ComfyUI
+        base = os.path.realpath(root)
+        target = os.path.realpath(os.path.join(base, name))
+        if os.path.commonpath((base, target)) != base or target == base:
+            return None
+    except (ValueError, OSError):  # a NUL byte, another drive
+        return None
+    ok = {True: os.path.isdir, False: os.path.isfile}.get(directory, os.path.exists)(target)
+    return Path(target) if ok and os.access(target, os.R_OK) else None
 
-        return Path(folder_paths.get_input_directory())
-    except ImportError:
-        return Path.cwd()
 
+def resolve_input(path: str, what: str = "path", *, models: Optional[str] = None,
+                  directory: Optional[bool] = False) -> Path:
+    """A user-given file (a folder when `directory`; either when None).
 
-def resolve_input(path: str) -> Path:
-    """A user-given file: absolute or `~` paths as they are, relative ones under the inputs."""
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else input_directory() / candidate
+    Inside ComfyUI: a name in the input folder (`models`: or in the model folders of that
+    registry folder, e.g. "tts/piper"), else `refused(...)`; ComfyUI's " [input]" suffix is
+    understood. Outside: absolute or `~` paths as they are, relative ones under the working
+    folder; whether it exists is for the caller to say.
+    """
+    text = str(path).strip()
+    if not confined():
+        candidate = Path(text).expanduser()
+        return candidate if candidate.is_absolute() else input_directory() / candidate
+    name = text[:-len(" [input]")] if text.endswith(" [input]") else text
+    roots: list[Path] = [input_directory()]
+    if models:
+        from .models import search_dirs
+
+        roots += search_dirs(models)  # e.g. models/tts/piper, then models/tts itself
+        roots += search_dirs(models.partition("/")[0]) if "/" in models else []
+    if name and "\0" not in name and not os.path.isabs(name) and not name.startswith("~"):
+        for root in roots:
+            found = _inside(root, name, directory)
+            if found is not None:
+                return found
+    raise refused(what, text, models)
 
 
 def next_output_path(prefix: str, extension: str) -> tuple[Path, str, str]:

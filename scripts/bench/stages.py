@@ -36,7 +36,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import test_tts_f5  # noqa: E402
-from podium import memory  # noqa: E402
+from podium import memory, profiling  # noqa: E402
 from podium.engines import lipsync, media, presenter_image, tts_f5, upscale  # noqa: E402
 from podium.engines.script import Script, Segment  # noqa: E402
 from podium.engines.wav2lip_net import export_onnx  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
 
     def stage(name: str, func, scale: float = 1.0):
         print(f"- {name} ...", end=" ", flush=True)
-        with manager.stage(name) as report:
+        with profiling.stage(name) as report:
             out = func()
         print(f"{report.wall_s:.1f} s", flush=True)
         runs.append([report, scale])
@@ -224,7 +224,7 @@ def main() -> None:
     total = sum(r.wall_s for r, _ in runs)
     estimate = sum(r.wall_s * s for r, s in runs)
     print()
-    print(memory.format_reports([r for r, _ in runs]))
+    print(profiling.format_reports([r for r, _ in runs]))
     peak = max((r.peak_bytes for r, _ in runs), default=0) / 2**30
     print(f"total {total:.1f} s wall on {where}, highest stage peak {peak:.2f} GB. EXTRAPOLATED, "
           f"not measured: a {CLIP_S:g} s clip on the balanced graph at these settings would take "

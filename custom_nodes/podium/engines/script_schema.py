@@ -13,22 +13,10 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model,
                       field_validator, model_validator)
 
-from ..errors import PodiumError, UsageError
+from ..errors import PodiumError, ScriptFormatError  # noqa: F401 (ScriptFormatError is raised and re-exported here)
 from ..validation import field_path, problem_of
 
 FILE_SHAPE = '{"title": ..., "segments": [{"text": ...}]}'
-
-
-class ScriptFormatError(UsageError):
-    """Script data of the wrong shape; `where` names the field (`segments[2].bullets`)."""
-
-    def __init__(self, problem: str, where: str = "", source: str = "the script JSON"):
-        self.problem, self.where, self.source = problem, where, source
-        super().__init__(": ".join(p for p in (source, where, problem) if p))
-
-    def located(self, source: str) -> "ScriptFormatError":
-        """The same problem, said of `source` (e.g. `--script talk.json`)."""
-        return ScriptFormatError(self.problem, self.where, source)
 
 
 class _Fields(BaseModel):

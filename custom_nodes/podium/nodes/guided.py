@@ -9,7 +9,7 @@ import sys
 from ..engines import llm_script
 from ..engines.llm_script import OllamaSettings
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 
 
 def _inside_comfyui() -> bool:

@@ -1,7 +1,7 @@
 """Lip sync node: the presenter's mouth follows the narration (Wav2Lip, ONNX Runtime)."""
 from ..engines.lipsync import LipSyncVisual, load_wav2lip
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
 
@@ -76,7 +76,7 @@ class PodiumLipSync:
     def sync(self, visual, speech, fps, model, pad_top, pad_bottom, pad_left, pad_right,
              smooth_frames, batch_size, face_detector, model_path="", face_box=""):
         if model_path:
-            path = resolve_input(model_path)
+            path = resolve_input(model_path, "model_path", models="lipsync")
         elif model == NO_MODEL:
             raise PodiumError("no Wav2Lip model in models.yaml: give model_path")
         else:

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines.media import encode_video, frames_for, load_preset
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError

@@ -1,5 +1,5 @@
 """Presenter nodes: what the viewer sees while the narration plays."""
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines.visual import PortraitMotion, SlideDeck, load_image
 from ..errors import PodiumError
 from ..paths import resolve_input
@@ -37,7 +37,7 @@ class PodiumPresenter:
     def VALIDATE_INPUTS(cls, portrait_path=""):
         if portrait_path:
             try:
-                load_image(resolve_input(portrait_path))
+                load_image(resolve_input(portrait_path, "portrait_path"))
             except PodiumError as err:
                 return str(err)
         return True
@@ -49,7 +49,7 @@ class PodiumPresenter:
         if portrait is not None:
             image = rgb_from_image(portrait)
         elif portrait_path:
-            image = load_image(resolve_input(portrait_path))
+            image = load_image(resolve_input(portrait_path, "portrait_path"))
         else:
             return (SlideDeck(script, speech, width, height),)
         return (PortraitMotion(image, width, height, speech=speech, strength=motion),)

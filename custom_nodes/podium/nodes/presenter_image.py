@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, load_pipeline, presenter_prompt, set_lora
 from ..errors import ModelMissingError, PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
+from ..paths import confined, refused, resolve_input
 
 KIND = "diffusers"
 FOLDER = "diffusers"
@@ -24,6 +25,11 @@ def model_folder_path(model: str, model_folder: str = "") -> Path:
     name = (model_folder or "").strip()
     if not name:
         return resolve(model).parent  # the entry's first file is model_index.json
+    if confined():
+        folder = resolve_input(name, "model_folder", models=FOLDER, directory=True)
+        if (folder / "model_index.json").is_file():
+            return folder
+        raise refused("model_folder", name, FOLDER)
     path = Path(name).expanduser()
     candidates = [path] if path.is_absolute() else [d / path for d in search_dirs(FOLDER)]
     for candidate in candidates:
@@ -92,6 +98,9 @@ class PodiumPresenterImage:
             prompt = presenter_prompt(getattr(script, "stage", "") or "")
             negative = negative or PRESENTER_NEGATIVE
         pipe = load_pipeline(model_folder_path(model, model_folder))
-        set_lora(pipe, lora_path.strip() or None, lora_scale)
+        lora = lora_path.strip() or None
+        if lora and confined():
+            lora = resolve_input(lora, "lora_path", models="loras", directory=None)
+        set_lora(pipe, lora, lora_scale)
         rgb = draw(pipe, prompt, negative, width, height, steps, guidance, seed)
         return (torch.from_numpy(rgb).float().div_(255.0)[None].contiguous(),)

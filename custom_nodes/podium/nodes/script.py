@@ -1,5 +1,5 @@
 """Script nodes: where the narration comes from."""
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines.script import parse_script
 
 

@@ -1,5 +1,5 @@
 """Subtitle nodes: cues timed from the real audio of each sentence."""
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines.subtitles import cues_from_speech
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from ..engines.upscale import MIN_TILE, REGIONS, UpscaleVisual, load_upscaler, upscale_tensor
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
+from ..paths import confined, resolve_input
 
 KIND = "realesrgan"
 FOLDER = "upscale_models"
@@ -24,6 +25,8 @@ def upscaler_path(model: str, model_path: str = "") -> Path:
     name = (model_path or "").strip()
     if not name:
         return resolve(model)  # a missing model names `podium models pull <id>`
+    if confined():
+        return resolve_input(name, "model_path", models=FOLDER)
     path = Path(name).expanduser()
     candidates = [path] if path.is_absolute() else [d / path for d in search_dirs(FOLDER)]
     for candidate in candidates:

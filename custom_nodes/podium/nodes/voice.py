@@ -1,13 +1,22 @@
 """Voice nodes: narration audio from a script."""
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..engines import tts_piper
 from ..errors import PodiumError
 from ..models import ids_of_kind, resolve
+from ..paths import resolve_input
 from .comfy_types import audio_from_samples
 
 
 def piper_voice_ids() -> list[str]:
     return ids_of_kind("piper-voice")
+
+
+VOICE_FOLDER = "tts/piper"
+
+
+def _voice_file(path: str, what: str):
+    """A .onnx voice given by path: inside ComfyUI from the input or tts model folders only."""
+    return resolve_input(path, what, models=VOICE_FOLDER)
 
 
 class PodiumPiperTTS:
@@ -26,7 +35,7 @@ class PodiumPiperTTS:
                                              "tooltip": "Silence between sentences, in seconds."}),
             },
             "optional": {
-                "voice_path": ("STRING", {"default": "", "tooltip": "Any Piper .onnx voice (its .onnx.json beside it); overrides 'voice'."}),
+                "voice_path": ("STRING", {"default": "", "tooltip": "Any Piper .onnx voice (its .onnx.json beside it; inside ComfyUI: in the input folder or models/tts); overrides 'voice'."}),
                 "speaker_id": ("INT", {"default": -1, "min": -1, "max": 10000,
                                        "tooltip": "Speaker of a multi-speaker voice; -1 for its default."}),
                 "noise_scale": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 2.0, "step": 0.01,
@@ -57,8 +66,8 @@ class PodiumPiperTTS:
     @reported_stage("voice")
     def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1,
               noise_scale=-1.0, noise_w=-1.0, speaker_voices=""):
-        piper = tts_piper.load_voice(voice_path or resolve(voice))
-        others = {name: tts_piper.load_voice(v if v.endswith(".onnx") else resolve(v))
+        piper = tts_piper.load_voice(_voice_file(voice_path, "voice_path") if voice_path else resolve(voice))
+        others = {name: tts_piper.load_voice(_voice_file(v, "speaker_voices") if v.endswith(".onnx") else resolve(v))
                   for name, v in tts_piper.parse_speaker_voices(speaker_voices).items()}
         if speaker_id >= 0 and speaker_id >= piper.config.num_speakers:
             raise PodiumError(f"speaker_id {speaker_id} is out of range: this voice has "

@@ -5,7 +5,7 @@ from pathlib import Path
 from ..engines import tts_f5
 from ..engines.speech import write_wav
 from ..errors import PodiumError
-from ..memory import reported_stage
+from ..profiling import reported_stage
 from ..models import ids_of_kind, load_registry
 from ..paths import resolve_input
 from .comfy_types import audio_from_samples, samples_from_audio
@@ -19,17 +19,23 @@ def f5_model_ids() -> list[str]:
     return ids_of_kind("f5-tts") or [NO_MODEL]
 
 
-def _path(text: str):
-    return resolve_input(text.strip()) if text and text.strip() else None
+MODEL_FOLDER = "tts/f5"  # vocab and vocoder live beside it, under ComfyUI's models/tts
+
+
+def _path(text: str, what: str = "path", models: str = None, directory: bool = False):
+    """A path input, or None when empty; inside ComfyUI confined (see paths.resolve_input)."""
+    if not text or not text.strip():
+        return None
+    return resolve_input(text.strip(), what, models=models, directory=directory)
 
 
 def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_config=""):
     """(checkpoint, vocab.txt, vocoder folder, config) from the registry, overridden by paths."""
     registry = load_registry() if model != NO_MODEL else None
-    ckpt = _path(ckpt_path) or (registry.resolve(model) if registry else None)
+    ckpt = _path(ckpt_path, "ckpt_path", MODEL_FOLDER) or (registry.resolve(model) if registry else None)
     if ckpt is None:
         raise PodiumError("no F5-TTS model in models.yaml: give ckpt_path, vocab_path and vocoder_dir")
-    vocab = _path(vocab_path)
+    vocab = _path(vocab_path, "vocab_path", MODEL_FOLDER)
     if vocab is None and (ckpt.parent / "vocab.txt").is_file():
         vocab = ckpt.parent / "vocab.txt"
     if vocab is None and registry:
@@ -37,11 +43,11 @@ def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_c
         vocab = registry.resolve_file(model, names[0] if names else "vocab.txt")
     if vocab is None:
         raise PodiumError(f"no vocab.txt beside {ckpt}: give vocab_path")
-    vocoder = _path(vocoder_dir) or (registry or load_registry()).resolve(VOCODER_ID).parent
+    vocoder = _path(vocoder_dir, "vocoder_dir", MODEL_FOLDER, directory=True) or (registry or load_registry()).resolve(VOCODER_ID).parent
     config = model_config.strip() if model_config and model_config.strip() else (
         model if model in tts_f5.shipped_configs() else DEFAULT_CONFIG)
     if config.endswith(".yaml"):
-        config = str(resolve_input(config))
+        config = str(resolve_input(config, "model_config", models=MODEL_FOLDER))
     return ckpt, vocab, vocoder, config
 
 
@@ -84,9 +90,13 @@ class PodiumF5VoiceClone:
         # Linked inputs arrive as None: only values typed in the node are checked here.
         if ref_text is not None and not ref_text.strip():
             return tts_f5.EMPTY_REF_TEXT
-        for name, value in (("reference_audio", reference_audio), ("ckpt_path", ckpt_path),
-                            ("vocab_path", vocab_path), ("vocoder_dir", vocoder_dir)):
-            path = _path(value)
+        for name, value, models, directory in (
+                ("reference_audio", reference_audio, None, False), ("ckpt_path", ckpt_path, MODEL_FOLDER, False),
+                ("vocab_path", vocab_path, MODEL_FOLDER, False), ("vocoder_dir", vocoder_dir, MODEL_FOLDER, True)):
+            try:
+                path = _path(value, name, models, directory)
+            except PodiumError as err:  # inside ComfyUI: the one neutral answer
+                return str(err)
             if path is not None and not path.exists():
                 return f"{name}: {path} not found"
         return True
@@ -103,8 +113,8 @@ class PodiumF5VoiceClone:
             if audio is not None:
                 reference = Path(tmp) / "reference.wav"
                 write_wav(reference, *samples_from_audio(audio))
-            elif _path(reference_audio) is not None:
-                reference = _path(reference_audio)
+            elif _path(reference_audio, "reference_audio") is not None:
+                reference = _path(reference_audio, "reference_audio")
             else:
                 raise PodiumError("give reference_audio (a recording of the voice to clone) "
                                   "or connect an AUDIO input")
