@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model,
                       field_validator, model_validator)
 
-from ..errors import PodiumError, ScriptFormatError  # noqa: F401 (ScriptFormatError is raised and re-exported here)
+from ..errors import ScriptFormatError  # noqa: F401 (raised here; its home is errors.py)
 from ..validation import field_path, problem_of
 
 FILE_SHAPE = '{"title": ..., "segments": [{"text": ...}]}'
