@@ -318,14 +318,57 @@ def test_node(onnx_path, tmp_path):
     base = Still(draw_face())
     before = len(profiling.reports)
     (visual,) = PodiumLipSync().sync(
-        base, speech_of(0.4), 25, spec["required"]["model"][0][0], 0, 10, 0, 0, 5, 8, "auto",
-        model_path=str(onnx_path), face_box=",".join(map(str, FACE_BOX)))
+        speech_of(0.4), 25, spec["required"]["model"][0][0], 0, 10, 0, 0, 5, 8, "auto",
+        visual=base, model_path=str(onnx_path), face_box=",".join(map(str, FACE_BOX)))
     assert [r.name for r in list(profiling.reports)[before:]] == ["lipsync"]
     assert (visual.width, visual.height) == (SIZE, SIZE)
     assert visual.render(0.0).shape == (SIZE, SIZE, 3)
     with pytest.raises(PodiumError):
-        PodiumLipSync().sync(base, speech_of(0.4), 25, "none (use model_path)", 0, 10, 0, 0, 5,
-                             8, "auto")
+        PodiumLipSync().sync(speech_of(0.4), 25, "none (use model_path)", 0, 10, 0, 0, 5,
+                             8, "auto", visual=base)
+
+
+def test_frame_sequence_plays_back_and_forth():
+    from podium.engines.visual import FrameSequence
+
+    clip = FrameSequence(np.zeros((4, 8, 6, 3), np.uint8), 10)
+    assert (clip.width, clip.height) == (6, 8)
+    assert [clip.index(i / 10) for i in range(10)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    assert FrameSequence(np.zeros((1, 8, 6, 3), np.uint8), 10).index(3.7) == 0
+    with pytest.raises(PodiumError, match=r"\(B, H, W, 3\)"):
+        FrameSequence(np.zeros((8, 6, 3), np.uint8), 10)
+
+
+def test_node_lip_syncs_an_image_batch_from_any_node(onnx_path):
+    """frames: a (B, H, W, 3) IMAGE batch as a core video model gives it; each output frame
+    is its source frame (back and forth) with only the mouth changed by Wav2Lip."""
+    from podium.nodes.lipsync import PodiumLipSync
+
+    face = draw_face()
+    source = np.stack([face] * 3)
+    for k in range(3):
+        source[k][AWAY] = 40 * (k + 1)  # tells the source frames apart
+    image = torch.from_numpy(source).float().div(255.0)  # ComfyUI's IMAGE
+    fps, seconds = 25, 0.4
+    model = PodiumLipSync.INPUT_TYPES()["required"]["model"][0][0]
+    (visual,) = PodiumLipSync().sync(speech_of(seconds), fps, model, 0, 10, 0, 0, 5, 8, "auto",
+                                     frames=image, model_path=str(onnx_path),
+                                     face_box=",".join(map(str, FACE_BOX)))
+    assert (visual.width, visual.height) == (SIZE, SIZE)
+    rendered = [visual.render(i / fps) for i in range(frames_for(seconds, fps))]
+    for i, frame in enumerate(rendered):
+        k = [0, 1, 2, 1][i % 4]
+        assert np.array_equal(frame[AWAY], source[k][AWAY]), i
+        assert not np.array_equal(frame[MOUTH], source[k][MOUTH]), i  # Wav2Lip drew the mouth
+    mouths = {rendered[i][MOUTH].tobytes() for i in range(len(rendered))}
+    assert len(mouths) > len(rendered) // 2  # the mouth follows the audio, frame by frame
+    odd = torch.zeros(2, 33, 32, 3)
+    with pytest.raises(PodiumError, match="even"):
+        PodiumLipSync().sync(speech_of(seconds), fps, model, 0, 10, 0, 0, 5, 8, "auto",
+                             frames=odd, model_path=str(onnx_path), face_box="0,0,30,30")
+    with pytest.raises(PodiumError, match="connect a visual"):
+        PodiumLipSync().sync(speech_of(seconds), fps, model, 0, 10, 0, 0, 5, 8, "auto",
+                             model_path=str(onnx_path))
 
 
 def test_engine_and_node_do_not_import_torch():

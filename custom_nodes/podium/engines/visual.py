@@ -83,6 +83,30 @@ class PortraitMotion:
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+class FrameSequence:
+    """Frames from any image node (e.g. a video model's clip), one per output frame at `fps`,
+    played back and forth so a short clip covers narration of any length without a jump."""
+
+    def __init__(self, frames: np.ndarray, fps: float):
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+            raise PodiumError(f"frames must be a (B, H, W, 3) batch, got shape {frames.shape}")
+        if fps <= 0:
+            raise PodiumError(f"fps must be above 0, got {fps}")
+        self.frames, self.fps = frames, float(fps)
+        self.height, self.width = frames.shape[1:3]
+
+    def index(self, t: float) -> int:
+        n, i = len(self.frames), max(int(round(t * self.fps)), 0)
+        if n == 1:
+            return 0
+        k = i % (2 * n - 2)
+        return k if k < n else 2 * n - 2 - k
+
+    def render(self, t: float) -> np.ndarray:
+        return self.frames[self.index(t)]
+
+
 def _compose_portrait(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """The portrait whole and centred, over a blurred, darkened copy that fills the frame."""
     h, w = image.shape[:2]

@@ -39,3 +39,12 @@ def rgb_from_image(image) -> np.ndarray:
     if hasattr(array, "detach"):
         array = array.detach().float().cpu().numpy()
     return (np.clip(np.asarray(array)[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def rgb_frames_from_image(image) -> np.ndarray:
+    """A whole IMAGE batch (B, H, W, 3) as RGB uint8 frames, converted one frame at a time so
+    no second float copy of a long clip is made."""
+    frames = np.empty((len(image), *image.shape[1:3], 3), np.uint8)
+    for i in range(len(image)):
+        frames[i] = rgb_from_image(image[i:i + 1])
+    return frames

@@ -1,9 +1,11 @@
 """Lip sync node: the presenter's mouth follows the narration (Wav2Lip, ONNX Runtime)."""
 from ..engines.lipsync import LipSyncVisual, load_wav2lip
+from ..engines.visual import FrameSequence
 from ..errors import PodiumError
 from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
+from .comfy_types import rgb_frames_from_image
 
 NO_MODEL = "none (use model_path)"
 
@@ -26,16 +28,16 @@ def parse_face_box(text: str):
 
 
 class PodiumLipSync:
-    """Wav2Lip over the presenter: faces found (YuNet, else OpenCV's Haar cascade) and
-    smoothed across frames; frames without a face pass through. Frames are made when the
-    video is written, in batches."""
+    """Wav2Lip over the presenter, or over an IMAGE batch from any node (a core video model's
+    frames, a drawn picture): faces found (YuNet, else OpenCV's Haar cascade) and smoothed
+    across frames; frames without a face pass through. Frames are made when the video is
+    written, in batches."""
 
     @classmethod
     def INPUT_TYPES(cls):
         pad = lambda d, tip: ("INT", {"default": d, "min": -512, "max": 512, "tooltip": tip})
         return {
             "required": {
-                "visual": ("PODIUM_VISUAL",),
                 "speech": ("PODIUM_SPEECH",),
                 "fps": ("INT", {"default": 25, "min": 1, "max": 120,
                                 "tooltip": "Must equal the Save node's fps: each frame gets the audio window of its own time."}),
@@ -51,6 +53,10 @@ class PodiumLipSync:
                 "face_detector": (["auto", "haar"], {"tooltip": "auto: the ONNX face detector (YuNet) when installed, else OpenCV's Haar cascade."}),
             },
             "optional": {
+                "visual": ("PODIUM_VISUAL", {"tooltip": "The presenter (Podium Presenter, Upscale); or connect frames."}),
+                "frames": ("IMAGE", {"tooltip": "Frames from any image node (B, H, W, 3), e.g. a core video "
+                                    "model's clip: one per video frame at fps, played back and forth to "
+                                    "the narration's length; wins over visual."}),
                 "model_path": ("STRING", {"default": "", "tooltip": "Any Wav2Lip .onnx (relative: in the input folder); overrides 'model'."}),
                 "face_box": ("STRING", {"default": "", "tooltip": "Fixed framing: x1,y1,x2,y2 in pixels; skips detection."}),
             },
@@ -73,8 +79,16 @@ class PodiumLipSync:
         return True
 
     @reported_stage("lipsync")
-    def sync(self, visual, speech, fps, model, pad_top, pad_bottom, pad_left, pad_right,
-             smooth_frames, batch_size, face_detector, model_path="", face_box=""):
+    def sync(self, speech, fps, model, pad_top, pad_bottom, pad_left, pad_right,
+             smooth_frames, batch_size, face_detector, visual=None, frames=None, model_path="",
+             face_box=""):
+        if frames is not None:
+            visual = FrameSequence(rgb_frames_from_image(frames), fps)
+            if visual.width % 2 or visual.height % 2:
+                raise PodiumError(f"frames are {visual.width}x{visual.height}; H.264 needs an even "
+                                  "width and height: resize or crop them first")
+        elif visual is None:
+            raise PodiumError("connect a visual (Podium Presenter) or frames (an IMAGE batch) to lip sync")
         if model_path:
             path = resolve_input(model_path, "model_path", models="lipsync")
         elif model == NO_MODEL:

@@ -1,0 +1,249 @@
+"""The editor templates in a real ComfyUI: the checkpoint-presenter template renders with a tiny
+random-weight SD1.5 checkpoint in models/checkpoints (core nodes draw the picture, Podium
+speaks, lip-syncs and writes the MP4), and the template browser in Debian's chromium (driven by
+Playwright) lists Podium's templates with their thumbnails and loads each without a
+missing-node dialog.
+
+    COMFYUI_DIR=/path/to/ComfyUI python -m pytest tests/test_comfyui_templates.py
+ComfyUI runs with --cpu on a free port, its base directory a temporary folder whose
+custom_nodes/podium links to this repository's pack. Screenshots of the browser go to
+$PODIUM_SCREENSHOTS (else the test's temporary folder).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import websocket
+
+from conftest import FFMPEG, ffprobe, stop_process, streams
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
+pytestmark = [
+    pytest.mark.comfyui,
+    pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
+                       reason="set COMFYUI_DIR to a ComfyUI source tree to run these tests"),
+]
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "custom_nodes/podium/example_workflows"
+CHROMIUM = "/usr/bin/chromium"
+CHECKPOINT = "tiny_sd15_random.safetensors"
+# The picture is drawn at 64x64; the presenter puts it, 1.5 times larger, in a 128x96 frame at
+# x 16..112 (motion 0: a still frame). The lip sync works on this fixed box within it.
+PICTURE, FRAME, FACE_BOX = 64, (128, 96), (32, 16, 96, 80)
+FPS = 12
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    """ComfyUI with a base directory of its own: the pack linked in, the tiny SD1.5 checkpoint in
+    models/checkpoints and a Wav2Lip .onnx in input/. {"url", "port", "base", "log"}."""
+    base = tmp_path_factory.mktemp("comfyui-base")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "podium").symlink_to(REPO / "custom_nodes" / "podium")
+    for name in ("input", "output", "temp", "user"):
+        (base / name).mkdir()
+    subprocess.run([sys.executable, str(REPO / "tests" / "tiny_sd15.py"), COMFYUI_DIR,
+                    str(base / "models" / "checkpoints" / CHECKPOINT)], check=True,
+                   capture_output=True, timeout=600)
+    from test_lipsync import calibrated_wav2lip
+    from podium.engines.wav2lip_net import export_onnx
+    export_onnx(calibrated_wav2lip(), base / "input" / "wav2lip_random.onnx")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, str(Path(COMFYUI_DIR, "main.py")), "--cpu", "--listen", "127.0.0.1",
+           "--port", str(port), "--base-directory", str(base), "--database-url", "sqlite:///:memory:"]
+    log_path = base / "comfyui.log"
+    url = f"http://127.0.0.1:{port}"
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ComfyUI exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() - start > 180:
+                pytest.fail(f"ComfyUI did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(url + "/system_stats", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        yield {"url": url, "port": port, "base": base, "log": log_path}
+    finally:
+        stop_process(proc)
+
+
+def run_prompt(comfy: dict, graph: dict, timeout: float = 600) -> tuple[dict, list[dict]]:
+    """POST the graph, follow its websocket messages to the end: (its /history entry, messages)."""
+    client_id = uuid.uuid4().hex
+    ws = websocket.create_connection(f"ws://127.0.0.1:{comfy['port']}/ws?clientId={client_id}",
+                                     timeout=timeout)
+    try:
+        answer = requests.post(comfy["url"] + "/prompt", json={"prompt": graph, "client_id": client_id})
+        assert answer.status_code == 200, answer.text
+        prompt_id, messages = answer.json()["prompt_id"], []
+        while not any(m["type"] in ("execution_success", "execution_error", "execution_interrupted")
+                      and m["data"].get("prompt_id") == prompt_id for m in messages):
+            frame = ws.recv()
+            if isinstance(frame, str):
+                messages.append(json.loads(frame))
+    finally:
+        ws.close()
+    return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id], messages
+
+
+def decoded_frames(path: Path, width: int, height: int) -> np.ndarray:
+    done = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo",
+                           "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+    return np.frombuffer(done.stdout, np.uint8).reshape(-1, height, width, 3)
+
+
+def of_class(graph: dict, class_type: str) -> str:
+    (node_id,) = [k for k, v in graph.items() if v["class_type"] == class_type]
+    return node_id
+
+
+def test_checkpoint_presenter_template_renders_with_an_sd15_checkpoint(comfy, tmp_path):
+    from orchestrator.ui_format import ui_to_api
+    from podium.engines.visual import PortraitMotion
+
+    info = requests.get(comfy["url"] + "/object_info").json()
+    assert CHECKPOINT in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    workflow = json.loads((TEMPLATES / "podium_checkpoint_presenter.json").read_text())
+    graph = ui_to_api(workflow, info)  # what the editor queues for this template
+    core = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode"}
+    assert core <= {n["class_type"] for n in graph.values()}
+    presenter, lip, save = (of_class(graph, c) for c in ("PodiumPresenter", "PodiumLipSync", "PodiumSaveVideo"))
+    assert graph[presenter]["inputs"]["portrait"] == [of_class(graph, "VAEDecode"), 0]
+    assert graph[lip]["inputs"]["visual"] == [presenter, 0]
+    # The same graph, made small for a CPU: the tiny checkpoint, a 64 px picture in two steps,
+    # a still 128x96 presenter, the random Wav2Lip on a fixed box, 12 fps.
+    graph[of_class(graph, "CheckpointLoaderSimple")]["inputs"]["ckpt_name"] = CHECKPOINT
+    graph[of_class(graph, "EmptyLatentImage")]["inputs"].update(width=PICTURE, height=PICTURE)
+    graph[of_class(graph, "KSampler")]["inputs"].update(steps=2)
+    graph[of_class(graph, "PodiumDirectScript")]["inputs"]["text"] = "Hello from a drawn presenter."
+    graph[presenter]["inputs"].update(width=FRAME[0], height=FRAME[1], motion=0.0)
+    graph[lip]["inputs"].update(fps=FPS, model_path="wav2lip_random.onnx", batch_size=8,
+                                face_box=",".join(map(str, FACE_BOX)))
+    graph[save]["inputs"].update(fps=FPS, filename_prefix="podium/template")
+    graph["picture"] = {"class_type": "SaveImage", "inputs": {
+        "images": [of_class(graph, "VAEDecode"), 0], "filename_prefix": "podium/picture"}}
+
+    entry, messages = run_prompt(comfy, copy.deepcopy(graph))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    ran = {m["data"]["node"] for m in messages if m["type"] == "executing"} - {None}
+    assert ran == set(graph)
+
+    video = entry["outputs"][save]["images"][0]
+    out = comfy["base"] / "output"
+    mp4 = out / video["subfolder"] / video["filename"]
+    info = ffprobe(mp4)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert (v["codec_name"], a["codec_name"]) == ("h264", "aac")
+    assert (v["width"], v["height"]) == FRAME
+    assert v["nb_frames"] == video["frames"]
+    assert abs(v["duration"] - a["duration"]) <= 1 / FPS
+    assert abs(v["duration"] - video["frames"] / FPS) < 1 / FPS
+
+    # The drawn picture is what the video shows: away from the mouth, each frame is the
+    # presenter made of the checkpoint's picture (within H.264's loss).
+    from PIL import Image
+    saved = entry["outputs"]["picture"]["images"][0]
+    picture = np.asarray(Image.open(out / saved["subfolder"] / saved["filename"]).convert("RGB"))
+    assert picture.shape == (PICTURE, PICTURE, 3) and picture.std() > 5  # drawn, not blank
+    expected = PortraitMotion(picture, *FRAME, strength=0.0).render(0.0).astype(np.float32)
+    frames = decoded_frames(mp4, *FRAME).astype(np.float32)
+    x1, y1, x2, y2 = FACE_BOX
+    away = np.ones(frames.shape[1:3], bool)
+    away[y1:y2, x1:x2] = False
+    shown = frames[:, away].mean(axis=0)
+    assert np.corrcoef(shown.ravel(), expected[away].ravel())[0, 1] > 0.95
+    assert np.abs(shown - expected[away]).mean() < 12  # H.264 on a noisy random picture
+    # Wav2Lip really ran on the drawn face: the mouth half of the box changes frame by frame,
+    # the rest of the picture does not.
+    mouth = frames[:, (y1 + y2) // 2:y2, x1:x2]
+    mouth_change = np.abs(np.diff(mouth, axis=0)).mean()
+    still_change = np.abs(np.diff(frames[:, away], axis=0)).mean()
+    assert mouth_change > 4 * still_change + 1, (mouth_change, still_change)
+    assert np.abs(mouth - expected[(y1 + y2) // 2:y2, x1:x2]).mean() > 3
+
+
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_template_browser_lists_and_loads_podiums_templates(comfy, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("PODIUM_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.stem for p in TEMPLATES.glob("*.json"))
+    assert requests.get(comfy["url"] + "/workflow_templates").json()["podium"] and \
+        sorted(requests.get(comfy["url"] + "/workflow_templates").json()["podium"]) == names
+    for name in names:  # the frontend asks for <name>.jpg beside the .json
+        answer = requests.get(f"{comfy['url']}/api/workflow_templates/podium/{name}.jpg")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg", name
+
+    from PIL import Image
+    widths = {name: Image.open(TEMPLATES / f"{name}.jpg").width for name in names}
+    cards = "() => [...document.querySelectorAll('[role=dialog] img')].map(i => [i.alt, i.complete, i.naturalWidth])"
+
+    def open_podium_templates(page):
+        page.evaluate("async () => { await window.app.extensionManager.command.execute('Comfy.BrowseTemplates') }")
+        page.get_by_text("podium", exact=True).first.click(timeout=60_000)  # under "Custom Nodes"
+        page.wait_for_function(f"() => ({cards})().filter(c => c[0].startsWith('podium_') && c[1]"
+                               f" && c[2] > 0).length === {len(names)}", timeout=60_000)
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(comfy["url"], wait_until="networkidle", timeout=120_000)
+            page.wait_for_function("window.app && window.app.graph && window.app.extensionManager",
+                                   timeout=120_000)
+            # Errors from here on: frontend 1.27.10 throws one of its own at start-up (a setting's
+            # onChange, "reading 'id'"), with or without any custom node.
+            errors: list[str] = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            open_podium_templates(page)
+            page.screenshot(path=str(shots / "template_browser.png"))
+            # The frontend fetches <name>.jpg and shows it from a blob: a loaded thumbnail is as
+            # wide as the file (a 404 would leave naturalWidth 0).
+            shown = {alt: width for alt, done, width in page.evaluate(cards) if alt.startswith("podium_")}
+            assert shown == widths, shown
+
+            for name in names:
+                open_podium_templates(page)
+                page.locator(f"[role=dialog] img[alt='{name}']").first.click(timeout=60_000)
+                nodes = json.loads((TEMPLATES / f"{name}.json").read_text())["nodes"]
+                page.wait_for_function(f"() => window.app.graph.nodes.length === {len(nodes)} && "
+                                       "!document.querySelector('[role=dialog] img')", timeout=60_000)
+                page.wait_for_timeout(2000)  # a missing-node dialog would be open by now
+                page.screenshot(path=str(shots / f"loaded_{name}.png"))
+                dialogs = page.evaluate("() => [...document.querySelectorAll('[role=dialog]')]"
+                                        ".map(d => d.innerText.slice(0, 200))")
+                assert dialogs == [], (name, dialogs)
+                types = page.evaluate("() => window.app.graph.nodes.map(n => n.type)")
+                assert sorted(types) == sorted(n["type"] for n in nodes), name
+                unknown = page.evaluate("() => window.app.graph.nodes.filter(n => n.type !== 'Note' "
+                                        "&& !(n.type in window.LiteGraph.registered_node_types)).map(n => n.type)")
+                assert unknown == [], (name, unknown)
+            assert not errors, errors
+        finally:
+            browser.close()
