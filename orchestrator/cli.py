@@ -198,8 +198,14 @@ def _guided_script(args, target: Path) -> str:
 
 
 def generate(args) -> int:
+    import tempfile
+
     from . import generate as job
     from .dispatch import InProcessInstance
+    from .lifecycle import remove_stale
+
+    # what runs killed outright left (their PID is dead): temp folders, hidden .part files
+    remove_stale(Path(tempfile.gettempdir()), Path(args.out).expanduser().absolute().parent)
 
     instances = _instances(args) or [InProcessInstance()]
     if args.report:
@@ -295,11 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from podium.errors import PodiumError
 
-    from . import local
+    from . import lifecycle, local
     from .comfy_client import ComfyError, Interrupted
     from .dispatch import RenderFailed
     from .ffmpeg import FFmpegError
 
+    lifecycle.handle_termination()  # SIGTERM / SIGHUP: as Ctrl-C, with their own exit codes
     try:
         if args.command == "comfy":
             return comfy(args)
@@ -309,9 +316,13 @@ def main(argv: list[str] | None = None) -> int:
             from . import models_cli
             return models_cli.run(args)
         return generate(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        what = f"stopped by {err}" if isinstance(err, lifecycle.Terminated) else "interrupted"
+        try:
+            print(f"\n{what}: nothing was written", file=sys.stderr)
+        except OSError:  # SIGHUP: the terminal may be gone
+            pass
+        return lifecycle.exit_code(err)
     except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError, ComfyError,
             Interrupted, RenderFailed, FFmpegError) as err:
         print(f"error: {err}", file=sys.stderr)

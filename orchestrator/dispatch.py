@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
+from podium.files import temp_prefix
+
 from .segments import SegmentCache, SegmentJob
 from .stitch import Clip
 
@@ -83,7 +85,7 @@ def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: Segment
 
 def _render_one(instance: Instance, job: SegmentJob, cache: SegmentCache, on_status: StatusSink) -> Clip:
     on_status(instance.name, "segment_start", {"segment": job.index})
-    with tempfile.TemporaryDirectory(prefix="podium-segment-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("segment")) as work:
         video, srt, info = render_segment(instance, job, Path(work),
                                           lambda t, d: on_status(instance.name, t, d))
         clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), srt)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
+from podium.files import temp_prefix
 
 from . import outputs, presets
 from .dispatch import render_all
@@ -82,7 +83,7 @@ def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, 
     key = "presenter-" + content_key(graph, {})
     picture = cache.folder / key / "presenter.png"
     if not picture.exists():
-        with tempfile.TemporaryDirectory(prefix="podium-presenter-") as work:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("presenter")) as work:
             made = instance.produce(graph, {}, Path(work), lambda t, d: view(instance.name, t, d))
             pngs = [p for p, _ in made.get("images", []) if p.suffix == ".png"]
             if not pngs:

@@ -79,7 +79,7 @@ class SegmentCache:
     def put(self, key: str, video: Path, frames: int, fps: float, srt_path: Optional[Path]) -> Clip:
         """Move a finished clip in; the entry appears whole (one rename) or not at all."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", dir=self.folder))
         try:
             shutil.move(str(video), staging / "clip.mp4")
             if srt_path is not None:

@@ -17,7 +17,7 @@ from typing import Optional
 
 import srt
 
-from podium.files import atomic_write_text
+from podium.files import atomic_write_text, temp_prefix
 
 from .ffmpeg import run_ffmpeg
 
@@ -79,7 +79,7 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
         offsets.append(start)
         start += clip.duration - crossfade_s
     tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.mp4")
-    with tempfile.TemporaryDirectory(prefix="podium-stitch-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("stitch")) as work:
         work = Path(work)
         for i, clip in enumerate(clips):
             _exact_audio(clip, work / f"a{i}.f32")

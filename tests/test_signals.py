@@ -22,7 +22,10 @@ from conftest import cache_dir_for, run_cli, start_cli  # noqa: E402
 
 
 def listing(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:  # not there (yet, or any more), or not a folder
+        return []
 
 
 def leftovers(scratch: Path) -> list[str]:
@@ -75,3 +78,119 @@ def test_ctrl_c_inside_the_peak_rss_exit_stays_a_keyboard_interrupt(monkeypatch)
     helper.join(30)
     report = manager.reports[-1]
     assert report.name == "voice" and report.peak_bytes >= 0
+
+
+# ---- SIGTERM / SIGHUP through the CLI ----
+
+def _wait_for(process, folders: list[Path], match, limit: float) -> str | None:
+    """Poll until an entry whose name satisfies `match` appears under one of `folders`."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None:
+        for folder in folders:
+            for name in listing(folder):
+                if match(name):
+                    return name
+        time.sleep(0.01)
+    return None
+
+
+def _wait_for_part_under(process, folder: Path, limit: float) -> str | None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None:
+        for _root, _dirs, files in os.walk(folder):
+            for name in files:
+                if ".part" in name:
+                    return name
+        time.sleep(0.01)
+    return None
+
+
+def _sentences(n: int, tag: str) -> str:
+    return " ".join(f"This is {tag} sentence number {i} of a longer narration." for i in range(n))
+
+
+# encode: while a segment's ffmpeg writes its .part in the run's temp folder; stitch: while the
+# stitching ffmpeg writes the hidden .talk.PID.part.mp4 beside the user's files (a cross-fade
+# re-encodes, so it takes a while).
+@pytest.mark.parametrize("signame,stage", [("SIGTERM", "encode"), ("SIGTERM", "stitch"),
+                                           ("SIGHUP", "encode")])
+def test_sigterm_and_sighup_end_the_run_as_ctrl_c_does(tmp_path, signame, stage):
+    signum = getattr(signal, signame)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "talk.mp4"
+    target.write_bytes(b"the video from yesterday")
+    (folder / "talk.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nyesterday\n")
+    before = listing(folder)
+    scratch = tmp_path / "scratch"
+    if stage == "encode":
+        args = ["--text", _sentences(5, signame)]
+    else:
+        script = tmp_path / "talk.txt"
+        script.write_text(_sentences(6, "first") + "\n\n" + _sentences(6, "second") + "\n")
+        args = ["--script", script, "--crossfade", "0.5"]
+    process = start_cli("generate", *args, "--out", target, "--size", "960x540", "--force",
+                        "--quiet", cwd=tmp_path, tmpdir=scratch)
+    try:
+        if stage == "encode":  # the segment's .part, somewhere in the run's temp folder
+            seen = _wait_for_part_under(process, scratch, 300)
+        else:
+            seen = _wait_for(process, [folder], lambda n: ".part" in n, 300)
+        assert seen is not None and process.poll() is None, \
+            f"nothing to stop seen: {process.communicate(timeout=60)}"
+        children = psutil.Process(process.pid).children(recursive=True)
+        names = [c.name() for c in children]
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == {"SIGTERM": 143, "SIGHUP": 129}[signame], err
+    assert signame in err and "Traceback" not in err, err
+    assert err.strip().count("\n") == 0, err
+    assert "wrote" not in out
+    assert "ffmpeg" in names, names  # it was stopped while ffmpeg ran
+    for child in children:  # the orphan check: no child outlives the run
+        try:
+            child.wait(timeout=10)
+        except psutil.NoSuchProcess:
+            pass
+        assert not child.is_running(), child
+    assert listing(folder) == before  # the old files untouched, no .part beside them
+    assert target.read_bytes() == b"the video from yesterday"
+    assert leftovers(scratch) == []  # none of our folders left in the temp folder
+    cache = cache_dir_for(scratch)  # finished segments may stay (a rerun resumes); no half ones
+    assert [n for n in listing(cache) if n.startswith(".")] == []
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+    return child.pid
+
+
+def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
+    dead, live = _dead_pid(), os.getpid()  # this test's own process is alive
+    scratch, folder = tmp_path / "scratch", tmp_path / "out"
+    scratch.mkdir()
+    folder.mkdir()
+    stale = [scratch / f"podium-segment-{dead}-k2j4", scratch / f"podium-stitch-{dead}-x9",
+             folder / f".talk.{dead}.part.mp4", folder / f".talk.srt.{dead}.part"]
+    kept = [scratch / f"podium-segment-{live}-abcd", folder / f".talk.{live}.part.mp4",
+            folder / "podium-notes.txt", folder / ".talk.part", scratch / "podium-mine",
+            folder / "talk.srt.part"]
+    for path in stale + kept:
+        if path.name.startswith("podium-") and path.suffix != ".txt":
+            path.mkdir()
+            (path / "a0.f32").write_bytes(b"\0" * 1000)
+        else:
+            path.write_bytes(b"partial")
+    rc, out, err = run_cli("generate", "--text", "A short one.", "--out", folder / "new.mp4",
+                           "--size", "320x180", "--quiet", cwd=tmp_path, tmpdir=scratch)
+    assert rc == 0, err
+    assert [p for p in stale if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+    assert (folder / "new.mp4").is_file()
+    assert sorted(leftovers(scratch)) == sorted(p.name for p in kept if p.parent == scratch)

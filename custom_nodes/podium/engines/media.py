@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import PodiumError
+from ..files import temp_prefix
 from .ffmpeg_exe import find_ffmpeg
 from .speech import write_wav
 
@@ -67,7 +68,7 @@ def encode_video(
     settings = load_preset(preset)
     n_frames = frames_for(len(samples) / sample_rate, fps)
     tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.part.{settings['extension']}")
-    with tempfile.TemporaryDirectory(prefix="podium-encode-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("encode")) as work:
         write_wav(Path(work) / "audio.wav", fit_audio(samples, sample_rate, n_frames, fps),
                   sample_rate)
         filters = []
