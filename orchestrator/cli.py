@@ -51,6 +51,16 @@ def _fps(value: str) -> int:
     return fps
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"give a number of seconds above 0, got {value!r}")
+    return seconds
+
+
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="FILE", help="portrait to animate (PNG/JPEG/WebP); "
                         "without it the video shows slides made from the script")
@@ -124,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a ComfyUI server to render on (repeat for several; segments go "
                                "to whichever is free); none: render in this process")
     generate.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    generate.add_argument("--segment-timeout", type=_seconds, default=None, metavar="SECONDS",
+                          help="give a segment up on a server (and run it on another) when it "
+                               "has not finished after this long (default: generous, from the "
+                               "graph's size: 10 min + 1 min per node + 10 s per character)")
     generate.add_argument("--workflow", default=None, metavar="NAME|FILE",
                           help="run this graph (API or UI format) instead of the preset's")
     _add_render_options(generate)
@@ -287,7 +301,7 @@ def _instances(args) -> list:
 
     instances, down = [], []
     for url in urls:
-        instance = ComfyInstance(url)
+        instance = ComfyInstance(url, segment_timeout=getattr(args, "segment_timeout", None))
         (instances if instance.healthy() else down).append(instance)
     for instance in down:
         print(f"warning: {instance.name} does not answer; its share goes to the others", file=sys.stderr)
