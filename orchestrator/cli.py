@@ -337,8 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:  # SIGHUP: the terminal may be gone
             pass
         return lifecycle.exit_code(err)
+    except RenderFailed as err:  # the work failed (not the user's input): 1
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except (outputs.OutputError, WorkflowError, local.PromptError, PodiumError, ComfyError,
-            Interrupted, RenderFailed, FFmpegError) as err:
+            Interrupted, FFmpegError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except local.ExecutionError as err:
