@@ -251,8 +251,11 @@ def comfy(args) -> int:
     print(f"starting {max(len(gpus), 1)} ComfyUI instance(s) from {comfyui_dir} ...", file=sys.stderr)
     try:
         started = comfy_up.up(comfyui_dir, gpus, args.base_port)
-    except (FileNotFoundError, TimeoutError) as err:
+    except FileNotFoundError as err:
         raise outputs.OutputError(str(err)) from None
+    except comfy_up.StartFailed as err:  # it failed to run, not a usage mistake: 1
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for server in started:
         print(f"{server['url']}  {server['device']}  log: {server['log']}")
     print(f"use them: podium generate --config {comfy_up.STATE} ...")
