@@ -240,7 +240,7 @@ class ComfyClient:
             now = time.monotonic()
             if now - last_alive > self.gone_after:
                 raise ServerGone(f"{self.base_url} has not answered for {self.gone_after:g} s: it "
-                                 f"hangs or is gone (prompt {prompt_id}; last: {last_error})")
+                                 f"hangs or is gone (prompt {prompt_id})") from last_error
             if deadline is not None and now > deadline:
                 raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout_s:g} s "
                                     f"on {self.base_url}")

@@ -103,9 +103,10 @@ def _render_parallel(todo, instances, cache, on_status, clips) -> None:
     """One worker thread per instance, all taking from one queue; the first fatal error (or
     Ctrl-C) stops everything: what runs is cancelled, and what has already finished on a
     server is still downloaded into the cache (for SETTLE_S at most), so a rerun keeps it."""
-    pending: "queue.Queue[SegmentJob]" = queue.Queue()
+    # (0 for a segment taken from a vanished instance, so it is the next one run; index)
+    pending: "queue.PriorityQueue[tuple[int, int, SegmentJob]]" = queue.PriorityQueue()
     for job in todo:
-        pending.put(job)
+        pending.put((1, job.index, job))
     settled = threading.Semaphore(0)  # released once per job that finished or failed for good
     stop = threading.Event()
     failure: list[BaseException] = []
@@ -115,7 +116,7 @@ def _render_parallel(todo, instances, cache, on_status, clips) -> None:
     def worker(instance: Instance) -> None:
         while not stop.is_set():
             try:
-                job = pending.get(timeout=0.2)
+                job = pending.get(timeout=0.2)[2]
             except queue.Empty:
                 continue
             if stop.is_set():
@@ -129,14 +130,16 @@ def _render_parallel(todo, instances, cache, on_status, clips) -> None:
                 with lock:
                     alive.discard(instance.name)
                     nobody_left = not alive
-                on_status(instance.name, "instance_gone", {"segment": job.index, "error": str(gone)})
-                if job.attempts >= MAX_ATTEMPTS or nobody_left:
+                retried = job.attempts < MAX_ATTEMPTS and not nobody_left
+                on_status(instance.name, "instance_gone",
+                          {"segment": job.index, "error": str(gone), "retried": retried})
+                if not retried:
                     failure.append(RenderFailed(
                         f"segment {job.index + 1} failed on {job.attempts} instance(s), last: {gone}"
                         + ("; no healthy instance is left" if nobody_left else "")))
                     settled.release()
                 else:
-                    pending.put(job)  # another instance takes it
+                    pending.put((0, job.index, job))  # the next free instance takes it first
                 return
             except BaseException as err:  # a graph error fails everywhere: stop the job
                 if not stop.is_set():  # (after a stop, errors are only the cancellation's echo)

@@ -591,6 +591,7 @@ def test_a_stopped_instance_fails_over_after_the_silence_limit(fake_processes, t
         stop_cli(proc)
     match = summary(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
     assert moved_after >= 3.0 - 0.2, f"given up before the silence limit: {moved_after:.1f} s"
+    assert "has not answered for 3 s" in stderr and "goes to another instance" in stderr, stderr
     survived = job_prompts(survivor.url, paras)
     assert cut_short is not None and cut_short not in finished_by_victim and cut_short in survived
     assert set(survived) | set(finished_by_victim) == set(range(len(paras)))
