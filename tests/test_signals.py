@@ -194,3 +194,29 @@ def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
     assert [p for p in kept if not p.exists()] == []
     assert (folder / "new.mp4").is_file()
     assert sorted(leftovers(scratch)) == sorted(p.name for p in kept if p.parent == scratch)
+
+
+# ---- the few steps that must not stop half-way ----
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_deferred_block_acts_after_it(signame):
+    """A finished segment's move into the cache is not cut short: the signal waits for the
+    block, then raises as it would have (KeyboardInterrupt, or Terminated with its code)."""
+    from orchestrator import lifecycle
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    lifecycle.handle_termination()
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            with lifecycle.signals_deferred():
+                os.kill(os.getpid(), getattr(signal, signame))
+                time.sleep(0.2)  # a handler would have run by now
+                steps.append("moved")
+            steps.append("after")  # never reached: the signal acts at the end of the block
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert steps == ["moved"]
+    assert lifecycle.exit_code(caught.value) == (130 if signame == "SIGINT" else 143)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
