@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -238,15 +239,24 @@ def server_process(tmp_path):
                              "--execute", "write", "--root", str(tmp_path / "proc"),
                              "--steps", "1000", "--step-delay", "0.01"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()
-    match = re.search(r"at (http://\S+),", line)
-    assert match, line + proc.stdout.read()
+    seen, match = [], None
+    for line in proc.stdout:  # warnings may come first
+        seen.append(line)
+        match = re.search(r"fake ComfyUI \(write\) at (http://\S+),", line)
+        if match:
+            break
+    assert match, "".join(seen)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # a full pipe would block it
     proc.url = match[1]
     yield proc
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGCONT)
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_a_stopped_server_process_is_given_up_after_the_silence_limit(server_process):

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -530,9 +531,14 @@ class FakeProcess:
              "--root", str(root), "--steps", str(steps), "--step-delay", str(step_delay)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
             env={**cli_env(), "PYTHONPATH": os.pathsep.join([str(REPO / "custom_nodes"), str(REPO)])})
-        line = self.proc.stdout.readline()
-        found = re.search(r"at (http://\S+),", line)
-        assert found, f"the fake did not start: {line!r}"
+        seen, found = [], None
+        for line in self.proc.stdout:  # anything printed before the address is passed over
+            seen.append(line)
+            found = re.search(r"fake ComfyUI \(podium\) at (http://\S+),", line)
+            if found:
+                break
+        assert found, f"the fake did not start: {seen!r}"
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # never a full pipe
         self.url = found[1]
 
     def stop(self) -> None:
