@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a ComfyUI server to render on (repeat for several; segments go "
                                "to whichever is free); none: render in this process")
     generate.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    generate.add_argument("--segment-timeout", type=_seconds("--segment-timeout", 0, 7 * 86400, zero_ok=False), default=None, metavar="SECONDS",
+                          help="give a segment up on a server (and run it on another) when it "
+                               "has not finished after this long (default: generous, from the "
+                               "graph's size: 10 min + 1 min per node + 10 s per character)")
     generate.add_argument("--workflow", default=None, metavar="NAME|FILE",
                           help="run this graph (API or UI format) instead of the preset's")
     _add_render_options(generate)
@@ -238,8 +242,14 @@ def _guided_script(args, target: Path) -> str:
 
 
 def generate(args) -> int:
+    import tempfile
+
     from . import generate as job
     from .dispatch import InProcessInstance
+    from .lifecycle import remove_stale
+
+    # what runs killed outright left (their PID is dead): temp folders, hidden .part files
+    remove_stale(Path(tempfile.gettempdir()), Path(args.out).expanduser().absolute().parent)
 
     instances = _instances(args) or [InProcessInstance()]
     if args.report:
@@ -271,8 +281,11 @@ def comfy(args) -> int:
     print(f"starting {max(len(gpus), 1)} ComfyUI instance(s) from {comfyui_dir} ...", file=sys.stderr)
     try:
         started = comfy_up.up(comfyui_dir, gpus, args.base_port)
-    except (FileNotFoundError, TimeoutError) as err:
+    except FileNotFoundError as err:
         raise outputs.OutputError(str(err)) from None
+    except comfy_up.StartFailed as err:  # it failed to run, not a usage mistake: 1
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for server in started:
         print(f"{server['url']}  {server['device']}  log: {server['log']}")
     print(f"use them: podium generate --config {comfy_up.STATE} ...")
@@ -330,7 +343,7 @@ def _instances(args) -> list:
 
     instances = []
     for url in urls:
-        instance = ComfyInstance(url)
+        instance = ComfyInstance(url, segment_timeout=getattr(args, "segment_timeout", None))
         problem = instance.problem()
         if problem is None:
             instances.append(instance)
@@ -344,8 +357,9 @@ def _instances(args) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from . import local
+    from . import lifecycle, local
 
+    lifecycle.handle_termination()  # SIGTERM / SIGHUP: as Ctrl-C, with their own exit codes
     try:
         if args.command == "comfy":
             return comfy(args)
@@ -355,9 +369,13 @@ def main(argv: list[str] | None = None) -> int:
             from . import models_cli
             return models_cli.run(args)
         return generate(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        what = f"stopped by {err}" if isinstance(err, lifecycle.Terminated) else "interrupted"
+        try:
+            print(f"\n{what}: nothing was written", file=sys.stderr)
+        except OSError:  # SIGHUP: the terminal may be gone
+            pass
+        return lifecycle.exit_code(err)
     except PodiumError as err:  # every error meant for the user, from the pack or from here
         message = err.user_message() if isinstance(err, local.ExecutionError) else str(err)
         print(f"error: {one_line(message, 1000)}", file=sys.stderr)

@@ -3,9 +3,12 @@
 Events reach `on_event(type, data)` with the websocket's own names and shapes (the ones
 orchestrator.local sends), so one progress view serves both runners. The websocket is not
 trusted alone: it drops on long runs, so the client reconnects with backoff and polls
-/queue and /history/{id} (which stays `{}` until the prompt ends). A server that answers
-nothing for `gone_after` seconds raises ServerGone, so a dispatcher can run the work elsewhere.
-No torch here: requests and websocket-client only.
+/queue and /history/{id} (which stays `{}` until the prompt ends). That polling is also the
+heartbeat: every `heartbeat` seconds, with short request timeouts, so a hung server (stopped,
+deadlocked) is noticed after `gone_after` seconds of silence, while a server busy on one long
+node without progress events still answers /queue and is left alone. Silence raises
+ServerGone, and a prompt that outlives the caller's deadline PromptTimeout, so a dispatcher can
+run the work elsewhere. No torch here: requests and websocket-client only.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from podium.files import publish, temp_path
 from .local import ExecutionError, PromptError
 from .prompt_errors import describe_prompt_error, node_label
 
-__all__ = ["ComfyClient", "ComfyError", "ServerGone", "Interrupted", "PromptError", "ExecutionError"]
+__all__ = ["ComfyClient", "ComfyError", "ServerGone", "PromptTimeout", "Interrupted", "PromptError",
+           "ExecutionError"]
 
 log = logging.getLogger(__name__)
 EventSink = Callable[[str, dict], None]
@@ -51,6 +55,10 @@ class ServerGone(ComfyError):
     """The server stopped answering, or forgot the prompt (restarted); run the work elsewhere."""
 
 
+class PromptTimeout(ServerGone):
+    """The server answers, but the prompt did not end before the caller's deadline."""
+
+
 class Interrupted(PodiumError):
     """The prompt was interrupted on the server; `.data` is the execution_interrupted message."""
 
@@ -63,13 +71,16 @@ class Interrupted(PodiumError):
 
 class ComfyClient:
     """One ComfyUI server at `base_url` ("http://host:8188"). `timeout`: seconds for one HTTP
-    request or websocket handshake; `gone_after`: seconds of silence before ServerGone."""
+    request or websocket handshake; `gone_after`: seconds without any answer (no websocket
+    frame, no answered poll) before ServerGone; `heartbeat`: seconds between polls while the
+    websocket is up (`poll_interval` while it is down)."""
 
     def __init__(self, base_url: str, client_id: str | None = None, timeout: float = 10.0,
-                 gone_after: float = 60.0, poll_interval: float = 1.0, reconnect_max: float = 8.0):
+                 gone_after: float = 10.0, poll_interval: float = 1.0, reconnect_max: float = 8.0,
+                 heartbeat: float = 2.0):
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id or uuid.uuid4().hex
-        self.timeout, self.gone_after = timeout, gone_after
+        self.timeout, self.gone_after, self.heartbeat = timeout, gone_after, heartbeat
         self.poll_interval, self.reconnect_max = poll_interval, reconnect_max
         self.session = requests.Session()
         self._ws: websocket.WebSocket | None = None
@@ -101,9 +112,9 @@ class ComfyClient:
             raise ComfyError(f"{self.base_url}: {method} {path} answered {r.status_code}: {r.text[:300]}")
         return r.json() if r.content else None
 
-    def queue_status(self) -> dict:
+    def queue_status(self, timeout: float | None = None) -> dict:
         """{"queue_running": [[number, prompt_id, prompt, extra, outputs]], "queue_pending": [...]}"""
-        return self._json("GET", "/queue")
+        return self._json("GET", "/queue", timeout=timeout or self.timeout)
 
     def system_stats(self) -> dict:
         return self._json("GET", "/system_stats")
@@ -217,46 +228,57 @@ class ComfyClient:
         except ComfyError as err:
             log.warning("could not cancel prompt %s on %s: %s", prompt_id, self.base_url, err)
 
-    def follow(self, prompt_id: str, on_event: EventSink | None = None) -> dict[str, dict]:
+    def follow(self, prompt_id: str, on_event: EventSink | None = None,
+               timeout_s: float | None = None) -> dict[str, dict]:
         """Pass the prompt's events to `on_event` until it ends; its outputs ({node_id: ui}, as
-        /history has them). Raises ExecutionError, Interrupted, or ServerGone."""
+        /history has them). Raises ExecutionError, Interrupted, ServerGone, or PromptTimeout
+        when it has not ended `timeout_s` seconds from now (the prompt is left as it is)."""
         emit, graph, seen = on_event or (lambda _t, _d: None), self._graphs.get(prompt_id, {}), set()
-        last_alive, refused_since = time.monotonic(), None
+        last_alive, refused_since, last_error = time.monotonic(), None, None
+        deadline = None if timeout_s is None else last_alive + timeout_s
+        beat, every = self._beat_timeout(), min(self.heartbeat, self.gone_after / 3)
         next_poll, next_connect, backoff = 0.0, 0.0, 0.25  # poll at once: it may have ended
         while True:
             now = time.monotonic()
+            if now - last_alive > self.gone_after:
+                raise ServerGone(f"{self.base_url} has not answered for {self.gone_after:g} s: it "
+                                 f"hangs or is gone (prompt {prompt_id})") from last_error
+            if deadline is not None and now > deadline:
+                raise PromptTimeout(f"prompt {prompt_id} did not finish within {timeout_s:g} s "
+                                    f"on {self.base_url}")
             if self._ws is None and now >= next_connect:
-                if self._connect():
-                    backoff, last_alive, next_poll = 0.25, now, 0.0  # catch up on what was missed
+                if self._connect(beat):
+                    backoff, last_alive, next_poll = 0.25, time.monotonic(), 0.0  # catch up
                 else:
-                    next_connect, backoff = now + backoff, min(backoff * 2, self.reconnect_max)
-            if now >= next_poll:
+                    next_connect, backoff = time.monotonic() + backoff, min(backoff * 2, self.reconnect_max)
+            if time.monotonic() >= next_poll:
                 try:
-                    state, entry = self._poll(prompt_id)
+                    state, entry = self._poll(prompt_id, beat)
                     last_alive, refused_since = time.monotonic(), None
                 except ComfyError as err:
                     # A closed port means the process is gone, and ComfyUI's queue with it:
                     # waiting the full gone_after would only delay the re-run elsewhere.
+                    last_error = err
                     if _refused(err):
                         refused_since = refused_since or time.monotonic()
                         if time.monotonic() - refused_since > REFUSED_GRACE_S:
                             raise ServerGone(f"{self.base_url} refuses connections (prompt "
                                              f"{prompt_id} is lost with it): {err}") from err
-                    if time.monotonic() - last_alive > self.gone_after:
-                        raise ServerGone(f"{self.base_url} has not answered for {self.gone_after:g} s "
-                                         f"(prompt {prompt_id}): {err}") from err
-                    state = "waiting"
+                    state = "waiting"  # silence is judged at the top of the loop
                 if state == "done":
                     return self._finish(prompt_id, entry, graph, emit, seen)
                 if state == "lost":
                     raise ServerGone(f"{self.base_url} no longer knows prompt {prompt_id} (restarted?)")
                 ended = seen & {"execution_success", "executing_null"}
-                # with a live websocket, /history is only a safety net: read it less often
-                next_poll = time.monotonic() + (0.05 if ended else self.poll_interval * (5 if self._ws else 1))
+                # with a live websocket, /queue and /history are the heartbeat and a safety net
+                next_poll = time.monotonic() + (0.05 if ended else every if self._ws else min(every, self.poll_interval))
+            # wake for the next poll, or when the silence or the deadline runs out
+            wake = min(next_poll, last_alive + self.gone_after + 0.01,
+                       deadline if deadline is not None else float("inf"))
             if self._ws is None:
-                time.sleep(max(0.01, min(next_poll, next_connect) - time.monotonic()))
+                time.sleep(max(0.01, min(wake, next_connect) - time.monotonic()))
                 continue
-            raw = self._recv(max(0.01, next_poll - time.monotonic()))
+            raw = self._recv(max(0.01, wake - time.monotonic()))
             if self._ws is None:  # dropped: poll at the usual pace until it is back
                 next_poll = min(next_poll, time.monotonic() + self.poll_interval)
             elif raw is not None:
@@ -264,12 +286,16 @@ class ComfyClient:
                 if isinstance(raw, str) and self._handle(raw, prompt_id, graph, emit, seen):
                     next_poll = 0.0  # it ended: read the outputs from /history
 
-    def _poll(self, prompt_id: str) -> tuple[str, dict | None]:
+    def _beat_timeout(self) -> float:
+        """Seconds one heartbeat request may take: short, so silence is judged on time."""
+        return min(self.timeout, max(0.5, self.gone_after / 4))
+
+    def _poll(self, prompt_id: str, timeout: float | None = None) -> tuple[str, dict | None]:
         """("done", history entry) | ("waiting", None) | ("lost", None). /queue is read before
         /history: a prompt leaves the queue only after its history is written."""
-        q = self.queue_status()
+        q = self.queue_status(timeout)
         queued = any(item[1] == prompt_id for key in ("queue_running", "queue_pending") for item in q[key])
-        entry = (self._json("GET", f"/history/{prompt_id}") or {}).get(prompt_id)
+        entry = (self._json("GET", f"/history/{prompt_id}", timeout=timeout or self.timeout) or {}).get(prompt_id)
         if entry:
             return "done", entry
         return ("waiting" if queued else "lost"), None
@@ -312,10 +338,11 @@ class ComfyClient:
 
     # ---- websocket ----
 
-    def _connect(self) -> bool:
+    def _connect(self, timeout: float | None = None) -> bool:
         url = ("wss" if self.base_url.startswith("https") else "ws") + self.base_url[self.base_url.index(":"):]
         try:
-            self._ws = websocket.create_connection(f"{url}/ws?clientId={self.client_id}", timeout=self.timeout)
+            self._ws = websocket.create_connection(f"{url}/ws?clientId={self.client_id}",
+                                                   timeout=timeout or self.timeout)
             return True
         except (OSError, websocket.WebSocketException) as err:
             log.debug("websocket to %s: %s", self.base_url, err)

@@ -40,40 +40,101 @@ def parse_gpus(spec: str) -> list[int]:
         raise ValueError(f"--gpus takes 'all' or indices like 0,1; got {spec!r}") from None
 
 
+class StartFailed(Exception):
+    """An instance exited, or did not answer in time; the message ends with its log's tail."""
+
+
+def _log_tail(path: Path, offset: int, lines: int = 15) -> str:
+    """The last lines this start wrote to `path` (the file also holds earlier starts)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join("    " + line for line in tail)
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """Stop what this start began (each in its own process group), waiting a little for it."""
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + 10
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+
+
 def up(comfyui_dir: Path, gpus: list[int], base_port: int, host: str = "127.0.0.1",
        wait_s: float = 300.0, extra: list[str] = ()) -> list[dict]:
-    """Start the instances (CPU-only: one instance with --cpu) and wait until each answers."""
+    """Start the instances (CPU-only: one instance with --cpu) and wait until each answers.
+    An instance that exits meanwhile (no such GPU, a bad argument) fails the start at once,
+    with the end of its log; then the others are stopped too: all answer, or none is left."""
     main = Path(comfyui_dir) / "main.py"
     if not main.is_file():
         raise FileNotFoundError(f"no ComfyUI at {comfyui_dir} (main.py missing): set COMFYUI_DIR "
                                 "or pass --comfyui-dir")
-    started = []
-    for slot, gpu in enumerate(gpus or [None]):
-        port, name = base_port + slot, f"gpu{gpu}" if gpu is not None else "cpu"
-        temp, logs = REPO / "temp" / name, REPO / "user" / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        device = ["--cuda-device", str(gpu)] if gpu is not None else ["--cpu"]
-        # ComfyUI keeps its database under COMFYUI_DIR whatever the base directory: give each
-        # instance its own, or they would share one sqlite file.
-        database = f"sqlite:///{REPO / 'user' / f'comfyui-{name}.db'}"
-        command = [sys.executable, str(main), "--listen", host, "--port", str(port),
-                   "--base-directory", str(REPO), "--temp-directory", str(temp),
-                   "--database-url", database, *device, *extra]
-        log = open(logs / f"comfyui-{name}.log", "ab")
-        process = subprocess.Popen(command, cwd=comfyui_dir, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        started.append({"url": f"http://{host}:{port}", "pid": process.pid, "device": name,
-                        "log": str(logs / f"comfyui-{name}.log")})
-    deadline = time.monotonic() + wait_s
-    for server in started:
-        client = ComfyClient(server["url"])
-        while not client.health():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{server['url']} did not answer within {wait_s:.0f} s; see {server['log']}")
-            time.sleep(1.0)
+    started, processes, offsets = [], [], []
+    try:
+        for slot, gpu in enumerate(gpus or [None]):
+            port, name = base_port + slot, f"gpu{gpu}" if gpu is not None else "cpu"
+            temp, logs = REPO / "temp" / name, REPO / "user" / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            device = ["--cuda-device", str(gpu)] if gpu is not None else ["--cpu"]
+            # ComfyUI keeps its database under COMFYUI_DIR whatever the base directory: give each
+            # instance its own, or they would share one sqlite file.
+            database = f"sqlite:///{REPO / 'user' / f'comfyui-{name}.db'}"
+            command = [sys.executable, str(main), "--listen", host, "--port", str(port),
+                       "--base-directory", str(REPO), "--temp-directory", str(temp),
+                       "--database-url", database, *device, *extra]
+            log_path = logs / f"comfyui-{name}.log"
+            with open(log_path, "ab") as log:
+                offsets.append(log.tell())
+                processes.append(subprocess.Popen(command, cwd=comfyui_dir, stdout=log,
+                                                  stderr=subprocess.STDOUT, start_new_session=True))
+            started.append({"url": f"http://{host}:{port}", "pid": processes[-1].pid, "device": name,
+                            "log": str(log_path)})
+        _wait_until_up(started, processes, offsets, wait_s)
+    except BaseException:  # one failed, a timeout, Ctrl-C: leave nothing half started
+        _stop(processes)
+        raise
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps({"servers": started}, indent=2))
     return started
+
+
+def _wait_until_up(started: list[dict], processes: list[subprocess.Popen], offsets: list[int],
+                   wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    clients = [ComfyClient(server["url"], timeout=2.0) for server in started]
+    waiting = set(range(len(started)))
+    while waiting:
+        for i in sorted(waiting):
+            code = processes[i].poll()
+            if code is not None:
+                tail = _log_tail(Path(started[i]["log"]), offsets[i])
+                raise StartFailed(f"ComfyUI for {started[i]['device']} exited at start (exit code "
+                                  f"{code}); the end of {started[i]['log']}:\n{tail or '    (empty)'}")
+            if clients[i].health():
+                waiting.discard(i)
+        if waiting and time.monotonic() > deadline:
+            i = min(waiting)
+            tail = _log_tail(Path(started[i]["log"]), offsets[i])
+            raise StartFailed(f"{started[i]['url']} did not answer within {wait_s:.0f} s; the end "
+                              f"of {started[i]['log']}:\n{tail or '    (empty)'}")
+        if waiting:
+            time.sleep(0.5)
 
 
 def down() -> int:

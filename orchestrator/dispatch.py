@@ -7,18 +7,24 @@ goes back in the queue for another, a bounded number of times.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
 from podium.errors import PodiumError
+from podium.files import temp_prefix
 
+from .lifecycle import signals_deferred
 from .segments import SegmentCache, SegmentJob
 from .stitch import Clip
 
 MAX_ATTEMPTS = 3
+SETTLE_S = 30.0  # after Ctrl-C or a failure: how long finished segments may take to reach the cache
+log = logging.getLogger(__name__)
 StatusSink = Callable[[str, str, dict], None]  # (instance name, event type, data)
 
 
@@ -85,20 +91,23 @@ def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: Segment
 
 def _render_one(instance: Instance, job: SegmentJob, cache: SegmentCache, on_status: StatusSink) -> Clip:
     on_status(instance.name, "segment_start", {"segment": job.index})
-    with tempfile.TemporaryDirectory(prefix="podium-segment-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("segment")) as work:
         video, srt, info = render_segment(instance, job, Path(work),
                                           lambda t, d: on_status(instance.name, t, d))
-        clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), srt)
+        with signals_deferred():  # a finished segment reaches the cache, Ctrl-C or not
+            clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), srt)
     on_status(instance.name, "segment_done", {"segment": job.index})
     return clip
 
 
 def _render_parallel(todo, instances, cache, on_status, clips) -> None:
     """One worker thread per instance, all taking from one queue; the first fatal error (or
-    Ctrl-C) stops everything and cancels what the instances are doing."""
-    pending: "queue.Queue[SegmentJob]" = queue.Queue()
+    Ctrl-C) stops everything: what runs is cancelled, and what has already finished on a
+    server is still downloaded into the cache (for SETTLE_S at most), so a rerun keeps it."""
+    # (0 for a segment taken from a vanished instance, so it is the next one run; index)
+    pending: "queue.PriorityQueue[tuple[int, int, SegmentJob]]" = queue.PriorityQueue()
     for job in todo:
-        pending.put(job)
+        pending.put((1, job.index, job))
     settled = threading.Semaphore(0)  # released once per job that finished or failed for good
     stop = threading.Event()
     failure: list[BaseException] = []
@@ -108,48 +117,74 @@ def _render_parallel(todo, instances, cache, on_status, clips) -> None:
     def worker(instance: Instance) -> None:
         while not stop.is_set():
             try:
-                job = pending.get(timeout=0.2)
+                job = pending.get(timeout=0.2)[2]
             except queue.Empty:
                 continue
+            if stop.is_set():
+                return
             try:
                 clips[job.index] = _render_one(instance, job, cache, on_status)
             except InstanceGone as gone:
+                if stop.is_set():  # cancelled with the job: not a vanished instance
+                    return
                 job.attempts += 1
                 with lock:
                     alive.discard(instance.name)
                     nobody_left = not alive
-                on_status(instance.name, "instance_gone", {"segment": job.index, "error": str(gone)})
-                if job.attempts >= MAX_ATTEMPTS or nobody_left:
+                retried = job.attempts < MAX_ATTEMPTS and not nobody_left
+                on_status(instance.name, "instance_gone",
+                          {"segment": job.index, "error": str(gone), "retried": retried})
+                if not retried:
                     failure.append(RenderFailed(
                         f"segment {job.index + 1} failed on {job.attempts} instance(s), last: {gone}"
                         + ("; no healthy instance is left" if nobody_left else "")))
                     settled.release()
                 else:
-                    pending.put(job)  # another instance takes it
+                    pending.put((0, job.index, job))  # the next free instance takes it first
                 return
             except BaseException as err:  # a graph error fails everywhere: stop the job
-                failure.append(err)
+                if not stop.is_set():  # (after a stop, errors are only the cancellation's echo)
+                    failure.append(err)
             settled.release()
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True, name=f"podium-{i.name}")
                for i in instances]
     for thread in threads:
         thread.start()
+    ended_well = False
     try:
         for _ in todo:
             settled.acquire()
             if failure:
                 break
-    except KeyboardInterrupt:
-        failure.append(KeyboardInterrupt())
-        raise
+        ended_well = not failure
     finally:
         stop.set()
-        if failure:
-            for instance in instances:
-                instance.cancel()
+        if not ended_well:  # Ctrl-C, SIGTERM, or a failure
+            with lock:
+                running = [i for i in instances if i.name in alive]
+            _wind_down(running, threads)
     if failure:
         raise failure[0]
+
+
+def _wind_down(instances: list, workers: list[threading.Thread]) -> None:
+    """Cancel what the instances run (each in its own thread: a hung one must not hold up the
+    others), then let the workers finish: one whose segment had already finished on its server
+    downloads it into the cache. A second Ctrl-C stops the wait."""
+    cancels = [threading.Thread(target=_cancel_quietly, args=(i,), daemon=True) for i in instances]
+    for thread in cancels:
+        thread.start()
+    deadline = time.monotonic() + SETTLE_S
+    for thread in [*cancels, *workers]:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _cancel_quietly(instance) -> None:
+    try:
+        instance.cancel()
+    except Exception as err:  # noqa: BLE001 - best effort: the job is ending anyway
+        log.warning("could not cancel on %s: %s", instance.name, err)
 
 
 class InProcessInstance:

@@ -12,7 +12,7 @@ from pathlib import Path
 from podium.engines.script import parse_script  # pure: no torch, no numpy
 from podium.engines.script_schema import ScriptFormatError
 from podium.errors import PodiumError
-from podium.files import atomic_copy
+from podium.files import atomic_copy, temp_prefix
 
 from . import outputs, presets
 from .dispatch import render_all
@@ -174,7 +174,7 @@ def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, 
     key = "presenter-" + content_key(graph, {})
     picture = cache.folder / key / "presenter.png"
     if not picture.exists():
-        with tempfile.TemporaryDirectory(prefix="podium-presenter-") as work:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("presenter")) as work:
             made = instance.produce(graph, {}, Path(work), lambda t, d: view(instance.name, t, d))
             pngs = [p for p, _ in made.get("images", []) if p.suffix == ".png"]
             if not pngs:

@@ -28,6 +28,9 @@ class JobView:
             self._status[instance] = f"segment {data['segment'] + 1}"
         elif event == "instance_gone":
             self._status[instance] = "gone"
+            if data.get("retried"):  # said even with --quiet: the run goes on elsewhere
+                tqdm.write(f"warning: {data.get('error') or instance}; segment "
+                           f"{data['segment'] + 1} goes to another instance", file=sys.stderr)
         elif event == "executing":
             self._end_stage(instance)
             if data.get("node") is not None:

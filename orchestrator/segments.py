@@ -149,7 +149,7 @@ class SegmentCache:
         """Move a finished clip in; the entry appears whole (one rename) or not at all."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", dir=self.folder))
         except OSError as err:
             raise self._unwritable(err) from None
         try:

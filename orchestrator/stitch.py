@@ -16,7 +16,7 @@ from typing import Optional
 
 import srt
 
-from podium.files import publish_all, temp_path
+from podium.files import publish_all, temp_path, temp_prefix
 
 from .ffmpeg import run_ffmpeg
 
@@ -81,7 +81,7 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
         start += clip.duration - crossfade_s
     tmp = temp_path(out_path.with_suffix(".mp4"))
     srt_tmp = temp_path(out_path.with_suffix(".srt"))
-    with tempfile.TemporaryDirectory(prefix="podium-stitch-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("stitch")) as work:
         work = Path(work)
         for i, clip in enumerate(clips):
             _exact_audio(clip, work / f"a{i}.f32")

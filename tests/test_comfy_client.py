@@ -6,8 +6,12 @@ recorded from ComfyUI 0.3.64 (tests/data/comfyui-0.3.64, copied from shared/refe
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -19,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import comparable_body  # noqa: E402
 from fake_comfy import DATA, FakeComfy  # noqa: E402
 from orchestrator.comfy_client import (ComfyClient, ComfyError, ExecutionError, Interrupted,  # noqa: E402
-                                       PromptError, ServerGone)
+                                       PromptError, PromptTimeout, ServerGone)
 
 GONE_AFTER, TIMEOUT = 1.5, 1.0  # ServerGone comes after GONE_AFTER plus at most one request timeout
 GRAPH = {
@@ -225,6 +229,86 @@ def test_killed_server_raises_server_gone(client, fake):
     assert time.monotonic() - t0 <= GONE_AFTER + TIMEOUT + 1.5
     with pytest.raises(ServerGone):  # a dispatcher learns at once that nothing can be queued here
         client.queue(GRAPH)
+
+
+@pytest.fixture
+def server_process(tmp_path):
+    """A fake ComfyUI in a process of its own (so it can really be stopped with SIGSTOP): its
+    nodes take 1000 steps of 10 ms, with a progress event after each."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_comfy.py")),
+                             "--execute", "write", "--root", str(tmp_path / "proc"),
+                             "--steps", "1000", "--step-delay", "0.01"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen, match = [], None
+    for line in proc.stdout:  # warnings may come first
+        seen.append(line)
+        match = re.search(r"fake ComfyUI \(write\) at (http://\S+),", line)
+        if match:
+            break
+    assert match, "".join(seen)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # a full pipe would block it
+    proc.url = match[1]
+    yield proc
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_a_stopped_server_process_is_given_up_after_the_silence_limit(server_process):
+    """SIGSTOP: the port still accepts connections, nothing answers. The heartbeat's short
+    requests notice within the silence limit plus one of them, not after the long HTTP
+    timeout (the default limits give a hung server's segment to another within 15 s)."""
+    gone_after = 3.0
+    client = ComfyClient(server_process.url, timeout=30.0, gone_after=gone_after, heartbeat=0.5)
+    stopped = []
+
+    def stop(_t, _d):
+        os.kill(server_process.pid, signal.SIGSTOP)
+        stopped.append(time.monotonic())
+
+    with pytest.raises(ServerGone, match="has not answered for 3 s"):
+        client.run(GRAPH, Recorder("progress", stop))
+    waited = time.monotonic() - stopped[0]
+    # not before the limit; after it, at most one heartbeat request (gone_after / 4) + slack
+    assert gone_after - 0.1 <= waited <= gone_after + gone_after / 4 + 5, waited
+    assert client._beat_timeout() == gone_after / 4 < client.timeout
+    client.close()
+
+
+def test_the_default_limits_fail_a_hung_server_over_within_15_s():
+    client = ComfyClient("http://127.0.0.1:1")
+    assert client.gone_after + client._beat_timeout() <= 15  # the worst case of the loop above
+    assert client.heartbeat < client.gone_after / 2  # several heartbeats before giving up
+
+
+def test_a_busy_server_without_progress_events_is_not_given_up(fake, tmp_path):
+    """Each node works longer than the silence limit without a single websocket frame; /queue
+    answers all along, so the server counts as alive and the prompt completes."""
+    gone_after = 2.0
+    fake.steps, fake.step_delay = 1, 1.5 * gone_after  # 3 nodes, each silent for 3 s
+    with ComfyClient(fake.url, gone_after=gone_after, heartbeat=0.5) as client:
+        events = Recorder()
+        outputs = client.run(GRAPH, events)
+    assert outputs["3"]["images"][0]["filename"] == "test_00001_.png"
+    assert events.types()[-2:] == ["execution_success", "executing"]
+    assert len(fake.saw("GET", "/queue")) >= 3  # the heartbeat kept asking
+
+
+def test_a_prompt_that_never_ends_raises_prompt_timeout_and_keeps_running(client, fake):
+    fake.steps, fake.step_delay = 100000, 0.01  # "running" for 1000 s a node, progress all along
+    prompt_id = client.queue(GRAPH)
+    t0 = time.monotonic()
+    with pytest.raises(PromptTimeout, match="did not finish within 2 s"):
+        client.follow(prompt_id, Recorder(), timeout_s=2.0)
+    assert time.monotonic() - t0 >= 2.0
+    assert fake.running is not None and fake.running[1] == prompt_id  # the caller decides
+    client.cancel(prompt_id)
+    assert wait_for(lambda: prompt_id in fake.history, 10)
 
 
 # ---- Ctrl-C ----

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -304,6 +305,12 @@ def segment_clips(cache: Path, paras: list[list[str]]) -> list[dict]:
     return [by_first[p[0]] for p in paras]
 
 
+def cached_segments(cache: Path, paras: list[list[str]]) -> set[int]:
+    """Which of the job's segments the cache holds (by the first sentence of their subtitles)."""
+    firsts = {cues(entry / "clip.srt")[0].content.replace("\n", " ") for entry in finished_entries(cache)}
+    return {i for i, p in enumerate(paras) if p[0] in firsts}
+
+
 def check_video(out: Path, cache: Path, paras: list[list[str]], match: re.Match) -> None:
     """The MP4 is whole and in order: one h264 and one aac stream as long as the segments
     together (within a frame), its audio the segments' audio one after another with no gap or
@@ -447,6 +454,11 @@ def test_rerun_after_ctrl_c_reuses_the_finished_segments(servers, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
     kept = len(finished_entries(cache))
     assert 1 <= kept < len(paras)
+    # every segment that finished on a server, even just before Ctrl-C, is in the cache
+    finished = set()
+    for url in servers.urls:
+        finished |= set(job_prompts(url, paras))
+    assert finished <= cached_segments(cache, paras), (finished, cached_segments(cache, paras))
 
     servers.fast()
     match = summary(run_cli(command))
@@ -483,6 +495,8 @@ def test_killing_an_instance_midway_still_gives_the_whole_video(servers, tmp_pat
 
 
 def test_in_process_rerun_after_ctrl_c_reuses_the_finished_segments(tmp_path):
+    # Ctrl-C lands wherever the run is (a segment's stages, the peak-memory sampler, the move
+    # into the cache): the exit is 130 and every finished segment is kept, wherever it lands.
     paras = paragraphs("Local", 3)
     out, cache = tmp_path / "talk.mp4", tmp_path / "cache"
     command = cli_command(write_script(tmp_path, paras), out, cache, [])
@@ -502,3 +516,133 @@ def test_in_process_rerun_after_ctrl_c_reuses_the_finished_segments(tmp_path):
     match = summary(run_cli(command))
     assert int(match["cached"]) >= kept
     check_video(out, cache, paras, match)
+
+
+# ---- hung, busy and never-ending servers (fakes in processes of their own) ----
+
+class FakeProcess:
+    """tests/fake_comfy.py run as a process (podium mode: the pack's nodes do the work), so it
+    can be stopped for real with SIGSTOP. Each node waits steps x step_delay first, with a
+    progress event after each step."""
+
+    def __init__(self, root: Path, steps: int, step_delay: float):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "fake_comfy.py"), "--execute", "podium",
+             "--root", str(root), "--steps", str(steps), "--step-delay", str(step_delay)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+            env={**cli_env(), "PYTHONPATH": os.pathsep.join([str(REPO / "custom_nodes"), str(REPO)])})
+        seen, found = [], None
+        for line in self.proc.stdout:  # anything printed before the address is passed over
+            seen.append(line)
+            found = re.search(r"fake ComfyUI \(podium\) at (http://\S+),", line)
+            if found:
+                break
+        assert found, f"the fake did not start: {seen!r}"
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # never a full pipe
+        self.url = found[1]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def fake_processes(tmp_path):
+    started = []
+
+    def start(steps: int, step_delay: float) -> FakeProcess:
+        started.append(FakeProcess(tmp_path / f"fake{len(started)}", steps, step_delay))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+def heartbeat_env(silence: float, heartbeat: float) -> dict:
+    return {**cli_env(), "PODIUM_SERVER_SILENCE_S": str(silence), "PODIUM_SERVER_HEARTBEAT_S": str(heartbeat)}
+
+
+def test_a_stopped_instance_fails_over_after_the_silence_limit(fake_processes, tmp_path):
+    """SIGSTOP on one server mid-segment (its port still takes connections, nothing answers):
+    after the silence limit its segment goes to the other, and the video is whole."""
+    servers = [fake_processes(10, 0.05), fake_processes(10, 0.05)]  # >= 2.5 s a segment
+    paras = paragraphs("Stopped", 4)
+    out, cache = tmp_path / "talk.mp4", tmp_path / "cache"
+    command = cli_command(write_script(tmp_path, paras), out, cache, [s.url for s in servers])
+    victim, survivor = servers
+    proc = subprocess.Popen(command, cwd=REPO, env=heartbeat_env(3.0, 0.5), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: running_segment(victim.url, paras) is not None or proc.poll() is not None,
+                 240, "the victim to start a segment")
+        assert proc.poll() is None, f"the CLI ended early:\n{proc.communicate()}"
+        cut_short = running_segment(victim.url, paras)
+        finished_by_victim = job_prompts(victim.url, paras)
+        os.kill(victim.proc.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        # the survivor takes the stopped one's segment once the silence limit has passed
+        wait_for(lambda: cut_short in job_prompts(survivor.url, paras) or
+                 running_segment(survivor.url, paras) == cut_short or proc.poll() is not None,
+                 240, "the survivor to take over the stopped server's segment")
+        moved_after = time.monotonic() - stopped_at
+        stdout, stderr = proc.communicate(timeout=400)
+    finally:
+        stop_cli(proc)
+    match = summary(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    assert moved_after >= 3.0 - 0.2, f"given up before the silence limit: {moved_after:.1f} s"
+    assert "has not answered for 3 s" in stderr and "goes to another instance" in stderr, stderr
+    survived = job_prompts(survivor.url, paras)
+    assert cut_short is not None and cut_short not in finished_by_victim and cut_short in survived
+    assert set(survived) | set(finished_by_victim) == set(range(len(paras)))
+    check_video(out, cache, paras, match)
+
+
+def test_a_busy_instance_that_answers_is_not_failed_over(fake_processes, tmp_path):
+    """Every node of the segment works silently (no websocket frame) for longer than the
+    silence limit; the server answers /queue, so the segment is not given up or run twice."""
+    busy = fake_processes(1, 3.0)  # each node: 3 s without a frame, then one progress event
+    paras = paragraphs("Busy", 1)
+    out, cache = tmp_path / "talk.mp4", tmp_path / "cache"
+    command = cli_command(write_script(tmp_path, paras), out, cache, [busy.url])
+    done = subprocess.run(command, cwd=REPO, env=heartbeat_env(2.0, 0.25), capture_output=True,
+                          text=True, timeout=400)
+    match = summary(done)
+    assert "does not answer" not in done.stderr and "failed" not in done.stderr, done.stderr
+    assert len(history(busy.url)) == 1  # one prompt: never resubmitted
+    check_video(out, cache, paras, match)
+
+
+def test_a_segment_that_never_ends_moves_on_or_fails_with_a_message(servers, tmp_path):
+    """A prompt that stays "running" forever: after --segment-timeout it is interrupted there
+    and run on the other instance; with no other instance left the run fails in one line."""
+    if servers.kind != "fake":
+        pytest.skip("a real ComfyUI has no knob to run forever")
+    servers.servers[0].steps, servers.servers[0].step_delay = 1, 100000.0  # never ends
+    paras = paragraphs("Forever", 2)
+    out, cache = tmp_path / "talk.mp4", tmp_path / "cache"
+    script = write_script(tmp_path, paras)
+    command = cli_command(script, out, cache, servers.urls) + ["--segment-timeout", "8"]
+    match = summary(run_cli(command))
+    stuck = servers.servers[0]
+    assert len(stuck.saw("POST", "/interrupt")) >= 1  # it was stopped there
+    assert stuck.running is None or not stuck.pending
+    assert sorted(job_prompts(servers.urls[1], paras)) == [0, 1]  # both rendered by the other
+    check_video(out, cache, paras, match)
+
+    # only the never-ending server: one clear line, exit 1, nothing written
+    out2, cache2 = tmp_path / "alone.mp4", tmp_path / "cache2"
+    paras2 = paragraphs("Forever alone", 1)
+    command = cli_command(write_script(tmp_path, paras2), out2, cache2, servers.urls[:1]) + [
+        "--segment-timeout", "3"]
+    done = run_cli(command)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "did not finish within 3 s" in lines[0] and "--segment-timeout" in lines[0], lines
+    assert not out2.exists()

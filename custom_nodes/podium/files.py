@@ -19,6 +19,12 @@ from typing import Iterator
 _TEMP = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{6})\.part(?P<ext>\.[^.]*)?$")
 
 
+def temp_prefix(kind: str) -> str:
+    """`podium-KIND-PID-`, the prefix of a temporary folder: should the run be killed outright,
+    the next one sees from the PID that its owner is dead and removes it."""
+    return f"podium-{kind}-{os.getpid()}-"
+
+
 def temp_path(path: str | Path, keep_suffix: bool = True) -> Path:
     """A hidden, unused name beside `path` (ffmpeg picks the format by suffix, so it keeps it)."""
     path = Path(path)

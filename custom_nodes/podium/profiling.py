@@ -60,6 +60,10 @@ def _cuda_ready() -> bool:
 class _PeakRss:
     """Samples RSS in a thread: a stage's peak is gone by the time the stage returns."""
 
+    # Readable however far __enter__/__exit__ got: a Ctrl-C landing inside them must stay a
+    # KeyboardInterrupt, not become an AttributeError in the stage's `finally`.
+    start = peak = growth = 0
+
     def __enter__(self):
         self.start = self.peak = _rss_bytes() or 0  # 0 without psutil or /proc: growth unknown
         self._stop = threading.Event()
@@ -73,9 +77,11 @@ class _PeakRss:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_bytes() or 0)
-        self.growth = self.peak - self.start if self.start else 0
+        try:
+            self._thread.join()
+        finally:
+            self.peak = max(self.peak, _rss_bytes() or 0)
+            self.growth = self.peak - self.start if self.start else 0
 
 
 @contextmanager

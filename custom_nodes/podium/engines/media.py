@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import PodiumError
-from ..files import publish, temp_path
+from ..files import publish, temp_path, temp_prefix
 from .ffmpeg_exe import find_ffmpeg
 from .speech import write_wav
 
@@ -67,7 +67,7 @@ def encode_video(
     settings = load_preset(preset)
     n_frames = frames_for(len(samples) / sample_rate, fps)
     tmp = temp_path(out_path.with_suffix(f".{settings['extension']}"))
-    with tempfile.TemporaryDirectory(prefix="podium-encode-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("encode")) as work:
         write_wav(Path(work) / "audio.wav", fit_audio(samples, sample_rate, n_frames, fps),
                   sample_rate)
         filters = []

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import PodiumError
+from ..files import temp_prefix
 from ..memory import get_manager
 from ..progress import Progress
 from .script import Script
@@ -183,7 +184,7 @@ def clone(f5, script: Script, ref_audio_path, ref_text: str, nfe_step: int = 32,
     cache = utils_infer._ref_audio_cache  # F5 keeps its trimmed copy in the temp folder
     for digest in [d for d, p in cache.items() if not os.path.isfile(p)]:
         del cache[digest]  # ... which may have been cleaned away since
-    with tempfile.TemporaryDirectory(prefix="podium-f5-") as workdir:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("f5")) as workdir:
         wav = reference_wav(ref_audio_path, workdir)  # F5 trims silence and clips at 12 s:
         ref_file, ref_text = utils_infer.preprocess_ref_audio_text(str(wav), ref_text, show_info=log.info)
     samples, rate = sf.read(ref_file, dtype="float32", always_2d=True)

@@ -5,6 +5,7 @@ from pathlib import Path
 from ..engines import tts_f5
 from ..engines.speech import write_wav
 from ..errors import PodiumError
+from ..files import temp_prefix
 from ..profiling import reported_stage
 from ..models import ids_of_kind, load_registry
 from ..paths import resolve_input
@@ -109,7 +110,7 @@ class PodiumF5VoiceClone:
             raise PodiumError(tts_f5.EMPTY_REF_TEXT)
         ckpt, vocab, vocoder, config = model_files(model, ckpt_path, vocab_path, vocoder_dir,
                                                    model_config)
-        with tempfile.TemporaryDirectory(prefix="podium-ref-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("ref")) as tmp:
             if audio is not None:
                 reference = Path(tmp) / "reference.wav"
                 write_wav(reference, *samples_from_audio(audio))
