@@ -19,7 +19,7 @@ from podium.engines.script import Script  # pure text: no torch, no numpy
 from .stitch import Clip
 from .workflow import bind
 
-CACHE_VERSION = "1"  # bump when a change to the nodes makes old clips wrong
+CACHE_VERSION = "2"  # bump when a change to the nodes makes old clips wrong
 
 
 @dataclass
@@ -61,7 +61,8 @@ def default_cache_dir() -> Path:
 
 
 class SegmentCache:
-    """Finished segment clips under `<dir>/<key>/` (clip.mp4, clip.srt, info.json)."""
+    """Finished segment clips under `<dir>/<key>/` (clip.mov or clip.mp4 as the workflow made
+    it, clip.srt, info.json)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -73,7 +74,7 @@ class SegmentCache:
         except (OSError, ValueError):
             return None
         srt_path = entry / "clip.srt"
-        return Clip(entry / "clip.mp4", info["frames"], info["fps"],
+        return Clip(entry / Path(info.get("file", "clip.mp4")).name, info["frames"], info["fps"],
                     srt_path if srt_path.exists() else None)
 
     def put(self, key: str, video: Path, frames: int, fps: float, srt_path: Optional[Path]) -> Clip:
@@ -81,10 +82,11 @@ class SegmentCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
         try:
-            shutil.move(str(video), staging / "clip.mp4")
+            name = "clip" + Path(video).suffix
+            shutil.move(str(video), staging / name)
             if srt_path is not None:
                 shutil.move(str(srt_path), staging / "clip.srt")
-            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps}))
+            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps, "file": name}))
             try:
                 os.rename(staging, self.folder / key)
             except OSError:  # another run finished it first: theirs is as good

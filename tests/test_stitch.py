@@ -104,3 +104,51 @@ def test_a_failed_stitch_leaves_the_old_file(clips, tmp_path):
         stitch([clips[0], broken], out)
     assert out.read_bytes() == b"the user's earlier video"
     assert not list(tmp_path.glob(".*part*"))
+
+
+def test_segment_pcm_is_encoded_once(tmp_path):
+    """Segments as the orchestrator gets them (PodiumSaveVideo `intermediate`: H.264 + 16-bit
+    PCM in a .mov): the stitched MP4's AAC is the one encode of the segments' PCM joined, sample
+    for sample the same as encoding that join directly, with no earlier lossy generation; and
+    its audio lasts as long as its video, to the frame."""
+    rate, rng = 48000, np.random.default_rng(3)
+    clips, pcm = [], []
+    for i, (tone, frames) in enumerate(zip(TONES, FRAMES)):
+        n = int(frames / FPS * rate) - 137  # a little short: padded to the frame
+        t = np.arange(n) / rate
+        samples = (0.3 * np.sin(2 * np.pi * tone * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
+        path = tmp_path / f"seg{i}.mov"
+        encode_video(path, lambda s, i=i: np.full((90, 160, 3), 50 * (i + 1), np.uint8), (160, 90),
+                     samples, rate, FPS, preset="h264_pcm")
+        assert probe(path)["audio"]["codec_name"] == "pcm_s16le"
+        decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-"],
+                                 capture_output=True, check=True).stdout
+        pcm.append(np.frombuffer(decoded, "<i2"))
+        assert len(pcm[-1]) == round(frames / FPS * rate)  # exactly the video's length
+        clips.append(Clip(path, frames, FPS))
+    out = stitch(clips, tmp_path / "talk.mp4", normalize=False)
+
+    joined = tmp_path / "joined.f32"
+    (np.concatenate(pcm).astype(np.float32) / 32768.0).tofile(joined)
+    reference = tmp_path / "once.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", str(joined),
+                    "-c:a", "aac", "-b:a", "160k", "-ar", str(rate), "-ac", "1", str(reference)], check=True)
+    ours, once = decode_audio(out, rate), decode_audio(reference, rate)
+    assert len(ours) == len(once) and np.array_equal(ours, once)
+    streams = probe(out)
+    assert (streams["video"]["codec_name"], streams["audio"]["codec_name"]) == ("h264", "aac")
+    assert int(streams["video"]["nb_read_frames"]) == sum(FRAMES)
+    assert abs(float(streams["audio"]["duration"]) - sum(FRAMES) / FPS) <= 1 / FPS
+    assert abs(float(streams["video"]["duration"]) - float(streams["audio"]["duration"])) <= 1 / FPS
+    # The same segments as AAC MP4s (what the orchestrator used to make) lose more: their
+    # stitched audio has been through two encodes, and is further from the PCM than ours.
+    aac_clips = []
+    for i, clip in enumerate(clips):
+        path = tmp_path / f"seg{i}.mp4"
+        encode_video(path, lambda s, i=i: np.full((90, 160, 3), 50 * (i + 1), np.uint8), (160, 90),
+                     pcm[i].astype(np.float32) / 32768.0, rate, FPS)
+        aac_clips.append(Clip(path, clip.frames, FPS))
+    twice = decode_audio(stitch(aac_clips, tmp_path / "twice.mp4", normalize=False), rate)
+    exact = np.concatenate(pcm).astype(np.float32) / 32768.0
+    error = lambda decoded: float(np.sqrt(np.mean((decoded[:len(exact)] - exact) ** 2)))
+    assert error(ours) < 0.8 * error(twice), (error(ours), error(twice))
