@@ -64,7 +64,7 @@ class Script:
 def clean_text(text: str) -> str:
     """`text` without control characters (NUL, escape codes, lone surrogates), which no voice
     can speak and which break the tools downstream; tabs, line breaks and the like stay."""
-    if text.isprintable():
+    if str.isprintable(text):  # (a TypeError for what is not text, as before)
         return text
     return "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cs"))
 
