@@ -17,9 +17,11 @@ from .script import Script, clean_text
 from .speech import Speech, SpeechBuilder, resample
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
-# Piper makes a whole call's audio at once, ~1.2 MB of memory per character of text: a longer
-# sentence is spoken in pieces of at most this many characters, cut at clauses, then at words.
-MAX_PIECE_CHARS = 100
+# Piper makes a whole call's audio at once, ~1.2 MB of memory per character of text: a sentence
+# longer than WHOLE_CHARS (few real ones are) is spoken in pieces of at most PIECE_CHARS, cut at
+# clauses, else between words; memory then stays flat however long the sentence.
+WHOLE_CHARS = 150
+PIECE_CHARS = 60
 # Piper's noise comes from the voice's own RandomNormalLike nodes, seeded from ONNX Runtime's
 # global seed when the session is made: a fixed one makes the same text give the same audio.
 NOISE_SEED = 0
@@ -95,10 +97,11 @@ class _ShrinkingSession:
         return getattr(self._session, name)
 
 
-def pieces(sentence: str, max_chars: int = MAX_PIECE_CHARS) -> list[str]:
-    """`sentence` in pieces of at most `max_chars` characters, in order: whole clauses packed
-    together where they fit, a longer clause cut between words, a longer word cut anywhere."""
-    if len(sentence) <= max_chars:
+def pieces(sentence: str, max_chars: int = PIECE_CHARS, whole_up_to: int = WHOLE_CHARS) -> list[str]:
+    """`sentence` whole if it has at most `whole_up_to` characters, else in pieces of at most
+    `max_chars`, in order: whole clauses packed together where they fit, a longer clause cut
+    between words, a longer word cut anywhere."""
+    if len(sentence) <= max(whole_up_to, max_chars):
         return [sentence]
     out: list[str] = []
     for clause in _CLAUSE.split(sentence):
@@ -122,7 +125,7 @@ def synthesize(
     noise_w: Optional[float] = None,
 ) -> Speech:
     """Speak every sentence of the script, spans exact: one Piper call per sentence, or per
-    piece of one longer than MAX_PIECE_CHARS.
+    piece of one longer than WHOLE_CHARS (see `pieces`); the pieces' audio is the sentence's.
 
     `speaker_voices` maps a segment's speaker (dialogue scripts) to its own loaded voice;
     segments of other speakers use `voice`. Everything is resampled to `voice`'s rate.
@@ -155,9 +158,30 @@ def synthesize(
 
 def _speak(voice, sentence: str, syn_config) -> np.ndarray:
     """One sentence's audio, made a bounded piece at a time (memory flat in its length)."""
-    chunks = [c.audio_float_array for piece in pieces(clean_text(sentence))
-              for c in voice.synthesize(piece, syn_config=syn_config)]
+    chunks = []
+    for piece in pieces(clean_text(sentence)):
+        chunks += [c.audio_float_array for c in voice.synthesize(piece, syn_config=syn_config)]
+        _trim_heap()
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free memory back to the system (glibc keeps what a piece's tensors
+    freed, and the heap would creep up piece after piece); nothing where there is no glibc."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 def parse_speaker_voices(text: str) -> dict[str, str]:
