@@ -56,8 +56,8 @@ def merge_subtitles(clips: list[Clip], offsets: list[float]) -> Optional[str]:
     for clip, offset in zip(clips, offsets):
         if clip.srt_path is None:
             continue
+        shift = timedelta(milliseconds=round(offset * 1000))  # SRT's resolution, to the nearest
         for cue in srt.parse(clip.srt_path.read_text(encoding="utf-8")):
-            shift = timedelta(seconds=offset)
             cues.append(srt.Subtitle(0, cue.start + shift, cue.end + shift, cue.content))
     return srt.compose(cues, reindex=True) if cues else None
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import srt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
 from podium.engines.media import encode_video  # noqa: E402
@@ -152,3 +153,15 @@ def test_segment_pcm_is_encoded_once(tmp_path):
     exact = np.concatenate(pcm).astype(np.float32) / 32768.0
     error = lambda decoded: float(np.sqrt(np.mean((decoded[:len(exact)] - exact) ** 2)))
     assert error(ours) < 0.8 * error(twice), (error(ours), error(twice))
+
+
+def test_offsets_round_to_the_nearest_millisecond(tmp_path):
+    """At 30 fps a clip of 38 frames ends at 1.26667 s: the next clip's cues move by 1.267 s."""
+    from orchestrator.stitch import merge_subtitles
+
+    for i in range(2):
+        (tmp_path / f"c{i}.srt").write_text(f"1\n00:00:00,100 --> 00:00:00,900\nclip {i}\n")
+    clips = [Clip(tmp_path / f"c{i}.mp4", 38, 30, tmp_path / f"c{i}.srt") for i in range(2)]
+    merged = list(srt.parse(merge_subtitles(clips, [0.0, 38 / 30])))
+    assert [(c.index, c.start.total_seconds(), c.end.total_seconds(), c.content) for c in merged] == \
+        [(1, 0.1, 0.9, "clip 0"), (2, 1.367, 2.167, "clip 1")]

@@ -173,3 +173,22 @@ def test_synthesize_cleans_what_it_is_given_directly():
     speech = tts_piper.synthesize(voice, Script("t", [Segment(["Null\x00 here."])]), noise_scale=0, noise_w=0)
     clean = tts_piper.synthesize(voice, Script("t", [Segment(["Null here."])]), noise_scale=0, noise_w=0)
     assert np.array_equal(speech.samples, clean.samples)
+
+
+def test_resampling_is_band_limited():
+    """One resampler (soxr) serves the voices and lip sync: a tone above the new Nyquist is
+    removed, not folded back as linear interpolation did; one below it passes unchanged."""
+    from podium.engines.lipsync import resample as lipsync_resample
+    from podium.engines.speech import resample
+
+    assert tts_piper.resample is resample and lipsync_resample is resample
+    t = np.arange(22050) / 22050
+    high, low = np.sin(2 * np.pi * 10000 * t), np.sin(2 * np.pi * 1000 * t)
+    out_high, out_low = resample(high, 22050, 16000), resample(low, 22050, 16000)
+    assert len(out_low) == 16000 and out_low.dtype == np.float32
+    rms = lambda x: float(np.sqrt(np.mean(x[200:-200] ** 2)))
+    assert rms(out_high) < 0.01 * rms(high)
+    folded = np.interp(np.arange(16000) * 22050 / 16000, np.arange(22050), high)
+    assert rms(folded) > 0.3 * rms(high)  # what the old linear interpolation let through
+    assert abs(rms(out_low) - rms(low)) < 0.01
+    assert np.array_equal(resample(low, 22050, 22050), low.astype(np.float32))
