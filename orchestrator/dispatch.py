@@ -25,6 +25,7 @@ from .stitch import Clip
 MAX_ATTEMPTS = 3
 SETTLE_S = 30.0  # after Ctrl-C or a failure: how long finished segments may take to reach the cache
 log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = (".mov", ".mp4")  # a segment (lossless audio, see PodiumSaveVideo), a finished video
 StatusSink = Callable[[str, str, dict], None]  # (instance name, event type, data)
 
 
@@ -62,7 +63,7 @@ def output_files(outputs: dict, locate: Callable[[dict], Path]) -> dict[str, lis
 def render_segment(instance: Instance, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
     """(video, subtitles or None, video info) of one segment."""
     produced = instance.produce(job.graph, job.files, workdir, on_event)
-    videos = [(p, info) for p, info in produced.get("images", []) if p.suffix == ".mp4"]
+    videos = [(p, info) for p, info in produced.get("images", []) if p.suffix in VIDEO_SUFFIXES]
     if not videos:
         raise RenderFailed("the workflow produced no video: does it end in a Podium Save Video node?")
     subtitles = produced.get("subtitles", [])

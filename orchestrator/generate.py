@@ -131,6 +131,9 @@ def bindings(args, graph: dict, preset: str = "") -> tuple[dict, dict]:
     values = {("Presenter", "width"): args.size[0], ("Presenter", "height"): args.size[1],
               ("Save video", "fps"): args.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[args.subtitles]}
     files = {}
+    if graph[find_node(graph, "Save video")]["class_type"] == "PodiumSaveVideo":
+        # Segments keep their audio lossless (PCM in a .mov): it is encoded once, when stitched.
+        values[("Save video", "intermediate")] = True
     if _has(graph, "Lip sync"):
         values[("Lip sync", "fps")] = args.fps  # each frame takes the audio of its own time
     if _has(graph, "Upscale"):

@@ -22,7 +22,7 @@ from podium.files import publish
 from .stitch import Clip
 from .workflow import bind
 
-CACHE_VERSION = "1"  # bump when a change to the nodes makes old clips wrong
+CACHE_VERSION = "2"  # bump when a change to the nodes makes old clips wrong
 
 
 @dataclass
@@ -71,8 +71,12 @@ class CacheError(PodiumError):
     """The segment cache folder cannot be written (read-only, full)."""
 
 
+CLIP_NAMES = ("clip.mov", "clip.mp4", "clip.srt")  # what an entry may hold
+
+
 class SegmentCache:
-    """Finished segment clips under `<dir>/<key>/` (clip.mp4, clip.srt, info.json).
+    """Finished segment clips under `<dir>/<key>/` (clip.mov or clip.mp4 as the workflow made
+    it, clip.srt, info.json).
 
     info.json records each file's size and sha256, so an entry that was cut short or damaged
     is noticed when it is used: it is dropped, `warn` says so, and the segment is made again.
@@ -119,11 +123,12 @@ class SegmentCache:
             return None, f"info.json has no frame count (frames={frames!r})"
         if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
             return None, f"info.json has no frame rate (fps={fps!r})"
-        if not isinstance(files, dict) or "clip.mp4" not in files:
+        clip_name = info.get("file", "clip.mp4")
+        if not isinstance(files, dict) or clip_name not in files:
             return None, "info.json lists no checksums (made by an older version)"
         for name, want in files.items():
             path = entry / name
-            if name not in ("clip.mp4", "clip.srt") or not isinstance(want, dict):
+            if name not in CLIP_NAMES or not isinstance(want, dict):
                 return None, f"info.json lists an unknown file {name!r}"
             try:
                 size = path.stat().st_size
@@ -134,7 +139,7 @@ class SegmentCache:
             if _sha256(path) != want.get("sha256"):
                 return None, f"{name} does not match its checksum"
         srt_path = entry / "clip.srt"
-        return Clip(entry / "clip.mp4", frames, float(fps), srt_path if "clip.srt" in files else None), None
+        return Clip(entry / clip_name, frames, float(fps), srt_path if "clip.srt" in files else None), None
 
     def _drop(self, entry: Path) -> None:
         """Take a bad entry out of the way (renamed first, so no reader sees it half-deleted)."""
@@ -154,12 +159,13 @@ class SegmentCache:
             raise self._unwritable(err) from None
         try:
             files = {}
-            for source, name in ((video, "clip.mp4"), (srt_path, "clip.srt")):
+            clip_name = "clip" + Path(video).suffix
+            for source, name in ((video, clip_name), (srt_path, "clip.srt")):
                 if source is not None:
                     shutil.move(str(source), staging / name)
                     files[name] = {"size": (staging / name).stat().st_size,
                                    "sha256": _sha256(staging / name)}
-            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps, "files": files}))
+            (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps, "file": clip_name, "files": files}))
             try:
                 publish(staging, self.folder / key, replace=False)
             except FileExistsError:  # another run finished it first: theirs is as good

@@ -1,12 +1,16 @@
 """Stitching: segment clips into one MP4 whose audio is exactly the sum of the segments'.
 
 Video is concatenated without re-encoding (every segment comes from the same encoder preset);
-the audio of each clip is decoded, cut or padded to exactly its video's length and joined
-sample by sample, so there is no gap and no drift however many segments there are; then it is
-loudness-normalised (EBU R128) once, over the whole narration. Cross-fades re-encode.
+the audio of each clip (lossless PCM in the orchestrator's segments, see PodiumSaveVideo's
+`intermediate`) is decoded, cut or padded to exactly its video's length and joined sample by
+sample, so there is no gap and no drift however many segments there are; then it is
+loudness-normalised (EBU R128) once, over the whole narration, and encoded to AAC once: the
+only lossy step the audio goes through. Cross-fades re-encode the video.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +25,6 @@ from podium.files import publish_all, temp_path, temp_prefix
 from .ffmpeg import run_ffmpeg
 
 RATE = 48000  # Hz: the rate every clip's audio is decoded to and the final AAC has
-BYTES_PER_SAMPLE = 4  # mono float32
 LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"  # EBU R128, the usual target for spoken video
 
 
@@ -40,11 +43,12 @@ class Clip:
 
 
 def _exact_audio(clip: Clip, dest: Path) -> None:
-    """The clip's audio as raw float32 mono at RATE, exactly as long as its video."""
-    want = int(round(clip.duration * RATE)) * BYTES_PER_SAMPLE
-    decoded = run_ffmpeg(["-i", str(clip.path), "-vn", "-ac", "1", "-ar", str(RATE),
-                          "-f", "f32le", "-"], stdout=subprocess.PIPE).stdout
-    dest.write_bytes(decoded[:want] + bytes(max(0, want - len(decoded))))
+    """The clip's audio as raw float32 mono at RATE, exactly as long as its video (padded with
+    silence or cut), written by ffmpeg straight to `dest` (memory flat in the clip's length)."""
+    n = int(round(clip.duration * RATE))
+    run_ffmpeg(["-i", str(clip.path), "-vn", "-ac", "1",
+                "-af", f"aresample={RATE},apad=whole_len={n},atrim=end_sample={n}",
+                "-f", "f32le", str(dest)])
 
 
 def merge_subtitles(clips: list[Clip], offsets: list[float]) -> Optional[str]:
@@ -53,8 +57,8 @@ def merge_subtitles(clips: list[Clip], offsets: list[float]) -> Optional[str]:
     for clip, offset in zip(clips, offsets):
         if clip.srt_path is None:
             continue
+        shift = timedelta(milliseconds=round(offset * 1000))  # SRT's resolution, to the nearest
         for cue in srt.parse(clip.srt_path.read_text(encoding="utf-8")):
-            shift = timedelta(seconds=offset)
             cues.append(srt.Subtitle(0, cue.start + shift, cue.end + shift, cue.content))
     return srt.compose(cues, reindex=True) if cues else None
 
@@ -91,7 +95,8 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
         else:
             with open(work / "audio.f32", "wb") as joined:
                 for i in range(len(clips)):
-                    joined.write((work / f"a{i}.f32").read_bytes())
+                    with open(work / f"a{i}.f32", "rb") as part:
+                        shutil.copyfileobj(part, joined)
             listing = work / "clips.txt"
             listing.write_text("".join(f"file '{_quote(c.path)}'\n" for c in clips))
             args = ["-f", "concat", "-safe", "0", "-i", str(listing),

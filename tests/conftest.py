@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import srt
 
 REPO = Path(__file__).resolve().parents[1]
 # What the console script `podium = "orchestrator.cli:main"` runs, in this interpreter.
@@ -102,24 +102,14 @@ def frame_at(path: str | Path, t: float, width: int, height: int) -> np.ndarray:
     return np.frombuffer(done.stdout, np.uint8).reshape(height, width, 3)
 
 
-_SRT_TIME = re.compile(r"(\d+):(\d\d):(\d\d),(\d\d\d)")
-
-
-def _seconds(stamp: str) -> float:
-    h, m, s, ms = (int(g) for g in _SRT_TIME.fullmatch(stamp.strip()).groups())
-    return h * 3600 + m * 60 + s + ms / 1000
-
-
 def parse_srt(path: str | Path) -> list[tuple[float, float, str]]:
-    """[(start, end, text)] with the cue's lines joined by a space; numbering is checked."""
-    blocks = [b for b in re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8").strip()) if b]
-    cues = []
-    for number, block in enumerate(blocks, start=1):
-        lines = block.split("\n")
-        assert lines[0].strip() == str(number), f"cue {number} is numbered {lines[0]!r}"
-        start, end = lines[1].split(" --> ")
-        cues.append((_seconds(start), _seconds(end), " ".join(l.strip() for l in lines[2:])))
-    return cues
+    """[(start, end, text)] with the cue's lines joined by a space, read by the `srt` library
+    (strictly: anything it cannot parse fails); the numbering is checked to run 1, 2, 3, ..."""
+    cues = list(srt.parse(Path(path).read_text(encoding="utf-8"), ignore_errors=False))
+    for number, cue in enumerate(cues, start=1):
+        assert cue.index == number, f"cue {number} is numbered {cue.index!r}"
+    return [(c.start.total_seconds(), c.end.total_seconds(),
+             " ".join(line.strip() for line in c.content.split("\n"))) for c in cues]
 
 
 def listing(folder: Path) -> dict[str, tuple[int, int]]:

@@ -281,3 +281,23 @@ def test_example_workflow_is_served_and_equals_direct_json(comfy):
     info = requests.get(comfy["url"] + "/object_info").json()
     direct = json.loads((REPO / "workflows/direct.json").read_text())
     assert ui_to_api(workflow, info) == with_defaults(direct, info)
+
+
+def test_cli_through_comfyui_keeps_segment_audio_lossless(comfy, tmp_path):
+    """`podium generate --server`: ComfyUI's SaveVideo writes each segment as H.264 + PCM .mov
+    (`intermediate`, set by the orchestrator; /view serves it), the cache keeps it so, and the
+    user's file is the one H.264/AAC MP4, its streams equally long to the frame."""
+    from conftest import run_cli
+
+    out = tmp_path / "talk.mp4"
+    rc, _, err = run_cli("generate", "--server", comfy["url"], "--text",
+                         "Hello from ComfyUI.\n\nA second segment, in its own graph.",
+                         "--out", out, "--size", "160x90", "--fps", "10", "--quiet", tmpdir=tmp_path / "tmp")
+    assert rc == 0, err
+    streams = probe(out)
+    assert (streams["video"]["codec_name"], streams["audio"]["codec_name"]) == ("h264", "aac")
+    assert abs(float(streams["video"]["duration"]) - float(streams["audio"]["duration"])) <= 0.1
+    cache = tmp_path / "tmp-cache"
+    clips = sorted(cache.glob("*/clip.*"))
+    assert len(clips) == 2 and all(c.suffix == ".mov" for c in clips), clips
+    assert all(probe(c)["audio"]["codec_name"] == "pcm_s16le" for c in clips)

@@ -333,7 +333,7 @@ def check_video(out: Path, cache: Path, paras: list[list[str]], match: re.Match)
     # audio: the concatenation of the clips' own audio, each exactly as long as its video
     parts = []
     for clip in clips:
-        samples, want = decode_audio(clip["dir"] / "clip.mp4"), round(clip["duration"] * RATE)
+        samples, want = decode_audio(clip["dir"] / clip["file"]), round(clip["duration"] * RATE)
         parts.append(np.pad(samples[:want], (0, max(0, want - len(samples)))))
     mine, theirs = envelope(decode_audio(out)), envelope(np.concatenate(parts))
     assert abs(len(mine) - len(theirs)) <= FRAME * 50, (len(mine), len(theirs))

@@ -4,6 +4,7 @@ VALIDATE_INPUTS answers, outputs named like ComfyUI's, and ComfyUI's AUDIO / IMA
 from __future__ import annotations
 
 import inspect
+import subprocess
 
 import numpy as np
 import pytest
@@ -198,6 +199,24 @@ def test_save_video_names_files_like_comfyui(out_dir, still):
     assert (video["codec_name"], audio_stream["codec_name"]) == ("h264", "aac")
     assert (video["width"], video["height"], video["nb_frames"]) == (W, H, FPS)
     assert abs(video["duration"] - audio_stream["duration"]) <= 1 / FPS
+
+
+def test_save_video_intermediate_keeps_the_audio_lossless(out_dir, still):
+    """`intermediate` (what the orchestrator sets): a .mov whose audio is the 16-bit PCM of the
+    narration, sample for sample; without it, the playable MP4 above."""
+    samples = (0.4 * sine(0.93) + 0.05 * np.random.default_rng(1).standard_normal(int(0.93 * SR))).astype(np.float32)
+    result = PodiumSaveVideo().save(still, _audio(samples[None, None]), FPS, "seg", "none",
+                                    intermediate=True)
+    item = result["ui"]["images"][0]
+    assert (item["filename"], item["format"], item["frames"]) == ("seg_00001.mov", "video/quicktime", 9)
+    info = ffprobe(out_dir / "seg_00001.mov")
+    (video,), (audio_stream,) = streams(info, "video"), streams(info, "audio")
+    assert (video["codec_name"], audio_stream["codec_name"]) == ("h264", "pcm_s16le")
+    assert int(audio_stream["sample_rate"]) == SR and video["nb_frames"] == 9
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out_dir / "seg_00001.mov"), "-f", "s16le", "-"],
+                         capture_output=True, check=True).stdout
+    want = (np.clip(samples, -1, 1) * 32767.0).astype("<i2")[:int(round(0.9 * SR))]  # 9 frames' worth
+    assert np.array_equal(np.frombuffer(raw, "<i2"), want)
 
 
 def test_save_video_refuses_a_prefix_outside_the_output_folder(out_dir, still):

@@ -244,3 +244,13 @@ def test_script_json_without_narration():
 def test_text_that_merely_mentions_braces_is_not_json():
     script = parse_script("Use {curly} braces. Done.")
     assert script.sentences == ["Use {curly} braces.", "Done."]
+
+
+def test_control_characters_are_dropped_from_the_narration():
+    from podium.engines.script import clean_text
+
+    assert clean_text("Hi\x00 the\x1bre\x07!\x7f\ud800") == "Hi there!"
+    assert clean_text("tabs\tand\nlines\r\nstay") == "tabs\tand\nlines\r\nstay"
+    assert clean_text("café, naïve — “quoted” 日本") == "café, naïve — “quoted” 日本"
+    assert split_sentences("One\x00. Two\x08 here.") == ["One.", "Two here."]
+    assert split_script("# Ti\x00tle\nHello\x00 there.").title == "Title"

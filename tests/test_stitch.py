@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import srt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
 from podium.engines.media import encode_video  # noqa: E402
@@ -104,3 +105,63 @@ def test_a_failed_stitch_leaves_the_old_file(clips, tmp_path):
         stitch([clips[0], broken], out)
     assert out.read_bytes() == b"the user's earlier video"
     assert not list(tmp_path.glob(".*part*"))
+
+
+def test_segment_pcm_is_encoded_once(tmp_path):
+    """Segments as the orchestrator gets them (PodiumSaveVideo `intermediate`: H.264 + 16-bit
+    PCM in a .mov): the stitched MP4's AAC is the one encode of the segments' PCM joined, sample
+    for sample the same as encoding that join directly, with no earlier lossy generation; and
+    its audio lasts as long as its video, to the frame."""
+    rate, rng = 48000, np.random.default_rng(3)
+    clips, pcm = [], []
+    for i, (tone, frames) in enumerate(zip(TONES, FRAMES)):
+        n = int(frames / FPS * rate) - 137  # a little short: padded to the frame
+        t = np.arange(n) / rate
+        samples = (0.3 * np.sin(2 * np.pi * tone * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
+        path = tmp_path / f"seg{i}.mov"
+        encode_video(path, lambda s, i=i: np.full((90, 160, 3), 50 * (i + 1), np.uint8), (160, 90),
+                     samples, rate, FPS, preset="h264_pcm")
+        assert probe(path)["audio"]["codec_name"] == "pcm_s16le"
+        decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-"],
+                                 capture_output=True, check=True).stdout
+        pcm.append(np.frombuffer(decoded, "<i2"))
+        assert len(pcm[-1]) == round(frames / FPS * rate)  # exactly the video's length
+        clips.append(Clip(path, frames, FPS))
+    out = stitch(clips, tmp_path / "talk.mp4", normalize=False)
+
+    joined = tmp_path / "joined.f32"
+    (np.concatenate(pcm).astype(np.float32) / 32768.0).tofile(joined)
+    reference = tmp_path / "once.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", str(joined),
+                    "-c:a", "aac", "-b:a", "160k", "-ar", str(rate), "-ac", "1", str(reference)], check=True)
+    ours, once = decode_audio(out, rate), decode_audio(reference, rate)
+    assert len(ours) == len(once) and np.array_equal(ours, once)
+    streams = probe(out)
+    assert (streams["video"]["codec_name"], streams["audio"]["codec_name"]) == ("h264", "aac")
+    assert int(streams["video"]["nb_read_frames"]) == sum(FRAMES)
+    assert abs(float(streams["audio"]["duration"]) - sum(FRAMES) / FPS) <= 1 / FPS
+    assert abs(float(streams["video"]["duration"]) - float(streams["audio"]["duration"])) <= 1 / FPS
+    # The same segments as AAC MP4s (what the orchestrator used to make) lose more: their
+    # stitched audio has been through two encodes, and is further from the PCM than ours.
+    aac_clips = []
+    for i, clip in enumerate(clips):
+        path = tmp_path / f"seg{i}.mp4"
+        encode_video(path, lambda s, i=i: np.full((90, 160, 3), 50 * (i + 1), np.uint8), (160, 90),
+                     pcm[i].astype(np.float32) / 32768.0, rate, FPS)
+        aac_clips.append(Clip(path, clip.frames, FPS))
+    twice = decode_audio(stitch(aac_clips, tmp_path / "twice.mp4", normalize=False), rate)
+    exact = np.concatenate(pcm).astype(np.float32) / 32768.0
+    error = lambda decoded: float(np.sqrt(np.mean((decoded[:len(exact)] - exact) ** 2)))
+    assert error(ours) < 0.8 * error(twice), (error(ours), error(twice))
+
+
+def test_offsets_round_to_the_nearest_millisecond(tmp_path):
+    """At 30 fps a clip of 38 frames ends at 1.26667 s: the next clip's cues move by 1.267 s."""
+    from orchestrator.stitch import merge_subtitles
+
+    for i in range(2):
+        (tmp_path / f"c{i}.srt").write_text(f"1\n00:00:00,100 --> 00:00:00,900\nclip {i}\n")
+    clips = [Clip(tmp_path / f"c{i}.mp4", 38, 30, tmp_path / f"c{i}.srt") for i in range(2)]
+    merged = list(srt.parse(merge_subtitles(clips, [0.0, 38 / 30])))
+    assert [(c.index, c.start.total_seconds(), c.end.total_seconds(), c.content) for c in merged] == \
+        [(1, 0.1, 0.9, "clip 0"), (2, 1.367, 2.167, "clip 1")]

@@ -181,6 +181,47 @@ def test_long_sentence_chunks_are_cross_faded(f5, files):
     assert min(dips) > 0.2 * level, (min(dips), level)
 
 
+def test_short_sentences_join_their_neighbours_in_one_chunk():
+    assert tts_f5.plan_chunks(["Hi!", "Welcome to the show.", "x" * 40, "Ok."], 30) == \
+        [["Hi!", "Welcome to the show."], ["x" * 40], ["Ok."]]
+    assert tts_f5.plan_chunks(["One.", "Two."], 1000) == [["One.", "Two."]]
+
+
+def test_a_short_sentence_lasts_in_proportion_to_its_text(f5, files):
+    """Issue 13: "Hi!" alone hit F5's 0.3 speed factor and lasted ~3x too long. Joined with
+    its neighbour in one chunk (as F5 itself chunks) its span is its share of the text."""
+    short, long_ = "Hi!", "This sentence is quite a lot longer than the first one."
+    speech = speak(f5, files, script([short, long_]))
+    a, b = speech.sentences
+    assert (a.text, b.text) == (short, long_)
+    chunk = (a.end - a.start) + (b.end - b.start)  # the one generation, cut in two
+    share = (len(short) + 1) / (len(short) + len(long_) + 2)
+    assert abs((a.end - a.start) - share * chunk) <= 0.25 * share * chunk + 0.011, (a, b)
+    rate_a, rate_b = (a.end - a.start) / len(short), (b.end - b.start) / len(long_)
+    assert 0.6 < rate_a / rate_b < 1.6, (rate_a, rate_b)  # was ~3x: the same speaking rate
+
+
+def test_a_lone_short_sentence_is_not_stretched(f5, files):
+    """A segment of one short sentence (its own graph run in the orchestrator) has nothing to
+    join: it gets F5's length for its bytes, without the 0.3 stretch."""
+    lone = speak(f5, files, script(["Welcome."])).sentences[0]
+    normal = speak(f5, files, script(["Welcome to our show today."])).sentences[0]
+    per_byte = lambda span: (span.end - span.start) / len(span.text.encode())
+    assert abs(per_byte(lone) / per_byte(normal) - 1) < 0.1, (lone, normal)
+
+
+def test_cuts_find_the_breath_between_sentences():
+    rng = np.random.default_rng(0)
+    voice = lambda n: (0.3 * rng.standard_normal(n)).astype(np.float32)
+    gap = int(0.05 * RATE)
+    wave = np.concatenate([voice(int(0.9 * RATE)), np.zeros(gap, np.float32), voice(int(1.0 * RATE))])
+    first, end = tts_f5.cut_points(wave, ["Some words here.", "And some more here."])
+    assert int(0.9 * RATE) <= first <= int(0.9 * RATE) + gap and end == len(wave)
+    flat = np.full(RATE, 0.2, np.float32)  # no breath anywhere: the cut stays near its share
+    (cut, _), share = tts_f5.cut_points(flat, ["abc", "abcdefg"]), 4 / 12 * RATE
+    assert abs(cut - share) <= 0.25 * share
+
+
 def test_crossfade_keeps_power_and_length():
     rng = np.random.default_rng(0)
     parts = [rng.standard_normal(n).astype(np.float32) for n in (5000, 3000, 4000)]

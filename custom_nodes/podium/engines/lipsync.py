@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
 from .media import frames_for
-from .speech import Speech
+from .speech import Speech, resample
 from .visual import Visual
 
 # Wav2Lip's hparams.py
@@ -31,16 +31,6 @@ MEL_FPS = SAMPLE_RATE / HOP  # 80 mel columns per second
 MEL_STEP = 16  # columns per window: 0.2 s
 DETECT_MAX_SIDE = 640  # frames are shrunk to this for detection
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2
-
-
-def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Band-limited resampling (FFT): everything above the lower Nyquist is cut."""
-    x = np.asarray(samples, np.float64).reshape(-1)
-    if rate == target or not len(x):
-        return x
-    n_out = max(int(round(len(x) * target / rate)), 1)
-    spectrum = np.fft.rfft(x)[: n_out // 2 + 1]
-    return np.fft.irfft(spectrum, n_out) * (n_out / len(x))
 
 
 def _hz_to_mel(f):  # Slaney's scale, as librosa's default (htk=False)
@@ -69,7 +59,7 @@ def mel_filterbank() -> np.ndarray:
 
 def mel_spectrogram(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Wav2Lip's `audio.melspectrogram` at 16 kHz: (80, 1 + n // 200) float32 in [-4, 4]."""
-    wav = resample(samples, sample_rate)
+    wav = resample(samples, sample_rate, SAMPLE_RATE).astype(np.float64)
     wav = np.concatenate([wav[:1], wav[1:] - PREEMPHASIS * wav[:-1]])  # lfilter([1, -k], [1])
     if len(wav) < 2:
         wav = np.zeros(2)

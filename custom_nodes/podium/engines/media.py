@@ -79,7 +79,7 @@ def encode_video(
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps),
             "-i", "pipe:0", "-i", "audio.wav", "-map", "0:v:0", "-map", "1:a:0",
             *filters, *settings["video"], *settings["audio"], *settings["container"],
-            "-f", "mp4", str(tmp.absolute()),
+            "-f", settings.get("format", "mp4"), str(tmp.absolute()),
         ]
         log = open(Path(work) / "ffmpeg.log", "w+b")
         # Own session: Ctrl-C reaches us, and we stop ffmpeg ourselves and clean up.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -64,9 +65,17 @@ class Script:
         }
 
 
+def clean_text(text: str) -> str:
+    """`text` without control characters (NUL, escape codes, lone surrogates), which no voice
+    can speak and which break the tools downstream; tabs, line breaks and the like stay."""
+    if str.isprintable(text):  # (a TypeError for what is not text, as before)
+        return text
+    return "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cs"))
+
+
 def split_sentences(text: str) -> list[str]:
     """Split prose into sentences, keeping abbreviations, initials and decimals whole."""
-    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", clean_text(text)).strip()
     if not text:
         return []
     sentences, start = [], 0
@@ -102,7 +111,7 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
     """
     if max_words < 1:
         raise PodiumError("max_words must be at least 1")
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = clean_text(text).replace("\r\n", "\n").split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if not title and first is not None and re.match(r"#\s", lines[first]):
         title, lines = lines[first][1:].strip(), lines[first + 1:]

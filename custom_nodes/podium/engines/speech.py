@@ -72,6 +72,17 @@ class SpeechBuilder:
         return Speech(np.concatenate(self._chunks), self.sample_rate, self._sentences, self._segments)
 
 
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Mono audio at another rate, band-limited (soxr's high quality: no aliasing, unlike
+    linear interpolation); float32, about len * rate_out / rate_in samples."""
+    x = np.asarray(samples, np.float32).reshape(-1)
+    if rate_in == rate_out or not len(x):
+        return x
+    import soxr
+
+    return soxr.resample(x, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
+
+
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
     """16-bit PCM mono WAV (what ffmpeg and every player read)."""
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")

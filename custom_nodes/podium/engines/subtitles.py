@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from datetime import timedelta
+
+import srt
 
 from .speech import Speech
 
@@ -30,17 +33,8 @@ def cues_from_speech(speech: Speech, line_chars: int = 42, max_lines: int = 2) -
     return cues
 
 
-def _timestamp(seconds: float) -> str:
-    millis = int(round(seconds * 1000))
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{millis:03d}"
-
-
 def to_srt(cues: list[Cue]) -> str:
-    blocks = [
-        f"{i}\n{_timestamp(c.start)} --> {_timestamp(c.end)}\n{c.text}\n"
-        for i, c in enumerate(cues, start=1)
-    ]
-    return "\n".join(blocks)
+    """SubRip text of the cues, numbered from 1 (composed by the `srt` library)."""
+    ms = lambda seconds: timedelta(milliseconds=round(seconds * 1000))  # nearest, not truncated
+    return srt.compose([srt.Subtitle(i, ms(c.start), ms(c.end), c.text)
+                        for i, c in enumerate(cues, start=1)], reindex=False)

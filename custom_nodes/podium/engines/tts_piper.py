@@ -1,7 +1,10 @@
 """Piper: fast neural TTS on the CPU (ONNX Runtime); the draft preset's voice."""
 from __future__ import annotations
 
+import json
 import os
+import re
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -10,16 +13,23 @@ import numpy as np
 from ..errors import PodiumError
 from ..memory import get_manager
 from ..progress import Progress
-from .script import Script
-from .speech import Speech, SpeechBuilder
+from .script import Script, clean_text
+from .speech import Speech, SpeechBuilder, resample
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
+# Piper makes a whole call's audio at once, ~1.2 MB of memory per character of text: a sentence
+# longer than WHOLE_CHARS (few real ones are) is spoken in pieces of at most PIECE_CHARS, cut at
+# clauses, else between words; memory then stays flat however long the sentence.
+WHOLE_CHARS = 150
+PIECE_CHARS = 60
+# Piper's noise comes from the voice's own RandomNormalLike nodes, seeded from ONNX Runtime's
+# global seed when the session is made: a fixed one makes the same text give the same audio.
+NOISE_SEED = 0
+_CLAUSE = re.compile(r"(?<=[,;:\u2013\u2014])\s+")
 
 
 def load_voice(model_path: str | Path, config_path: Optional[str | Path] = None):
     """Load a Piper .onnx voice (config beside it as .onnx.json) through the model manager."""
-    from piper import PiperVoice
-
     model_path = Path(model_path)
     config_path = Path(config_path) if config_path else Path(f"{model_path}.json")
     if not model_path.is_file():
@@ -31,11 +41,77 @@ def load_voice(model_path: str | Path, config_path: Optional[str | Path] = None)
         )
     return get_manager().load(
         f"piper:{model_path.resolve()}:{config_path.resolve()}",
-        lambda: PiperVoice.load(model_path, config_path=config_path),
+        lambda: _load(model_path, config_path),
         size_bytes=os.path.getsize(model_path),
         kind="onnx",
         stage="voice",
     )
+
+
+def _load(model_path: Path, config_path: Path):
+    """PiperVoice.load with its failures as one line each: a broken config, a file that is no
+    ONNX voice (or one this config does not fit)."""
+    import onnxruntime
+    from piper import PiperVoice
+
+    try:
+        json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise PodiumError(f"Piper voice config {config_path.name} is not valid JSON ({err}): "
+                          "download the .onnx.json that goes with the voice again") from None
+    onnxruntime.set_seed(NOISE_SEED)
+    try:
+        voice = PiperVoice.load(model_path, config_path=config_path)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise PodiumError(f"Piper voice config {config_path.name} is not a Piper voice config "
+                          f"(missing or wrong {err}): download the .onnx.json that goes with "
+                          "the voice again") from None
+    except Exception as err:  # onnxruntime's InvalidProtobuf / Fail / InvalidGraph ...
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise PodiumError(f"{model_path.name} is not a Piper voice ONNX Runtime can load ({reason}): "
+                          "download the voice again") from None
+    inputs = {i.name for i in voice.session.get_inputs()}
+    if not {"input", "input_lengths", "scales"} <= inputs:
+        raise PodiumError(f"{model_path.name} is an ONNX model but not a Piper voice (its inputs "
+                          f"are {', '.join(sorted(inputs))}): give a Piper .onnx voice")
+    voice.session = _ShrinkingSession(voice.session)
+    return voice
+
+
+class _ShrinkingSession:
+    """The voice's ONNX Runtime session, handing its arena's memory back after every call:
+    otherwise the arena keeps (and doubles) the most any call needed, so memory would follow
+    the longest piece and the order of the calls."""
+
+    def __init__(self, session):
+        import onnxruntime
+
+        self._session = session
+        self._options = onnxruntime.RunOptions()
+        self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def run(self, output_names, input_feed, run_options=None):
+        return self._session.run(output_names, input_feed, run_options or self._options)
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+
+def pieces(sentence: str, max_chars: int = PIECE_CHARS, whole_up_to: int = WHOLE_CHARS) -> list[str]:
+    """`sentence` whole if it has at most `whole_up_to` characters, else in pieces of at most
+    `max_chars`, in order: whole clauses packed together where they fit, a longer clause cut
+    between words, a longer word cut anywhere."""
+    if len(sentence) <= max(whole_up_to, max_chars):
+        return [sentence]
+    out: list[str] = []
+    for clause in _CLAUSE.split(sentence):
+        parts = textwrap.wrap(clause, max_chars, break_on_hyphens=False) or [clause]
+        for part in parts:
+            if out and len(out[-1]) + 1 + len(part) <= max_chars:
+                out[-1] += " " + part
+            else:
+                out.append(part)
+    return out
 
 
 def synthesize(
@@ -48,12 +124,14 @@ def synthesize(
     noise_scale: Optional[float] = None,
     noise_w: Optional[float] = None,
 ) -> Speech:
-    """Speak every sentence of the script, one Piper call per sentence, spans exact.
+    """Speak every sentence of the script, spans exact: one Piper call per sentence, or per
+    piece of one longer than WHOLE_CHARS (see `pieces`); the pieces' audio is the sentence's.
 
     `speaker_voices` maps a segment's speaker (dialogue scripts) to its own loaded voice;
     segments of other speakers use `voice`. Everything is resampled to `voice`'s rate.
-    Piper adds random noise to every call (None: the voice's own amounts); 0 and 0 make the
-    audio the same on every run.
+    Piper adds random noise to every call (None: the voice's own amounts), seeded when the voice
+    is loaded (NOISE_SEED): a fresh process speaking the same script gives the same audio;
+    0 and 0 make every call alike whatever came before.
     """
     from piper import SynthesisConfig
 
@@ -67,10 +145,9 @@ def synthesize(
         own = (speaker_voices or {}).get(segment.speaker)
         speaker, syn_config = (own, other_config) if own is not None else (voice, config)
         for sentence in segment.sentences:
-            chunks = [c.audio_float_array for c in speaker.synthesize(sentence, syn_config=syn_config)]
-            if chunks:
-                audio = resample(np.concatenate(chunks), speaker.config.sample_rate, rate)
-                builder.add_sentence(sentence, audio)
+            audio = _speak(speaker, sentence, syn_config)
+            if len(audio):
+                builder.add_sentence(sentence, resample(audio, speaker.config.sample_rate, rate))
             progress.update()
         builder.end_segment()
     speech = builder.build()
@@ -79,13 +156,32 @@ def synthesize(
     return speech
 
 
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Linear resampling: enough to join Piper voices of different rates (16/22.05 kHz)."""
-    if rate_in == rate_out:
-        return audio
-    n_out = int(round(len(audio) * rate_out / rate_in))
-    positions = np.arange(n_out) * (rate_in / rate_out)
-    return np.interp(positions, np.arange(len(audio)), audio).astype(np.float32)
+def _speak(voice, sentence: str, syn_config) -> np.ndarray:
+    """One sentence's audio, made a bounded piece at a time (memory flat in its length)."""
+    chunks = []
+    for piece in pieces(clean_text(sentence)):
+        chunks += [c.audio_float_array for c in voice.synthesize(piece, syn_config=syn_config)]
+        _trim_heap()
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free memory back to the system (glibc keeps what a piece's tensors
+    freed, and the heap would creep up piece after piece); nothing where there is no glibc."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 def parse_speaker_voices(text: str) -> dict[str, str]:

@@ -23,6 +23,9 @@ log = logging.getLogger("podium.upscale")
 MIN_TILE = 32
 REGIONS = ("frame", "face")
 _OOM = ("out of memory", "can't allocate memory")  # CUDA / CPU allocator messages
+# oneDNN (torch's CPU kernels) builds a kernel per shape; when that build cannot allocate it says
+# only this. On the CPU it is an allocation failure like any other (the tile is halved).
+_CPU_OOM = ("could not create a primitive",)
 WORK_BYTES = 512 * 512 * 4 * 4 * 64 * 2 * 3  # a few 64-channel fp16 maps of a 512 px tile at x4
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2, as lip sync's FaceDetector gives
 
@@ -80,8 +83,8 @@ def upscale_tensor(model, image, tile: int = 512, overlap: int = 32):
     while True:
         try:
             return _tiled(model, image, fitted, overlap), (fitted if halved else tile)
-        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
-            if not any(marker in str(exc).lower() for marker in _OOM):
+        except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not _out_of_memory(exc, model.device):
                 raise
             if fitted // 2 < MIN_TILE:
                 raise PodiumError(f"not enough memory on {model.device} to upscale even {fitted} px "
@@ -92,6 +95,15 @@ def upscale_tensor(model, image, tile: int = 512, overlap: int = 32):
         log.warning("upscale: out of memory on %s with %d px tiles, retrying with %d",
                     model.device, fitted, fitted // 2)
         fitted, halved = fitted // 2, True
+
+
+def _out_of_memory(exc: BaseException, device) -> bool:
+    """Whether `exc` is an allocation failure on `device` (CUDA's, the CPU allocator's, oneDNN's)."""
+    if isinstance(exc, MemoryError):
+        return True
+    message = str(exc).lower()
+    markers = _OOM + (_CPU_OOM if str(device).startswith("cpu") else ())
+    return any(marker in message for marker in markers)
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:

@@ -30,6 +30,10 @@ class PodiumSaveVideo:
             },
             "optional": {
                 "subtitles": ("PODIUM_SUBTITLES",),
+                "intermediate": ("BOOLEAN", {"default": False, "tooltip": (
+                    "On: a segment for Podium's orchestrator to stitch, H.264 with lossless PCM "
+                    "audio in a .mov, so the audio is encoded to AAC once, in the stitched MP4. "
+                    "Off: a finished H.264/AAC MP4 that plays everywhere.")}),
             },
         }
 
@@ -38,25 +42,29 @@ class PodiumSaveVideo:
     OUTPUT_NODE = True
     CATEGORY = "Podium/output"
     DESCRIPTION = "Write the video (H.264/AAC MP4) and its subtitles to the output folder."
+    PRESETS = {False: "h264_aac", True: "h264_pcm"}  # by `intermediate`
 
     @reported_stage("encode")
-    def save(self, visual, audio, fps, filename_prefix, subtitle_mode, subtitles=None):
+    def save(self, visual, audio, fps, filename_prefix, subtitle_mode, subtitles=None,
+             intermediate=False):
         if subtitle_mode != "none" and subtitles is None:
             raise PodiumError(f"subtitle_mode is {subtitle_mode!r} but no subtitles are connected")
         samples, sample_rate = samples_from_audio(audio)
         if not len(samples):
             raise PodiumError("the audio is empty: nothing to make a video of")
         srt = to_srt(subtitles) if subtitles is not None else None
-        extension = load_preset()["extension"]
-        path, subfolder, name = next_output_path(filename_prefix, extension)
+        preset = self.PRESETS[bool(intermediate)]
+        settings = load_preset(preset)
+        path, subfolder, name = next_output_path(filename_prefix, settings["extension"])
         n_frames = frames_for(len(samples) / sample_rate, fps)
         progress = Progress(n_frames)
         encode_video(
             path, visual.render, (visual.width, visual.height), samples, sample_rate, fps,
-            burn_srt=srt if "burn" in subtitle_mode else None, on_frame=progress.update,
+            burn_srt=srt if "burn" in subtitle_mode else None, preset=preset,
+            on_frame=progress.update,
         )
         ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output",
-                          "format": "video/mp4", "frames": n_frames, "fps": fps,
+                          "format": settings["mime"], "frames": n_frames, "fps": fps,
                           "duration": n_frames / fps}],
               "animated": [True]}
         if "srt" in subtitle_mode.split("+"):
