@@ -9,9 +9,7 @@ only lossy step the audio goes through. Cross-fades re-encode the video.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta

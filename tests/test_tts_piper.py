@@ -3,7 +3,6 @@ flat in sentence length, measured on the CLI's peak RSS), seeded noise, broken v
 control characters as one clear line."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
