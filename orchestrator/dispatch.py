@@ -185,7 +185,7 @@ def _cancel_quietly(instance) -> None:
     try:
         instance.cancel()
     except Exception as err:  # noqa: BLE001 - best effort: the job is ending anyway
-        log.warning("could not cancel on %s: %s", instance.name, err)
+        log.debug("could not cancel on %s: %s", instance.name, err)  # the job says why it ends
 
 
 class InProcessInstance:

@@ -176,8 +176,8 @@ def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
     scratch.mkdir()
     folder.mkdir()
     stale = [scratch / f"podium-segment-{dead}-k2j4", scratch / f"podium-stitch-{dead}-x9",
-             folder / f".talk.{dead}.part.mp4", folder / f".talk.srt.{dead}.part"]
-    kept = [scratch / f"podium-segment-{live}-abcd", folder / f".talk.{live}.part.mp4",
+             folder / f".talk.{dead}.0a1b2c.part.mp4", folder / f".talk.srt.{dead}.3d4e5f.part"]
+    kept = [scratch / f"podium-segment-{live}-abcd", folder / f".talk.{live}.0a1b2c.part.mp4",
             folder / "podium-notes.txt", folder / ".talk.part", scratch / "podium-mine",
             folder / "talk.srt.part"]
     for path in stale + kept:
