@@ -194,8 +194,14 @@ def test_pack_example_workflows_convert_to_the_api_workflows(path):
     if path is None:
         pytest.skip("no example workflows in the pack yet")
     info, classes = pack_object_info()
-    api = ui_to_api(json.loads(path.read_text()), info)
-    local.validate(copy.deepcopy(api), classes)  # a graph the pack accepts
+    workflow = json.loads(path.read_text())
+    core = {n["type"] for n in workflow["nodes"]} - set(classes) - {"Note"}
+    if core:  # ComfyUI-native templates (core nodes draw the picture): run on servers only
+        assert core <= set(OBJECT_INFO) | set(json.loads((DATA / "object_info_wan.json").read_text()))
+        info = {**OBJECT_INFO, **json.loads((DATA / "object_info_wan.json").read_text()), **info}
+    api = ui_to_api(workflow, info)
+    if not core:
+        local.validate(copy.deepcopy(api), classes)  # a graph the pack accepts
     twins = [p for p in (REPO / "workflows").glob("*.json") if p.stem in path.stem]
     for twin in twins:  # e.g. podium_direct_draft.json <-> workflows/direct.json
         expected = load_workflow(twin)
