@@ -5,7 +5,6 @@ request; `dest` is replaced only by a whole file whose size and sha256 match.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from podium.errors import PodiumError
-from podium.files import publish
+from podium.files import publish, sha256_file
 from tqdm import tqdm
 
 CHUNK = 1 << 18
@@ -31,14 +30,6 @@ class DownloadError(PodiumError):
 
 def part_path(dest: Path) -> Path:
     return dest.with_name("." + dest.name + ".part")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def auth_headers(url: str) -> dict:

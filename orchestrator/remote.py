@@ -8,7 +8,6 @@ see segment_deadline) is given up there. Either way the segment goes to another 
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import threading
 import uuid
@@ -19,6 +18,7 @@ from urllib.parse import urlparse
 import requests
 
 from podium.errors import one_line
+from podium.files import sha256_file
 
 from .comfy_client import ComfyClient, ComfyError, PromptTimeout, ServerGone
 from .dispatch import InstanceGone, output_files
@@ -98,7 +98,7 @@ class ComfyInstance:
         if path not in self._uploaded:
             companions = [path.with_name(path.name + ".json")] if path.suffix == ".onnx" else []
             companions = [c for c in companions if c.is_file()]
-            subfolder = f"podium/{_digest(path, *companions)}" if companions else "podium"
+            subfolder = f"podium/{sha256_file(path, *companions)[:16]}" if companions else "podium"
             for companion in companions:
                 self.client.upload(companion, subfolder=subfolder, overwrite=True)
             self._uploaded[path] = self.client.upload(path, subfolder=subfolder, overwrite=bool(companions))
@@ -133,11 +133,3 @@ class ComfyInstance:
             return (f"answers, but is not a ComfyUI server (GET /system_stats gave HTTP "
                     f"{r.status_code} {kind})")
         return None
-
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]

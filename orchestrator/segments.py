@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from podium.engines.script import Script  # pure text: no torch, no numpy
 from podium.errors import PodiumError
-from podium.files import publish
+from podium.files import publish, sha256_file
 
 from .stitch import Clip
 from .workflow import bind
@@ -136,7 +136,7 @@ class SegmentCache:
                 return None, f"{name} is missing"
             if size != want.get("size"):
                 return None, f"{name} is {size} bytes, {want.get('size')} were written"
-            if _sha256(path) != want.get("sha256"):
+            if sha256_file(path) != want.get("sha256"):
                 return None, f"{name} does not match its checksum"
         srt_path = entry / "clip.srt"
         return Clip(entry / clip_name, frames, float(fps), srt_path if "clip.srt" in files else None), None
@@ -164,7 +164,7 @@ class SegmentCache:
                 if source is not None:
                     shutil.move(str(source), staging / name)
                     files[name] = {"size": (staging / name).stat().st_size,
-                                   "sha256": _sha256(staging / name)}
+                                   "sha256": sha256_file(staging / name)}
             (staging / "info.json").write_text(json.dumps({"frames": frames, "fps": fps, "file": clip_name, "files": files}))
             try:
                 publish(staging, self.folder / key, replace=False)
@@ -182,11 +182,3 @@ class SegmentCache:
     def _unwritable(self, err: OSError) -> CacheError:
         return CacheError(f"cannot write to the segment cache {self.folder}: "
                           f"{err.strerror or err}; free some space there or pass --cache-dir DIR")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -3,17 +3,23 @@ SRT parsing and a synthetic portrait (drawn here, nothing downloaded)."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import srt
+import websocket
 
 REPO = Path(__file__).resolve().parents[1]
 # What the console script `podium = "orchestrator.cli:main"` runs, in this interpreter.
@@ -172,3 +178,53 @@ def stop_process(proc, grace_s: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextlib.contextmanager
+def comfyui_server(args: list[str], cwd: Path, log_path: Path, env: dict | None = None):
+    """A ComfyUI started as `python ARGS --cpu --listen 127.0.0.1 --port P` on a free port,
+    waited for (its log shown if it exits or stays silent for 180 s), stopped at the end;
+    yields {"url", "port", "log"}."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, *args, "--cpu", "--listen", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ComfyUI exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() - start > 180:
+                pytest.fail(f"ComfyUI did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(url + "/system_stats", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        yield {"url": url, "port": port, "log": log_path}
+    finally:
+        stop_process(proc)
+
+
+def run_prompt(comfy: dict, graph: dict, timeout: float = 300) -> tuple[dict, list[dict]]:
+    """POST the graph with our client_id to a live ComfyUI, follow its websocket messages to the
+    end; returns (its /history entry, the JSON messages received)."""
+    client_id = uuid.uuid4().hex
+    ws = websocket.create_connection(f"ws://127.0.0.1:{comfy['port']}/ws?clientId={client_id}",
+                                     timeout=timeout)
+    try:
+        answer = requests.post(comfy["url"] + "/prompt", json={"prompt": graph, "client_id": client_id})
+        assert answer.status_code == 200, answer.text
+        prompt_id, messages = answer.json()["prompt_id"], []
+        while not any(m["type"] in ("execution_success", "execution_error", "execution_interrupted")
+                      and m["data"].get("prompt_id") == prompt_id for m in messages):
+            frame = ws.recv()
+            if isinstance(frame, str):
+                messages.append(json.loads(frame))
+    finally:
+        ws.close()
+    return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id], messages

@@ -15,16 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-import websocket
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 pytestmark = [
@@ -35,7 +31,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from conftest import draw_portrait, ffprobe, stop_process, streams  # noqa: E402
+from conftest import comfyui_server, draw_portrait, ffprobe, run_prompt, streams  # noqa: E402
 from orchestrator import embedded  # noqa: E402
 
 CLONE = "comfyui-podium"  # not "podium": the pack must load whatever the folder is called
@@ -67,53 +63,10 @@ def comfy(tmp_path_factory):
     (extra / "tts/piper").mkdir(parents=True)
     (extra / "tts/piper/en_GB-alba-medium.onnx").write_bytes(b"x")
     (root / "extra_model_paths.yaml").write_text(f"elsewhere:\n  base_path: {extra}\n  tts: tts\n")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log_path = root.parent / "comfyui.log"
-    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k not in ("PODIUM_MODELS_DIR", "PYTHONPATH")}
-    cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--database-url", "sqlite:///:memory:"]
-    start = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() - start > 180:
-                pytest.fail(f"ComfyUI did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/system_stats", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        yield {"url": url, "port": port, "root": root, "log": log_path}
-    finally:
-        stop_process(proc)
-
-
-def run_prompt(comfy: dict, graph: dict, timeout: float = 300) -> dict:
-    """POST the graph, follow its websocket to the end; its /history entry."""
-    client_id = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{comfy['port']}/ws?clientId={client_id}",
-                                     timeout=timeout)
-    try:
-        answer = requests.post(comfy["url"] + "/prompt", json={"prompt": graph, "client_id": client_id})
-        assert answer.status_code == 200, answer.text
-        prompt_id = answer.json()["prompt_id"]
-        while True:
-            frame = ws.recv()
-            if isinstance(frame, str):
-                message = json.loads(frame)
-                if message["type"] in ("execution_success", "execution_error") and \
-                        message["data"].get("prompt_id") == prompt_id:
-                    break
-    finally:
-        ws.close()
-    return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id]
+    with comfyui_server(["main.py", "--database-url", "sqlite:///:memory:"], cwd=root,
+                        log_path=root.parent / "comfyui.log", env=env) as server:
+        yield {**server, "root": root}
 
 
 def direct_graph(prefix: str) -> dict:
@@ -147,7 +100,7 @@ def test_podium_model_folders_are_registered_with_extra_paths(comfy):
 
 
 def test_direct_json_renders_an_mp4_with_both_streams(comfy, tmp_path):
-    entry = run_prompt(comfy, direct_graph("podium/installed"))
+    entry, _ = run_prompt(comfy, direct_graph("podium/installed"))
     assert entry["status"]["status_str"] == "success", entry["status"]
     video = entry["outputs"]["5"]["images"][0]
     answer = requests.get(comfy["url"] + "/view", params={k: video[k] for k in ("filename", "subfolder", "type")})
@@ -185,4 +138,4 @@ def test_path_inputs_are_confined_to_the_input_folder_with_one_message(comfy, tm
     assert "input folder" in messages.pop()
     graph = direct_graph("podium/confined")
     graph["3"]["inputs"]["portrait_path"] = "face.png"
-    assert run_prompt(comfy, graph)["status"]["status_str"] == "success"
+    assert run_prompt(comfy, graph)[0]["status"]["status_str"] == "success"

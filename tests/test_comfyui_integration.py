@@ -11,16 +11,12 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-import websocket
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 pytestmark = [
@@ -31,7 +27,7 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from conftest import stop_process  # noqa: E402
+from conftest import comfyui_server, run_prompt  # noqa: E402
 from orchestrator import embedded, local  # noqa: E402
 from orchestrator.prompt_errors import describe_prompt_error  # noqa: E402
 
@@ -45,54 +41,13 @@ WIDGET_TYPES = {"STRING", "INT", "FLOAT", "BOOLEAN", "COMBO"}
 def comfy(tmp_path_factory):
     """A running ComfyUI with the repo as base directory: {"url", "port", "log"}."""
     root = tmp_path_factory.mktemp("comfyui")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, str(Path(COMFYUI_DIR, "main.py")), "--cpu", "--listen", "127.0.0.1",
-           "--port", str(port), "--base-directory", str(REPO), "--database-url", "sqlite:///:memory:"]
+    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(REPO),
+            "--database-url", "sqlite:///:memory:"]
     for name in ("output", "temp", "user", "input"):
         (root / name).mkdir()
-        cmd += [f"--{name}-directory", str(root / name)]
-    log_path = root / "comfyui.log"
-    url = f"http://127.0.0.1:{port}"
-    start = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() - start > 180:
-                pytest.fail(f"ComfyUI did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/system_stats", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        yield {"url": url, "port": port, "log": log_path, "input": root / "input"}
-    finally:
-        stop_process(proc)
-
-
-def run_prompt(comfy: dict, graph: dict, timeout: float = 300) -> tuple[dict, list[dict]]:
-    """POST the graph with our client_id, follow its websocket messages to the end; returns
-    (its /history entry, the JSON messages received)."""
-    client_id = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{comfy['port']}/ws?clientId={client_id}",
-                                     timeout=timeout)
-    try:
-        answer = requests.post(comfy["url"] + "/prompt", json={"prompt": graph, "client_id": client_id})
-        assert answer.status_code == 200, answer.text
-        prompt_id, messages = answer.json()["prompt_id"], []
-        while not any(m["type"] in ("execution_success", "execution_error", "execution_interrupted")
-                      and m["data"].get("prompt_id") == prompt_id for m in messages):
-            frame = ws.recv()
-            if isinstance(frame, str):
-                messages.append(json.loads(frame))
-    finally:
-        ws.close()
-    return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id], messages
+        args += [f"--{name}-directory", str(root / name)]
+    with comfyui_server(args, cwd=root, log_path=root / "comfyui.log") as server:
+        yield {**server, "input": root / "input"}
 
 
 def download(comfy: dict, item: dict, dest: Path) -> Path:

@@ -14,19 +14,15 @@ from __future__ import annotations
 import copy
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-import websocket
 
-from conftest import FFMPEG, ffprobe, stop_process, streams
+from conftest import FFMPEG, comfyui_server, ffprobe, run_prompt, streams
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 pytestmark = [
@@ -61,50 +57,10 @@ def comfy(tmp_path_factory):
     from podium.engines.wav2lip_net import export_onnx
     export_onnx(calibrated_wav2lip(), base / "input" / "wav2lip_random.onnx")
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, str(Path(COMFYUI_DIR, "main.py")), "--cpu", "--listen", "127.0.0.1",
-           "--port", str(port), "--base-directory", str(base), "--database-url", "sqlite:///:memory:"]
-    log_path = base / "comfyui.log"
-    url = f"http://127.0.0.1:{port}"
-    start = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() - start > 180:
-                pytest.fail(f"ComfyUI did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/system_stats", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        yield {"url": url, "port": port, "base": base, "log": log_path}
-    finally:
-        stop_process(proc)
-
-
-def run_prompt(comfy: dict, graph: dict, timeout: float = 600) -> tuple[dict, list[dict]]:
-    """POST the graph, follow its websocket messages to the end: (its /history entry, messages)."""
-    client_id = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{comfy['port']}/ws?clientId={client_id}",
-                                     timeout=timeout)
-    try:
-        answer = requests.post(comfy["url"] + "/prompt", json={"prompt": graph, "client_id": client_id})
-        assert answer.status_code == 200, answer.text
-        prompt_id, messages = answer.json()["prompt_id"], []
-        while not any(m["type"] in ("execution_success", "execution_error", "execution_interrupted")
-                      and m["data"].get("prompt_id") == prompt_id for m in messages):
-            frame = ws.recv()
-            if isinstance(frame, str):
-                messages.append(json.loads(frame))
-    finally:
-        ws.close()
-    return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id], messages
+    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(base),
+            "--database-url", "sqlite:///:memory:"]
+    with comfyui_server(args, cwd=base, log_path=base / "comfyui.log") as server:
+        yield {**server, "base": base}
 
 
 def decoded_frames(path: Path, width: int, height: int) -> np.ndarray:
@@ -144,7 +100,7 @@ def test_checkpoint_presenter_template_renders_with_an_sd15_checkpoint(comfy, tm
     graph["picture"] = {"class_type": "SaveImage", "inputs": {
         "images": [of_class(graph, "VAEDecode"), 0], "filename_prefix": "podium/picture"}}
 
-    entry, messages = run_prompt(comfy, copy.deepcopy(graph))
+    entry, messages = run_prompt(comfy, copy.deepcopy(graph), timeout=600)
     assert entry["status"]["status_str"] == "success", entry["status"]
     ran = {m["data"]["node"] for m in messages if m["type"] == "executing"} - {None}
     assert ran == set(graph)

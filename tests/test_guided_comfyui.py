@@ -16,7 +16,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_ollama import SECRET_BODY, FakeOllama  # noqa: E402
-from test_comfyui_integration import REPO, comfy, pytestmark, run_prompt  # noqa: E402,F401
+from conftest import run_prompt  # noqa: E402
+from test_comfyui_integration import REPO, comfy, pytestmark  # noqa: E402,F401
 
 from podium.engines.llm_script import HOSTS_ENV, NOT_ALLOWED  # noqa: E402
 

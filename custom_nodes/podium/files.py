@@ -7,6 +7,7 @@ else linked into place, which fails if a file of that name appeared meanwhile.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -114,3 +115,13 @@ def atomic_copy(source: str | Path, path: str | Path, replace: bool = True) -> P
     with writing(path, replace) as tmp:
         shutil.copyfile(source, tmp)
     return Path(path)
+
+
+def sha256_file(*paths: str | Path) -> str:
+    """The sha256 hex digest of the files' bytes, one after the other, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
