@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "graph's size: 10 min + 1 min per node + 10 s per character)")
     generate.add_argument("--workflow", default=None, metavar="NAME|FILE",
                           help="run this graph (API or UI format) instead of the preset's")
+    generate.add_argument("--progress-json", action="store_true",
+                          help="print progress as JSON lines on stdout, the result last "
+                               "(for programs that run podium; see orchestrator/progress_json.py)")
     _add_render_options(generate)
 
     demo = commands.add_parser("demo", help="make a short sample video (no downloads needed)")
@@ -192,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     servers = commands.add_parser("servers", help="health, queue and memory of ComfyUI servers")
     servers.add_argument("--server", action="append", metavar="URL",
                          help="a server to ask (default: those `podium comfy up` started)")
+
+    from .service import cli as service_cli
+
+    service_cli.add_parsers(commands)  # serve (and worker): each sets `service_command`
     return parser
 
 
@@ -255,8 +262,15 @@ def generate(args) -> int:
     if args.report:
         from .embedded import reset_stage_reports
         reset_stage_reports()
+    if getattr(args, "progress_json", False):
+        from .progress_json import JsonEvents
+        args.progress_sink = JsonEvents()
     load_graph = lambda name: load_any_workflow(name, _object_info_source(instances))  # noqa: E731
     result = job.run(args, lambda target: _narration(args, target), instances, load_graph)
+    if getattr(args, "progress_sink", None) is not None:
+        args.progress_sink.write("result", video=str(result.target), duration=result.duration,
+                                 segments=result.segments, reused=result.reused,
+                                 preset=result.preset, wall=result.wall)
     extra = f", subtitles {result.target.with_suffix('.srt')}" if args.subtitles != "none" else ""
     print(f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
           f"{result.reused} from cache) at {args.fps} fps, {args.size[0]}x{args.size[1]}, "
@@ -365,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             return comfy(args)
         if args.command == "servers":
             return show_servers(args)
+        if getattr(args, "service_command", None) is not None:
+            return args.service_command(args)
         if args.command == "models":
             from . import models_cli
             return models_cli.run(args)

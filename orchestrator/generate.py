@@ -242,7 +242,8 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)
     started = time.perf_counter()
-    view = JobView(graph, len(script.segments), enabled=not args.quiet)
+    view = JobView(graph, len(script.segments), enabled=not args.quiet,
+                   sink=getattr(args, "progress_sink", None))
     try:
         if "portrait" in choice.preset.needs and not args.image and choice.preset.image_model:
             picture = draw_presenter(args, choice.preset.image_model, script.stage, instances[0], cache, view)

@@ -12,7 +12,10 @@ from tqdm import tqdm
 
 
 class JobView:
-    def __init__(self, graph: dict, segments: int, enabled: bool = True):
+    def __init__(self, graph: dict, segments: int, enabled: bool = True, sink=None):
+        self.sink = sink  # also told every event (e.g. progress_json.JsonEvents)
+        if sink is not None:
+            sink.plan(graph, segments)
         self.titles = {k: v.get("_meta", {}).get("title", v["class_type"]) for k, v in graph.items()}
         self.stage_times: dict[str, float] = {}
         self._status: dict[str, str] = {}
@@ -21,6 +24,8 @@ class JobView:
                         dynamic_ncols=True, disable=None if enabled else True)
 
     def __call__(self, instance: str, event: str, data: dict) -> None:
+        if self.sink is not None:
+            self.sink(instance, event, data)
         if event in ("segment_done", "segment_cached"):
             self.bar.update(1)
             self._status[instance] = "cached" if event == "segment_cached" else "idle"

@@ -1,0 +1,333 @@
+"""The HTTP app of `podium serve` (FastAPI): the job API, /metrics and the page.
+
+Paths clients and dashboards rely on:
+  POST   /api/jobs                 submit (JSON, or multipart with `image` / `voice_ref`): 201 + the job
+  GET    /api/jobs                 list, newest first (?state=, ?limit=, ?offset=)
+  GET    /api/jobs/{id}            state, progress 0-1, stages, segments, eta_s, error when failed
+  GET    /api/jobs/{id}/video      the MP4 once done;  GET /api/jobs/{id}/subtitles: its .srt
+  DELETE /api/jobs/{id}            queued or running: cancel it (202, the job); finished: delete
+                                   it and its files (204)
+  GET    /metrics                  Prometheus;  GET /: the page;  GET /openapi.json: the schema
+A bad request is a 4xx whose JSON names the field: {"detail": "options.fps: ...", "field": "options.fps"}.
+With a token, /api and /metrics need `Authorization: Bearer TOKEN` (GET also takes the
+`podium_token` cookie, so the page's <video> can play).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from podium.files import atomic_write_text
+
+from . import __doc__ as SERVICE_DOC
+from .metrics import Metrics
+from .queue import make_queue
+from .runner import SCRIPT_TEXT, SUBTITLES, VIDEO, Runner, job_dir
+from .schemas import JobRequest, RequestError, job_view, preset_names, validation_message, voice_ids
+from .store import ACTIVE, STATES, JobStore
+from .uploads import UPLOADS, remove_folder, store_upload
+
+STATIC = Path(__file__).resolve().parent / "static"
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_JSON_BYTES = 4 << 20
+FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "options")
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: Optional[str] = None
+    workers: int = 1
+    servers: list[str] = field(default_factory=list)
+    config: Optional[Path] = None
+    max_upload_mb: float = 20.0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1e6)
+
+
+class Service:
+    """What the routes share: the store, the runner, the queue, the metrics."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        data = Path(settings.data_dir)
+        (data / "jobs").mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(data / "jobs.sqlite3")
+        self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(),
+                               lambda: len(self.runner.running()), settings.servers)
+        self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe)
+        self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished)
+
+    def _finished(self, job_id: str, outcome) -> None:
+        job = self.store.get(job_id)
+        seconds = job.finished - job.started if job and job.finished and job.started else None
+        self.metrics.job_finished(outcome.state, seconds)
+
+    def job(self, job_id: str):
+        if not JOB_ID.match(job_id):
+            raise RequestError("id", f"{job_id[:40]!r} is not a job id (32 hexadecimal digits)", 422)
+        job = self.store.get(job_id)
+        if job is None:
+            raise RequestError("id", f"no job with id {job_id}", 404)
+        return job
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service_holder: dict[str, Service] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        service = service_holder["service"] = Service(settings)
+        service.queue.start()
+        app.state.service = service
+        try:
+            yield
+        finally:
+            service.queue.stop()
+            service.store.close()
+
+    app = FastAPI(title="Podium", version="1", description=SERVICE_DOC, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+
+    def service() -> Service:
+        return service_holder["service"]
+
+    def authorized(request: Request) -> None:
+        if not settings.token:
+            return
+        given = request.headers.get("authorization", "")
+        token = given[7:].strip() if given[:7].lower() == "bearer " else None
+        if token is None and request.method in ("GET", "HEAD"):
+            token = request.cookies.get("podium_token")
+        if token is None or not secrets.compare_digest(token.encode(), settings.token.encode()):
+            raise _Unauthorized()
+
+    guard = [Depends(authorized)]
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_request: Request, err: RequestError):
+        return JSONResponse({"detail": str(err), "field": err.field}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, err: RequestValidationError):
+        errors = err.errors()
+        where, message = validation_message(errors, skip=1)  # ("query", "limit") -> limit
+        return JSONResponse({"detail": message, "field": where}, status_code=422)
+
+    @app.exception_handler(_Unauthorized)
+    async def _unauthorized(_request: Request, _err: _Unauthorized):
+        return JSONResponse({"detail": "Authorization: a Bearer token is required (the one `podium serve "
+                                       "--token` was given)", "field": "Authorization"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.post("/api/jobs", status_code=201, dependencies=guard, openapi_extra=_submit_openapi(),
+              summary="Submit a job")
+    async def submit(request: Request):
+        """JSON (`JobRequest`), or multipart/form-data with the same fields (`options` as a JSON
+        string) and the files `image` (PNG/JPEG/WebP) and `voice_ref` (WAV/FLAC/MP3/Ogg/M4A)."""
+        svc = service()
+        job_request, files = await _parse_submission(request, svc.settings)
+        job_request.check()
+        job_id = _new_job_id()
+        folder = job_dir(svc.settings.data_dir, job_id)
+        inputs = folder / "inputs"
+        try:
+            inputs.mkdir(parents=True)
+            if job_request.mode == "direct":
+                atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
+            stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
+                      for name, upload in files.items()}
+            record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
+            job = svc.store.create(record, job_id)
+        except BaseException:
+            remove_folder(folder)
+            raise
+        svc.queue.submit(job.id)
+        svc.metrics.submitted.inc()
+        return JSONResponse(job_view(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
+
+    @app.get("/api/jobs", dependencies=guard, summary="List jobs, newest first")
+    def list_jobs(state: Optional[str] = None, limit: int = 100, offset: int = 0):
+        if state is not None and state not in STATES:
+            raise RequestError("state", f"unknown state {state!r}: one of {', '.join(STATES)}")
+        if not 1 <= limit <= 1000:
+            raise RequestError("limit", "must be from 1 to 1000")
+        if offset < 0:
+            raise RequestError("offset", "must be 0 or more")
+        svc = service()
+        return {"jobs": [job_view(j, full=False) for j in svc.store.list(state, limit, offset)],
+                "counts": svc.store.counts()}
+
+    @app.get("/api/jobs/{id}", dependencies=guard, summary="A job: state, progress, stages, segments, ETA")
+    def get_job(id: str):  # noqa: A002 - the path says {id}
+        return job_view(service().job(id))
+
+    @app.get("/api/jobs/{id}/video", dependencies=guard, summary="The finished MP4",
+             response_class=FileResponse)
+    def get_video(id: str):  # noqa: A002
+        return _output(service(), id, "video", VIDEO, "video/mp4")
+
+    @app.get("/api/jobs/{id}/subtitles", dependencies=guard, summary="The finished subtitles (SRT)",
+             response_class=FileResponse)
+    def get_subtitles(id: str):  # noqa: A002
+        return _output(service(), id, "subtitles", SUBTITLES, "application/x-subrip")
+
+    @app.delete("/api/jobs/{id}", dependencies=guard, status_code=204,
+                summary="Cancel a queued or running job (202); delete a finished one (204)",
+                responses={202: {"description": "cancelled; the job as it now is"},
+                           204: {"description": "deleted with its files"}})
+    def delete_job(id: str):  # noqa: A002
+        svc = service()
+        job = svc.job(id)
+        if job.state in ACTIVE:
+            if not svc.queue.cancel(job.id):
+                job = svc.job(id)  # it finished meanwhile: say so as it is
+                return JSONResponse(job_view(job), status_code=409)
+            if job.state == "queued":
+                svc.metrics.job_finished("cancelled", None)
+            return JSONResponse(job_view(svc.job(id)), status_code=202)
+        if job.id in svc.runner.running():
+            raise RequestError("id", "the job is still stopping; delete it again in a moment", 409)
+        svc.store.delete(job.id)
+        remove_folder(job_dir(svc.settings.data_dir, job.id))
+        return Response(status_code=204)
+
+    @app.get("/metrics", dependencies=guard, summary="Prometheus metrics", response_class=Response)
+    def metrics():
+        return Response(service().metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            request_schema = JobRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(request_schema.pop("$defs", {}))
+            components["JobRequest"] = request_schema
+            request_schema["properties"]["preset"]["enum"] = list(preset_names())
+            request_schema["properties"]["voice"]["enum"] = list(voice_ids())
+            schema["info"]["x-upload-limit-bytes"] = settings.max_upload_bytes
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def _new_job_id() -> str:
+    from .store import new_id
+
+    return new_id()
+
+
+def _output(svc: Service, job_id: str, key: str, name: str, media_type: str):
+    job = svc.job(job_id)
+    if job.state != "done":
+        raise RequestError("id", f"the job is {job.state}: its {key} exists once it is done", 409)
+    if key not in job.outputs:
+        raise RequestError("id", f"the job has no {key}" + (" (subtitles: none)" if key == "subtitles" else ""), 404)
+    path = job_dir(svc.settings.data_dir, job.id) / name
+    if not path.is_file():
+        raise RequestError("id", f"the job's {key} file is gone from the data folder", 410)
+    return FileResponse(path, media_type=media_type, filename=f"podium-{job.id}{path.suffix}")
+
+
+async def _parse_submission(request: Request, settings: Settings) -> tuple[JobRequest, dict[str, UploadFile]]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    length = request.headers.get("content-length")
+    if kind == "application/json":
+        body = await _read_limited(request, MAX_JSON_BYTES)
+        try:
+            data = json.loads(body)
+        except ValueError as err:
+            raise RequestError("body", f"is not valid JSON ({err})", 400) from None
+        if not isinstance(data, dict):
+            raise RequestError("body", "must be a JSON object", 422)
+        return _validated(data), {}
+    if kind == "multipart/form-data":
+        limit = len(UPLOADS) * settings.max_upload_bytes + MAX_JSON_BYTES
+        if length is None:
+            raise RequestError("body", "send a Content-Length with an upload", 411)
+        if int(length) > limit:
+            raise RequestError("body", f"the request is {int(length) / 1e6:.1f} MB; each upload may be "
+                                       f"{settings.max_upload_mb:g} MB at most", 413)
+        form = await request.form(max_files=len(UPLOADS), max_fields=len(FORM_FIELDS))
+        data, files = {}, {}
+        for name, value in form.multi_items():
+            if name in UPLOADS:
+                if not isinstance(value, UploadFile):
+                    raise RequestError(name, "must be a file upload", 422)
+                if name in files:
+                    raise RequestError(name, "give one file", 422)
+                files[name] = value
+            elif name in FORM_FIELDS:
+                if isinstance(value, UploadFile):
+                    raise RequestError(name, "must be a form field, not a file", 422)
+                data[name] = value
+            else:
+                raise RequestError(name, "is not a field this API takes", 422)
+        if "options" in data:
+            try:
+                data["options"] = json.loads(data["options"]) if data["options"].strip() else {}
+            except ValueError:
+                raise RequestError("options", "must be a JSON object (as a string in the form)", 422) from None
+        return _validated(data), files
+    raise RequestError("body", "send JSON (application/json) or multipart/form-data", 415)
+
+
+def _validated(data: dict) -> JobRequest:
+    try:
+        return JobRequest.model_validate(data)
+    except ValidationError as err:
+        where, message = validation_message(err.errors(include_url=False))
+        raise RequestError(where, message.split(": ", 1)[1] if ": " in message else message, 422) from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError("body", f"is larger than the {limit >> 20} MB a JSON request may be", 413)
+    return bytes(body)
+
+
+def _submit_openapi() -> dict:
+    upload = {"type": "string", "format": "binary"}
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["direct", "guided"]}, "text": {"type": "string"},
+            "topic": {"type": "string"}, "preset": {"type": "string"}, "voice": {"type": "string"},
+            "options": {"type": "string", "description": "JSON object: JobRequest.options"},
+            "image": {**upload, "description": "portrait: PNG, JPEG or WebP"},
+            "voice_ref": {**upload, "description": "voice to clone: WAV, FLAC, MP3, Ogg or M4A"}}}},
+    }}}

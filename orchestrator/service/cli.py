@@ -1,0 +1,104 @@
+"""The `podium serve` command: its options, and starting the HTTP server (uvicorn)."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from ..outputs import OutputError
+
+DEFAULT_PORT = 8000
+
+
+def add_parsers(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="run Podium as a service: HTTP API, web page, job queue, /metrics",
+        description="Serve the job API (/api/jobs, schema at /openapi.json), the web page (/) and "
+                    "Prometheus metrics (/metrics). Jobs are kept in the data folder (SQLite) and "
+                    "survive a restart; each renders as `podium generate` does, in-process or on "
+                    "the ComfyUI servers given.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only); any "
+                            "other address needs --token")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                       help="jobs, their files and the segment cache (default: the user data "
+                            "folder, ~/.local/share/podium/serve on Linux)")
+    serve.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
+                       help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN)")
+    serve.add_argument("--workers", type=_workers, default=1,
+                       help="jobs rendered at the same time (default 1)")
+    serve.add_argument("--server", action="append", metavar="URL",
+                       help="a ComfyUI server to render on (repeat for several); none: in-process")
+    serve.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+                       help="largest portrait or voice reference taken (default 20)")
+    serve.set_defaults(service_command=serve_command)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be from 1 to 65535, got {port}")
+    return port
+
+
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers takes a whole number, got {value!r}") from None
+    if not 1 <= workers <= 64:
+        raise argparse.ArgumentTypeError(f"--workers must be from 1 to 64, got {workers}")
+    return workers
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def serve_command(args) -> int:
+    if not is_loopback(args.host) and not args.token:
+        raise OutputError(f"--host {args.host} lets other machines in: give a --token (or set "
+                          "PODIUM_TOKEN) that clients must send, or listen on 127.0.0.1")
+    if args.max_upload_mb <= 0:
+        raise OutputError("--max-upload-mb must be more than 0")
+    from .. import cli
+    from .app import Settings, create_app
+
+    data_dir = (args.data_dir or _default_data_dir()).expanduser().absolute()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot use the data folder {data_dir}: {err.strerror or err}") from None
+    settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
+                        workers=args.workers, servers=cli._servers(args),
+                        max_upload_mb=args.max_upload_mb)
+    import uvicorn
+
+    where = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"podium serve: http://{where}:{args.port}/ (data: {data_dir}; "
+          f"{'ComfyUI servers: ' + ', '.join(settings.servers) if settings.servers else 'rendering in-process'})",
+          file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                    timeout_graceful_shutdown=10)
+    except KeyboardInterrupt:  # the signal came between uvicorn's own handling
+        pass
+    return 0
+
+
+def _default_data_dir() -> Path:
+    import platformdirs
+
+    return platformdirs.user_data_path("podium") / "serve"

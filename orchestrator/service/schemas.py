@@ -1,0 +1,166 @@
+"""What the API takes and gives: the job request (pydantic, extra fields refused) and the
+job as JSON. A bad value is named by its field (`options.fps: ...`)."""
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from podium.errors import PodiumError
+from podium.validation import field_path, problem_of
+
+from .store import Job
+
+DEFAULT_VOICE = "piper-en_US-joe-medium"
+MAX_TEXT = 200_000  # characters of narration (about 9 hours at a narrator's pace)
+
+
+class RequestError(Exception):
+    """A request value that cannot be used: `field` names it, `status` is the HTTP code."""
+
+    def __init__(self, field: str, message: str, status: int = 422):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field, self.message, self.status = field, message, status
+
+
+@functools.lru_cache(maxsize=1)
+def preset_names() -> tuple[str, ...]:
+    from .. import presets
+
+    order, _ = presets.load_presets()
+    return ("auto", *order)
+
+
+@functools.lru_cache(maxsize=1)
+def voice_ids() -> tuple[str, ...]:
+    from podium.models import ids_of_kind
+
+    return tuple(ids_of_kind("piper-voice"))
+
+
+class Options(BaseModel):
+    """The `podium generate` options a request may set (each named as there)."""
+
+    model_config = ConfigDict(extra="forbid")
+    subtitles: Literal["none", "srt", "burn"] = "srt"
+    fps: int = Field(25, ge=1, le=120)
+    size: str = Field("1280x720", description="WxH, each side 64-4096 and even")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    crossfade: float = Field(0.0, ge=0, le=5)
+    presenter_prompt: str = Field("", max_length=2000)
+    voice_ref_text: str = Field("", max_length=2000, description="exactly what voice_ref says")
+    # guided mode
+    duration: float = Field(60, gt=0, le=4 * 3600, description="guided: target seconds of narration")
+    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+    audience: str = Field("", max_length=300)
+    tone: str = Field("", max_length=300)
+    speakers: str = Field("", max_length=300, pattern=r"^[^\n\r]*$")
+    llm_model: str = Field("llama3.2", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        from ..cli import _size
+
+        try:
+            width, height = _size(value)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(str(err)) from None
+        return f"{width}x{height}"
+
+
+class JobRequest(BaseModel):
+    """POST /api/jobs as JSON (multipart sends the same fields as form fields, `options` as a
+    JSON string, with the files `image` and `voice_ref`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["direct", "guided"] = "direct"
+    text: Optional[str] = Field(None, max_length=MAX_TEXT, description="direct: the narration (plain text or Markdown)")
+    topic: Optional[str] = Field(None, max_length=1000, description="guided: what the video is about")
+    preset: str = Field("auto", description="auto, or a preset of workflows/presets.yaml")
+    voice: str = Field(DEFAULT_VOICE, description="a Piper voice id of models.yaml")
+    options: Options = Field(default_factory=Options)
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, value: str) -> str:
+        if value not in preset_names():
+            raise ValueError(f"unknown preset {value!r}: choose one of {', '.join(preset_names())}")
+        return value
+
+    @field_validator("voice")
+    @classmethod
+    def _voice(cls, value: str) -> str:
+        try:
+            known = voice_ids()
+        except PodiumError:
+            known = (DEFAULT_VOICE,)
+        if value not in known:
+            raise ValueError(f"unknown voice {value!r}: choose one of {', '.join(known)} "
+                             "(a Piper voice id of models.yaml; files are not taken)")
+        return value
+
+    def check(self) -> None:
+        """What the fields cannot say alone: the narration or topic the mode needs."""
+        if self.mode == "direct":
+            if self.topic is not None:
+                raise RequestError("topic", "goes with mode guided; in direct mode give text")
+            if self.text is None or not self.text.strip():
+                raise RequestError("text", "give the narration (mode direct), or mode guided with a topic")
+        else:
+            if self.text is not None:
+                raise RequestError("text", "goes with mode direct; in guided mode give a topic")
+            if self.topic is None or not self.topic.strip():
+                raise RequestError("topic", "guided mode needs a topic: what the video is about")
+
+
+def validation_message(errors: list[dict], skip: int = 0) -> tuple[str, str]:
+    """(field, message) for pydantic/FastAPI errors: the first one, as `field: problem`."""
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))[skip:]
+    field = field_path(loc) or "body"
+    problem = problem_of(first)
+    if first.get("type") == "extra_forbidden":
+        problem = "is not a field this API takes"
+    elif first.get("type") == "value_error":
+        problem = str(first.get("msg", "")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return field, f"{field}: {problem}{more}"
+
+
+def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
+    """A job as GET /api/jobs/{id} answers it (`full=False`, for lists: the request without
+    its text)."""
+    detail = job.detail or {}
+    view = {
+        "id": job.id, "state": job.state, "progress": job.progress, "eta_s": job.eta_s,
+        "error": job.error if job.state == "failed" else None,
+        "created": job.created, "updated": job.updated, "started": job.started,
+        "finished": job.finished, "attempts": job.attempts,
+        "mode": job.request.get("mode"), "preset": job.request.get("preset"),
+        "voice": job.request.get("voice"),
+        "title": _title(job.request),
+        "segments": detail.get("segments", []), "stages": detail.get("stages", []),
+        "reused": detail.get("reused"), "failovers": detail.get("failovers", 0),
+        "request": {k: v for k, v in job.request.items() if k != "inputs" and (full or k != "text")},
+        "uploads": sorted((job.request.get("inputs") or {})),
+        "links": {"self": f"{base}/{job.id}"},
+    }
+    if "video" in job.outputs:
+        view["links"]["video"] = f"{base}/{job.id}/video"
+    if "subtitles" in job.outputs:
+        view["links"]["subtitles"] = f"{base}/{job.id}/subtitles"
+    return view
+
+
+def _title(request: dict) -> str:
+    """A few words to list the job by: the topic, or the script's title or first line."""
+    source = request.get("topic") or request.get("text") or ""
+    for line in source.splitlines():
+        line = re.sub(r"^#+\s*", "", line).strip()
+        if line:
+            return line[:80]
+    return ""

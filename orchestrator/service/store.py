@@ -1,0 +1,171 @@
+"""Jobs persisted in SQLite, so a job survives a restart of the server.
+
+One row per job: its state, progress and the detail the page shows (stages, segments), the
+request as submitted and where its outputs are. The schema carries a version
+(`PRAGMA user_version`); a file written by a newer Podium is refused rather than misread.
+Every call takes the one lock: SQLite is shared by the HTTP threads and the workers.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from podium.errors import UsageError
+
+SCHEMA_VERSION = 1
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")  # a job in these states is re-queued when the server starts
+FINISHED = ("done", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    progress REAL NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '{}',
+    eta_s REAL,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    request TEXT NOT NULL,
+    outputs TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created);
+"""
+_JSON_COLUMNS = ("detail", "request", "outputs")
+_COLUMNS = ("state", "progress", "detail", "eta_s", "error", "started", "finished", "attempts",
+            "request", "outputs")
+
+
+class StoreError(UsageError):
+    """The job database cannot be used (a newer schema, not a database)."""
+
+
+@dataclass
+class Job:
+    id: str
+    state: str
+    request: dict
+    created: float
+    updated: float
+    progress: float = 0.0
+    detail: dict = field(default_factory=dict)  # {"stages": {...}, "segments": [...], ...}
+    eta_s: Optional[float] = None
+    error: Optional[str] = None
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    attempts: int = 0  # how many times a worker started it (a restart or a retry adds one)
+    outputs: dict = field(default_factory=dict)  # {"video": "video.mp4", ...} inside its folder
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobStore:
+    """The jobs of one data folder (`DATA/jobs.sqlite3`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                       timeout=30)
+            self._db.row_factory = sqlite3.Row
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer Podium (job schema {version}, "
+                                 f"this one knows {SCHEMA_VERSION}): upgrade, or use another --data-dir")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path} is not a usable job database ({err}): "
+                             "move it away, or use another --data-dir") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def create(self, request: dict, job_id: Optional[str] = None) -> Job:
+        now = time.time()
+        job = Job(id=job_id or new_id(), state="queued", request=request, created=now, updated=now)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, state, created, updated, request) VALUES (?, ?, ?, ?, ?)",
+                (job.id, job.state, now, now, json.dumps(request)))
+        return job
+
+    def get(self, job_id: str) -> Optional[Job]:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list(self, state: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        """Newest first."""
+        query, params = "SELECT * FROM jobs", []
+        if state:
+            query, params = query + " WHERE state = ?", [state]
+        query += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
+        with self._lock:
+            rows = self._db.execute(query, (*params, limit, offset)).fetchall()
+        return [_job(r) for r in rows]
+
+    def active(self) -> list[Job]:
+        """Queued and running jobs, oldest first: what a starting server re-queues."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE state IN ('queued', 'running') "
+                                    "ORDER BY created, rowid").fetchall()
+        return [_job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state, every state named (0 when none)."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        found = {state: 0 for state in STATES}
+        found.update({state: n for state, n in rows})
+        return found
+
+    def update(self, job_id: str, *, only_if: Optional[tuple[str, ...]] = None, **fields: Any) -> bool:
+        """Set `fields` (columns of Job); with `only_if`, only while the job is in one of those
+        states (so a cancel and a finishing worker cannot overwrite each other). True if it did."""
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown:
+            raise KeyError(f"not job columns: {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in STATES:
+            raise ValueError(f"unknown state {fields['state']!r}")
+        values = [json.dumps(v) if k in _JSON_COLUMNS else v for k, v in fields.items()]
+        sets = ", ".join(f"{k} = ?" for k in fields) + (", " if fields else "") + "updated = ?"
+        query, params = f"UPDATE jobs SET {sets} WHERE id = ?", [*values, time.time(), job_id]
+        if only_if:
+            query += f" AND state IN ({', '.join('?' for _ in only_if)})"
+            params.extend(only_if)
+        with self._lock:
+            return self._db.execute(query, params).rowcount == 1
+
+    def delete(self, job_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.list(limit=-1))
+
+
+def _job(row: sqlite3.Row) -> Job:
+    values = dict(row)
+    for key in _JSON_COLUMNS:
+        values[key] = json.loads(values[key])
+    return Job(**values)
