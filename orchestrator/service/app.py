@@ -57,6 +57,8 @@ class Settings:
     servers: list[str] = field(default_factory=list)
     config: Optional[Path] = None
     max_upload_mb: float = 20.0
+    broker: Optional[str] = None  # a Redis URL: jobs go to `podium worker` processes
+    public_url: Optional[str] = None  # where workers reach this server (default http://host:port)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -74,7 +76,8 @@ class Service:
         self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(),
                                lambda: len(self.runner.running()), settings.servers)
         self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe)
-        self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished)
+        self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished,
+                                broker=settings.broker, api=settings.public_url or _own_url(settings))
 
     def _finished(self, job_id: str, outcome) -> None:
         job = self.store.get(job_id)
@@ -121,6 +124,10 @@ def create_app(settings: Settings) -> FastAPI:
             raise _Unauthorized()
 
     guard = [Depends(authorized)]
+    if settings.broker:
+        from .worker_api import add_worker_routes
+
+        add_worker_routes(app, service, guard)  # what `podium worker` processes call
 
     @app.exception_handler(RequestError)
     async def _request_error(_request: Request, err: RequestError):
@@ -240,6 +247,11 @@ def create_app(settings: Settings) -> FastAPI:
 
 class _Unauthorized(Exception):
     pass
+
+
+def _own_url(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 def _new_job_id() -> str:

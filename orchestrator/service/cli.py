@@ -35,7 +35,68 @@ def add_parsers(commands) -> None:
     serve.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                        help="largest portrait or voice reference taken (default 20)")
+    serve.add_argument("--broker", metavar="redis://HOST:6379/0", default=None,
+                       help="send jobs through Redis to `podium worker` processes (on any machine) "
+                            "instead of rendering them here")
+    serve.add_argument("--public-url", metavar="URL", default=None,
+                       help="with --broker: the address workers reach this server at (default "
+                            "http://HOST:PORT; a worker's own --api wins)")
     serve.set_defaults(service_command=serve_command)
+    _add_worker_parser(commands)
+
+
+def _add_worker_parser(commands) -> None:
+    worker = commands.add_parser(
+        "worker", help="render jobs of a `podium serve --broker` on this machine",
+        description="Take jobs from the broker one at a time and render each as `podium generate` "
+                    "does (in-process, or on the ComfyUI servers given). Inputs come from the "
+                    "server's API and the video goes back to it, so no disk is shared with the "
+                    "server. A worker killed mid-job has its job rendered by another once its "
+                    "heartbeat is --heartbeat-timeout old; it resumes from the segment cache "
+                    "when the two share --cache-dir (workers on one machine do by default; on "
+                    "several machines, mount one folder for them all).")
+    worker.add_argument("--broker", required=True, metavar="redis://HOST:6379/0",
+                        help="the Redis URL `podium serve --broker` was given")
+    worker.add_argument("--api", metavar="URL", default=None,
+                        help="the server's address (default: the one it sends with each job)")
+    worker.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
+                        help="the server's --token (default $PODIUM_TOKEN)")
+    worker.add_argument("--name", default=None, help="how the server names this worker (default HOST:PID)")
+    worker.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help="finished segments, what a retried job resumes from (default "
+                             "$PODIUM_CACHE_DIR or the user cache folder)")
+    worker.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help="where a job's inputs and outputs stay while it renders (default: "
+                             "the user data folder, ~/.local/share/podium/worker on Linux)")
+    worker.add_argument("--server", action="append", metavar="URL",
+                        help="a ComfyUI server to render on (repeat for several); none: in-process")
+    worker.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    worker.add_argument("--heartbeat-timeout", type=_positive("--heartbeat-timeout"), default=60.0,
+                        metavar="SECONDS", help="a worker silent this long is taken for dead and "
+                        "its job given to another (default 60)")
+    worker.add_argument("--maintenance-chance", type=int, default=10_000, metavar="N",
+                        help=argparse.SUPPRESS)  # of a million broker calls; tests: 1000000 (each)
+    worker.set_defaults(service_command=worker_command)
+
+
+def _positive(option: str):
+    def parse(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} takes seconds, got {value!r}") from None
+        if not 0 < seconds <= 86400:
+            raise argparse.ArgumentTypeError(f"{option} must be more than 0 and at most 86400 seconds")
+        return seconds
+    return parse
+
+
+def worker_command(args) -> int:
+    from .. import cli
+    from .worker import run_worker
+
+    args.server = cli._servers(args)
+    return run_worker(args)
 
 
 def _port(value: str) -> int:
@@ -81,14 +142,20 @@ def serve_command(args) -> int:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot use the data folder {data_dir}: {err.strerror or err}") from None
+    if args.broker:
+        from .broker import make_broker
+
+        make_broker(args.broker).close()  # a wrong URL or a Redis that is down: said now, in one line
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=cli._servers(args),
-                        max_upload_mb=args.max_upload_mb)
+                        max_upload_mb=args.max_upload_mb, broker=args.broker, public_url=args.public_url)
     import uvicorn
 
     where = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"podium serve: http://{where}:{args.port}/ (data: {data_dir}; "
-          f"{'ComfyUI servers: ' + ', '.join(settings.servers) if settings.servers else 'rendering in-process'})",
+    how = ('ComfyUI servers: ' + ', '.join(settings.servers) if settings.servers else 'rendering in-process')
+    if args.broker:
+        how = f"jobs to `podium worker` processes through {args.broker}"
+    print(f"podium serve: http://{where}:{args.port}/ (data: {data_dir}; {how})",
           file=sys.stderr, flush=True)
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",

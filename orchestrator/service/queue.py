@@ -118,6 +118,12 @@ class EmbeddedQueue:
                 self.on_finished(job_id, outcome)
 
 
-def make_queue(store: JobStore, runner: Runner, workers: int = 1, on_finished=None) -> Queue:
-    """The queue `podium serve` uses: the embedded one (a broker-backed one where configured)."""
+def make_queue(store: JobStore, runner: Runner, workers: int = 1, on_finished=None,
+               broker: Optional[str] = None, api: Optional[str] = None) -> Queue:
+    """The queue `podium serve` uses: the embedded one, or with a broker URL the Redis one that
+    `podium worker` processes take from (`api`: the address they reach this server at)."""
+    if broker:
+        from .broker import BrokerQueue
+
+        return BrokerQueue(store, broker, api)
     return EmbeddedQueue(store, runner, workers, on_finished=on_finished)

@@ -145,6 +145,7 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
         "title": _title(job.request),
         "segments": detail.get("segments", []), "stages": detail.get("stages", []),
         "reused": detail.get("reused"), "failovers": detail.get("failovers", 0),
+        "worker": detail.get("worker"),  # with a broker: the `podium worker` that has it
         "request": {k: v for k, v in job.request.items() if k != "inputs" and (full or k != "text")},
         "uploads": sorted((job.request.get("inputs") or {})),
         "links": {"self": f"{base}/{job.id}"},
