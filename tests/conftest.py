@@ -228,3 +228,60 @@ def run_prompt(comfy: dict, graph: dict, timeout: float = 300) -> tuple[dict, li
     finally:
         ws.close()
     return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id], messages
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def podium_server(data_dir: Path, *args: str, host: str = "127.0.0.1", token: str | None = None,
+                  tmpdir: Path | None = None, port: int | None = None):
+    """`podium serve --data-dir DATA ARGS` as a process on a free port (its jobs' segment cache is
+    DATA/cache), waited for until /openapi.json answers (its log shown if it exits or stays
+    silent for 60 s), stopped at the end; yields {"url", "port", "proc", "log", "headers"}
+    (headers: the Bearer token's, when one is given)."""
+    port = port or free_port()
+    command = ["serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir), *args]
+    if token:
+        command += ["--token", token]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.with_name(data_dir.name + f"-serve-{port}.log")
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*CLI, *command], cwd=REPO, env=cli_env(tmpdir), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    start = time.monotonic()
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"podium serve exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() - start > 60:
+                pytest.fail(f"podium serve did not answer in 60 s:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(url + "/openapi.json", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        yield {"url": url, "port": port, "proc": proc, "log": log_path, "headers": headers}
+    finally:
+        stop_process(proc)
+
+
+def wait_for_job(server: dict, job_id: str, until, timeout: float = 180, every: float = 0.2) -> list[dict]:
+    """GET the job every `every` s until `until(job)` holds; every state seen (the last one
+    satisfies it). Fails with the last state after `timeout` seconds."""
+    seen, deadline = [], time.monotonic() + timeout
+    while True:
+        job = requests.get(f"{server['url']}/api/jobs/{job_id}", headers=server["headers"], timeout=10).json()
+        seen.append(job)
+        if until(job):
+            return seen
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job_id} still {job.get('state')} after {timeout} s: {job}\n"
+                        f"{server['log'].read_text()[-2000:]}")
+        time.sleep(every)

@@ -284,7 +284,7 @@ async def _parse_submission(request: Request, settings: Settings) -> tuple[JobRe
         if not isinstance(data, dict):
             raise RequestError("body", "must be a JSON object", 422)
         return _validated(data), {}
-    if kind == "multipart/form-data":
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
         limit = len(UPLOADS) * settings.max_upload_bytes + MAX_JSON_BYTES
         if length is None:
             raise RequestError("body", "send a Content-Length with an upload", 411)
@@ -312,7 +312,8 @@ async def _parse_submission(request: Request, settings: Settings) -> tuple[JobRe
             except ValueError:
                 raise RequestError("options", "must be a JSON object (as a string in the form)", 422) from None
         return _validated(data), files
-    raise RequestError("body", "send JSON (application/json) or multipart/form-data", 415)
+    raise RequestError("body", "send JSON (application/json) or a form (multipart/form-data with "
+                               "uploads, or application/x-www-form-urlencoded)", 415)
 
 
 def _validated(data: dict) -> JobRequest:
