@@ -17,7 +17,8 @@ def test_orchestrator_modules_do_not_import_torch():
     modules = ["cli", "comfy_client", "comfy_up", "dispatch", "remote", "segments", "stitch",
                "ui_format", "workflow", "local", "outputs", "progress_view", "progress_json",
                "service.app", "service.cli", "service.metrics", "service.queue", "service.runner",
-               "service.schemas", "service.store", "service.uploads"]
+               "service.schemas", "service.store", "service.uploads", "service.broker", "service.worker",
+               "service.worker_api"]
     imports = "; ".join(f"import orchestrator.{m}" for m in modules)
     assert run_python(f"import sys; {imports}; print('torch' in sys.modules)") == "False"
 

@@ -1,0 +1,137 @@
+"""Scale-out: `podium serve --broker` with a real redis-server and two `podium worker` processes;
+the one rendering is killed (SIGKILL) mid-job, the other finishes the job from the segment cache."""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from conftest import CLI, REPO, cli_env, ffprobe, free_port, parse_srt, podium_server, stop_process, \
+    streams, wait_for_job
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(
+    REDIS is None, reason="redis-server is not installed (Debian package redis-server; scripts/setup.sh installs it)")
+
+SEGMENTS = 4
+TEXT = "\n\n".join(f"Part {n} of the talk." for n in range(1, SEGMENTS + 1))
+OPTIONS = {"size": "160x90", "fps": 10}
+HEARTBEAT_S = 2  # how soon a dead worker's job goes to the other (Dramatiq's default is 60 s)
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path):
+    """redis-server on a free loopback port, nothing persisted, in `folder`; yields its URL."""
+    import redis
+
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                             "--save", "", "--appendonly", "no", "--logfile", str(folder / "redis.log")])
+    try:
+        client, deadline = redis.Redis(port=port), time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start:\n{(folder / 'redis.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(proc)
+
+
+def start_worker(name: str, broker: str, cache: Path, tmp: Path) -> tuple[subprocess.Popen, Path]:
+    """`podium worker` with short heartbeat and maintenance on every broker call; waits until
+    it takes jobs. Returns (process, log)."""
+    folder = tmp / name
+    folder.mkdir(parents=True)
+    log_path = folder / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*CLI, "worker", "--broker", broker, "--name", name, "--cache-dir", str(cache),
+             "--data-dir", str(folder / "data"), "--heartbeat-timeout", str(HEARTBEAT_S),
+             "--maintenance-chance", "1000000"],
+            cwd=REPO, env=cli_env(folder / "tmp"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while "taking jobs" not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"worker {name} did not start:\n{log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc, log_path
+
+
+def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
+    cache = tmp_path / "cache"  # the workers' shared segment cache (one machine)
+    with redis_server(tmp_path / "redis") as broker, \
+            podium_server(tmp_path / "data", "--broker", broker, tmpdir=tmp_path / "serve-tmp") as server:
+        procs, logs = {}, {}
+        try:
+            for name in ("w1", "w2"):
+                procs[name], logs[name] = start_worker(name, broker, cache, tmp_path)
+            answer = requests.post(f"{server['url']}/api/jobs", json={"text": TEXT, "preset": "draft",
+                                                                        "options": OPTIONS}, timeout=30)
+            assert answer.status_code == 201, answer.text
+            job_id = answer.json()["id"]
+
+            def mid_job(job):  # some segments finished, some not: the render is under way
+                states = [s["state"] for s in job["segments"]]
+                assert job["state"] in ("queued", "running"), job
+                return job["state"] == "running" and "done" in states and \
+                    any(s in ("pending", "running") for s in states)
+
+            seen = wait_for_job(server, job_id, mid_job, timeout=120, every=0.1)
+            victim = seen[-1]["worker"]
+            assert victim in procs, seen[-1]
+            survivor = "w2" if victim == "w1" else "w1"
+            renders = psutil.Process(procs[victim].pid).children(recursive=True)
+            assert renders, "the worker renders in a `podium generate` child"
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(10)
+            done_before = sum(s["state"] == "done" for s in seen[-1]["segments"])
+
+            final = wait_for_job(server, job_id, lambda j: j["state"] in ("done", "failed", "cancelled"),
+                                 timeout=180)[-1]
+            assert final["state"] == "done", (final, logs[survivor].read_text()[-3000:])
+            assert final["worker"] == survivor and final["attempts"] == 2, final
+            assert final["reused"] >= done_before, final  # resumed from the cache, not redone
+            # the killed worker's render died with it (no orphan writing on)
+            gone, alive = psutil.wait_procs(renders, timeout=30)
+            assert not alive, [p.cmdline() for p in alive]
+
+            video = tmp_path / "served.mp4"
+            video.write_bytes(requests.get(f"{server['url']}{final['links']['video']}", timeout=30).content)
+            subtitles = tmp_path / "served.srt"
+            subtitles.write_bytes(requests.get(f"{server['url']}{final['links']['subtitles']}", timeout=30).content)
+            # the old attempt can no longer report: only the retry's progress and files count
+            stale = requests.post(f"{server['url']}/api/jobs/{job_id}/progress", timeout=10,
+                                  json={"worker": victim, "attempt": 1, "progress": 0.5})
+            assert stale.status_code == 409, stale.text
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    stop_process(proc)
+        assert procs[survivor].returncode == 143, logs[survivor].read_text()[-2000:]  # SIGTERM: a clean stop
+
+    # One render's length: the segments' own frames, each once (the cache holds one of each).
+    entries = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert len(entries) == SEGMENTS, entries
+    frames = sum(json.loads((entry / "info.json").read_text())["frames"] for entry in entries)
+    served = ffprobe(video)
+    frame = 1 / OPTIONS["fps"]
+    (v,), (a,) = streams(served, "video"), streams(served, "audio")
+    assert (v["codec_name"], a["codec_name"]) == ("h264", "aac")
+    assert int(v["nb_read_frames"]) == frames
+    assert abs(float(served["format"]["duration"]) - frames * frame) <= frame
+    assert abs(float(v["duration"]) - float(a["duration"])) <= frame
+    assert len(parse_srt(subtitles)) == sum(len(parse_srt(e / "clip.srt")) for e in entries)
