@@ -44,7 +44,7 @@ async function api(method, path, body) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
-  if (!response.ok && response.status !== 202) {
+  if (!response.ok) {
     const detail = data && data.detail ? data.detail : text || response.statusText;
     throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
   }
@@ -75,7 +75,7 @@ function showMode() {
 }
 
 function request() {
-  const options = { size: $("size").value, subtitles: $("subtitles").value };
+  const options = { size: $("size").value, subtitles: $("subtitles").value, fps: Number($("fps").value) };
   if ($("voice-ref-text").value.trim()) options.voice_ref_text = $("voice-ref-text").value.trim();
   const job = { mode: mode(), preset: $("preset").value, voice: $("voice").value, options };
   if (job.mode === "direct") job.text = $("text").value;
@@ -138,7 +138,8 @@ function duration(seconds) {
 function render(job) {
   $("job-name").textContent = job.title || job.id;
   const state = $("job-state");
-  state.textContent = job.state + (job.attempts > 1 ? ` (attempt ${job.attempts})` : "");
+  state.textContent = job.state + (job.attempts > 1 ? ` (attempt ${job.attempts})` : "")
+    + (job.worker && !FINISHED.has(job.state) ? ` on ${job.worker}` : "");
   state.className = `state ${job.state}`;
   $("progress").value = job.progress || 0;
   $("eta").textContent = job.state === "running" && job.eta_s != null
