@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import CLI, REPO, cli_env, ffprobe, free_port, parse_srt, podium_server, stop_process, \
     streams, wait_for_job
@@ -105,6 +106,7 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             assert final["state"] == "done", (final, logs[survivor].read_text()[-3000:])
             assert final["worker"] == survivor and final["attempts"] == 2, final
             assert final["reused"] >= done_before, final  # resumed from the cache, not redone
+            entries = [p for p in cache.iterdir() if not p.name.startswith(".")]  # one per segment
             # the killed worker's render died with it (no orphan writing on)
             gone, alive = psutil.wait_procs(renders, timeout=30)
             assert not alive, [p.cmdline() for p in alive]
@@ -117,6 +119,28 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             stale = requests.post(f"{server['url']}/api/jobs/{job_id}/progress", timeout=10,
                                   json={"worker": victim, "attempt": 1, "progress": 0.5})
             assert stale.status_code == 409, stale.text
+            # the workers' events reach the server's /metrics
+            metrics = {(s.name, frozenset(s.labels.items())): s.value for family in
+                       text_string_to_metric_families(requests.get(f"{server['url']}/metrics", timeout=10).text)
+                       for s in family.samples}
+            assert metrics[("podium_segments_total", frozenset({("how", "cached")}))] == final["reused"]
+            assert metrics[("podium_segments_total", frozenset({("how", "rendered")}))] >= SEGMENTS - final["reused"]
+            assert metrics[("podium_stage_duration_seconds_count", frozenset({("stage", "Voice")}))] >= \
+                SEGMENTS - final["reused"]
+            assert metrics[("podium_jobs_finished_total", frozenset({("state", "done")}))] == 1
+
+            # a job cancelled on the server stops the worker's render
+            answer = requests.post(f"{server['url']}/api/jobs", timeout=30, json={
+                "text": TEXT.replace("talk", "second talk"), "preset": "draft", "options": OPTIONS})
+            second = answer.json()["id"]
+            wait_for_job(server, second, lambda j: j["state"] == "running" and j["segments"], timeout=120)
+            renders = psutil.Process(procs[survivor].pid).children(recursive=True)
+            assert renders
+            cancel = requests.delete(f"{server['url']}/api/jobs/{second}", timeout=10)
+            assert cancel.status_code == 202 and cancel.json()["state"] == "cancelled", cancel.text
+            gone, alive = psutil.wait_procs(renders, timeout=60)
+            assert not alive, [p.cmdline() for p in alive]
+            assert requests.get(f"{server['url']}/api/jobs/{second}", timeout=10).json()["state"] == "cancelled"
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
@@ -124,7 +148,6 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
         assert procs[survivor].returncode == 143, logs[survivor].read_text()[-2000:]  # SIGTERM: a clean stop
 
     # One render's length: the segments' own frames, each once (the cache holds one of each).
-    entries = [p for p in cache.iterdir() if not p.name.startswith(".")]
     assert len(entries) == SEGMENTS, entries
     frames = sum(json.loads((entry / "info.json").read_text())["frames"] for entry in entries)
     served = ffprobe(video)

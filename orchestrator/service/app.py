@@ -73,8 +73,8 @@ class Service:
         data = Path(settings.data_dir)
         (data / "jobs").mkdir(parents=True, exist_ok=True)
         self.store = JobStore(data / "jobs.sqlite3")
-        self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(),
-                               lambda: len(self.runner.running()), settings.servers)
+        running = (lambda: self.store.counts()["running"]) if settings.broker else (lambda: len(self.runner.running()))
+        self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(), running, settings.servers)
         self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe)
         self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished,
                                 broker=settings.broker, api=settings.public_url or _own_url(settings))

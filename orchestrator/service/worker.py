@@ -47,6 +47,8 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")  # the server's own ids (uuid4 hex)
 PATIENCE_S = 300.0  # how long claim / upload / finish keep trying while the server is away
 REPORT_TIMEOUT_S = 5.0  # a progress report that takes longer is skipped: the next one counts
 TIME_LIMIT_MS = 7 * 86400 * 1000  # Dramatiq's default (10 min) would kill a long render
+METRIC_EVENTS = ("stage_end", "segment_done", "segment_cached", "failover")  # what /metrics counts
+MAX_HELD_EVENTS = 1000  # kept for the next report while the server is away; older ones dropped
 
 
 class ApiError(PodiumError):
@@ -105,8 +107,10 @@ class RenderWorker:
 
         self.api, self.token, self.name = api, token, name
         self.data_dir = Path(data_dir)
-        self.runner = Runner(self.data_dir, servers=servers, config=config)
+        self.runner = Runner(self.data_dir, servers=servers, config=config, observe=self._observe)
         self.runner.cache_dir = Path(cache_dir)
+        self._events: dict[str, list[dict]] = {}  # per job: for the server's /metrics
+        self._events_lock = threading.Lock()
         self.stopping = threading.Event()
         self.actor = dramatiq.Actor(self.render, broker=broker, actor_name=brokers.ACTOR_NAME,
                                     queue_name=brokers.QUEUE_NAME, priority=0,
@@ -142,6 +146,7 @@ class RenderWorker:
             outcome = self.runner.run(job, lambda **fields: self._report(client, job_id, attempt, fields))
             self._conclude(client, job_id, attempt, outcome, folder)
         finally:
+            self._take_events(job_id)  # what no report carried is dropped with the run
             shutil.rmtree(folder, ignore_errors=True)  # the segments stay in the cache
 
     def _download(self, client: Api, job_id: str, name: str, into: Path) -> None:
@@ -153,14 +158,35 @@ class RenderWorker:
             for block in response.iter_content(1 << 20):
                 out.write(block)
 
+    def _observe(self, job_id: str, event: dict) -> None:
+        """Keep the events the server's metrics count, to send with the next report."""
+        if event.get("event") in METRIC_EVENTS:
+            kept = {k: event[k] for k in ("event", "stage", "seconds", "instance") if k in event}
+            with self._events_lock:
+                held = self._events.setdefault(job_id, [])
+                held.append(kept)
+                del held[:-MAX_HELD_EVENTS]
+
+    def _take_events(self, job_id: str) -> list[dict]:
+        with self._events_lock:
+            return self._events.pop(job_id, [])
+
+    def _give_back_events(self, job_id: str, events: list[dict]) -> None:
+        with self._events_lock:
+            held = self._events.setdefault(job_id, [])
+            held[:0] = events
+            del held[:-MAX_HELD_EVENTS]
+
     def _report(self, client: Api, job_id: str, attempt: int, fields: dict) -> None:
         """Progress to the server; its answer may stop this run (cancelled, or claimed again)."""
+        events = self._take_events(job_id)
         try:
             response = client.call("POST", f"/api/jobs/{job_id}/progress", patient=False,
                                    timeout=REPORT_TIMEOUT_S,
-                                   json={"worker": self.name, "attempt": attempt, **fields})
+                                   json={"worker": self.name, "attempt": attempt, **fields, "events": events})
         except ApiError as err:
             log.warning("job %s: progress not delivered: %s", job_id, err)
+            self._give_back_events(job_id, events)
             return
         if response.status_code == 409:
             why = "cancelled" if "cancelled" in response.text else "superseded"
@@ -184,7 +210,7 @@ class RenderWorker:
                                              params=who, headers={"Content-Type": "application/octet-stream"}))
         response = client.call("POST", f"/api/jobs/{job_id}/finish",
                                json={**who, "state": outcome.state, "error": outcome.error,
-                                     "result": outcome.result})
+                                     "result": outcome.result, "events": self._take_events(job_id)})
         if response.status_code == 409:
             log.info("job %s: finished here, but %s", job_id, one_line(response.text, 200))
             return

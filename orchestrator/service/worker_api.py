@@ -33,16 +33,31 @@ class Attempt(Claim):
     attempt: int = Field(..., ge=1)
 
 
+class Event(BaseModel):
+    """A render event /metrics counts (orchestrator/progress_json.py names them)."""
+    event: str = Field(..., pattern="^(stage_end|segment_done|segment_cached|failover)$")
+    stage: Optional[str] = Field(None, max_length=200)
+    seconds: Optional[float] = Field(None, ge=0)
+    instance: Optional[str] = Field(None, max_length=200)
+
+
 class Progress(Attempt):
     progress: float = Field(0.0, ge=0, le=1)
     eta_s: Optional[float] = None
     detail: dict = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=list, max_length=1000)
 
 
 class Finish(Attempt):
     state: str = Field(..., pattern="^(done|failed)$")
     error: Optional[str] = Field(None, max_length=4000)
     result: dict = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=list, max_length=1000)
+
+
+def _observe(svc, job_id: str, events: list[Event]) -> None:
+    for event in events:
+        svc.metrics.observe(job_id, event.model_dump(exclude_none=True))
 
 
 def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
@@ -96,6 +111,7 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
         if not svc.store.update(job.id, only_if=("running",), progress=body.progress, eta_s=body.eta_s,
                                 detail=detail):
             raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+        _observe(svc, job.id, body.events)
         return {"state": "running"}
 
     @app.put("/api/jobs/{id}/outputs/{key}", dependencies=guard, tags=tags,
@@ -133,6 +149,7 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
             fields["error"] = "the render failed (the worker gave no reason)"
         if not svc.store.update(job.id, only_if=("running",), **fields):
             raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+        _observe(svc, job.id, body.events)
         finished = svc.job(id)
         svc.metrics.job_finished(body.state, finished.finished - finished.started if finished.started else None)
         return job_view(finished)
