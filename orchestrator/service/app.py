@@ -56,6 +56,7 @@ class Settings:
     workers: int = 1
     servers: list[str] = field(default_factory=list)
     config: Optional[Path] = None
+    ollama_host: Optional[str] = None
     max_upload_mb: float = 20.0
 
     @property
@@ -73,7 +74,8 @@ class Service:
         self.store = JobStore(data / "jobs.sqlite3")
         self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(),
                                lambda: len(self.runner.running()), settings.servers)
-        self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe)
+        self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe,
+                             ollama_host=settings.ollama_host)
         self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished)
 
     def _finished(self, job_id: str, outcome) -> None:

@@ -33,6 +33,9 @@ def add_parsers(commands) -> None:
     serve.add_argument("--server", action="append", metavar="URL",
                        help="a ComfyUI server to render on (repeat for several); none: in-process")
     serve.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    serve.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+                       metavar="URL", help="Ollama server for guided jobs (default $OLLAMA_HOST or "
+                                           "http://127.0.0.1:11434)")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                        help="largest portrait or voice reference taken (default 20)")
     serve.set_defaults(service_command=serve_command)
@@ -83,7 +86,7 @@ def serve_command(args) -> int:
         raise OutputError(f"cannot use the data folder {data_dir}: {err.strerror or err}") from None
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=cli._servers(args),
-                        max_upload_mb=args.max_upload_mb)
+                        ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb)
     import uvicorn
 
     where = f"[{args.host}]" if ":" in args.host else args.host
