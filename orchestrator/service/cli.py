@@ -10,6 +10,24 @@ from pathlib import Path
 from ..outputs import OutputError
 
 DEFAULT_PORT = 8000
+EPILOG = """API (schema and a try-it page: /openapi.json, /docs):
+  POST   /api/jobs                JSON {"mode": "direct", "text": "...", "preset": "draft",
+                                  "voice": "...", "options": {"size": "1280x720", ...}}, or
+                                  {"mode": "guided", "topic": "..."}; or the same as a
+                                  multipart form (options as a JSON string) with the files
+                                  image and voice_ref  ->  201 {"id": ..., "state": "queued"}
+  GET    /api/jobs[?state=]       jobs, newest first
+  GET    /api/jobs/ID             state (queued running done failed cancelled), progress 0-1,
+                                  segments, stages, eta_s, error
+  GET    /api/jobs/ID/video       the MP4, once done (and /subtitles, the .srt)
+  DELETE /api/jobs/ID             a queued or running job: cancelled (202); a finished one:
+                                  deleted with its files (204)
+  GET    /metrics                 Prometheus (Grafana: scripts/grafana/podium.json)
+
+examples:
+  podium serve --data-dir ~/podium-jobs --workers 2
+  PODIUM_TOKEN=$(openssl rand -hex 16) podium serve --host 0.0.0.0 --server http://gpu-box:8188
+"""
 
 
 def add_parsers(commands) -> None:
@@ -18,7 +36,8 @@ def add_parsers(commands) -> None:
         description="Serve the job API (/api/jobs, schema at /openapi.json), the web page (/) and "
                     "Prometheus metrics (/metrics). Jobs are kept in the data folder (SQLite) and "
                     "survive a restart; each renders as `podium generate` does, in-process or on "
-                    "the ComfyUI servers given.")
+                    "the ComfyUI servers given.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1, this machine only); any "
                             "other address needs --token")
@@ -27,7 +46,8 @@ def add_parsers(commands) -> None:
                        help="jobs, their files and the segment cache (default: the user data "
                             "folder, ~/.local/share/podium/serve on Linux)")
     serve.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
-                       help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN)")
+                       help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN, "
+                            "which other users cannot see in the process list)")
     serve.add_argument("--workers", type=_workers, default=1,
                        help="jobs rendered at the same time (default 1)")
     serve.add_argument("--server", action="append", metavar="URL",
@@ -76,6 +96,14 @@ def serve_command(args) -> int:
                           "PODIUM_TOKEN) that clients must send, or listen on 127.0.0.1")
     if args.max_upload_mb <= 0:
         raise OutputError("--max-upload-mb must be more than 0")
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise OutputError(f"podium serve needs {err.name}: install the serve extra "
+                          "(pip install -e '.[serve]'; scripts/setup.sh does)") from None
     from .. import cli
     from .app import Settings, create_app
 
@@ -87,7 +115,6 @@ def serve_command(args) -> int:
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=cli._servers(args),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb)
-    import uvicorn
 
     where = f"[{args.host}]" if ":" in args.host else args.host
     print(f"podium serve: http://{where}:{args.port}/ (data: {data_dir}; "
