@@ -121,6 +121,16 @@ def test_a_guided_job_has_its_script_written_by_the_llm(served):
     assert {s["codec_type"] for s in info["streams"]} == {"video", "audio"}
 
 
+def test_a_job_that_fails_says_why(served):
+    answer = requests.post(served["url"] + "/api/jobs", json=_job("Too short.", options={**SMALL, "crossfade": 4}))
+    assert answer.status_code == 201, answer.text
+    job = wait_for_job(served, answer.json()["id"], _finished)[-1]
+    assert job["state"] == "failed" and "crossfade" in job["error"] and "\n" not in job["error"], job
+    assert "video" not in job["links"]
+    video = requests.get(served["url"] + f"/api/jobs/{job['id']}/video")
+    assert video.status_code == 409 and video.json()["field"] == "id"
+
+
 def test_cancel_a_running_job(served):
     text = "\n\n".join(f"Part {n} of a longer talk, which takes a while to speak aloud." for n in range(8))
     job_id = requests.post(served["url"] + "/api/jobs", json=_job(text)).json()["id"]

@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
             service.store.close()
 
     app = FastAPI(title="Podium", version="1", description=SERVICE_DOC, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: nothing leaves
 
     def service() -> Service:
         return service_holder["service"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..outputs import OutputError
 
 DEFAULT_PORT = 8000
-EPILOG = """API (schema and a try-it page: /openapi.json, /docs):
+EPILOG = """API (its OpenAPI schema: /openapi.json):
   POST   /api/jobs                JSON {"mode": "direct", "text": "...", "preset": "draft",
                                   "voice": "...", "options": {"size": "1280x720", ...}}, or
                                   {"mode": "guided", "topic": "..."}; or the same as a
