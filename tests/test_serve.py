@@ -39,9 +39,12 @@ def _metrics(server: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    from fake_ollama import FakeOllama
+
     root = tmp_path_factory.mktemp("serve")
-    with podium_server(root / "data", "--max-upload-mb", "0.2", tmpdir=root / "tmp") as server:
-        server["root"] = root
+    with FakeOllama() as ollama, podium_server(root / "data", "--max-upload-mb", "0.2", "--ollama-host",
+                                               ollama.url, tmpdir=root / "tmp") as server:
+        server["root"], server["ollama"] = root, ollama
         yield server
 
 
@@ -99,6 +102,33 @@ def test_a_job_goes_from_submitted_to_an_mp4_with_progress(served, tmp_path):
     assert not folder.exists()
     gone = requests.get(served["url"] + f"/api/jobs/{job_id}")
     assert gone.status_code == 404 and gone.json()["field"] == "id"
+
+
+def test_a_guided_job_has_its_script_written_by_the_llm(served):
+    answer = requests.post(served["url"] + "/api/jobs", json={
+        "mode": "guided", "topic": "How plants make food", "preset": "draft",
+        "options": {**SMALL, "duration": 8, "tone": "friendly"}})
+    assert answer.status_code == 201, answer.text
+    job = wait_for_job(served, answer.json()["id"], _finished)[-1]
+    assert job["state"] == "done", job
+    assert job["title"] == "How plants make food"
+    chat = served["ollama"].chats[-1]
+    assert "friendly" in json.dumps(chat) and chat["format"]["type"] == "object"
+    folder = served["root"] / "data" / "jobs" / job["id"]
+    script = json.loads((folder / "video.json").read_text())
+    assert len(job["segments"]) == len(script["segments"]) >= 1
+    info = ffprobe(folder / "video.mp4")
+    assert {s["codec_type"] for s in info["streams"]} == {"video", "audio"}
+
+
+def test_a_job_that_fails_says_why(served):
+    answer = requests.post(served["url"] + "/api/jobs", json=_job("Too short.", options={**SMALL, "crossfade": 4}))
+    assert answer.status_code == 201, answer.text
+    job = wait_for_job(served, answer.json()["id"], _finished)[-1]
+    assert job["state"] == "failed" and "crossfade" in job["error"] and "\n" not in job["error"], job
+    assert "video" not in job["links"]
+    video = requests.get(served["url"] + f"/api/jobs/{job['id']}/video")
+    assert video.status_code == 409 and video.json()["field"] == "id"
 
 
 def test_cancel_a_running_job(served):

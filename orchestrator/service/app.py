@@ -56,6 +56,7 @@ class Settings:
     workers: int = 1
     servers: list[str] = field(default_factory=list)
     config: Optional[Path] = None
+    ollama_host: Optional[str] = None
     max_upload_mb: float = 20.0
     broker: Optional[str] = None  # a Redis URL: jobs go to `podium worker` processes
     public_url: Optional[str] = None  # where workers reach this server (default http://host:port)
@@ -75,7 +76,8 @@ class Service:
         self.store = JobStore(data / "jobs.sqlite3")
         running = (lambda: self.store.counts()["running"]) if settings.broker else (lambda: len(self.runner.running()))
         self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(), running, settings.servers)
-        self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe)
+        self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe,
+                             ollama_host=settings.ollama_host)
         self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished,
                                 broker=settings.broker, api=settings.public_url or _own_url(settings))
 
@@ -108,7 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             service.store.close()
 
     app = FastAPI(title="Podium", version="1", description=SERVICE_DOC, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: nothing leaves
 
     def service() -> Service:
         return service_holder["service"]

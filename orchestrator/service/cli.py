@@ -10,6 +10,24 @@ from pathlib import Path
 from ..outputs import OutputError
 
 DEFAULT_PORT = 8000
+EPILOG = """API (its OpenAPI schema: /openapi.json):
+  POST   /api/jobs                JSON {"mode": "direct", "text": "...", "preset": "draft",
+                                  "voice": "...", "options": {"size": "1280x720", ...}}, or
+                                  {"mode": "guided", "topic": "..."}; or the same as a
+                                  multipart form (options as a JSON string) with the files
+                                  image and voice_ref  ->  201 {"id": ..., "state": "queued"}
+  GET    /api/jobs[?state=]       jobs, newest first
+  GET    /api/jobs/ID             state (queued running done failed cancelled), progress 0-1,
+                                  segments, stages, eta_s, error
+  GET    /api/jobs/ID/video       the MP4, once done (and /subtitles, the .srt)
+  DELETE /api/jobs/ID             a queued or running job: cancelled (202); a finished one:
+                                  deleted with its files (204)
+  GET    /metrics                 Prometheus (Grafana: scripts/grafana/podium.json)
+
+examples:
+  podium serve --data-dir ~/podium-jobs --workers 2
+  PODIUM_TOKEN=$(openssl rand -hex 16) podium serve --host 0.0.0.0 --server http://gpu-box:8188
+"""
 
 
 def add_parsers(commands) -> None:
@@ -18,7 +36,8 @@ def add_parsers(commands) -> None:
         description="Serve the job API (/api/jobs, schema at /openapi.json), the web page (/) and "
                     "Prometheus metrics (/metrics). Jobs are kept in the data folder (SQLite) and "
                     "survive a restart; each renders as `podium generate` does, in-process or on "
-                    "the ComfyUI servers given.")
+                    "the ComfyUI servers given.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1, this machine only); any "
                             "other address needs --token")
@@ -27,12 +46,16 @@ def add_parsers(commands) -> None:
                        help="jobs, their files and the segment cache (default: the user data "
                             "folder, ~/.local/share/podium/serve on Linux)")
     serve.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
-                       help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN)")
+                       help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN, "
+                            "which other users cannot see in the process list)")
     serve.add_argument("--workers", type=_workers, default=1,
                        help="jobs rendered at the same time (default 1)")
     serve.add_argument("--server", action="append", metavar="URL",
                        help="a ComfyUI server to render on (repeat for several); none: in-process")
     serve.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    serve.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+                       metavar="URL", help="Ollama server for guided jobs (default $OLLAMA_HOST or "
+                                           "http://127.0.0.1:11434)")
     serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                        help="largest portrait or voice reference taken (default 20)")
     serve.add_argument("--broker", metavar="redis://HOST:6379/0", default=None,
@@ -134,6 +157,14 @@ def serve_command(args) -> int:
                           "PODIUM_TOKEN) that clients must send, or listen on 127.0.0.1")
     if args.max_upload_mb <= 0:
         raise OutputError("--max-upload-mb must be more than 0")
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise OutputError(f"podium serve needs {err.name}: install the serve extra "
+                          "(pip install -e '.[serve]'; scripts/setup.sh does)") from None
     from .. import cli
     from .app import Settings, create_app
 
@@ -148,8 +179,8 @@ def serve_command(args) -> int:
         make_broker(args.broker).close()  # a wrong URL or a Redis that is down: said now, in one line
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=cli._servers(args),
-                        max_upload_mb=args.max_upload_mb, broker=args.broker, public_url=args.public_url)
-    import uvicorn
+                        ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,
+                        broker=args.broker, public_url=args.public_url)
 
     where = f"[{args.host}]" if ":" in args.host else args.host
     how = ('ComfyUI servers: ' + ', '.join(settings.servers) if settings.servers else 'rendering in-process')

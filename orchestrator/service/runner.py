@@ -167,13 +167,15 @@ class Runner:
     tells the store of its progress (throttled)."""
 
     def __init__(self, data_dir: Path, servers: Optional[list[str]] = None, config: Optional[Path] = None,
-                 observe: Optional[Callable[[str, dict], None]] = None, env: Optional[dict] = None):
+                 observe: Optional[Callable[[str, dict], None]] = None, env: Optional[dict] = None,
+                 ollama_host: Optional[str] = None):
         self.data_dir = Path(data_dir)
         self.cache_dir = self.data_dir / "cache"
         self.servers = list(servers or [])
         self.config = config
         self.observe = observe or (lambda job_id, event: None)
         self.env = env
+        self.ollama_host = ollama_host
         self._children: dict[str, subprocess.Popen] = {}
         self._why_stopped: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -189,6 +191,8 @@ class Runner:
                 "--cache-dir", str(self.cache_dir)]
         if request.get("mode") == "guided":
             args += ["--topic", request["topic"]]
+            if self.ollama_host:
+                args += ["--ollama-host", self.ollama_host]
             for option, flag in (("duration", "--duration"), ("language", "--language"),
                                  ("audience", "--audience"), ("tone", "--tone"),
                                  ("speakers", "--speakers"), ("llm_model", "--llm-model")):
