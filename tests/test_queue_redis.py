@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 SEGMENTS = 4
 TEXT = "\n\n".join(f"Part {n} of the talk." for n in range(1, SEGMENTS + 1))
 OPTIONS = {"size": "160x90", "fps": 10}
-HEARTBEAT_S = 2  # how soon a dead worker's job goes to the other (Dramatiq's default is 60 s)
+HEARTBEAT_S = 3  # how soon a dead worker's job goes to the other (Dramatiq's default is 60 s)
 
 
 @contextlib.contextmanager

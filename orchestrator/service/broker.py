@@ -40,8 +40,12 @@ def make_broker(url: str, heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
     on that share of broker calls, and an idle worker calls about once a second."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise BrokerError(f"--broker {url!r}: give a Redis URL, e.g. redis://host:6379/0")
-    import redis
-    from dramatiq.brokers.redis import RedisBroker
+    try:
+        import redis
+        from dramatiq.brokers.redis import RedisBroker
+    except ImportError as err:
+        raise BrokerError(f"--broker needs {err.name}: install the serve extra "
+                          "(pip install -e '.[serve]'; scripts/setup.sh does)") from None
 
     broker = RedisBroker(url=url, namespace=NAMESPACE, heartbeat_timeout=int(heartbeat_timeout_s * 1000),
                          maintenance_chance=int(maintenance_chance))

@@ -94,6 +94,9 @@ def _add_worker_parser(commands) -> None:
     worker.add_argument("--server", action="append", metavar="URL",
                         help="a ComfyUI server to render on (repeat for several); none: in-process")
     worker.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+    worker.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+                        metavar="URL", help="Ollama server for guided jobs, as this machine reaches it "
+                                            "(default $OLLAMA_HOST or http://127.0.0.1:11434)")
     worker.add_argument("--heartbeat-timeout", type=_positive("--heartbeat-timeout"), default=60.0,
                         metavar="SECONDS", help="a worker silent this long is taken for dead and "
                         "its job given to another (default 60)")

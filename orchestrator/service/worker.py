@@ -102,12 +102,14 @@ class RenderWorker:
     """The Dramatiq actor `podium_render` bound to a broker, rendering with a Runner."""
 
     def __init__(self, broker, api: Optional[str], token: Optional[str], name: str, data_dir: Path,
-                 cache_dir: Path, servers: Optional[list[str]] = None, config: Optional[Path] = None):
+                 cache_dir: Path, servers: Optional[list[str]] = None, config: Optional[Path] = None,
+                 ollama_host: Optional[str] = None):
         import dramatiq
 
         self.api, self.token, self.name = api, token, name
         self.data_dir = Path(data_dir)
-        self.runner = Runner(self.data_dir, servers=servers, config=config, observe=self._observe)
+        self.runner = Runner(self.data_dir, servers=servers, config=config, observe=self._observe,
+                             ollama_host=ollama_host)
         self.runner.cache_dir = Path(cache_dir)
         self._events: dict[str, list[dict]] = {}  # per job: for the server's /metrics
         self._events_lock = threading.Lock()
@@ -237,7 +239,7 @@ def run_worker(args) -> int:
     cache_dir = Path(args.cache_dir or default_cache_dir()).expanduser()
     worker = RenderWorker(broker, api=args.api, token=args.token or os.environ.get("PODIUM_TOKEN"),
                           name=args.name or default_name(), data_dir=data_dir, cache_dir=cache_dir,
-                          servers=args.server, config=args.config)
+                          servers=args.server, config=args.config, ollama_host=args.ollama_host)
     # one job at a time, and no second one held back while it renders (other workers take it)
     dramatiq_worker = Worker(broker, queues={brokers.QUEUE_NAME}, worker_threads=1)
     dramatiq_worker.queue_prefetch = 1
