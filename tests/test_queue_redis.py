@@ -1,5 +1,7 @@
 """Scale-out: `podium serve --broker` with a real redis-server and two `podium worker` processes;
-the one rendering is killed (SIGKILL) mid-job, the other finishes the job from the segment cache."""
+the one rendering is killed (SIGKILL) mid-job, the other finishes the job from the segment cache.
+Then, on the same broker: a cancel stops the worker's render, and a worker stopped with SIGTERM
+mid-job gives its job back to the queue for the next worker."""
 from __future__ import annotations
 
 import contextlib
@@ -98,9 +100,13 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             renders = psutil.Process(procs[victim].pid).children(recursive=True)
             assert renders, "the worker renders in a `podium generate` child"
             procs[victim].send_signal(signal.SIGKILL)
+            killed = time.monotonic()
             procs[victim].wait(10)
             done_before = sum(s["state"] == "done" for s in seen[-1]["segments"])
 
+            wait_for_job(server, job_id, lambda j: j["attempts"] == 2 or j["state"] != "running", timeout=120)
+            print(f"SIGKILL to the job claimed by {survivor}: {time.monotonic() - killed:.1f} s "
+                  f"(heartbeat timeout {HEARTBEAT_S} s)")
             final = wait_for_job(server, job_id, lambda j: j["state"] in ("done", "failed", "cancelled"),
                                  timeout=180)[-1]
             assert final["state"] == "done", (final, logs[survivor].read_text()[-3000:])
@@ -141,11 +147,22 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             gone, alive = psutil.wait_procs(renders, timeout=60)
             assert not alive, [p.cmdline() for p in alive]
             assert requests.get(f"{server['url']}/api/jobs/{second}", timeout=10).json()["state"] == "cancelled"
+
+            # a worker stopped (SIGTERM) mid-job gives the job back; a worker started later does it
+            answer = requests.post(f"{server['url']}/api/jobs", timeout=30, json={
+                "text": TEXT.replace("talk", "third talk"), "preset": "draft", "options": OPTIONS})
+            third = answer.json()["id"]
+            wait_for_job(server, third, lambda j: j["state"] == "running" and j["segments"], timeout=120)
+            procs[survivor].terminate()
+            assert procs[survivor].wait(60) == 143, logs[survivor].read_text()[-2000:]  # a clean stop
+            assert requests.get(f"{server['url']}/api/jobs/{third}", timeout=10).json()["state"] == "queued"
+            procs["w3"], logs["w3"] = start_worker("w3", broker, cache, tmp_path)
+            last = wait_for_job(server, third, lambda j: j["state"] in ("done", "failed"), timeout=180)[-1]
+            assert last["state"] == "done" and last["worker"] == "w3", (last, logs["w3"].read_text()[-2000:])
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
                     stop_process(proc)
-        assert procs[survivor].returncode == 143, logs[survivor].read_text()[-2000:]  # SIGTERM: a clean stop
 
     # One render's length: the segments' own frames, each once (the cache holds one of each).
     assert len(entries) == SEGMENTS, entries

@@ -146,7 +146,7 @@ class RenderWorker:
             for name in claim.get("inputs", []):
                 self._download(client, job_id, name, folder / "inputs")
             outcome = self.runner.run(job, lambda **fields: self._report(client, job_id, attempt, fields))
-            self._conclude(client, job_id, attempt, outcome, folder)
+            self._conclude(client, job_id, attempt, outcome, folder, api)
         finally:
             self._take_events(job_id)  # what no report carried is dropped with the run
             shutil.rmtree(folder, ignore_errors=True)  # the segments stay in the cache
@@ -195,11 +195,12 @@ class RenderWorker:
             log.info("job %s: stopping, %s", job_id, one_line(response.text, 200))
             self.runner.cancel(job_id, why=why)
 
-    def _conclude(self, client: Api, job_id: str, attempt: int, outcome: Outcome, folder: Path) -> None:
+    def _conclude(self, client: Api, job_id: str, attempt: int, outcome: Outcome, folder: Path,
+                  api: Optional[str]) -> None:
         who = {"worker": self.name, "attempt": attempt}
         if outcome.state == "queued":  # this worker is stopping: the job goes back on the queue
             client.call("POST", f"/api/jobs/{job_id}/release", json=who)
-            self.actor.send(job_id, api=self.api)
+            self.actor.send(job_id, api=api)  # as it came: another worker may need its address
             log.info("job %s: given back to the queue", job_id)
             return
         if outcome.state not in ("done", "failed"):
