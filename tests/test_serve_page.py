@@ -1,6 +1,6 @@
 """The page of `podium serve` in a real browser (Debian's chromium driven by Playwright):
-a bad request's error in one line, a job submitted, its progress, the video played and
-downloaded, the job in the list."""
+a bad request's error in one line, a job submitted with a portrait, its progress, the video
+played and downloaded, the job in the list."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,7 @@ TEXT = "# Hello page\nThis video was asked for in a browser.\n\nAnd this is its 
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (apt-get install chromium)")
-def test_the_page_submits_a_job_follows_it_and_plays_the_video(tmp_path):
+def test_the_page_submits_a_job_follows_it_and_plays_the_video(tmp_path, portrait_png):
     playwright = pytest.importorskip("playwright.sync_api")
     shot = Path(os.environ.get("PODIUM_PAGE_SCREENSHOT", tmp_path / "page.png"))
     with podium_server(tmp_path / "data", tmpdir=tmp_path / "serve-tmp") as server, \
@@ -45,6 +45,7 @@ def test_the_page_submits_a_job_follows_it_and_plays_the_video(tmp_path):
             assert "\n" not in error.inner_text()
 
             page.fill("#text", TEXT)
+            page.set_input_files("#image", str(portrait_png))  # an upload: sent as multipart
             page.click("#submit")
             page.wait_for_function("document.getElementById('error').hidden")
             # live progress: the plan's two segments appear, then the job is done
@@ -53,6 +54,7 @@ def test_the_page_submits_a_job_follows_it_and_plays_the_video(tmp_path):
                                    timeout=180_000)
             job = requests.get(server["url"] + "/api/jobs", timeout=10).json()["jobs"][0]
             assert job["state"] == "done" and job["title"] == "Hello page", job
+            assert job["uploads"] == ["image"] and job["request"]["options"]["fps"] == 10, job
             # the list of past jobs shows it, done, and opens it on a click
             playwright.expect(page.locator(f"#jobs tr[data-id='{job['id']}'] td.state-cell")).to_have_text("done")
             assert page.eval_on_selector("#progress", "p => p.value") == 1

@@ -147,6 +147,16 @@ class RenderWorker:
                 self._download(client, job_id, name, folder / "inputs")
             outcome = self.runner.run(job, lambda **fields: self._report(client, job_id, attempt, fields))
             self._conclude(client, job_id, attempt, outcome, folder, api)
+        except Exception as err:  # noqa: BLE001 - the job says so; if it cannot, Dramatiq retries
+            log.exception("job %s: the worker failed", job_id)
+            try:
+                response = client.call("POST", f"/api/jobs/{job_id}/finish", patient=False, json={
+                    "worker": self.name, "attempt": attempt, "state": "failed",
+                    "error": f"worker {self.name} failed: {one_line(str(err) or type(err).__name__, 300)}"})
+            except ApiError:
+                raise err from None  # the server is away: the message is retried later
+            if response.status_code >= 500:
+                raise
         finally:
             self._take_events(job_id)  # what no report carried is dropped with the run
             shutil.rmtree(folder, ignore_errors=True)  # the segments stay in the cache
@@ -155,7 +165,8 @@ class RenderWorker:
         if Path(name).name != name or name.startswith("."):
             raise ApiError(f"job {job_id}: the server named an input {name!r}, not a plain file name")
         response = client.call("GET", f"/api/jobs/{job_id}/inputs/{name}", stream=True)
-        client.check(response) if response.status_code >= 400 else None
+        if response.status_code >= 400:
+            client.check(response)
         with writing(into / name) as tmp, open(tmp, "wb") as out:
             for block in response.iter_content(1 << 20):
                 out.write(block)
@@ -229,6 +240,7 @@ def run_worker(args) -> int:
     """`podium worker`: take jobs until Ctrl-C or SIGTERM; a job in progress is given back."""
     from dramatiq import Worker
 
+    from .. import lifecycle
     from ..segments import default_cache_dir
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -250,12 +262,13 @@ def run_worker(args) -> int:
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print(f"worker {worker.name}: stopping; a job in progress goes back to the queue", file=sys.stderr)
         worker.stopping.set()
         worker.runner.stop_all(why="queued")
         dramatiq_worker.stop(timeout=60_000)
-        raise
+        print(f"worker {worker.name}: stopped", file=sys.stderr)
+        return lifecycle.exit_code(interrupt)
     finally:
         broker.close()
 

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Callable, Optional
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -116,7 +116,8 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
 
     @app.put("/api/jobs/{id}/outputs/{key}", dependencies=guard, tags=tags,
              summary="Upload one output (video, subtitles, script_json, script_md) as the raw body")
-    async def put_output(id: str, key: str, attempt: int, worker: str, request: Request):  # noqa: A002
+    async def put_output(id: str, key: str, request: Request, attempt: int = Query(..., ge=1),  # noqa: A002
+                         worker: str = Query(..., min_length=1, max_length=200)):
         svc = service()
         if key not in OUTPUTS:
             raise RequestError("key", f"unknown output {one_line(key, 40)!r}: one of {', '.join(OUTPUTS)}", 404)
