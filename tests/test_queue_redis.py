@@ -17,8 +17,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import CLI, REPO, cli_env, ffprobe, free_port, parse_srt, podium_server, stop_process, \
-    streams, wait_for_job
+from conftest import CLI, REPO, cli_env, ffprobe, free_port, parse_srt, podium_server, run_cli, \
+    stop_process, streams, wait_for_job
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
 SEGMENTS = 4
 TEXT = "\n\n".join(f"Part {n} of the talk." for n in range(1, SEGMENTS + 1))
 OPTIONS = {"size": "160x90", "fps": 10}
+TOKEN = "s3cret-token"  # the workers authenticate as any client does
 HEARTBEAT_S = 3  # how soon a dead worker's job goes to the other (Dramatiq's default is 60 s)
 
 
@@ -64,7 +65,7 @@ def start_worker(name: str, broker: str, cache: Path, tmp: Path) -> tuple[subpro
         proc = subprocess.Popen(
             [*CLI, "worker", "--broker", broker, "--name", name, "--cache-dir", str(cache),
              "--data-dir", str(folder / "data"), "--heartbeat-timeout", str(HEARTBEAT_S),
-             "--maintenance-chance", "1000000"],
+             "--maintenance-chance", "1000000", "--token", TOKEN],
             cwd=REPO, env=cli_env(folder / "tmp"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while "taking jobs" not in log_path.read_text():
@@ -77,12 +78,18 @@ def start_worker(name: str, broker: str, cache: Path, tmp: Path) -> tuple[subpro
 def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
     cache = tmp_path / "cache"  # the workers' shared segment cache (one machine)
     with redis_server(tmp_path / "redis") as broker, \
-            podium_server(tmp_path / "data", "--broker", broker, tmpdir=tmp_path / "serve-tmp") as server:
+            podium_server(tmp_path / "data", "--broker", broker, token=TOKEN, tmpdir=tmp_path / "serve-tmp") as server:
+        api = requests.Session()
+        api.headers.update(server["headers"])
+        # a worker with the wrong token does not start
+        code, _, err = run_cli("worker", "--broker", broker, "--api", server["url"], "--token", "wrong",
+                               tmpdir=tmp_path / "wrong-tmp", timeout=60)
+        assert code == 2 and "refused the token" in err, (code, err)
         procs, logs = {}, {}
         try:
             for name in ("w1", "w2"):
                 procs[name], logs[name] = start_worker(name, broker, cache, tmp_path)
-            answer = requests.post(f"{server['url']}/api/jobs", json={"text": TEXT, "preset": "draft",
+            answer = api.post(f"{server['url']}/api/jobs", json={"text": TEXT, "preset": "draft",
                                                                         "options": OPTIONS}, timeout=30)
             assert answer.status_code == 201, answer.text
             job_id = answer.json()["id"]
@@ -118,16 +125,18 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             assert not alive, [p.cmdline() for p in alive]
 
             video = tmp_path / "served.mp4"
-            video.write_bytes(requests.get(f"{server['url']}{final['links']['video']}", timeout=30).content)
+            video.write_bytes(api.get(f"{server['url']}{final['links']['video']}", timeout=30).content)
             subtitles = tmp_path / "served.srt"
-            subtitles.write_bytes(requests.get(f"{server['url']}{final['links']['subtitles']}", timeout=30).content)
+            subtitles.write_bytes(api.get(f"{server['url']}{final['links']['subtitles']}", timeout=30).content)
             # the old attempt can no longer report: only the retry's progress and files count
-            stale = requests.post(f"{server['url']}/api/jobs/{job_id}/progress", timeout=10,
+            stale = api.post(f"{server['url']}/api/jobs/{job_id}/progress", timeout=10,
                                   json={"worker": victim, "attempt": 1, "progress": 0.5})
             assert stale.status_code == 409, stale.text
+            anyone = requests.post(f"{server['url']}/api/jobs/{job_id}/claim", json={"worker": "x"}, timeout=10)
+            assert anyone.status_code == 401, anyone.text  # the worker calls need the token too
             # the workers' events reach the server's /metrics
             metrics = {(s.name, frozenset(s.labels.items())): s.value for family in
-                       text_string_to_metric_families(requests.get(f"{server['url']}/metrics", timeout=10).text)
+                       text_string_to_metric_families(api.get(f"{server['url']}/metrics", timeout=10).text)
                        for s in family.samples}
             assert metrics[("podium_segments_total", frozenset({("how", "cached")}))] == final["reused"]
             assert metrics[("podium_segments_total", frozenset({("how", "rendered")}))] >= SEGMENTS - final["reused"]
@@ -136,26 +145,26 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             assert metrics[("podium_jobs_finished_total", frozenset({("state", "done")}))] == 1
 
             # a job cancelled on the server stops the worker's render
-            answer = requests.post(f"{server['url']}/api/jobs", timeout=30, json={
+            answer = api.post(f"{server['url']}/api/jobs", timeout=30, json={
                 "text": TEXT.replace("talk", "second talk"), "preset": "draft", "options": OPTIONS})
             second = answer.json()["id"]
             wait_for_job(server, second, lambda j: j["state"] == "running" and j["segments"], timeout=120)
             renders = psutil.Process(procs[survivor].pid).children(recursive=True)
             assert renders
-            cancel = requests.delete(f"{server['url']}/api/jobs/{second}", timeout=10)
+            cancel = api.delete(f"{server['url']}/api/jobs/{second}", timeout=10)
             assert cancel.status_code == 202 and cancel.json()["state"] == "cancelled", cancel.text
             gone, alive = psutil.wait_procs(renders, timeout=60)
             assert not alive, [p.cmdline() for p in alive]
-            assert requests.get(f"{server['url']}/api/jobs/{second}", timeout=10).json()["state"] == "cancelled"
+            assert api.get(f"{server['url']}/api/jobs/{second}", timeout=10).json()["state"] == "cancelled"
 
             # a worker stopped (SIGTERM) mid-job gives the job back; a worker started later does it
-            answer = requests.post(f"{server['url']}/api/jobs", timeout=30, json={
+            answer = api.post(f"{server['url']}/api/jobs", timeout=30, json={
                 "text": TEXT.replace("talk", "third talk"), "preset": "draft", "options": OPTIONS})
             third = answer.json()["id"]
             wait_for_job(server, third, lambda j: j["state"] == "running" and j["segments"], timeout=120)
             procs[survivor].terminate()
             assert procs[survivor].wait(60) == 143, logs[survivor].read_text()[-2000:]  # a clean stop
-            assert requests.get(f"{server['url']}/api/jobs/{third}", timeout=10).json()["state"] == "queued"
+            assert api.get(f"{server['url']}/api/jobs/{third}", timeout=10).json()["state"] == "queued"
             procs["w3"], logs["w3"] = start_worker("w3", broker, cache, tmp_path)
             last = wait_for_job(server, third, lambda j: j["state"] in ("done", "failed"), timeout=180)[-1]
             assert last["state"] == "done" and last["worker"] == "w3", (last, logs["w3"].read_text()[-2000:])

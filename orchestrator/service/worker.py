@@ -34,7 +34,7 @@ from typing import Optional
 
 import requests
 
-from podium.errors import PodiumError, one_line
+from podium.errors import PodiumError, UsageError, one_line
 from podium.files import writing
 
 from . import broker as brokers
@@ -232,6 +232,24 @@ class RenderWorker:
         log.info("job %s: %s%s", job_id, outcome.state, f" ({outcome.error})" if outcome.error else "")
 
 
+def check_api(base: str, token: Optional[str]) -> None:
+    """Refuse to start against a server that does not answer or does not take the token."""
+    try:
+        response = Api(base, token, patience_s=0).call("GET", "/api/jobs?limit=1", patient=False, timeout=10)
+    except ApiError as err:
+        raise WorkerSetupError(f"--api {base} does not answer ({err}): start `podium serve --broker ...` "
+                               "there, or check the address") from None
+    if response.status_code == 401:
+        raise WorkerSetupError(f"--api {base} refused the token: give the server's --token "
+                               "(or set PODIUM_TOKEN)")
+    if response.status_code >= 400:
+        raise WorkerSetupError(f"--api {base} is not a podium serve ({response.status_code} on /api/jobs)")
+
+
+class WorkerSetupError(UsageError):
+    """`podium worker` cannot start as asked (the server's address or token)."""
+
+
 def default_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -253,6 +271,8 @@ def run_worker(args) -> int:
     worker = RenderWorker(broker, api=args.api, token=args.token or os.environ.get("PODIUM_TOKEN"),
                           name=args.name or default_name(), data_dir=data_dir, cache_dir=cache_dir,
                           servers=args.server, config=args.config, ollama_host=args.ollama_host)
+    if args.api:
+        check_api(args.api, worker.token)
     # one job at a time, and no second one held back while it renders (other workers take it)
     dramatiq_worker = Worker(broker, queues={brokers.QUEUE_NAME}, worker_threads=1)
     dramatiq_worker.queue_prefetch = 1
