@@ -290,6 +290,9 @@ def test_openapi_names_the_paths(served):
     assert set(schema["paths"]["/api/jobs/{id}"]) == {"get", "delete"}
     request = schema["components"]["schemas"]["JobRequest"]
     assert "draft" in request["properties"]["preset"]["enum"]
+    job = schema["components"]["schemas"]["JobView"]
+    assert {"id", "state", "progress", "error", "eta_s", "segments", "stages"} <= set(job["properties"])
+    assert set(job["properties"]["state"]["enum"]) == {"queued", "running", "done", "failed", "cancelled"}
 
 
 def test_the_grafana_dashboard_plots_metrics_the_server_exposes(served):

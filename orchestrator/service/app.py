@@ -37,7 +37,7 @@ from . import __doc__ as SERVICE_DOC
 from .metrics import Metrics
 from .queue import make_queue
 from .runner import SCRIPT_TEXT, SUBTITLES, VIDEO, Runner, job_dir
-from .schemas import JobRequest, RequestError, job_view, preset_names, validation_message, voice_ids
+from .schemas import JobList, JobRequest, JobView, RequestError, job_view, preset_names, validation_message, voice_ids
 from .store import ACTIVE, STATES, JobStore
 from .uploads import UPLOADS, remove_folder, store_upload
 
@@ -141,7 +141,8 @@ def create_app(settings: Settings) -> FastAPI:
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.post("/api/jobs", status_code=201, dependencies=guard, openapi_extra=_submit_openapi(),
-              summary="Submit a job")
+              summary="Submit a job", response_model=JobView,
+              responses={201: {"description": "queued; the job, its URL in Location"}})
     async def submit(request: Request):
         """JSON (`JobRequest`), or multipart/form-data with the same fields (`options` as a JSON
         string) and the files `image` (PNG/JPEG/WebP) and `voice_ref` (WAV/FLAC/MP3/Ogg/M4A)."""
@@ -166,7 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
         svc.metrics.submitted.inc()
         return JSONResponse(job_view(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
-    @app.get("/api/jobs", dependencies=guard, summary="List jobs, newest first")
+    @app.get("/api/jobs", dependencies=guard, summary="List jobs, newest first", response_model=JobList)
     def list_jobs(state: Optional[str] = None, limit: int = 100, offset: int = 0):
         if state is not None and state not in STATES:
             raise RequestError("state", f"unknown state {state!r}: one of {', '.join(STATES)}")
@@ -178,7 +179,8 @@ def create_app(settings: Settings) -> FastAPI:
         return {"jobs": [job_view(j, full=False) for j in svc.store.list(state, limit, offset)],
                 "counts": svc.store.counts()}
 
-    @app.get("/api/jobs/{id}", dependencies=guard, summary="A job: state, progress, stages, segments, ETA")
+    @app.get("/api/jobs/{id}", dependencies=guard, response_model=JobView,
+             summary="A job: state, progress, stages, segments, ETA")
     def get_job(id: str):  # noqa: A002 - the path says {id}
         return job_view(service().job(id))
 
@@ -194,7 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.delete("/api/jobs/{id}", dependencies=guard, status_code=204,
                 summary="Cancel a queued or running job (202); delete a finished one (204)",
-                responses={202: {"description": "cancelled; the job as it now is"},
+                responses={202: {"description": "cancelled; the job as it now is", "model": JobView},
                            204: {"description": "deleted with its files"}})
     def delete_job(id: str):  # noqa: A002
         svc = service()

@@ -117,6 +117,50 @@ class JobRequest(BaseModel):
                 raise RequestError("topic", "guided mode needs a topic: what the video is about")
 
 
+class SegmentView(BaseModel):
+    index: int
+    state: Literal["pending", "running", "done", "cached"]
+    stage: Optional[str] = Field(None, description="the stage (node title) it is in while running")
+    progress: float = Field(ge=0, le=1)
+
+
+class StageView(BaseModel):
+    name: str
+    seconds: float = Field(description="time spent in it so far, over all segments")
+    runs: int
+
+
+class JobView(BaseModel):
+    """A job as the API answers it."""
+
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float = Field(ge=0, le=1)
+    eta_s: Optional[float] = Field(None, description="seconds left, once a segment has been rendering")
+    error: Optional[str] = Field(None, description="why it failed (state failed)")
+    created: float
+    updated: float
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    attempts: int = Field(description="runs started (a restart of the server adds one)")
+    mode: Optional[str] = None
+    preset: Optional[str] = None
+    voice: Optional[str] = None
+    title: str
+    segments: list[SegmentView]
+    stages: list[StageView]
+    reused: Optional[int] = Field(None, description="segments taken from the cache")
+    failovers: int = 0
+    request: dict
+    uploads: list[str]
+    links: dict[str, str] = Field(description="self; video and subtitles once done")
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    counts: dict[str, int]
+
+
 def validation_message(errors: list[dict], skip: int = 0) -> tuple[str, str]:
     """(field, message) for pydantic/FastAPI errors: the first one, as `field: problem`."""
     first = errors[0]
