@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import psutil
 import pytest

@@ -37,8 +37,9 @@ from . import __doc__ as SERVICE_DOC
 from .metrics import Metrics
 from .queue import make_queue
 from .runner import SCRIPT_TEXT, SUBTITLES, VIDEO, Runner, job_dir
-from .schemas import JobList, JobRequest, JobView, RequestError, job_view, preset_names, validation_message, voice_ids
-from .store import ACTIVE, STATES, JobStore
+from .schemas import (JobList, JobRequest, JobView, RequestError, job_view, preset_names,
+                      validation_error, voice_ids)
+from .store import ACTIVE, STATES, JobStore, new_id
 from .uploads import UPLOADS, remove_folder, store_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -130,9 +131,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, err: RequestValidationError):
-        errors = err.errors()
-        where, message = validation_message(errors, skip=1)  # ("query", "limit") -> limit
-        return JSONResponse({"detail": message, "field": where}, status_code=422)
+        problem = validation_error(err.errors(), skip=1)  # ("query", "limit") -> limit
+        return JSONResponse({"detail": str(problem), "field": problem.field}, status_code=422)
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(_request: Request, _err: _Unauthorized):
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
         svc = service()
         job_request, files = await _parse_submission(request, svc.settings)
         job_request.check()
-        job_id = _new_job_id()
+        job_id = new_id()
         folder = job_dir(svc.settings.data_dir, job_id)
         inputs = folder / "inputs"
         try:
@@ -246,12 +246,6 @@ class _Unauthorized(Exception):
     pass
 
 
-def _new_job_id() -> str:
-    from .store import new_id
-
-    return new_id()
-
-
 def _output(svc: Service, job_id: str, key: str, name: str, media_type: str):
     job = svc.job(job_id)
     if job.state != "done":
@@ -312,8 +306,7 @@ def _validated(data: dict) -> JobRequest:
     try:
         return JobRequest.model_validate(data)
     except ValidationError as err:
-        where, message = validation_message(err.errors(include_url=False))
-        raise RequestError(where, message.split(": ", 1)[1] if ": " in message else message, 422) from None
+        raise validation_error(err.errors(include_url=False)) from None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -161,18 +161,18 @@ class JobList(BaseModel):
     counts: dict[str, int]
 
 
-def validation_message(errors: list[dict], skip: int = 0) -> tuple[str, str]:
-    """(field, message) for pydantic/FastAPI errors: the first one, as `field: problem`."""
+def validation_error(errors: list[dict], skip: int = 0) -> RequestError:
+    """The first of pydantic's (or FastAPI's) errors as a RequestError naming its field
+    (`skip`: leading parts of its location that name no field, like FastAPI's "query")."""
     first = errors[0]
-    loc = tuple(first.get("loc", ()))[skip:]
-    field = field_path(loc) or "body"
+    field = field_path(tuple(first.get("loc", ()))[skip:]) or "body"
     problem = problem_of(first)
     if first.get("type") == "extra_forbidden":
         problem = "is not a field this API takes"
     elif first.get("type") == "value_error":
         problem = str(first.get("msg", "")).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return field, f"{field}: {problem}{more}"
+    return RequestError(field, problem + more)
 
 
 def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
