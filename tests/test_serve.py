@@ -152,6 +152,8 @@ def test_cancel_a_running_job(served):
 
 def test_bad_requests_name_the_field(served):
     url = served["url"] + "/api/jobs"
+    jobs_folder = served["root"] / "data" / "jobs"
+    folders_before = sorted(jobs_folder.iterdir())
 
     def refused(status: int, field: str, **kwargs):
         answer = requests.post(url, **kwargs)
@@ -182,6 +184,7 @@ def test_bad_requests_name_the_field(served):
     refused(422, "options", data={**fields, "options": "{nope"})
     refused(422, "script", data={**fields, "script": "talk.md"})
 
+    assert sorted(jobs_folder.iterdir()) == folders_before, "a refused request left files"
     for bad, status in (("xyz", 422), ("../../etc/passwd", 404), ("0" * 32, 404)):
         answer = requests.get(f"{url}/{bad}")
         assert answer.status_code == status, (bad, answer.text)

@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from podium.files import atomic_write_text
@@ -149,20 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
         svc = service()
         job_request, files = await _parse_submission(request, svc.settings)
         job_request.check()
-        job_id = new_id()
-        folder = job_dir(svc.settings.data_dir, job_id)
-        inputs = folder / "inputs"
-        try:
-            inputs.mkdir(parents=True)
-            if job_request.mode == "direct":
-                atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
-            stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
-                      for name, upload in files.items()}
-            record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
-            job = svc.store.create(record, job_id)
-        except BaseException:
-            remove_folder(folder)
-            raise
+        job = await run_in_threadpool(_create_job, svc, job_request, files)  # disk and SQLite
         svc.queue.submit(job.id)
         svc.metrics.submitted.inc()
         return JSONResponse(job_view(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
@@ -244,6 +232,25 @@ def create_app(settings: Settings) -> FastAPI:
 
 class _Unauthorized(Exception):
     pass
+
+
+def _create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile]):
+    """The job's folder with its inputs, then its row: a worker never sees a job without its
+    files, and a refused upload leaves nothing behind."""
+    job_id = new_id()
+    folder = job_dir(svc.settings.data_dir, job_id)
+    inputs = folder / "inputs"
+    try:
+        inputs.mkdir(parents=True)
+        if job_request.mode == "direct":
+            atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
+        stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
+                  for name, upload in files.items()}
+        record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
+        return svc.store.create(record, job_id)
+    except BaseException:
+        remove_folder(folder)
+        raise
 
 
 def _output(svc: Service, job_id: str, key: str, name: str, media_type: str):
