@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -153,6 +152,8 @@ def test_cancel_a_running_job(served):
 
 def test_bad_requests_name_the_field(served):
     url = served["url"] + "/api/jobs"
+    jobs_folder = served["root"] / "data" / "jobs"
+    folders_before = sorted(jobs_folder.iterdir())
 
     def refused(status: int, field: str, **kwargs):
         answer = requests.post(url, **kwargs)
@@ -183,6 +184,7 @@ def test_bad_requests_name_the_field(served):
     refused(422, "options", data={**fields, "options": "{nope"})
     refused(422, "script", data={**fields, "script": "talk.md"})
 
+    assert sorted(jobs_folder.iterdir()) == folders_before, "a refused request left files"
     for bad, status in (("xyz", 422), ("../../etc/passwd", 404), ("0" * 32, 404)):
         answer = requests.get(f"{url}/{bad}")
         assert answer.status_code == status, (bad, answer.text)
@@ -249,8 +251,6 @@ def test_a_job_survives_a_server_killed_mid_job_and_resumes_from_the_cache(tmp_p
 
 
 def test_off_loopback_a_token_is_required(tmp_path):
-    from fake_comfy import FakeComfy
-
     refused = subprocess.run([*CLI, "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d")],
                              cwd=REPO, env={**cli_env(tmp_path / "tmp"), "PODIUM_TOKEN": ""},
                              capture_output=True, text=True, timeout=60)
@@ -258,29 +258,50 @@ def test_off_loopback_a_token_is_required(tmp_path):
     assert "--token" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     assert not (tmp_path / "d").exists()
 
-    comfy = FakeComfy(tmp_path / "comfy").start()
+    with podium_server(tmp_path / "data", host="0.0.0.0", token="s3cret", tmpdir=tmp_path / "tmp") as server:
+        url = server["url"]
+        for path in ("/api/jobs", "/metrics", "/api/jobs/" + "0" * 32, "/api/jobs/" + "0" * 32 + "/video"):
+            answer = requests.get(url + path)
+            assert answer.status_code == 401 and answer.json()["field"] == "Authorization", path
+            assert answer.headers["WWW-Authenticate"] == "Bearer"
+            assert requests.get(url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert requests.post(url + "/api/jobs", json=_job()).status_code == 401
+        assert requests.delete(url + "/api/jobs/" + "0" * 32, cookies={"podium_token": "s3cret"}).status_code == 401
+        assert requests.get(url + "/api/jobs", headers=server["headers"]).status_code == 200
+        assert requests.get(url + "/api/jobs", cookies={"podium_token": "s3cret"}).status_code == 200
+        assert requests.get(url + "/").status_code == 200  # the page itself holds no data
+        assert _metrics(server)[("podium_queue_depth", frozenset())] == 0
+
+
+def test_on_comfyui_servers_a_vanished_one_is_a_failover_and_gpu_memory_is_reported(tmp_path):
+    from fake_comfy import FakeComfy
+
+    slow, steady = (FakeComfy(tmp_path / name, execute="podium").start() for name in ("slow", "steady"))
+    slow.steps, slow.step_delay = 20, 0.2  # the segment it takes is still running when it dies
     try:
-        with podium_server(tmp_path / "data", "--server", comfy.url, host="0.0.0.0", token="s3cret",
+        with podium_server(tmp_path / "data", "--server", slow.url, "--server", steady.url,
                            tmpdir=tmp_path / "tmp") as server:
-            url = server["url"]
-            for path in ("/api/jobs", "/metrics", "/api/jobs/" + "0" * 32):
-                answer = requests.get(url + path)
-                assert answer.status_code == 401 and answer.json()["field"] == "Authorization", path
-                assert answer.headers["WWW-Authenticate"] == "Bearer"
-                assert requests.get(url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert requests.post(url + "/api/jobs", json=_job()).status_code == 401
-            assert requests.get(url + "/api/jobs", headers=server["headers"]).status_code == 200
-            assert requests.get(url + "/api/jobs", cookies={"podium_token": "s3cret"}).status_code == 200
-            assert requests.get(url + "/").status_code == 200  # the page itself holds no data
+            text = "\n\n".join(f"Segment {n}, rendered on a ComfyUI server." for n in range(3))
+            job_id = requests.post(server["url"] + "/api/jobs", json=_job(text)).json()["id"]
+            wait_for_job(server, job_id, lambda j: any(s["state"] == "running" for s in j["segments"]))
+            time.sleep(0.5)
+            slow.kill()
+            job = wait_for_job(server, job_id, _finished)[-1]
             metrics = _metrics(server)
     finally:
-        comfy.stop()
-    stats = REPO / "tests" / "data" / "comfyui-0.3.64" / "system_stats.json"
-    device = json.loads(stats.read_text())["devices"][0]
-    labels = frozenset({("server", comfy.url), ("device", device["name"])})
-    assert metrics[("podium_comfyui_up", frozenset({("server", comfy.url)}))] == 1
+        slow.stop()
+        steady.stop()
+    assert job["state"] == "done" and job["failovers"] == 1, job
+    assert metrics[("podium_failovers_total", frozenset({("server", slow.url)}))] == 1
+    assert metrics[("podium_comfyui_up", frozenset({("server", slow.url)}))] == 0
+    assert metrics[("podium_comfyui_up", frozenset({("server", steady.url)}))] == 1
+    device = json.loads((REPO / "tests" / "data" / "comfyui-0.3.64" / "system_stats.json").read_text())["devices"][0]
+    labels = frozenset({("server", steady.url), ("device", device["name"])})
     assert metrics[("podium_comfyui_vram_total_bytes", labels)] == device["vram_total"]
     assert metrics[("podium_comfyui_vram_free_bytes", labels)] == device["vram_free"]
+    info = ffprobe(tmp_path / "data" / "jobs" / job_id / "video.mp4")
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / SMALL["fps"] + 1e-6
 
 
 def test_openapi_names_the_paths(served):
@@ -290,6 +311,9 @@ def test_openapi_names_the_paths(served):
     assert set(schema["paths"]["/api/jobs/{id}"]) == {"get", "delete"}
     request = schema["components"]["schemas"]["JobRequest"]
     assert "draft" in request["properties"]["preset"]["enum"]
+    job = schema["components"]["schemas"]["JobView"]
+    assert {"id", "state", "progress", "error", "eta_s", "segments", "stages"} <= set(job["properties"])
+    assert set(job["properties"]["state"]["enum"]) == {"queued", "running", "done", "failed", "cancelled"}
 
 
 def test_the_grafana_dashboard_plots_metrics_the_server_exposes(served):

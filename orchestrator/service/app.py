@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from podium.files import atomic_write_text
@@ -37,8 +38,9 @@ from . import __doc__ as SERVICE_DOC
 from .metrics import Metrics
 from .queue import make_queue
 from .runner import SCRIPT_TEXT, SUBTITLES, VIDEO, Runner, job_dir
-from .schemas import JobRequest, RequestError, job_view, preset_names, validation_message, voice_ids
-from .store import ACTIVE, STATES, JobStore
+from .schemas import (JobList, JobRequest, JobView, RequestError, job_view, preset_names,
+                      validation_error, voice_ids)
+from .store import ACTIVE, STATES, JobStore, new_id
 from .uploads import UPLOADS, remove_folder, store_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -137,9 +139,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, err: RequestValidationError):
-        errors = err.errors()
-        where, message = validation_message(errors, skip=1)  # ("query", "limit") -> limit
-        return JSONResponse({"detail": message, "field": where}, status_code=422)
+        problem = validation_error(err.errors(), skip=1)  # ("query", "limit") -> limit
+        return JSONResponse({"detail": str(problem), "field": problem.field}, status_code=422)
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(_request: Request, _err: _Unauthorized):
@@ -148,32 +149,20 @@ def create_app(settings: Settings) -> FastAPI:
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.post("/api/jobs", status_code=201, dependencies=guard, openapi_extra=_submit_openapi(),
-              summary="Submit a job")
+              summary="Submit a job", response_model=JobView,
+              responses={201: {"description": "queued; the job, its URL in Location"}})
     async def submit(request: Request):
         """JSON (`JobRequest`), or multipart/form-data with the same fields (`options` as a JSON
         string) and the files `image` (PNG/JPEG/WebP) and `voice_ref` (WAV/FLAC/MP3/Ogg/M4A)."""
         svc = service()
         job_request, files = await _parse_submission(request, svc.settings)
         job_request.check()
-        job_id = _new_job_id()
-        folder = job_dir(svc.settings.data_dir, job_id)
-        inputs = folder / "inputs"
-        try:
-            inputs.mkdir(parents=True)
-            if job_request.mode == "direct":
-                atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
-            stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
-                      for name, upload in files.items()}
-            record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
-            job = svc.store.create(record, job_id)
-        except BaseException:
-            remove_folder(folder)
-            raise
+        job = await run_in_threadpool(_create_job, svc, job_request, files)  # disk and SQLite
         svc.queue.submit(job.id)
         svc.metrics.submitted.inc()
         return JSONResponse(job_view(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
-    @app.get("/api/jobs", dependencies=guard, summary="List jobs, newest first")
+    @app.get("/api/jobs", dependencies=guard, summary="List jobs, newest first", response_model=JobList)
     def list_jobs(state: Optional[str] = None, limit: int = 100, offset: int = 0):
         if state is not None and state not in STATES:
             raise RequestError("state", f"unknown state {state!r}: one of {', '.join(STATES)}")
@@ -185,7 +174,8 @@ def create_app(settings: Settings) -> FastAPI:
         return {"jobs": [job_view(j, full=False) for j in svc.store.list(state, limit, offset)],
                 "counts": svc.store.counts()}
 
-    @app.get("/api/jobs/{id}", dependencies=guard, summary="A job: state, progress, stages, segments, ETA")
+    @app.get("/api/jobs/{id}", dependencies=guard, response_model=JobView,
+             summary="A job: state, progress, stages, segments, ETA")
     def get_job(id: str):  # noqa: A002 - the path says {id}
         return job_view(service().job(id))
 
@@ -201,7 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.delete("/api/jobs/{id}", dependencies=guard, status_code=204,
                 summary="Cancel a queued or running job (202); delete a finished one (204)",
-                responses={202: {"description": "cancelled; the job as it now is"},
+                responses={202: {"description": "cancelled; the job as it now is", "model": JobView},
                            204: {"description": "deleted with its files"}})
     def delete_job(id: str):  # noqa: A002
         svc = service()
@@ -256,10 +246,23 @@ def _own_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def _new_job_id() -> str:
-    from .store import new_id
-
-    return new_id()
+def _create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile]):
+    """The job's folder with its inputs, then its row: a worker never sees a job without its
+    files, and a refused upload leaves nothing behind."""
+    job_id = new_id()
+    folder = job_dir(svc.settings.data_dir, job_id)
+    inputs = folder / "inputs"
+    try:
+        inputs.mkdir(parents=True)
+        if job_request.mode == "direct":
+            atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
+        stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
+                  for name, upload in files.items()}
+        record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
+        return svc.store.create(record, job_id)
+    except BaseException:
+        remove_folder(folder)
+        raise
 
 
 def _output(svc: Service, job_id: str, key: str, name: str, media_type: str):
@@ -322,8 +325,7 @@ def _validated(data: dict) -> JobRequest:
     try:
         return JobRequest.model_validate(data)
     except ValidationError as err:
-        where, message = validation_message(err.errors(include_url=False))
-        raise RequestError(where, message.split(": ", 1)[1] if ": " in message else message, 422) from None
+        raise validation_error(err.errors(include_url=False)) from None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

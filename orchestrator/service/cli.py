@@ -180,6 +180,7 @@ def serve_command(args) -> int:
         from .broker import make_broker
 
         make_broker(args.broker).close()  # a wrong URL or a Redis that is down: said now, in one line
+    lock = _lock(data_dir)  # noqa: F841 - held while this process serves
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=cli._servers(args),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,
@@ -197,6 +198,20 @@ def serve_command(args) -> int:
     except KeyboardInterrupt:  # the signal came between uvicorn's own handling
         pass
     return 0
+
+
+def _lock(data_dir: Path):
+    """One server per data folder: a second would re-queue the first one's running jobs."""
+    import fcntl
+
+    handle = open(data_dir / "serve.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise OutputError(f"another podium serve uses {data_dir}: stop it, or give this one "
+                          "another --data-dir") from None
+    return handle
 
 
 def _default_data_dir() -> Path:

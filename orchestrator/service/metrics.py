@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
+from urllib.parse import urlparse
 
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -81,6 +82,7 @@ class Metrics:
     def __init__(self, counts: Callable[[], dict], depth: Callable[[], int],
                  running: Callable[[], int], servers: list[str]):
         self.registry = CollectorRegistry()
+        self.servers = servers
         self.registry.register(_Live(counts, depth, running, servers))
         self.submitted = Counter("podium_jobs_submitted", "Jobs accepted by POST /api/jobs",
                                  registry=self.registry)
@@ -109,7 +111,15 @@ class Metrics:
         elif kind == "segment_cached":
             self.segments.labels("cached").inc()
         elif kind == "failover":
-            self.failovers.labels(str(event.get("instance"))).inc()
+            self.failovers.labels(self._server_url(str(event.get("instance")))).inc()
+
+    def _server_url(self, instance: str) -> str:
+        """The URL a server was given as (what the other server metrics say), from the
+        instance name the renderer uses (host:port)."""
+        for url in self.servers:
+            if urlparse(url).netloc == instance:
+                return url
+        return instance
 
     def job_finished(self, state: str, seconds: float | None) -> None:
         if state in ("done", "failed", "cancelled"):

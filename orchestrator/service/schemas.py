@@ -117,18 +117,62 @@ class JobRequest(BaseModel):
                 raise RequestError("topic", "guided mode needs a topic: what the video is about")
 
 
-def validation_message(errors: list[dict], skip: int = 0) -> tuple[str, str]:
-    """(field, message) for pydantic/FastAPI errors: the first one, as `field: problem`."""
+class SegmentView(BaseModel):
+    index: int
+    state: Literal["pending", "running", "done", "cached"]
+    stage: Optional[str] = Field(None, description="the stage (node title) it is in while running")
+    progress: float = Field(ge=0, le=1)
+
+
+class StageView(BaseModel):
+    name: str
+    seconds: float = Field(description="time spent in it so far, over all segments")
+    runs: int
+
+
+class JobView(BaseModel):
+    """A job as the API answers it."""
+
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float = Field(ge=0, le=1)
+    eta_s: Optional[float] = Field(None, description="seconds left, once a segment has been rendering")
+    error: Optional[str] = Field(None, description="why it failed (state failed)")
+    created: float
+    updated: float
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    attempts: int = Field(description="runs started (a restart of the server adds one)")
+    mode: Optional[str] = None
+    preset: Optional[str] = None
+    voice: Optional[str] = None
+    title: str
+    segments: list[SegmentView]
+    stages: list[StageView]
+    reused: Optional[int] = Field(None, description="segments taken from the cache")
+    failovers: int = 0
+    request: dict
+    uploads: list[str]
+    links: dict[str, str] = Field(description="self; video and subtitles once done")
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    counts: dict[str, int]
+
+
+def validation_error(errors: list[dict], skip: int = 0) -> RequestError:
+    """The first of pydantic's (or FastAPI's) errors as a RequestError naming its field
+    (`skip`: leading parts of its location that name no field, like FastAPI's "query")."""
     first = errors[0]
-    loc = tuple(first.get("loc", ()))[skip:]
-    field = field_path(loc) or "body"
+    field = field_path(tuple(first.get("loc", ()))[skip:]) or "body"
     problem = problem_of(first)
     if first.get("type") == "extra_forbidden":
         problem = "is not a field this API takes"
     elif first.get("type") == "value_error":
         problem = str(first.get("msg", "")).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return field, f"{field}: {problem}{more}"
+    return RequestError(field, problem + more)
 
 
 def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
