@@ -151,6 +151,7 @@ class JobView(BaseModel):
     stages: list[StageView]
     reused: Optional[int] = Field(None, description="segments taken from the cache")
     failovers: int = 0
+    worker: Optional[str] = Field(None, description="with --broker: the `podium worker` that has it")
     request: dict
     uploads: list[str]
     links: dict[str, str] = Field(description="self; video and subtitles once done")
