@@ -146,7 +146,7 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
 
             # a job cancelled on the server stops the worker's render
             answer = api.post(f"{server['url']}/api/jobs", timeout=30, json={
-                "text": TEXT.replace("talk", "second talk"), "preset": "draft", "options": OPTIONS})
+                "text": "A second talk.\n\nIts end.", "preset": "draft", "options": OPTIONS})
             second = answer.json()["id"]
             wait_for_job(server, second, lambda j: j["state"] == "running" and j["segments"], timeout=120)
             renders = psutil.Process(procs[survivor].pid).children(recursive=True)
@@ -159,7 +159,7 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
 
             # a worker stopped (SIGTERM) mid-job gives the job back; a worker started later does it
             answer = api.post(f"{server['url']}/api/jobs", timeout=30, json={
-                "text": TEXT.replace("talk", "third talk"), "preset": "draft", "options": OPTIONS})
+                "text": "A third talk.\n\nIts end.", "preset": "draft", "options": OPTIONS})
             third = answer.json()["id"]
             wait_for_job(server, third, lambda j: j["state"] == "running" and j["segments"], timeout=120)
             procs[survivor].terminate()
