@@ -13,7 +13,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import CLI, REPO, cli_env, ffprobe, parse_srt, podium_server, streams, wait_for_job
+from conftest import CLI, FFMPEG, REPO, cli_env, ffprobe, parse_srt, podium_server, streams, wait_for_job
 
 TEXT = "Hello from the service. This is the first part.\n\nAnd here is a second part, short as well."
 SMALL = {"size": "160x96", "fps": 12}
@@ -202,7 +202,7 @@ def test_uploads_stay_in_the_job_folder_under_server_names(served, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (64, 64), (90, 120, 200)).save(png, "PNG")
-    wav = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=0.3", "-f", "wav", "-"],
+    wav = subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=d=0.3", "-f", "wav", "-"],
                          capture_output=True, check=True).stdout
     answer = requests.post(served["url"] + "/api/jobs", data={
         "text": TEXT, "preset": "draft", "options": '{"size": "160x96", "fps": 12}'}, files={
