@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import CLI, REPO, cli_env, ffprobe, parse_srt, podium_server, streams, wait_for_job
+from conftest import CLI, FFMPEG, REPO, cli_env, ffprobe, parse_srt, podium_server, streams, wait_for_job
 
 TEXT = "Hello from the service. This is the first part.\n\nAnd here is a second part, short as well."
 SMALL = {"size": "160x96", "fps": 12}
@@ -202,7 +204,7 @@ def test_uploads_stay_in_the_job_folder_under_server_names(served, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (64, 64), (90, 120, 200)).save(png, "PNG")
-    wav = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=d=0.3", "-f", "wav", "-"],
+    wav = subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "sine=d=0.3", "-f", "wav", "-"],
                          capture_output=True, check=True).stdout
     answer = requests.post(served["url"] + "/api/jobs", data={
         "text": TEXT, "preset": "draft", "options": '{"size": "160x96", "fps": 12}'}, files={
@@ -257,6 +259,11 @@ def test_off_loopback_a_token_is_required(tmp_path):
     assert refused.returncode == 2
     assert "--token" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     assert not (tmp_path / "d").exists()
+    (tmp_path / "newer").mkdir()
+    sqlite3.connect(tmp_path / "newer" / "jobs.sqlite3").execute("PRAGMA user_version = 99").connection.close()
+    newer = subprocess.run([*CLI, "serve", "--data-dir", str(tmp_path / "newer")], cwd=REPO,
+                           env=cli_env(tmp_path / "tmp"), capture_output=True, text=True, timeout=60)
+    assert newer.returncode == 2 and "newer Podium" in newer.stderr and newer.stderr.count("\n") == 1, newer.stderr
 
     with podium_server(tmp_path / "data", host="0.0.0.0", token="s3cret", tmpdir=tmp_path / "tmp") as server:
         url = server["url"]
@@ -302,6 +309,23 @@ def test_on_comfyui_servers_a_vanished_one_is_a_failover_and_gpu_memory_is_repor
     info = ffprobe(tmp_path / "data" / "jobs" / job_id / "video.mp4")
     (v,), (a,) = streams(info, "video"), streams(info, "audio")
     assert abs(v["duration"] - a["duration"]) <= 1 / SMALL["fps"] + 1e-6
+
+
+def test_no_request_value_becomes_an_option_or_a_path_of_its_own(tmp_path):
+    from orchestrator.cli import build_parser
+    from orchestrator.service.runner import Runner
+    from orchestrator.service.store import Job
+
+    sly = "--out=/etc/passwd --force"
+    request = {"mode": "guided", "topic": sly, "preset": "draft", "voice": "piper-en_US-joe-medium",
+               "options": {"tone": "-x", "audience": sly, "presenter_prompt": "--image /etc/shadow"},
+               "inputs": {"image": "../../image.png"}}
+    job = Job(id="a" * 32, state="queued", request=request, created=0, updated=0)
+    args = build_parser().parse_args(Runner(tmp_path, servers=["http://gpu:8188"]).command(job))
+    folder = tmp_path / "jobs" / job.id
+    assert (args.topic, args.audience, args.tone, args.presenter_prompt) == (sly, sly, "-x", "--image /etc/shadow")
+    assert Path(args.out) == folder / "video.mp4" and Path(args.image) == folder / "inputs" / "image.png"
+    assert args.cache_dir == tmp_path / "cache" and args.server == ["http://gpu:8188"]
 
 
 def test_openapi_names_the_paths(served):

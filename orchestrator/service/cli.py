@@ -181,6 +181,9 @@ def serve_command(args) -> int:
 
         make_broker(args.broker).close()  # a wrong URL or a Redis that is down: said now, in one line
     lock = _lock(data_dir)  # noqa: F841 - held while this process serves
+    from .store import JobStore
+
+    JobStore(data_dir / "jobs.sqlite3").close()  # a database it cannot use: said here, in one line
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=cli._servers(args),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,

@@ -182,39 +182,29 @@ class Runner:
 
     def command(self, job: Job) -> list[str]:
         """The `podium generate` arguments for the job (its request was validated on submission;
-        every path in it is the job folder's own)."""
+        every path in it is the job folder's own). Each value goes as `--flag=VALUE`, so a value
+        that looks like an option (a topic "--out /x") stays a value."""
         request, folder = job.request, job_dir(self.data_dir, job.id)
         options = request.get("options") or {}
         inputs = request.get("inputs") or {}
-        args = ["generate", "--mode", request.get("mode", "direct"), "--preset", request.get("preset", "auto"),
-                "--out", str(folder / VIDEO), "--force", "--quiet", "--progress-json",
-                "--cache-dir", str(self.cache_dir)]
+        given = {"mode": request.get("mode", "direct"), "preset": request.get("preset", "auto"),
+                 "out": folder / VIDEO, "cache-dir": self.cache_dir, "voice": request.get("voice")}
         if request.get("mode") == "guided":
-            args += ["--topic", request["topic"]]
-            if self.ollama_host:
-                args += ["--ollama-host", self.ollama_host]
-            for option, flag in (("duration", "--duration"), ("language", "--language"),
-                                 ("audience", "--audience"), ("tone", "--tone"),
-                                 ("speakers", "--speakers"), ("llm_model", "--llm-model")):
-                if options.get(option) not in (None, ""):
-                    args += [flag, str(options[option])]
+            given.update({"topic": request["topic"], "ollama-host": self.ollama_host})
+            for option in ("duration", "language", "audience", "tone", "speakers", "llm_model"):
+                given[option.replace("_", "-")] = options.get(option)
         else:
-            args += ["--script", str(folder / "inputs" / SCRIPT_TEXT)]
-        if request.get("voice"):
-            args += ["--voice", request["voice"]]
-        for option, flag in (("subtitles", "--subtitles"), ("fps", "--fps"), ("size", "--size"),
-                             ("seed", "--seed"), ("crossfade", "--crossfade"),
-                             ("presenter_prompt", "--presenter-prompt"), ("voice_ref_text", "--voice-ref-text")):
-            if options.get(option) not in (None, ""):
-                args += [flag, str(options[option])]
-        if inputs.get("image"):
-            args += ["--image", str(folder / "inputs" / Path(inputs["image"]).name)]
-        if inputs.get("voice_ref"):
-            args += ["--voice-ref", str(folder / "inputs" / Path(inputs["voice_ref"]).name)]
-        for url in self.servers:
-            args += ["--server", url]
+            given["script"] = folder / "inputs" / SCRIPT_TEXT
+        for option in ("subtitles", "fps", "size", "seed", "crossfade", "presenter_prompt", "voice_ref_text"):
+            given[option.replace("_", "-")] = options.get(option)
+        for field_name, flag in (("image", "image"), ("voice_ref", "voice-ref")):
+            if inputs.get(field_name):
+                given[flag] = folder / "inputs" / Path(inputs[field_name]).name  # the server's own name
+        args = ["generate", "--force", "--quiet", "--progress-json"]
+        args += [f"--{flag}={value}" for flag, value in given.items() if value not in (None, "")]
+        args += [f"--server={url}" for url in self.servers]
         if self.config:
-            args += ["--config", str(self.config)]
+            args.append(f"--config={self.config}")
         return args
 
     def run(self, job: Job, report: Callable[..., None]) -> Outcome:
