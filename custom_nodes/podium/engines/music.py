@@ -86,7 +86,8 @@ def generate(pipe, prompt: str, seconds: float, seed: int = 0, steps: int = 0,
     """(float32 array (channels, samples), sample rate): `seconds` of audio for `prompt`.
 
     `steps` 0: the model's default (8 turbo, 30 base/SFT); `lyrics` None: instrumental;
-    `guidance` None: the pipeline's (ignored by turbo models, which are guidance-distilled).
+    `guidance` None: the pipeline's for base/SFT models, 1 (none) for turbo models, which are
+    guidance-distilled.
     """
     import torch
 
@@ -112,8 +113,8 @@ def generate(pipe, prompt: str, seconds: float, seed: int = 0, steps: int = 0,
                   audio_duration=seconds, num_inference_steps=steps, output_type="pt",
                   callback_on_step_end=on_step,
                   generator=torch.Generator("cpu").manual_seed(int(seed)))  # same noise on any device
-    if guidance is not None:
-        kwargs["guidance_scale"] = float(guidance)
+    if guidance is not None or pipe.is_turbo:
+        kwargs["guidance_scale"] = 1.0 if guidance is None else float(guidance)
     with torch.inference_mode():
         audio = pipe(**kwargs).audios[0]  # (channels, ceil(seconds * latent rate) * downsampling)
     audio = audio.float().cpu().numpy()
