@@ -47,13 +47,24 @@ def one_thread():
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open a connection fails the test."""
+    """Any attempt to open a connection beyond loopback (the live ComfyUI) fails the test."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    connect, create_connection = socket.socket.connect, socket.create_connection
 
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    def loopback(address) -> bool:
+        return isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")
+
+    def refuse_connect(sock, address, *args):
+        if not loopback(address):
+            raise AssertionError(f"network access attempted: {address}")
+        return connect(sock, address, *args)
+
+    def refuse_create(address, *args, **kwargs):
+        if not loopback(address):
+            raise AssertionError(f"network access attempted: {address}")
+        return create_connection(address, *args, **kwargs)
+    monkeypatch.setattr(socket.socket, "connect", refuse_connect)
+    monkeypatch.setattr(socket, "create_connection", refuse_create)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +195,40 @@ def test_save_audio_formats_and_confinement(tmp_path):
         paths.set_output_directory(None)
     assert sorted(p.name for p in (tmp_path / "music").iterdir()) == ["bed_00001.flac", "bed_00002.wav"]
     assert not (tmp_path.parent / "escape_00001.flac").exists()
+
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
+
+
+@pytest.mark.comfyui
+@pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
+                    reason="set COMFYUI_DIR to a ComfyUI source tree to run this test")
+def test_workflows_run_in_comfyui_like_in_process(models_dir, tmp_path):
+    """music.json and sfx.json in a live ComfyUI (the tiny model found through $PODIUM_MODELS_DIR,
+    placed by ComfyUI's model management): the FLAC it serves is the in-process runner's."""
+    import requests
+    from conftest import comfyui_server, run_prompt
+
+    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(REPO),
+            "--database-url", "sqlite:///:memory:"]
+    for name in ("output", "temp", "user", "input"):
+        (tmp_path / name).mkdir()
+        args += [f"--{name}-directory", str(tmp_path / name)]
+    env = {**os.environ, "PODIUM_MODELS_DIR": str(models_dir), "HF_HUB_OFFLINE": "1"}
+    cases = [("music.json", "Music", 1.2), ("sfx.json", "Sound effect", 0.4)]
+    with comfyui_server(args, cwd=tmp_path, log_path=tmp_path / "comfyui.log", env=env) as comfy:
+        for name, title, seconds in cases:
+            graph = _graph(name, title, seconds=seconds, seed=11, steps=2)
+            entry, _ = run_prompt(comfy, graph)
+            assert entry["status"]["status_str"] == "success", entry["status"]
+            (item,) = [i for ui in entry["outputs"].values() for i in ui.get("audio", [])]
+            served = requests.get(comfy["url"] + "/view", params={k: item[k] for k in ("filename", "subfolder", "type")})
+            assert served.status_code == 200
+            (tmp_path / name).with_suffix(".flac").write_bytes(served.content)
+            theirs, rate = soundfile.read(str((tmp_path / name).with_suffix(".flac")), dtype="float32")
+            local_out = tmp_path / f"local-{title}"
+            outputs = embedded.run_graph(graph, local_out)
+            (mine,) = [i for ui in outputs.values() for i in ui.get("audio", [])]
+            ours, _ = soundfile.read(str(local_out / mine["subfolder"] / mine["filename"]), dtype="float32")
+            assert rate == RATE and theirs.shape == ours.shape == (n_samples(seconds, RATE), 2)
+            assert np.allclose(theirs, ours, atol=1e-3)
