@@ -70,6 +70,8 @@ def load_pipeline(folder: str | Path):
             raise ModelMissingError(f"cannot load the ACE-Step model in {folder} (incomplete or damaged?): "
                                     f"{exc}. Pull it again with `podium models pull <id>`") from None
         pipe.set_progress_bar_config(disable=True)
+        if hasattr(pipe.vae, "enable_tiling"):
+            pipe.vae.enable_tiling()  # beyond 512 latents (20 s): long beds decode in bounded memory
         return pipe
 
     return manager.load(f"ace-step:{folder.resolve()}:{str(dtype)[6:]}", loader, kind="torch",
