@@ -1,6 +1,7 @@
-"""Music and sound effects: a tiny random-weight ACE-Step 1.5 pipeline (tests/tiny_music.py) in
-the folder models.yaml names, loaded by the engine's real loader offline; exact lengths, seeds,
-the missing-model error, the nodes, and workflows/music.json and sfx.json run in-process."""
+"""Music and sound effects: tiny random-weight ACE-Step 1.5 and Stable Audio Open pipelines
+(tests/tiny_music.py) in the folders models.yaml names, loaded by the engine's real loader
+offline; exact lengths, seeds, the missing-model error, the nodes, and workflows/music.json and
+sfx.json run in-process (and in a live ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ from podium.nodes.output import PodiumSaveAudio  # noqa: E402
 from podium import paths  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = "acestep-v15-xl-turbo"
+MODEL, SAO = "acestep-v15-xl-turbo", "stable-audio-open-1.0"
 RATE = tiny_music.SAMPLE_RATE
 
 
@@ -69,19 +70,26 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    """A models dir holding the tiny pipeline where models.yaml puts the real one."""
+    """A models dir holding the tiny pipelines where models.yaml puts the real ones."""
     root = tmp_path_factory.mktemp("models")
-    folder = root / load_registry().get(MODEL).folder
-    tiny_music.build(folder)
+    folders = [root / load_registry().get(MODEL).folder, root / load_registry().get(SAO).folder]
+    tiny_music.build(folders[0])
+    tiny_music.build_stable_audio(folders[1])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PODIUM_MODELS_DIR", str(root))
         yield root
-    get_manager().evict(f"ace-step:{folder.resolve()}:float32")
+    for folder in folders:
+        get_manager().evict(f"audio:{folder.resolve()}:float32")
 
 
 @pytest.fixture
 def pipe(models_dir):
     return load_pipeline(models_dir / load_registry().get(MODEL).folder)
+
+
+@pytest.fixture
+def sao(models_dir):
+    return load_pipeline(models_dir / load_registry().get(SAO).folder)
 
 
 def test_exact_length_at_the_pipeline_rate(pipe):
@@ -103,6 +111,19 @@ def test_same_seed_same_audio(pipe):
     assert not np.allclose(a, c)
     effect, _ = sound_effect(pipe, "calm piano", 1.0, seed=7, steps=2)  # prompted for a sound
     assert effect.shape == a.shape and not np.allclose(effect, a)
+
+
+def test_stable_audio_exact_length_and_seed(sao):
+    assert type(sao).__name__ == "StableAudioPipeline"
+    for seconds in (1.0, 1.37):
+        audio, rate = sound_effect(sao, "applause", seconds, seed=2, steps=3)
+        assert rate == RATE and audio.shape == (2, n_samples(seconds, RATE))
+        assert np.isfinite(audio).all() and float(np.abs(audio).max()) > 0
+    again, _ = sound_effect(sao, "applause", 1.37, seed=2, steps=3)
+    other, _ = sound_effect(sao, "applause", 1.37, seed=3, steps=3)
+    assert np.array_equal(audio, again) and not np.allclose(audio, other)
+    with pytest.raises(PodiumError, match="at most 2.56 for this model"):  # 64 latents of 32 samples
+        sound_effect(sao, "applause", 3.0)
 
 
 def test_bad_input_is_one_clear_line(pipe):
@@ -131,6 +152,7 @@ def test_missing_model_names_the_pull_command(tmp_path, monkeypatch):
 
 def test_nodes_return_comfy_audio(models_dir):
     assert PodiumMusicGenerate.INPUT_TYPES()["required"]["model"][0] == [MODEL]
+    assert PodiumSoundEffect.INPUT_TYPES()["required"]["model"][0] == [MODEL, SAO]
     assert PodiumMusicGenerate.RETURN_TYPES == PodiumSoundEffect.RETURN_TYPES == ("AUDIO",)
     (audio,) = PodiumMusicGenerate().make("calm piano", 1.5, 3, MODEL, steps=2)
     assert audio["sample_rate"] == RATE
@@ -139,6 +161,8 @@ def test_nodes_return_comfy_audio(models_dir):
     (effect,) = PodiumSoundEffect().make("applause", 0.5, 3, MODEL, steps=2)
     assert tuple(effect["waveform"].shape) == (1, 2, 400)
     assert profiling.reports[-1].name == "sound_effect"
+    (effect,) = PodiumSoundEffect().make("door", 0.5, 3, SAO, steps=2)
+    assert tuple(effect["waveform"].shape) == (1, 2, 400)
 
 
 def _graph(name: str, title: str, **inputs) -> dict:
