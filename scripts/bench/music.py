@@ -72,13 +72,18 @@ def build(model: str, device: str, dtype: torch.dtype):
 
     dit, text, condition = MODELS[model]
     torch.manual_seed(0)
-    with torch.device(device):
-        parts = dict(
-            transformer=AceStepTransformer1DModel(in_channels=192, audio_acoustic_hidden_dim=64, patch_size=2,
-                                                  is_turbo=True, model_version="turbo", **dit),
-            condition_encoder=AceStepConditionEncoder(**{**CONDITION, **condition}),
-            text_encoder=Qwen3Model(Qwen3Config(**{**TEXT, **text})),
-            vae=AutoencoderOobleck(**VAE))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # made in bf16 on the GPU: XL in fp32 would not fit a 24 GB card
+    try:
+        with torch.device(device):
+            parts = dict(
+                transformer=AceStepTransformer1DModel(in_channels=192, audio_acoustic_hidden_dim=64, patch_size=2,
+                                                      is_turbo=True, model_version="turbo", **dit),
+                condition_encoder=AceStepConditionEncoder(**{**CONDITION, **condition}),
+                text_encoder=Qwen3Model(Qwen3Config(**{**TEXT, **text})),
+                vae=AutoencoderOobleck(**VAE))
+    finally:
+        torch.set_default_dtype(default)
     parts = {name: module.to(dtype).eval() for name, module in parts.items()}
     pipe = AceStepPipeline(tokenizer=tiny_music.tokenizer(),
                            scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0), **parts)
