@@ -1,6 +1,7 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .lipsync import PodiumLipSync
+from .musetalk import PodiumMuseTalk
 from .output import PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .presenter_image import PodiumPresenterImage
@@ -24,6 +25,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumUpscaleImage": PodiumUpscaleImage,
     "PodiumSaveVideo": PodiumSaveVideo,
     "PodiumSaveImage": PodiumSaveImage,
+    "PodiumMuseTalk": PodiumMuseTalk,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -39,4 +41,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumUpscaleImage": "Podium Upscale Image (Real-ESRGAN)",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
+    "PodiumMuseTalk": "Podium Lip Sync (MuseTalk 1.5)",
 }
