@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,7 @@ def _unet_loader(files: MuseTalkFiles, dtype) -> Callable:
         try:
             config = json.loads(Path(files.config).read_text(encoding="utf-8"))
             state = torch.load(str(files.unet), map_location="cpu", weights_only=True)
-        except (OSError, ValueError, RuntimeError, EOFError) as err:
+        except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
             raise PodiumError(f"cannot read the MuseTalk UNet ({files.unet}, {files.config}): "
                               f"{err}; pull it again (podium models pull)") from None
         if config.get("in_channels") != 8:
