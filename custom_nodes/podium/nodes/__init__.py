@@ -1,6 +1,7 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .lipsync import PodiumLipSync
+from .musetalk import PodiumMuseTalk
 from .music import PodiumMusicGenerate, PodiumSoundEffect
 from .output import PodiumSaveAudio, PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
@@ -28,6 +29,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumMusicGenerate": PodiumMusicGenerate,
     "PodiumSoundEffect": PodiumSoundEffect,
     "PodiumSaveAudio": PodiumSaveAudio,
+    "PodiumMuseTalk": PodiumMuseTalk,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -46,4 +48,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumMusicGenerate": "Podium Music (ACE-Step)",
     "PodiumSoundEffect": "Podium Sound Effect (ACE-Step / Stable Audio)",
     "PodiumSaveAudio": "Podium Save Audio (FLAC/WAV)",
+    "PodiumMuseTalk": "Podium Lip Sync (MuseTalk 1.5)",
 }
