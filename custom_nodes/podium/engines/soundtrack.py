@@ -318,10 +318,35 @@ def master(x: np.ndarray, rate: int, loudness_lufs: float = -16.0, true_peak_db:
 
 # --- the mix --------------------------------------------------------------------------------
 
-def music_bed(music: np.ndarray, voice: np.ndarray, rate: int, settings: MixSettings) -> np.ndarray:
-    """The music as it goes under this voice: fitted to its length, faded, at its level
-    relative to the voice, ducked while someone speaks."""
-    bed = fit_length(music, rate, len(voice), settings.loop_crossfade_s)
+def sections_bed(sections: Sequence[tuple[np.ndarray, int, int]], rate: int, length: int,
+                 loop_crossfade_s: float = 0.5, crossfade_s: float = 1.5) -> np.ndarray:
+    """One bed from several tracks, each (samples, start, end) fitted to its stretch of the
+    video, with equal-power cross-fades of `crossfade_s` where one stretch meets the next."""
+    out = np.zeros(length, np.float32)
+    half = int(round(crossfade_s * rate / 2))
+    for number, (track, start, end) in enumerate(sections):
+        lo = max(start - (half if number else 0), 0)
+        hi = min(end + (half if number < len(sections) - 1 else 0), length)
+        if hi <= lo:
+            continue
+        piece = fit_length(track, rate, hi - lo, loop_crossfade_s)
+        ramp = np.sin(np.linspace(0.0, np.pi / 2, 2 * half, dtype=np.float64)).astype(np.float32)
+        if number and 2 * half <= len(piece):
+            piece[:2 * half] *= ramp
+        if number < len(sections) - 1 and 2 * half <= len(piece):
+            piece[-2 * half:] *= ramp[::-1]
+        out[lo:hi] += piece
+    return out
+
+
+def music_bed(music: np.ndarray, voice: np.ndarray, rate: int, settings: MixSettings,
+              fitted: bool = False) -> np.ndarray:
+    """The music as it goes under this voice: fitted to its length (unless `fitted`: laid
+    out already, e.g. by sections_bed), faded, at its level relative to the voice, ducked
+    while someone speaks."""
+    bed = music[:len(voice)].copy() if fitted else fit_length(music, rate, len(voice), settings.loop_crossfade_s)
+    if len(bed) < len(voice):
+        bed = np.concatenate([bed, np.zeros(len(voice) - len(bed), np.float32)])
     bed = fades(bed, rate, settings.fade_in_s, settings.fade_out_s)
     gain_db = active_db(voice, rate) + settings.music_volume_db - active_db(bed, rate)
     return bed * duck_gain(voice, rate, settings) * np.float32(10.0 ** (gain_db / 20.0))
@@ -343,14 +368,14 @@ def place_cues(voice: np.ndarray, rate: int, cues: Sequence[SoundCue], settings:
 
 def mix(voice: np.ndarray, rate: int, music: Optional[np.ndarray] = None,
         cues: Sequence[SoundCue] = (), settings: Optional[MixSettings] = None,
-        stems: Optional[dict] = None) -> np.ndarray:
+        stems: Optional[dict] = None, fitted: bool = False) -> np.ndarray:
     """The mastered mix of the narration, the music bed and the cues (mono float32, as long
     as the voice). `stems`, if given, receives the pieces before mastering (for measuring)."""
     settings = (settings or MixSettings()).check()
     voice = np.asarray(voice, np.float32)
     total = voice.copy()
     if music is not None:
-        bed = music_bed(music, voice, rate, settings)
+        bed = music_bed(music, voice, rate, settings, fitted)
         total += bed
         if stems is not None:
             stems["music"] = bed
