@@ -225,7 +225,7 @@ def _widen(mask: np.ndarray, before: int, after: int) -> np.ndarray:
 def measure(x: np.ndarray, rate: int) -> tuple[float, float]:
     """(integrated loudness LUFS, true peak dBTP) by ffmpeg's EBU R128 meter."""
     command = [find_ffmpeg(), "-hide_banner", "-nostats", "-nostdin", "-f", "f32le", "-ar", str(rate),
-               "-ac", "1", "-i", "pipe:0", "-af", "ebur128=peak=true", "-f", "null", "-"]
+               "-ac", "1", "-i", "pipe:0", "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
     result = subprocess.run(command, input=np.ascontiguousarray(x, np.float32).tobytes(),
                             capture_output=True)
     return parse_ebur128(result.stderr.decode(errors="replace"))
@@ -234,7 +234,7 @@ def measure(x: np.ndarray, rate: int) -> tuple[float, float]:
 def measure_file(path: str | Path) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) of a media file's first audio stream."""
     command = [find_ffmpeg(), "-hide_banner", "-nostats", "-nostdin", "-i", str(path), "-map", "0:a:0",
-               "-af", "ebur128=peak=true", "-f", "null", "-"]
+               "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
     result = subprocess.run(command, capture_output=True)
     return parse_ebur128(result.stderr.decode(errors="replace"))
 
@@ -341,15 +341,15 @@ def sections_bed(sections: Sequence[tuple[np.ndarray, int, int]], rate: int, len
 
 def music_bed(music: np.ndarray, voice: np.ndarray, rate: int, settings: MixSettings,
               fitted: bool = False) -> np.ndarray:
-    """The music as it goes under this voice: fitted to its length (unless `fitted`: laid
-    out already, e.g. by sections_bed), faded, at its level relative to the voice, ducked
-    while someone speaks."""
+    """The music as it goes under this voice (before ducking): fitted to its length (unless
+    `fitted`: laid out already, e.g. by sections_bed), faded, at its level relative to the
+    voice."""
     bed = music[:len(voice)].copy() if fitted else fit_length(music, rate, len(voice), settings.loop_crossfade_s)
     if len(bed) < len(voice):
         bed = np.concatenate([bed, np.zeros(len(voice) - len(bed), np.float32)])
     bed = fades(bed, rate, settings.fade_in_s, settings.fade_out_s)
     gain_db = active_db(voice, rate) + settings.music_volume_db - active_db(bed, rate)
-    return bed * duck_gain(voice, rate, settings) * np.float32(10.0 ** (gain_db / 20.0))
+    return bed * np.float32(10.0 ** (gain_db / 20.0))
 
 
 def place_cues(voice: np.ndarray, rate: int, cues: Sequence[SoundCue], settings: MixSettings) -> np.ndarray:
@@ -375,10 +375,11 @@ def mix(voice: np.ndarray, rate: int, music: Optional[np.ndarray] = None,
     voice = np.asarray(voice, np.float32)
     total = voice.copy()
     if music is not None:
-        bed = music_bed(music, voice, rate, settings, fitted)
+        level = music_bed(music, voice, rate, settings, fitted)
+        bed = level * duck_gain(voice, rate, settings)
         total += bed
         if stems is not None:
-            stems["music"] = bed
+            stems["music"], stems["music_not_ducked"] = bed, level
     if cues:
         effects = place_cues(voice, rate, cues, settings)
         total += effects
