@@ -139,7 +139,8 @@ def find_seam(x: np.ndarray, rate: int, overlap: int) -> int:
     lo, hi = len(x) // 2, len(x) - overlap - 1
     if hi - lo < window:
         return max(hi, 1)
-    power = np.convolve(np.square(x[lo:hi + window].astype(np.float64)), np.ones(window), "valid")
+    energy = np.concatenate([[0.0], np.cumsum(np.square(x[lo:hi + window], dtype=np.float64))])
+    power = energy[window:] - energy[:-window]  # each 50 ms window's energy, in O(n)
     best = lo + int(np.argmin(power[:hi - lo]))
     crossings = np.flatnonzero((x[best:best + window - 1] <= 0) & (x[best + 1:best + window] > 0))
     return best + (int(crossings[0]) + 1 if len(crossings) else 0)
@@ -185,8 +186,9 @@ def fades(x: np.ndarray, rate: int, fade_in_s: float, fade_out_s: float) -> np.n
 
 # --- ducking --------------------------------------------------------------------------------
 
-def duck_gain(voice: np.ndarray, rate: int, settings: MixSettings) -> np.ndarray:
-    """Per-sample linear gain for the music: 1 in pauses, -duck_db while someone speaks. The
+def duck_gain(voice: np.ndarray, rate: int, settings: MixSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The music's gain curve (frame centres in samples, linear gains; see apply_gain): 1 in
+    pauses, -duck_db while someone speaks. The
     mask is widened by `attack_s` before speech (so the music is down at the first word) and
     `hold_s` after it; the gain slides down over attack_s and back up over release_s."""
     mask = speech_mask(voice, rate)
@@ -206,8 +208,18 @@ def duck_gain(voice: np.ndarray, rate: int, settings: MixSettings) -> np.ndarray
         level = gain_db[i] if gain_db[i] <= level else min(gain_db[i], level + up)
         gain_db[i] = level
     centres = (np.arange(len(gain_db)) + 0.5) * FRAME_S * rate
-    per_sample = np.interp(np.arange(len(voice)), centres, gain_db)
-    return (10.0 ** (per_sample / 20.0)).astype(np.float32)
+    return centres, 10.0 ** (gain_db / 20.0)
+
+
+def apply_gain(x: np.ndarray, curve: tuple[np.ndarray, np.ndarray], chunk: int = 1 << 20) -> np.ndarray:
+    """`x` times a gain curve given at some sample positions (linear in between), a chunk at
+    a time so no float64 copy of a long narration is made."""
+    centres, gains = curve
+    out = np.empty(len(x), np.float32)
+    for start in range(0, len(x), chunk):
+        stop = min(start + chunk, len(x))
+        out[start:stop] = x[start:stop] * np.interp(np.arange(start, stop), centres, gains).astype(np.float32)
+    return out
 
 
 def _widen(mask: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -290,8 +302,7 @@ def limit(x: np.ndarray, rate: int, ceiling_db: float, block: int = 128,
         g[i] = min(g[i], g[i + 1] * rise * rise)
     for i in range(1, len(g)):  # release: come back up slowly
         g[i] = min(g[i], g[i - 1] * rise)
-    centres = (np.arange(len(g)) + 0.5) * block
-    return (x * np.interp(np.arange(len(x)), centres, g)).astype(np.float32)
+    return apply_gain(x, ((np.arange(len(g)) + 0.5) * block, g))
 
 
 def master(x: np.ndarray, rate: int, loudness_lufs: float = -16.0, true_peak_db: float = -1.0) -> np.ndarray:
@@ -376,7 +387,7 @@ def mix(voice: np.ndarray, rate: int, music: Optional[np.ndarray] = None,
     total = voice.copy()
     if music is not None:
         level = music_bed(music, voice, rate, settings, fitted)
-        bed = level * duck_gain(voice, rate, settings)
+        bed = apply_gain(level, duck_gain(voice, rate, settings))
         total += bed
         if stems is not None:
             stems["music"], stems["music_not_ducked"] = bed, level
