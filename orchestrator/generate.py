@@ -239,6 +239,7 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
     sound = soundtrack.request_from_args(args)  # --music, --sfx: checked before any work too
     script = read_script(args, narration)  # an empty script is refused here, before any work too
+    soundtrack.check_generators(sound, script, check_models=not remote)
     if soundtrack.needs_timings(sound, script) and args.subtitles == "none" and _has(graph, "Subtitles"):
         values[("Save video", "subtitle_mode")] = "srt"  # the cues' times; not published
     check_length(args, script)

@@ -99,6 +99,30 @@ def input_files(args) -> dict[str, Path]:
     return {k: v for k, v in files.items() if v.is_file()}
 
 
+def check_generators(request: Request, script, check_models: bool) -> None:
+    """Before any work: the music / sound-effect graphs that will run exist and, when they run
+    here, their models are installed (else one line naming the pull command)."""
+    wanted = []
+    if request.music == AUTO:
+        wanted.append(("music", "--music auto"))
+    if request.sfx_auto and any(sound_key(c.sound) not in request.sfx_files
+                                for seg in script.segments for c in seg.cues):
+        wanted.append(("sfx", "--sfx auto"))
+    for workflow, option in wanted:
+        graph = load_workflow(workflow)
+        if not check_models:
+            continue
+        from podium.models import load_registry
+
+        from .presets import _missing, models_in
+
+        registry = load_registry()
+        missing = _missing(models_in(graph, {e.id for e in registry.entries}), registry)
+        if missing:
+            raise UsageError(f"{option} needs the model {', '.join(missing)}: podium models pull "
+                             f"{' '.join(missing)} (or give --{'music FILE' if workflow == 'music' else 'sfx NAME=FILE'})")
+
+
 def needs_timings(request: Request, script) -> bool:
     """Whether the segments must bring subtitles (sentence times) for the sound cues."""
     return any(seg.cues for seg in script.segments) and (bool(request.sfx_files) or request.sfx_auto)

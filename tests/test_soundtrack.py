@@ -91,6 +91,24 @@ def test_a_short_track_loops_without_a_click_at_the_seam():
         assert abs(db(looped[s:s + overlap]) - db(track)) < 1.5
 
 
+def test_sections_with_their_own_music_meet_in_an_equal_power_cross_fade():
+    t = np.arange(int(3.7 * RATE)) / RATE  # long enough not to loop: only the sections' fade
+    high = (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32)
+    low = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    bed = soundtrack.sections_bed([(low, 0, 3 * RATE), (high, 3 * RATE, 5 * RATE)], RATE, 5 * RATE,
+                                  loop_crossfade_s=0.2, crossfade_s=1.0)
+    assert len(bed) == 5 * RATE
+
+    def share(x, f):  # how much of a stretch's power is at frequency f
+        spectrum = np.abs(np.fft.rfft(x)) ** 2
+        k = int(round(f * len(x) / RATE))
+        return spectrum[k - 3:k + 4].sum() / spectrum.sum()
+
+    assert share(bed[RATE:2 * RATE], 200) > 0.95 and share(bed[int(3.6 * RATE):int(4.6 * RATE)], 880) > 0.95
+    levels = [db(bed[i:i + 2400]) for i in range(int(2.3 * RATE), int(3.7 * RATE), 2400)]
+    assert max(levels) - min(levels) < 1.5  # no dip or bump where they meet
+
+
 def test_a_long_track_is_trimmed_and_silence_at_its_ends_is_dropped():
     track = np.concatenate([np.zeros(RATE, np.float32), tone_track(3.0), np.zeros(RATE, np.float32)])
     fitted = soundtrack.fit_length(track, RATE, 2 * RATE)
