@@ -288,3 +288,33 @@ def test_cli_refuses_a_music_file_that_is_not_audio_in_one_line(tmp_path):
                            tmpdir=tmp_path / "tmp")
     assert rc == 2 and err.count("\n") == 1 and "--music" in err and "cannot be read as audio" in err
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_stitch_mixes_the_soundtrack_into_its_one_encode_with_cross_faded_segments(tmp_path):
+    """(Without a cross-fade: the CLI test below.)"""
+    crossfade = 0.3
+    from orchestrator.stitch import stitch
+    from podium.engines.media import encode_video
+
+    rng = np.random.default_rng(4)
+    clips = []
+    for i, frames in enumerate((40, 35)):
+        voice = (0.2 * rng.standard_normal(int(frames / 25 * 24000))).astype(np.float32)
+        path = tmp_path / f"c{i}.mov"
+        encode_video(path, lambda t: np.full((90, 160, 3), 80, np.uint8), (160, 90), voice, 24000, 25,
+                     preset="h264_pcm")
+        clips.append(Clip(path, frames, 25.0))
+    heard = {}
+
+    def mixer(narration):
+        heard["samples"] = len(narration)
+        return soundtrack.mix(narration, RATE, tone_track(1.0), settings=soundtrack.MixSettings(loudness_lufs=-20.0))
+
+    out = stitch(clips, tmp_path / "v.mp4", crossfade_s=crossfade, mixer=mixer)
+    expected = (75 / 25 - crossfade) * RATE
+    assert abs(heard["samples"] - expected) <= 2  # the joined (cross-faded) narration, whole
+    info = ffprobe(out)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / 25 and abs(v["duration"] - expected / RATE) <= 1 / 25
+    loudness, peak = ebur128(out)
+    assert abs(loudness + 20.0) <= 1.0 and peak <= -1.0
