@@ -113,3 +113,27 @@ def encode_video(
             log.close()
             tmp.unlink(missing_ok=True)
     return out_path
+
+
+AUDIO_FORMATS = {"flac": ("FLAC", "PCM_24", "audio/flac"), "wav": ("WAV", "FLOAT", "audio/wav")}
+
+
+def write_audio(path: str | Path, channels: np.ndarray, sample_rate: int, fmt: str = "flac") -> Path:
+    """(channels, samples) float audio to `path` as 24-bit FLAC or float WAV, whole or not at
+    all (a temp name, renamed when written). FLAC clips to [-1, 1]; float WAV keeps the values."""
+    import soundfile
+
+    from ..files import writing
+
+    if fmt not in AUDIO_FORMATS:
+        raise PodiumError(f"audio format must be one of {', '.join(AUDIO_FORMATS)}, not {fmt!r}")
+    container, subtype, _ = AUDIO_FORMATS[fmt]
+    data = np.asarray(channels, np.float32)
+    data = data.reshape(-1, data.shape[-1]).T  # soundfile wants (frames, channels)
+    if not data.size:
+        raise PodiumError("the audio is empty: nothing to save")
+    if subtype != "FLOAT":
+        data = np.clip(data, -1.0, 1.0)
+    with writing(path) as tmp:
+        soundfile.write(str(tmp), data, int(sample_rate), subtype=subtype, format=container)
+    return Path(path)

@@ -1,7 +1,8 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .lipsync import PodiumLipSync
-from .output import PodiumSaveImage, PodiumSaveVideo
+from .music import PodiumMusicGenerate, PodiumSoundEffect
+from .output import PodiumSaveAudio, PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .presenter_image import PodiumPresenterImage
 from .script import PodiumDirectScript
@@ -25,6 +26,9 @@ NODE_CLASS_MAPPINGS = {
     "PodiumUpscaleImage": PodiumUpscaleImage,
     "PodiumSaveVideo": PodiumSaveVideo,
     "PodiumSaveImage": PodiumSaveImage,
+    "PodiumMusicGenerate": PodiumMusicGenerate,
+    "PodiumSoundEffect": PodiumSoundEffect,
+    "PodiumSaveAudio": PodiumSaveAudio,
     "PodiumMusicFile": PodiumMusicFile,
     "PodiumMix": PodiumMix,
 }
@@ -42,6 +46,9 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumUpscaleImage": "Podium Upscale Image (Real-ESRGAN)",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
+    "PodiumMusicGenerate": "Podium Music (ACE-Step)",
+    "PodiumSoundEffect": "Podium Sound Effect (ACE-Step)",
+    "PodiumSaveAudio": "Podium Save Audio (FLAC/WAV)",
     "PodiumMusicFile": "Podium Music File",
     "PodiumMix": "Podium Mix (music under the voice)",
 }

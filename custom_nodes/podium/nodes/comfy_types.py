@@ -48,3 +48,25 @@ def rgb_frames_from_image(image) -> np.ndarray:
     for i in range(len(image)):
         frames[i] = rgb_from_image(image[i:i + 1])
     return frames
+
+
+def audio_from_channels(channels: np.ndarray, sample_rate: int) -> dict:
+    """AUDIO of one item from a (channels, samples) array (stereo music keeps both channels)."""
+    waveform = np.ascontiguousarray(channels, np.float32)
+    waveform = waveform.reshape(1, -1, waveform.shape[-1])
+    if "torch" in sys.modules:
+        waveform = sys.modules["torch"].from_numpy(waveform)
+    return {"waveform": waveform, "sample_rate": int(sample_rate)}
+
+
+def channels_from_audio(audio: dict) -> tuple[np.ndarray, int]:
+    """First item of the batch as (channels, samples) float32, every channel kept."""
+    waveform = audio["waveform"]
+    if hasattr(waveform, "detach"):
+        waveform = waveform.detach().float().cpu().numpy()
+    waveform = np.asarray(waveform, np.float32)
+    while waveform.ndim > 2:
+        waveform = waveform[0]
+    if waveform.ndim < 2:
+        waveform = waveform.reshape(1, -1)
+    return np.ascontiguousarray(waveform, np.float32), int(audio["sample_rate"])

@@ -1,15 +1,15 @@
-"""Output nodes: the finished MP4 (and its subtitles) in the output folder."""
+"""Output nodes: the finished MP4 (and its subtitles), pictures and audio in the output folder."""
 
 from PIL import Image
 
 from ..profiling import reported_stage
-from ..engines.media import encode_video, frames_for, load_preset
+from ..engines.media import AUDIO_FORMATS, encode_video, frames_for, load_preset, write_audio
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError
 from ..files import atomic_write_text, writing
 from ..paths import next_output_path
 from ..progress import Progress
-from .comfy_types import rgb_from_image, samples_from_audio
+from .comfy_types import channels_from_audio, rgb_from_image, samples_from_audio
 
 SUBTITLE_MODES = ["none", "srt", "burn", "srt+burn"]
 
@@ -93,3 +93,33 @@ class PodiumSaveImage:
         with writing(path) as tmp:
             Image.fromarray(rgb_from_image(image)).save(tmp, format="PNG")
         return {"ui": {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}]}}
+
+
+class PodiumSaveAudio:
+    """Save audio (a generated music bed or sound effect) as FLAC or WAV, every channel kept."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"audio": ("AUDIO",),
+                             "filename_prefix": ("STRING", {"default": "podium/music"})},
+                "optional": {"format": (list(AUDIO_FORMATS), {"default": "flac", "tooltip": (
+                    "flac: 24-bit lossless, clipped to full scale; wav: 32-bit float, unclipped.")})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    CATEGORY = "Podium/output"
+    DESCRIPTION = "Write the first audio of the batch as FLAC (or WAV) in the output folder."
+
+    def save(self, audio, filename_prefix, format="flac"):
+        if format not in AUDIO_FORMATS:
+            raise PodiumError(f"format must be one of {', '.join(AUDIO_FORMATS)}, not {format!r}")
+        channels, sample_rate = channels_from_audio(audio)
+        if not channels.shape[-1]:
+            raise PodiumError("the audio is empty: nothing to save")
+        path, subfolder, name = next_output_path(filename_prefix, format)
+        write_audio(path, channels, sample_rate, format)
+        return {"ui": {"audio": [{"filename": name, "subfolder": subfolder, "type": "output",
+                                  "format": AUDIO_FORMATS[format][2], "sample_rate": sample_rate,
+                                  "channels": int(channels.shape[0]),
+                                  "duration": channels.shape[-1] / sample_rate}]}}
