@@ -318,3 +318,40 @@ def test_stitch_mixes_the_soundtrack_into_its_one_encode_with_cross_faded_segmen
     assert abs(v["duration"] - a["duration"]) <= 1 / 25 and abs(v["duration"] - expected / RATE) <= 1 / 25
     loudness, peak = ebur128(out)
     assert abs(loudness + 20.0) <= 1.0 and peak <= -1.0
+
+
+def test_cli_music_auto_runs_the_music_graph_once_with_the_scripts_prompt(tmp_path, monkeypatch, capsys):
+    """--music auto through the partner's real ACE-Step pipeline, tiny and random (tests/
+    tiny_music.py), in-process: the music graph runs once per video and its track is mixed."""
+    pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    if not hasattr(diffusers, "AceStepPipeline"):
+        pytest.skip("diffusers without AceStepPipeline")
+    import tiny_music
+    from podium.models import load_registry
+
+    models = tmp_path / "models"
+    tiny_music.build(models / load_registry().get("acestep-v15-xl-turbo").folder)
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(models))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    script = tmp_path / "talk.md"
+    script.write_text("# Bees\n\n[music: light acoustic guitar]\n\nBees are busy. They make honey.\n\n"
+                      "Then they rest.\n")
+    video, cache = tmp_path / "bees.mp4", tmp_path / "cache"
+    from orchestrator.cli import main  # in this process: torch is loaded already, once is enough
+
+    assert main(["generate", "--script", str(script), "--music", "auto", "--size", "160x90", "--quiet",
+                 "--cache-dir", str(cache), "--out", str(video)]) == 0
+    made = [p for p in cache.iterdir() if p.name.startswith("music-")]
+    assert len(made) == 1  # one track for the two segments
+    info = ffprobe(video)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / 25
+    loudness, peak = ebur128(video)
+    assert abs(loudness + 16.0) <= 1.0 and peak <= -1.0
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path / "empty"))  # no model: said before any work
+    capsys.readouterr()
+    assert main(["generate", "--script", str(script), "--music", "auto", "--cache-dir", str(cache),
+                 "--out", str(tmp_path / "b.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "podium models pull acestep-v15-xl-turbo" in err and err.count("\n") == 1
