@@ -294,7 +294,8 @@ def limit(x: np.ndarray, rate: int, ceiling_db: float, block: int = 128,
     need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-9))
     if need.min() >= 1.0:
         return x
-    need = np.minimum(need, np.minimum(np.roll(need, 1), np.roll(need, -1)))  # neighbours too
+    padded = np.pad(need, 1, constant_values=1.0)
+    need = np.minimum(need, np.minimum(padded[:-2], padded[2:]))  # each block's neighbours too
     steps = max(release_s * rate / block, 1.0)
     rise = 10.0 ** (6.0 / 20.0 / steps)  # 6 dB per release time
     g = need.astype(np.float64)
