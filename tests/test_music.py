@@ -1,6 +1,7 @@
-"""Music and sound effects: a tiny random-weight ACE-Step 1.5 pipeline (tests/tiny_music.py) in
-the folder models.yaml names, loaded by the engine's real loader offline; exact lengths, seeds,
-the missing-model error, the nodes, and workflows/music.json and sfx.json run in-process."""
+"""Music and sound effects: tiny random-weight ACE-Step 1.5 and Stable Audio Open pipelines
+(tests/tiny_music.py) in the folders models.yaml names, loaded by the engine's real loader
+offline; exact lengths, seeds, the missing-model error, the nodes, and workflows/music.json and
+sfx.json run in-process (and in a live ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ from podium.nodes.output import PodiumSaveAudio  # noqa: E402
 from podium import paths  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = "acestep-v15-xl-turbo"
+MODEL, SAO = "acestep-v15-xl-turbo", "stable-audio-open-1.0"
 RATE = tiny_music.SAMPLE_RATE
 
 
@@ -47,25 +48,38 @@ def one_thread():
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open a connection fails the test."""
+    """Any attempt to open a connection beyond loopback (the live ComfyUI) fails the test."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    connect, create_connection = socket.socket.connect, socket.create_connection
 
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    def loopback(address) -> bool:
+        return isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")
+
+    def refuse_connect(sock, address, *args):
+        if not loopback(address):
+            raise AssertionError(f"network access attempted: {address}")
+        return connect(sock, address, *args)
+
+    def refuse_create(address, *args, **kwargs):
+        if not loopback(address):
+            raise AssertionError(f"network access attempted: {address}")
+        return create_connection(address, *args, **kwargs)
+    monkeypatch.setattr(socket.socket, "connect", refuse_connect)
+    monkeypatch.setattr(socket, "create_connection", refuse_create)
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    """A models dir holding the tiny pipeline where models.yaml puts the real one."""
+    """A models dir holding the tiny pipelines where models.yaml puts the real ones."""
     root = tmp_path_factory.mktemp("models")
-    folder = root / load_registry().get(MODEL).folder
-    tiny_music.build(folder)
+    folders = [root / load_registry().get(MODEL).folder, root / load_registry().get(SAO).folder]
+    tiny_music.build(folders[0])
+    tiny_music.build_stable_audio(folders[1])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PODIUM_MODELS_DIR", str(root))
         yield root
-    get_manager().evict(f"ace-step:{folder.resolve()}:float32")
+    for folder in folders:
+        get_manager().evict(f"audio:{folder.resolve()}:float32")
 
 
 @pytest.fixture
@@ -73,9 +87,16 @@ def pipe(models_dir):
     return load_pipeline(models_dir / load_registry().get(MODEL).folder)
 
 
+@pytest.fixture
+def sao(models_dir):
+    return load_pipeline(models_dir / load_registry().get(SAO).folder)
+
+
 def test_exact_length_at_the_pipeline_rate(pipe):
     assert pipe.sample_rate == RATE and pipe.is_turbo
-    for seconds in (1.0, 1.37):  # 1.37 s is not a whole number of latents (25 per second)
+    assert pipe.vae.use_tiling
+    # 1.37 s is not a whole number of latents (25 per second); 21 s decodes in tiles (> 512 latents)
+    for seconds in (1.0, 1.37, 21.0):
         audio, rate = generate(pipe, "calm piano", seconds, seed=1, steps=2)
         assert rate == RATE
         assert audio.shape == (2, n_samples(seconds, RATE)) and audio.dtype == np.float32
@@ -90,6 +111,19 @@ def test_same_seed_same_audio(pipe):
     assert not np.allclose(a, c)
     effect, _ = sound_effect(pipe, "calm piano", 1.0, seed=7, steps=2)  # prompted for a sound
     assert effect.shape == a.shape and not np.allclose(effect, a)
+
+
+def test_stable_audio_exact_length_and_seed(sao):
+    assert type(sao).__name__ == "StableAudioPipeline"
+    for seconds in (1.0, 1.37):
+        audio, rate = sound_effect(sao, "applause", seconds, seed=2, steps=3)
+        assert rate == RATE and audio.shape == (2, n_samples(seconds, RATE))
+        assert np.isfinite(audio).all() and float(np.abs(audio).max()) > 0
+    again, _ = sound_effect(sao, "applause", 1.37, seed=2, steps=3)
+    other, _ = sound_effect(sao, "applause", 1.37, seed=3, steps=3)
+    assert np.array_equal(audio, again) and not np.allclose(audio, other)
+    with pytest.raises(PodiumError, match="at most 2.56 for this model"):  # 64 latents of 32 samples
+        sound_effect(sao, "applause", 3.0)
 
 
 def test_bad_input_is_one_clear_line(pipe):
@@ -118,6 +152,7 @@ def test_missing_model_names_the_pull_command(tmp_path, monkeypatch):
 
 def test_nodes_return_comfy_audio(models_dir):
     assert PodiumMusicGenerate.INPUT_TYPES()["required"]["model"][0] == [MODEL]
+    assert PodiumSoundEffect.INPUT_TYPES()["required"]["model"][0] == [MODEL, SAO]
     assert PodiumMusicGenerate.RETURN_TYPES == PodiumSoundEffect.RETURN_TYPES == ("AUDIO",)
     (audio,) = PodiumMusicGenerate().make("calm piano", 1.5, 3, MODEL, steps=2)
     assert audio["sample_rate"] == RATE
@@ -126,6 +161,8 @@ def test_nodes_return_comfy_audio(models_dir):
     (effect,) = PodiumSoundEffect().make("applause", 0.5, 3, MODEL, steps=2)
     assert tuple(effect["waveform"].shape) == (1, 2, 400)
     assert profiling.reports[-1].name == "sound_effect"
+    (effect,) = PodiumSoundEffect().make("door", 0.5, 3, SAO, steps=2)
+    assert tuple(effect["waveform"].shape) == (1, 2, 400)
 
 
 def _graph(name: str, title: str, **inputs) -> dict:
@@ -184,3 +221,40 @@ def test_save_audio_formats_and_confinement(tmp_path):
         paths.set_output_directory(None)
     assert sorted(p.name for p in (tmp_path / "music").iterdir()) == ["bed_00001.flac", "bed_00002.wav"]
     assert not (tmp_path.parent / "escape_00001.flac").exists()
+
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
+
+
+@pytest.mark.comfyui
+@pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
+                    reason="set COMFYUI_DIR to a ComfyUI source tree to run this test")
+def test_workflows_run_in_comfyui_like_in_process(models_dir, tmp_path):
+    """music.json and sfx.json in a live ComfyUI (the tiny model found through $PODIUM_MODELS_DIR,
+    placed by ComfyUI's model management): the FLAC it serves is the in-process runner's."""
+    import requests
+    from conftest import comfyui_server, run_prompt
+
+    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(REPO),
+            "--database-url", "sqlite:///:memory:"]
+    for name in ("output", "temp", "user", "input"):
+        (tmp_path / name).mkdir()
+        args += [f"--{name}-directory", str(tmp_path / name)]
+    env = {**os.environ, "PODIUM_MODELS_DIR": str(models_dir), "HF_HUB_OFFLINE": "1"}
+    cases = [("music.json", "Music", 1.2), ("sfx.json", "Sound effect", 0.4)]
+    with comfyui_server(args, cwd=tmp_path, log_path=tmp_path / "comfyui.log", env=env) as comfy:
+        for name, title, seconds in cases:
+            graph = _graph(name, title, seconds=seconds, seed=11, steps=2)
+            entry, _ = run_prompt(comfy, graph)
+            assert entry["status"]["status_str"] == "success", entry["status"]
+            (item,) = [i for ui in entry["outputs"].values() for i in ui.get("audio", [])]
+            served = requests.get(comfy["url"] + "/view", params={k: item[k] for k in ("filename", "subfolder", "type")})
+            assert served.status_code == 200
+            (tmp_path / name).with_suffix(".flac").write_bytes(served.content)
+            theirs, rate = soundfile.read(str((tmp_path / name).with_suffix(".flac")), dtype="float32")
+            local_out = tmp_path / f"local-{title}"
+            outputs = embedded.run_graph(graph, local_out)
+            (mine,) = [i for ui in outputs.values() for i in ui.get("audio", [])]
+            ours, _ = soundfile.read(str(local_out / mine["subfolder"] / mine["filename"]), dtype="float32")
+            assert rate == RATE and theirs.shape == ours.shape == (n_samples(seconds, RATE), 2)
+            assert np.allclose(theirs, ours, atol=1e-3)

@@ -1,4 +1,5 @@
-"""A tiny random-weight ACE-Step 1.5 pipeline in diffusers format, for the music tests.
+"""Tiny random-weight ACE-Step 1.5 and Stable Audio Open pipelines in diffusers format, for the
+music and sound-effect tests.
 
 The parts are the real ones (diffusers' AceStepPipeline with its AceStepTransformer1DModel,
 AceStepConditionEncoder and AutoencoderOobleck, transformers' Qwen3Model and Qwen2Tokenizer,
@@ -11,7 +12,11 @@ downsampling: 800 Hz / 32), 8 latent channels instead of 64, 32-wide transformer
 a byte-level BPE vocabulary of 256 bytes and a few merges. A second of audio takes a few
 tens of milliseconds per step on one CPU thread.
 
-    python tests/tiny_music.py OUT_FOLDER
+`build_stable_audio` does the same for StableAudioPipeline (StableAudioDiTModel,
+StableAudioProjectionModel, AutoencoderOobleck, T5EncoderModel + a Unigram T5Tokenizer,
+CosineDPMSolverMultistepScheduler): 64 latents of 32 samples at 800 Hz, so at most 2.56 s.
+
+    python tests/tiny_music.py OUT_FOLDER [stable-audio]
 """
 from __future__ import annotations
 
@@ -70,5 +75,36 @@ def build(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
+def build_stable_audio(folder: str | Path, seed: int = 0) -> Path:
+    """Write the tiny Stable Audio pipeline to `folder` and return it."""
+    import torch
+    from diffusers import (AutoencoderOobleck, CosineDPMSolverMultistepScheduler, StableAudioDiTModel,
+                           StableAudioPipeline)
+    from diffusers.pipelines.stable_audio import StableAudioProjectionModel
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    words = ["▁applause", "▁door", "▁sound", "▁effect", *"▁abcdefghijklmnopqrstuvwxyz"]
+    tok = T5Tokenizer(vocab=[("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(w, -1.0) for w in words],
+                      extra_ids=0, model_max_length=128)  # the pipeline pads prompts to this
+    torch.manual_seed(seed)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2,
+                                           num_heads=4)).eval()
+    projection = StableAudioProjectionModel(text_encoder_dim=32, conditioning_dim=16, min_value=0, max_value=512)
+    transformer = StableAudioDiTModel(
+        sample_size=64, in_channels=ACOUSTIC, num_layers=2, attention_head_dim=8, num_attention_heads=2,
+        num_key_value_attention_heads=1, out_channels=ACOUSTIC, cross_attention_dim=16, time_proj_dim=8,
+        global_states_input_dim=32, cross_attention_input_dim=16)
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=4, downsampling_ratios=list(DOWNSAMPLING), channel_multiples=[1, 2],
+        decoder_channels=4, decoder_input_channels=ACOUSTIC, audio_channels=2, sampling_rate=SAMPLE_RATE)
+    scheduler = CosineDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction",
+                                                  sigma_data=1.0, sigma_schedule="exponential")
+    pipe = StableAudioPipeline(vae=vae, text_encoder=text_encoder, projection_model=projection, tokenizer=tok,
+                               transformer=transformer, scheduler=scheduler)
+    folder = Path(folder)
+    pipe.save_pretrained(folder)
+    return folder
+
+
 if __name__ == "__main__":
-    print(build(sys.argv[1]))
+    print((build_stable_audio if sys.argv[2:] == ["stable-audio"] else build)(sys.argv[1]))

@@ -19,7 +19,7 @@ latents/s), widths 128 x 1/2/4/8/16: 168.7 M parameters, which in bf16 is the re
 size (337.4 MB) to within its header. The tokenizer is a byte-level stand-in (the real one's
 151k-token vocabulary is kept in the text encoder's embedding).
 
-    .venv/bin/python scripts/bench/music.py                   # CUDA: xl, 10/30/60 s, 8 steps; CPU: smoke, 2 s
+    .venv/bin/python scripts/bench/music.py                   # CUDA: xl, 10/30/60/120 s, 8 steps; CPU: smoke, 2 s
     .venv/bin/python scripts/bench/music.py --model 2b --seconds 30 120
     .venv/bin/python scripts/bench/music.py --device cpu --model smoke --seconds 2 --steps 2
 """
@@ -72,13 +72,18 @@ def build(model: str, device: str, dtype: torch.dtype):
 
     dit, text, condition = MODELS[model]
     torch.manual_seed(0)
-    with torch.device(device):
-        parts = dict(
-            transformer=AceStepTransformer1DModel(in_channels=192, audio_acoustic_hidden_dim=64, patch_size=2,
-                                                  is_turbo=True, model_version="turbo", **dit),
-            condition_encoder=AceStepConditionEncoder(**{**CONDITION, **condition}),
-            text_encoder=Qwen3Model(Qwen3Config(**{**TEXT, **text})),
-            vae=AutoencoderOobleck(**VAE))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # made in bf16 on the GPU: XL in fp32 would not fit a 24 GB card
+    try:
+        with torch.device(device):
+            parts = dict(
+                transformer=AceStepTransformer1DModel(in_channels=192, audio_acoustic_hidden_dim=64, patch_size=2,
+                                                      is_turbo=True, model_version="turbo", **dit),
+                condition_encoder=AceStepConditionEncoder(**{**CONDITION, **condition}),
+                text_encoder=Qwen3Model(Qwen3Config(**{**TEXT, **text})),
+                vae=AutoencoderOobleck(**VAE))
+    finally:
+        torch.set_default_dtype(default)
     parts = {name: module.to(dtype).eval() for name, module in parts.items()}
     pipe = AceStepPipeline(tokenizer=tiny_music.tokenizer(),
                            scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0), **parts)
@@ -91,13 +96,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if cuda else "cpu", help="cuda, cuda:N or cpu")
     p.add_argument("--model", choices=list(MODELS), help="size (default xl on CUDA, smoke on CPU)")
-    p.add_argument("--seconds", type=float, nargs="+", help="audio lengths (default 10 30 60 on CUDA, 2 on CPU)")
+    p.add_argument("--seconds", type=float, nargs="+", help="audio lengths (default 10 30 60 120 on CUDA, 2 on CPU)")
     p.add_argument("--steps", type=int, help="denoising steps (default 8, the turbo's; 2 on CPU)")
     args = p.parse_args()
     diffusers_logging.set_verbosity_error()  # dtype-cast notes about random-weight modules
     on_cuda = args.device.startswith("cuda")
     model = args.model or ("xl" if on_cuda else "smoke")
-    seconds = args.seconds or ([10.0, 30.0, 60.0] if on_cuda else [2.0])
+    seconds = args.seconds or ([10.0, 30.0, 60.0, 120.0] if on_cuda else [2.0])
     steps = args.steps or (8 if on_cuda else 2)
     dtype = torch.bfloat16 if on_cuda else torch.float32
     if not on_cuda:

@@ -47,7 +47,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
     "PodiumMusicGenerate": "Podium Music (ACE-Step)",
-    "PodiumSoundEffect": "Podium Sound Effect (ACE-Step)",
+    "PodiumSoundEffect": "Podium Sound Effect (ACE-Step / Stable Audio)",
     "PodiumSaveAudio": "Podium Save Audio (FLAC/WAV)",
     "PodiumMusicFile": "Podium Music File",
     "PodiumMix": "Podium Mix (music under the voice)",

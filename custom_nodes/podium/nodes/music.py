@@ -1,4 +1,5 @@
-"""Music and sound-effect nodes: ACE-Step 1.5 (diffusers) from models.yaml, AUDIO out."""
+"""Music and sound-effect nodes: ACE-Step 1.5 (and Stable Audio Open for sounds) through
+diffusers, from models.yaml; AUDIO out."""
 from __future__ import annotations
 
 from ..engines.music import MAX_SECONDS, generate, load_pipeline, sound_effect
@@ -6,7 +7,7 @@ from ..models import ids_of_kind, resolve
 from ..profiling import reported_stage
 from .comfy_types import audio_from_channels
 
-KIND = "ace-step"
+KIND, SFX_KINDS = "ace-step", ("ace-step", "stable-audio")
 FALLBACK_IDS = ["acestep-v15-xl-turbo"]
 
 
@@ -15,8 +16,12 @@ def music_model_ids() -> list[str]:
     return ids_of_kind(KIND) or list(FALLBACK_IDS)
 
 
-def _inputs(prompt_default: str, prompt_tip: str, seconds_default: float) -> dict:
-    ids = music_model_ids()
+def sound_model_ids() -> list[str]:
+    """ACE-Step models first (MIT), then Stable Audio ones."""
+    return [i for kind in SFX_KINDS for i in ids_of_kind(kind)] or list(FALLBACK_IDS)
+
+
+def _inputs(prompt_default: str, prompt_tip: str, seconds_default: float, ids: list[str]) -> dict:
     return {
         "required": {
             "prompt": ("STRING", {"multiline": True, "default": prompt_default, "tooltip": prompt_tip}),
@@ -25,12 +30,13 @@ def _inputs(prompt_default: str, prompt_tip: str, seconds_default: float) -> dic
                                              "seconds of samples at the model's rate."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                              "tooltip": "The same seed gives the same audio on any device."}),
-            "model": (ids, {"default": ids[0], "tooltip": "An ACE-Step model from models.yaml "
-                                                          "(podium models list)."}),
+            "model": (ids, {"default": ids[0], "tooltip": "A model from models.yaml (podium models list); "
+                                                          "see its licence there."}),
         },
         "optional": {
             "steps": ("INT", {"default": 0, "min": 0, "max": 200,
-                              "tooltip": "0: the model's default (8 for turbo, 30 for base/SFT)."}),
+                              "tooltip": "0: the model's default (ACE-Step: 8 turbo, 30 base/SFT; "
+                                         "Stable Audio: 100)."}),
         },
     }
 
@@ -41,7 +47,8 @@ class PodiumMusicGenerate:
     @classmethod
     def INPUT_TYPES(cls):
         return _inputs("calm ambient piano, soft pads, slow tempo, instrumental",
-                       "Genre, mood, instruments, tempo. The bed is instrumental (no vocals).", 30.0)
+                       "Genre, mood, instruments, tempo. The bed is instrumental (no vocals).", 30.0,
+                       music_model_ids())
 
     RETURN_TYPES = ("AUDIO",)
     RETURN_NAMES = ("audio",)
@@ -60,13 +67,14 @@ class PodiumSoundEffect:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return _inputs("applause", "The sound, in a few words.", 2.0)
+        return _inputs("applause", "The sound, in a few words.", 2.0, sound_model_ids())
 
     RETURN_TYPES = ("AUDIO",)
     RETURN_NAMES = ("audio",)
     FUNCTION = "make"
     CATEGORY = "Podium/sound"
-    DESCRIPTION = "Generate a sound effect with ACE-Step 1.5 (MIT) prompted for the sound alone."
+    DESCRIPTION = ("Generate a sound effect: ACE-Step 1.5 (MIT) prompted for the sound alone, or Stable "
+                   "Audio Open 1.0 (non-commercial use).")
 
     @reported_stage("sound_effect")
     def make(self, prompt, seconds, seed, model, steps=0):
