@@ -29,10 +29,13 @@ EXAMPLES = """examples:
   podium demo
   podium generate --text "Hello there. This is my first video." --out hello.mp4
   podium generate --script talk.md --image me.jpg --subtitles burn --out talk.mp4
+  podium generate --script talk.md --music bed.mp3 --sfx applause=clap.wav --out talk.mp4
   podium generate --mode guided --topic "How vaccines work" --duration 90 --out vaccines.mp4
 
 A script file is plain text or Markdown: blank lines start a new segment, '## Heading'
 titles the slide for what follows, '# Title' on the first line names the video.
+'[sfx: NAME]' marks a sound effect where it stands (never spoken); '[music: TEXT]' says what
+the music should be, for the video (before any narration) or for its '## section'.
 
 written beside the video, under its name: NAME.srt, the subtitles (unless --subtitles none);
 guided mode also NAME.json and NAME.md, the script the LLM wrote. None of them may be an input
@@ -120,6 +123,26 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                              "(default $PODIUM_CACHE_DIR or the user cache folder, ~/.cache/podium/segments on Linux)")
     parser.add_argument("--report", action="store_true",
                         help="print each stage's time and peak memory at the end")
+    sound = parser.add_argument_group(
+        "soundtrack (mixed in the one AAC encode of the stitched video)")
+    sound.add_argument("--music", metavar="FILE|auto", default=None,
+                       help="music under the narration: an audio file (WAV, FLAC, MP3, OGG, M4A, "
+                            "...), looped or trimmed to the video; auto: generated for it from the "
+                            "script's music prompt (workflows/music.json, needs the music model)")
+    sound.add_argument("--music-prompt", default="", metavar="TEXT",
+                       help="with --music auto: what the music should be (default: the script's "
+                            "[music: ...] / \"music\", else calm background music)")
+    sound.add_argument("--music-volume", type=float, default=-8.0, metavar="DB",
+                       help="the music's level in the pauses, in dB relative to the voice "
+                            "(default -8)")
+    sound.add_argument("--duck", type=float, default=12.0, metavar="DB",
+                       help="how far the music drops while someone speaks (default 12 dB)")
+    sound.add_argument("--loudness", type=float, default=-16.0, metavar="LUFS",
+                       help="integrated loudness of the finished audio, true peak at most -1 dBTP "
+                            "(default -16, for online video; -23 for broadcast)")
+    sound.add_argument("--sfx", action="append", default=[], metavar="NAME=FILE|auto",
+                       help="the sound for the script's [sfx: NAME] cues (repeat per sound); "
+                            "auto: generate those without a file (workflows/sfx.json)")
 
 
 def build_parser() -> argparse.ArgumentParser:

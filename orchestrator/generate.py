@@ -14,7 +14,7 @@ from podium.engines.script_schema import ScriptFormatError
 from podium.errors import PodiumError
 from podium.files import atomic_copy, temp_prefix
 
-from . import outputs, presets
+from . import outputs, presets, soundtrack
 from .dispatch import render_all
 from .progress_view import JobView
 from .segments import SegmentCache, content_key, default_cache_dir, plan
@@ -75,8 +75,8 @@ def _inputs(args) -> dict[str, Path]:
         voice = pair.partition("=")[2].strip()
         if voice.endswith(".onnx"):
             named[f"--speaker-voice {pair}"] = voice
-    return {option: Path(value).expanduser() for option, value in named.items()
-            if value and Path(value).expanduser().is_file()}
+    return {**{option: Path(value).expanduser() for option, value in named.items()
+               if value and Path(value).expanduser().is_file()}, **soundtrack.input_files(args)}
 
 
 def output_files(args, target: Path) -> dict[str, Path]:
@@ -237,7 +237,11 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
                             have_voice_ref=bool(args.voice_ref), check_models=not remote)
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
+    sound = soundtrack.request_from_args(args)  # --music, --sfx: checked before any work too
     script = read_script(args, narration)  # an empty script is refused here, before any work too
+    soundtrack.check_generators(sound, script, check_models=not remote)
+    if soundtrack.needs_timings(sound, script) and args.subtitles == "none" and _has(graph, "Subtitles"):
+        values[("Save video", "subtitle_mode")] = "srt"  # the cues' times; not published
     check_length(args, script)
     check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)
@@ -251,6 +255,8 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
         jobs = plan(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)
         clips = render_all(jobs, instances, cache, view)
+        offsets = [sum(c.duration for c in clips[:i]) - args.crossfade * i for i in range(len(clips))]
+        mixer = soundtrack.mixer_for(sound, script, clips, offsets, instances[0], cache, view)
     finally:
         view.close()
     shortest = min(c.duration for c in clips)
@@ -260,7 +266,8 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
             f"so a cross-fade must be under {shortest / 2:.2f} s; the segments are cached, so a "
             "rerun with a shorter one takes seconds")
     try:
-        stitch(clips, target, crossfade_s=args.crossfade, replace=args.force)
+        stitch(clips, target, crossfade_s=args.crossfade, replace=args.force, mixer=mixer,
+               loudness=sound.settings.loudness_lufs, subtitles=args.subtitles != "none")
     except FileExistsError as err:
         raise outputs.OutputError(
             f"{err.filename} appeared while rendering and was left as it is: pass --force to "

@@ -6,6 +6,10 @@ the audio of each clip (lossless PCM in the orchestrator's segments, see PodiumS
 sample, so there is no gap and no drift however many segments there are; then it is
 loudness-normalised (EBU R128) once, over the whole narration, and encoded to AAC once: the
 only lossy step the audio goes through. Cross-fades re-encode the video.
+
+With a soundtrack (`mixer`), the joined narration goes to it as float samples and what comes
+back (music ducked under the voice, sound effects, mastered to the loudness target by
+podium.engines.soundtrack) is what that one AAC encode gets: still one lossy step.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import srt
 
@@ -23,7 +27,8 @@ from podium.files import publish_all, temp_path, temp_prefix
 from .ffmpeg import run_ffmpeg
 
 RATE = 48000  # Hz: the rate every clip's audio is decoded to and the final AAC has
-LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"  # EBU R128, the usual target for spoken video
+LOUDNESS = "loudnorm=I={lufs:g}:TP=-1.5:LRA=11"  # EBU R128; -16 LUFS suits spoken online video
+Mixer = Callable[["object"], "object"]  # joined narration (float32 numpy, RATE) -> the final mix
 
 
 @dataclass
@@ -65,10 +70,12 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
            normalize: bool = True, video_args: tuple[str, ...] = ("-c:v", "libx264", "-preset",
                                                                    "superfast", "-crf", "23",
                                                                    "-pix_fmt", "yuv420p"),
-           replace: bool = True) -> Path:
-    """Join `clips` in order into `out_path` (and `out_path.srt` when they have subtitles),
-    written under temporary names and renamed when whole. `replace=False`: FileExistsError,
-    and nothing published, if either name was taken meanwhile."""
+           replace: bool = True, mixer: Optional[Mixer] = None, loudness: float = -16.0,
+           subtitles: bool = True) -> Path:
+    """Join `clips` in order into `out_path` (and `out_path.srt` when they have subtitles and
+    `subtitles`), written under temporary names and renamed when whole. `replace=False`:
+    FileExistsError, and nothing published, if either name was taken meanwhile. `mixer`: the
+    narration's samples in, the finished soundtrack out (it masters it itself)."""
     if not clips:
         raise ValueError("nothing to stitch")
     fps = clips[0].fps
@@ -87,14 +94,13 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
         work = Path(work)
         for i, clip in enumerate(clips):
             _exact_audio(clip, work / f"a{i}.f32")
-        audio_filter = [LOUDNESS, f"aresample={RATE}"] if normalize else []
-        if crossfade_s:
+        audio_filter = [LOUDNESS.format(lufs=loudness), f"aresample={RATE}"] if normalize else []
+        if mixer is not None:
+            args = _mixed_args(clips, work, crossfade_s, mixer, video_args)
+        elif crossfade_s:
             args = _crossfade_args(clips, work, crossfade_s, audio_filter, video_args)
         else:
-            with open(work / "audio.f32", "wb") as joined:
-                for i in range(len(clips)):
-                    with open(work / f"a{i}.f32", "rb") as part:
-                        shutil.copyfileobj(part, joined)
+            _join(clips, work, work / "audio.f32")
             listing = work / "clips.txt"
             listing.write_text("".join(f"file '{_quote(c.path)}'\n" for c in clips))
             args = ["-f", "concat", "-safe", "0", "-i", str(listing),
@@ -104,10 +110,10 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
         try:
             run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1",
                         "-movflags", "+faststart", "-f", "mp4", str(tmp)])
-            subtitles = merge_subtitles(clips, offsets)
+            merged = merge_subtitles(clips, offsets) if subtitles else None
             published = [(tmp, out_path)]  # the video first: subtitles never stand beside an old one
-            if subtitles is not None:
-                srt_tmp.write_text(subtitles, encoding="utf-8")
+            if merged is not None:
+                srt_tmp.write_text(merged, encoding="utf-8")
                 published.append((srt_tmp, out_path.with_suffix(".srt")))
             publish_all(published, replace=replace)
         finally:
@@ -116,25 +122,77 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
     return out_path
 
 
-def _crossfade_args(clips, work: Path, fade: float, audio_filter, video_args) -> list[str]:
-    """ffmpeg arguments that chain xfade (video) and acrossfade (audio) over all clips."""
-    inputs, video, audio, chain = [], "[0:v]", "[a0]", []
-    for i, clip in enumerate(clips):
+def _mixed_args(clips, work: Path, fade: float, mixer: Mixer, video_args) -> list[str]:
+    """ffmpeg arguments for the video with the mixer's soundtrack: the narration is joined
+    (cross-faded by ffmpeg into float samples, when asked: lossless), handed to the mixer, and
+    its result is the audio input of the one encode."""
+    import numpy as np
+
+    voice = work / "voice.f32"
+    if fade:
+        inputs, chain, label = _audio_chain(clips, work, fade, first_input=0)
+        run_ffmpeg([*inputs, "-filter_complex", ";".join(chain), "-map", label,
+                    "-f", "f32le", "-ar", str(RATE), "-ac", "1", str(voice)])
+    else:
+        _join(clips, work, voice)
+    mixed = np.asarray(mixer(np.fromfile(voice, np.float32)), np.float32)
+    mixed.tofile(work / "audio.f32")
+    audio = ["-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", str(work / "audio.f32")]
+    if fade:
+        inputs, chain, label = _video_chain(clips, fade)
+        return [*inputs, *audio, "-filter_complex", ";".join(chain), "-map", label,
+                "-map", f"{len(clips)}:a:0", *video_args, "-r", str(clips[0].fps)]
+    listing = work / "clips.txt"
+    listing.write_text("".join(f"file '{_quote(c.path)}'\n" for c in clips))
+    return ["-f", "concat", "-safe", "0", "-i", str(listing), *audio,
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+
+
+def _join(clips, work: Path, dest: Path) -> None:
+    """The clips' exact audio files one after the other in `dest`."""
+    with open(dest, "wb") as joined:
+        for i in range(len(clips)):
+            with open(work / f"a{i}.f32", "rb") as part:
+                shutil.copyfileobj(part, joined)
+
+
+def _video_chain(clips, fade: float) -> tuple[list[str], list[str], str]:
+    """(inputs, filters, output label) that chain xfade over the clips' video."""
+    inputs, chain, video, offset = [], [], "[0:v]", 0.0
+    for clip in clips:
         inputs += ["-i", str(clip.path)]
-    for i in range(len(clips)):
-        inputs += ["-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", str(work / f"a{i}.f32")]
-        chain.append(f"[{len(clips) + i}:a]anull[a{i}]")
-    offset = 0.0
     for i in range(1, len(clips)):
         offset += clips[i - 1].duration - fade
         chain.append(f"{video}[{i}:v]xfade=transition=fade:duration={fade}:offset={offset:.6f}[v{i}]")
+        video = f"[v{i}]"
+    if not chain:
+        chain, video = ["[0:v]null[v0]"], "[v0]"
+    return inputs, chain, video
+
+
+def _audio_chain(clips, work: Path, fade: float, first_input: int) -> tuple[list[str], list[str], str]:
+    """(inputs, filters, output label) that chain acrossfade over the clips' exact audio
+    (inputs numbered from `first_input`)."""
+    inputs, chain, audio = [], [], "[a0]"
+    for i in range(len(clips)):
+        inputs += ["-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", str(work / f"a{i}.f32")]
+        chain.append(f"[{first_input + i}:a]anull[a{i}]")
+    for i in range(1, len(clips)):
         chain.append(f"{audio}[a{i}]acrossfade=d={fade}:c1=tri:c2=tri[x{i}]")
-        video, audio = f"[v{i}]", f"[x{i}]"
+        audio = f"[x{i}]"
+    return inputs, chain, audio
+
+
+def _crossfade_args(clips, work: Path, fade: float, audio_filter, video_args) -> list[str]:
+    """ffmpeg arguments that chain xfade (video) and acrossfade (audio) over all clips."""
+    video_inputs, chain, video = _video_chain(clips, fade)
+    audio_inputs, audio_chain, audio = _audio_chain(clips, work, fade, first_input=len(clips))
+    chain = [*chain, *audio_chain]
     if audio_filter:
         chain.append(f"{audio}{','.join(audio_filter)}[aout]")
         audio = "[aout]"
-    return [*inputs, "-filter_complex", ";".join(chain), "-map", video, "-map", audio,
-            *video_args, "-r", str(clips[0].fps)]
+    return [*video_inputs, *audio_inputs, "-filter_complex", ";".join(chain), "-map", video,
+            "-map", audio, *video_args, "-r", str(clips[0].fps)]
 
 
 def _quote(path: Path) -> str:

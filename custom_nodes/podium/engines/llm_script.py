@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from ..errors import PodiumError
 from ..files import atomic_write_text
-from .script import Script, Segment, _first_words, split_sentences
+from .script import Script, Segment, SfxCue, _first_words, sentences_with_cues
 from .script_schema import answer_model, answer_schema, format_error
 
 log = logging.getLogger("podium.llm_script")
@@ -140,6 +140,11 @@ def build_messages(topic: str, duration_s: float = 60, language: str = "en", aud
         "is said aloud: complete sentences in plain spoken words, numbers, symbols and "
         "abbreviations spelled out, no Markdown, no stage directions); bullets (2 to 4 short "
         "points that summarise the narration, shown on the slide).",
+        "- music: the background music that suits the video, for a music generator: genre, "
+        "instruments, mood, tempo (e.g. \"calm ambient piano, slow, warm\"); no lyrics.",
+        "- sound_effects: usually none ([]); at most a few where a sound truly helps, each with "
+        "sound (what is heard, e.g. \"applause\") and sentence (the first words of the "
+        "narration sentence it plays with, copied exactly).",
     ]
     system = ("You write scripts for short narrated videos: a presenter speaks the narration "
               "while slides show a title and a few bullets. Answer with JSON only, following "
@@ -206,7 +211,10 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
     return {
         "title": _one_line(answer.title, 200).lstrip("#").strip(),
         "stage": _one_line(answer.stage, 2000),
+        "music": _one_line(answer.music, 300),
         "segments": out,
+        "sound_effects": [{"sound": _one_line(e.sound, 100), "sentence": _one_line(e.sentence, 300)}
+                          for e in answer.sound_effects if e.sound.strip()],
     }
 
 
@@ -218,15 +226,36 @@ def to_script(data: dict, topic: str = "") -> Script:
     """A parsed answer as the Script every later stage consumes."""
     segments = []
     for seg in data["segments"]:
-        sentences = split_sentences(seg["narration"])
+        sentences, marks = sentences_with_cues(seg["narration"])  # a mark the model wrote is not spoken
         if sentences:
             segments.append(Segment(sentences, title=seg["slide_title"],
-                                    bullets=list(seg["bullets"]), speaker=seg["speaker"]))
+                                    bullets=list(seg["bullets"]), speaker=seg["speaker"],
+                                    cues=[SfxCue(name, i, at) for i, at, name in marks]))
     title = data["title"] or _first_words(topic or segments[0].sentences[0])
     for segment in segments:
         segment.title = segment.title or title
         segment.bullets = segment.bullets or [_first_words(s, 9) for s in segment.sentences]
-    return Script(title=title, segments=segments, stage=data["stage"])
+    for effect in data.get("sound_effects", []):
+        _place_effect(segments, effect["sound"], effect["sentence"])
+    return Script(title=title, segments=segments, stage=data["stage"], music=data.get("music", ""))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _place_effect(segments: list[Segment], sound: str, quote: str) -> None:
+    """A suggested sound effect at the start of the sentence whose first words it quotes
+    (the first such sentence); one that quotes none is left out."""
+    want = _words(quote)[:6]
+    if not want:
+        return
+    for segment in segments:
+        for index, sentence in enumerate(segment.sentences):
+            if _words(sentence)[:len(want)] == want:
+                segment.cues.append(SfxCue(sound, index, 0.0))
+                return
+    log.info("sound effect %r left out: no sentence starts with %r", sound, quote)
 
 
 # --- where Ollama is ----------------------------------------------------------------------
@@ -648,9 +677,13 @@ def script_to_markdown(script: Script) -> str:
     `## slide title` and a narration paragraph per segment. Bullets, speakers and the stage
     description are not part of that format: they are kept in the JSON (Script.to_dict())."""
     lines = [f"# {_one_line(script.title).lstrip('#').strip()}", ""]
+    if script.music:
+        lines += [f"[music: {_one_line(script.music)}]", ""]
     for segment in script.segments:
-        lines += [f"## {_one_line(segment.title or script.title).lstrip('#').strip()}", "",
-                  _one_line(segment.text, 1_000_000).lstrip("#").strip(), ""]
+        lines += [f"## {_one_line(segment.title or script.title).lstrip('#').strip()}", ""]
+        if segment.music:
+            lines += [f"[music: {_one_line(segment.music)}]"]
+        lines += [_one_line(segment.marked_text, 1_000_000).lstrip("#").strip(), ""]
     return "\n".join(lines)
 
 

@@ -26,6 +26,21 @@ _ABBREVIATIONS = {
 # A candidate boundary: terminal punctuation (and closing quotes/brackets), then space.
 _HEADING = re.compile(r"#{1,6}\s")  # Markdown: "## Slide title", not "#1 rule" or "#hashtag"
 _BOUNDARY = re.compile(r"""([.!?…]+["'”’)\]]*)\s+""")
+# Marks in the narration that are never spoken: `[sfx: applause]` (a sound effect at that
+# point), `[music: calm piano]` (the music for the video, or for its `## section`).
+_MARK = re.compile(r"\[\s*(sfx|music)\s*:\s*([^\[\]\n]*?)\s*\]", re.I)
+_CUE = "\ue000"  # where an [sfx: ...] mark stood, while sentences are cut (a private-use char)
+_PUNCT_AFTER_SPACE = re.compile(r"\s+([.,;:!?…]+)")
+
+
+@dataclass
+class SfxCue:
+    """A sound effect in a segment: `sentence` (its index in the segment) and `at`, how far
+    into it (the share of its words said before, 0: as it starts, 1: as it ends)."""
+
+    sound: str
+    sentence: int
+    at: float = 0.0
 
 
 @dataclass
@@ -36,10 +51,30 @@ class Segment:
     title: str = ""
     bullets: list[str] = field(default_factory=list)
     speaker: str = ""
+    cues: list[SfxCue] = field(default_factory=list)
+    music: str = ""  # this section's music prompt (empty: the script's)
 
     @property
     def text(self) -> str:
         return " ".join(self.sentences)
+
+    @property
+    def marked_text(self) -> str:
+        """The narration with its [sfx: ...] marks back where they were (what the JSON keeps)."""
+        out = []
+        for index, sentence in enumerate(self.sentences):
+            words = sentence.split()
+            for cue in sorted((c for c in self.cues if c.sentence == index), key=lambda c: -c.at):
+                k = min(max(int(round(cue.at * len(words))), 0), len(words))
+                mark = f"[sfx: {cue.sound}]"
+                if k == len(words) and words and index < len(self.sentences) - 1:
+                    # the end of a sentence that others follow: inside its final punctuation
+                    stem = words[-1].rstrip(".!?…\"'”’)")
+                    words[-1] = f"{stem} {mark}{words[-1][len(stem):]}" if stem else f"{mark} {words[-1]}"
+                else:
+                    words.insert(k, mark)
+            out.append(" ".join(words))
+        return " ".join(out)
 
 
 @dataclass
@@ -49,20 +84,71 @@ class Script:
     title: str
     segments: list[Segment]
     stage: str = ""
+    music: str = ""  # what the video's music should be (for `--music auto`)
 
     @property
     def sentences(self) -> list[str]:
         return [s for seg in self.segments for s in seg.sentences]
 
     def to_dict(self) -> dict:
-        return {
-            "title": self.title,
-            "stage": self.stage,
-            "segments": [
-                {"text": s.text, "title": s.title, "bullets": s.bullets, "speaker": s.speaker}
-                for s in self.segments
-            ],
-        }
+        """Podium's script JSON; sound cues stay inline in `text`, music prompts are keys
+        present only when set."""
+        data = {"title": self.title, "stage": self.stage, **({"music": self.music} if self.music else {}),
+                "segments": []}
+        for s in self.segments:
+            item = {"text": s.marked_text, "title": s.title, "bullets": s.bullets, "speaker": s.speaker}
+            if s.music:
+                item["music"] = s.music
+            data["segments"].append(item)
+        return data
+
+
+def take_marks(text: str) -> tuple[str, list[str], list[str]]:
+    """(text with each [sfx: X] replaced by a placeholder, the sounds, the [music: X] prompts)."""
+    sounds, music = [], []
+
+    def replace(match: re.Match) -> str:
+        kind, what = match.group(1).lower(), " ".join(match.group(2).split())
+        if kind == "music":
+            if what:
+                music.append(what)
+            return " "
+        if not what:
+            return " "
+        sounds.append(what)
+        return f" {_CUE} "
+
+    return _MARK.sub(replace, text), sounds, music
+
+
+def sentences_with_cues(text: str) -> tuple[list[str], list[tuple[int, float, str]]]:
+    """Split narration that may hold [sfx: X] marks: (the spoken sentences, (sentence index,
+    share of its words before the mark, sound) for each mark). A mark between sentences goes
+    with the next one (as it starts); one after the last sentence, with the last (as it ends)."""
+    marked, sounds, _music = take_marks(text)
+    sentences, cues, pending = [], [], []
+    sound = iter(sounds)
+    for raw in split_sentences(marked):
+        tokens = raw.split()
+        words = [t for t in tokens if t.replace(_CUE, "") and not _PUNCT_AFTER_SPACE.fullmatch(" " + t)]
+        count, before = 0, []
+        for token in tokens:
+            for _ in range(token.count(_CUE)):
+                before.append(count)
+            if token.replace(_CUE, "") and not _PUNCT_AFTER_SPACE.fullmatch(" " + token):
+                count += 1
+        clean = _PUNCT_AFTER_SPACE.sub(r"\1", " ".join(raw.replace(_CUE, " ").split())).strip()
+        if not words:  # only marks: they wait for the next sentence
+            pending += [next(sound) for _ in before]
+            continue
+        index = len(sentences)
+        sentences.append(clean)
+        cues += [(index, 0.0, name) for name in pending]
+        pending = []
+        cues += [(index, k / len(words), next(sound)) for k in before]
+    if pending and sentences:
+        cues += [(len(sentences) - 1, 1.0, name) for name in pending]
+    return sentences, cues
 
 
 def clean_text(text: str) -> str:
@@ -116,25 +202,32 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
     if not title and first is not None and re.match(r"#\s", lines[first]):
         title, lines = lines[first][1:].strip(), lines[first + 1:]
     segments: list[Segment] = []
-    heading, body = "", []
+    heading, body, music = "", [], {"video": "", "section": ""}
 
     def close_block() -> None:
         """Pack the sentences gathered under the current heading into segments."""
+        joined = " ".join(body)
+        _text, _sounds, prompts = take_marks(joined)
+        if prompts:  # [music: X]: before any narration the video's, else this section's
+            music["video" if not segments and not heading else "section"] = prompts[-1]
+        sentences, marks = sentences_with_cues(joined)
         current: list[str] = []
-        for sentence in split_sentences(" ".join(body)):
+        cues: list[SfxCue] = []
+        for index, sentence in enumerate(sentences):
             words = len(sentence.split())
             if current and sum(len(s.split()) for s in current) + words > max_words:
-                segments.append(Segment(current, title=heading))
-                current = []
+                segments.append(Segment(current, title=heading, cues=cues, music=music["section"]))
+                current, cues = [], []
+            cues += [SfxCue(name, len(current), at) for i, at, name in marks if i == index]
             current.append(sentence)
         if current:
-            segments.append(Segment(current, title=heading))
+            segments.append(Segment(current, title=heading, cues=cues, music=music["section"]))
         body.clear()
 
     for line in lines:
         if _HEADING.match(line):
             close_block()
-            heading = line.lstrip("#").strip()
+            heading, music["section"] = line.lstrip("#").strip(), ""
         elif not line.strip():
             close_block()
         else:
@@ -149,7 +242,7 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
     for segment in segments:
         segment.title = segment.title or title
         segment.bullets = [_first_words(s, 9) for s in segment.sentences]
-    return Script(title=title, segments=segments)
+    return Script(title=title, segments=segments, music=music["video"])
 
 
 def parse_script(raw: str, max_words: int = 60, title: str = "",
@@ -175,17 +268,20 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
         raise format_error(err) from None
     segments = []
     for item in parsed.segments:
-        sentences = split_sentences(item.text)
+        sentences, marks = sentences_with_cues(item.text)
+        prompts = take_marks(item.text)[2]
         if sentences:
             segments.append(Segment(sentences, title=item.title, bullets=list(item.bullets),
-                                    speaker=item.speaker))
+                                    speaker=item.speaker,
+                                    cues=[SfxCue(name, i, at) for i, at, name in marks],
+                                    music=item.music or (prompts[-1] if prompts else "")))
     if not segments:
         raise ScriptFormatError("no segment has any narration (\"text\")", "segments")
     title = title or parsed.title or _first_words(segments[0].sentences[0])
     for segment in segments:
         segment.title = segment.title or title
         segment.bullets = segment.bullets or [_first_words(s, 9) for s in segment.sentences]
-    return Script(title=title, segments=segments, stage=parsed.stage)
+    return Script(title=title, segments=segments, stage=parsed.stage, music=parsed.music)
 
 
 def _is_json(raw: str) -> bool:

@@ -42,11 +42,13 @@ class ScriptFileSegment(_Fields):
     title: str = ""
     bullets: Bullets
     speaker: str = ""
+    music: str = ""  # this segment's music prompt; its text may mark [sfx: sound] cues inline
 
 
 class ScriptFile(_Fields):
     title: str = ""
     stage: str = ""
+    music: str = ""  # the video's music prompt (`--music auto`)
     segments: list[ScriptFileSegment]
 
 
@@ -79,10 +81,20 @@ class _AnswerSegment(_Fields):
         raise ValueError(f"{shown!r} is not one of {', '.join(names)}")
 
 
+class SoundEffect(_Fields):
+    """A sound cue the model suggests: the sound, and the first words of the sentence it
+    plays with (words, not a number: models count badly)."""
+
+    sound: str
+    sentence: str = ""
+
+
 class Answer(_Fields):
     title: str = ""
     stage: str = ""
+    music: str = ""  # the music the video should have (a prompt for the music model)
     segments: list[Any]
+    sound_effects: Annotated[list[SoundEffect], Field(default_factory=list)]
 
 
 @lru_cache(maxsize=32)

@@ -11,6 +11,7 @@ from .subtitles import PodiumSubtitles
 from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
+from .soundtrack import PodiumMix, PodiumMusicFile
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -30,6 +31,8 @@ NODE_CLASS_MAPPINGS = {
     "PodiumSoundEffect": PodiumSoundEffect,
     "PodiumSaveAudio": PodiumSaveAudio,
     "PodiumMuseTalk": PodiumMuseTalk,
+    "PodiumMusicFile": PodiumMusicFile,
+    "PodiumMix": PodiumMix,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -49,4 +52,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumSoundEffect": "Podium Sound Effect (ACE-Step / Stable Audio)",
     "PodiumSaveAudio": "Podium Save Audio (FLAC/WAV)",
     "PodiumMuseTalk": "Podium Lip Sync (MuseTalk 1.5)",
+    "PodiumMusicFile": "Podium Music File",
+    "PodiumMix": "Podium Mix (music under the voice)",
 }
