@@ -120,6 +120,10 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
                              "(default $PODIUM_CACHE_DIR or the user cache folder, ~/.cache/podium/segments on Linux)")
     parser.add_argument("--report", action="store_true",
                         help="print each stage's time and peak memory at the end")
+    parser.add_argument("--commercial", action="store_true",
+                        help="only models whose license allows commercial use (models.yaml "
+                             "commercial_use); others are swapped (Wav2Lip -> MuseTalk, F5-TTS -> "
+                             "Piper) and each swap is named")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from .subtitles import PodiumSubtitles
 from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
+from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -24,6 +25,8 @@ NODE_CLASS_MAPPINGS = {
     "PodiumUpscaleImage": PodiumUpscaleImage,
     "PodiumSaveVideo": PodiumSaveVideo,
     "PodiumSaveImage": PodiumSaveImage,
+    "PodiumIdleClip": PodiumIdleClip,
+    "PodiumSaveIdleClip": PodiumSaveIdleClip,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -39,4 +42,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumUpscaleImage": "Podium Upscale Image (Real-ESRGAN)",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
+    "PodiumIdleClip": "Podium Idle Clip (Wan 2.2 image-to-video)",
+    "PodiumSaveIdleClip": "Podium Save Idle Clip",
 }
