@@ -27,7 +27,8 @@ WORDS = ["▁the", "▁person", "▁camera", "▁calm", "▁blinking", "▁mouth
          *"▁abcdefghijklmnopqrstuvwxyz,"]
 
 
-def build(folder: str | Path, real_size: bool = False, seed: int = 0) -> Path:
+def build(folder: str | Path, real_size: bool = False, seed: int = 0, dtype=None) -> Path:
+    """The pipeline folder; `dtype` (e.g. torch.bfloat16) halves a real-size one on disk."""
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
@@ -45,6 +46,8 @@ def build(folder: str | Path, real_size: bool = False, seed: int = 0) -> Path:
                                         flow_shift=5.0, num_train_timesteps=1000)
     pipe = WanPipeline(tokenizer=tokenizer, text_encoder=t5, vae=vae, scheduler=scheduler,
                        transformer=transformer, expand_timesteps=True)
+    if dtype is not None:
+        pipe.to(dtype)
     pipe.save_pretrained(folder)
     return folder
 
