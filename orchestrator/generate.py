@@ -11,7 +11,7 @@ from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
 from podium.engines.script_schema import ScriptFormatError
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
 
 from . import outputs, presets
@@ -239,7 +239,7 @@ def check_commercial_voice(args) -> None:
     for voice in [args.voice, *(p.partition("=")[2].strip() for p in args.speaker_voice)]:
         if voice in registry and not registry.get(voice).commercial_use:
             usable = [e.id for e in registry.entries if e.kind == registry.get(voice).kind and e.commercial_use]
-            raise outputs.OutputError(f"--commercial: the voice {voice} ({registry.get(voice).license}) is not "
+            raise UsageError(f"--commercial: the voice {voice} ({registry.get(voice).license}) is not "
                                       f"for commercial use; choose one that is: {', '.join(usable)}")
 
 
