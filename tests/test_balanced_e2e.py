@@ -1,6 +1,7 @@
 """The balanced preset's graph end to end on the CPU, every neural stage through its real
 loader on tiny random-weight models built here: the presenter drawn once (SD1.5-style
-pipeline), a cloned voice (F5-TTS), Wav2Lip (real size, ONNX), Real-ESRGAN (spandrel); the
+pipeline), the idle clip made once (Wan 2.2 TI2V-style pipeline) and played under the lip
+sync, a cloned voice (F5-TTS), Wav2Lip (real size, ONNX), Real-ESRGAN (spandrel); the
 segments rendered, cached and stitched into one MP4 whose streams agree within one frame."""
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from test_lipsync import calibrated_wav2lip  # noqa: E402
 from test_presenter_image import build_sd15  # noqa: E402
 from test_tts_f5 import build_tiny_f5  # noqa: E402
 from test_upscale import build as build_esrgan  # noqa: E402
+from tiny_wan import build as build_wan  # noqa: E402
 
 from orchestrator.dispatch import InProcessInstance, render_all  # noqa: E402
+from orchestrator.generate import make_idle_clip  # noqa: E402
 from orchestrator.segments import SegmentCache, plan  # noqa: E402
 from orchestrator.stitch import stitch  # noqa: E402
 from orchestrator.workflow import bind, load_workflow  # noqa: E402
@@ -70,6 +73,14 @@ def test_balanced_graph_end_to_end(tmp_path):
     portrait = images[0][0]
     assert portrait.suffix == ".png" and portrait.stat().st_size > 0
 
+    # the idle clip, made once for every segment from the same picture at the video's size
+    cache = SegmentCache(tmp_path / "cache")
+    wan = build_wan(tmp_path / "wan")
+    idle, note = make_idle_clip(portrait, (128, 96), 0, InProcessInstance(), cache, lambda *_: None, {
+        ("Idle clip", "model_folder"): str(wan), ("Idle clip", "steps"): 2,
+        ("Idle clip", "seconds"): 0.5, ("Idle clip", "resolution"): 64})
+    assert note is None and idle.suffix == ".mkv"
+
     graph = load_workflow("direct_balanced")
     values = {
         ("Voice", "ckpt_path"): str(f5 / "model_tiny.safetensors"),
@@ -83,10 +94,10 @@ def test_balanced_graph_end_to_end(tmp_path):
         ("Upscale", "width"): 128, ("Upscale", "height"): 96,
         ("Save video", "fps"): FPS,
     }
-    files = {("Voice", "reference_audio"): f5 / "ref.wav", ("Presenter", "portrait_path"): portrait}
+    files = {("Voice", "reference_audio"): f5 / "ref.wav", ("Presenter", "portrait_path"): portrait,
+             ("Idle clip", "clip_path"): idle}
     jobs = plan(graph, parse_script(TEXT), values, files)
     assert len(jobs) == 2
-    cache = SegmentCache(tmp_path / "cache")
     clips = render_all(jobs, [InProcessInstance()], cache, lambda *_: None)
     out = stitch(clips, tmp_path / "balanced.mp4")
 
