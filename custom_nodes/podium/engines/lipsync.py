@@ -205,8 +205,108 @@ def _blend_mask(h: int, w: int) -> np.ndarray:
     return (mask * mask * (3 - 2 * mask))[..., None].astype(np.float32)  # smoothstep
 
 
-class LipSyncVisual:
-    """A Visual whose mouth follows the speech. Frames are rendered in batches of
+def paste_face(frame: np.ndarray, rgb: np.ndarray, box: Box, strength: float = 1.0) -> np.ndarray:
+    """`frame` with the generated face `rgb` (any size, RGB, 0-255) blended into `box` through
+    the feathered lower-face mask, scaled by `strength` (0: the frame itself)."""
+    x1, y1, x2, y2 = box
+    rgb = np.clip(np.asarray(rgb, np.float32), 0, 255)
+    rgb = cv2.resize(rgb, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
+    region = frame[y1:y2, x1:x2].astype(np.float32)
+    blended = region + (strength * _blend_mask(y2 - y1, x2 - x1)) * (rgb - region)
+    out = frame.copy()
+    out[y1:y2, x1:x2] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return out
+
+
+class FaceTrack:
+    """Face boxes for frames pulled in order: detected (YuNet / Haar), padded by `pads` (top,
+    bottom, left, right), averaged over `smooth_frames`; or one fixed `face_box`. `boxes()`
+    returns None for a frame without a face (it passes through)."""
+
+    def __init__(self, width: int, height: int, pads: Sequence[int] = (0, 10, 0, 0),
+                 smooth_frames: int = 5, face_detector: str = "auto",
+                 face_box: Optional[Box] = None, yunet_path: Optional[str] = None):
+        if len(pads) != 4:
+            raise PodiumError("lip sync needs four pads (top, bottom, left, right)")
+        self.width, self.height = width, height
+        self.pads = tuple(int(p) for p in pads)
+        self.smooth_frames = max(int(smooth_frames), 1)
+        self.face_box = self._check_box(face_box) if face_box is not None else None
+        self.detector = None if face_box is not None else FaceDetector(face_detector, yunet_path)
+        self._history: deque = deque(maxlen=self.smooth_frames // 2)  # raw boxes before the batch
+        self._next_index = 0
+
+    def _check_box(self, box) -> Box:
+        x1, y1, x2, y2 = (int(v) for v in box)
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(self.width, x2), min(self.height, y2)
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            raise PodiumError(f"face_box {tuple(box)} is not a box inside the "
+                              f"{self.width}x{self.height} frame (x1,y1,x2,y2)")
+        return x1, y1, x2, y2
+
+    def boxes(self, frames: list[np.ndarray], first: int) -> list[Optional[Box]]:
+        """Boxes of `frames`, consecutive frames starting at index `first`."""
+        if self.face_box is not None:
+            return [self.face_box] * len(frames)
+        if first != self._next_index:  # a jump: earlier boxes say nothing about these frames
+            self._history.clear()
+        self._next_index = first + len(frames)
+        raw = [self.detector.detect(f) for f in frames]
+        raw = [pad_box(b, self.pads, self.width, self.height) if b else None for b in raw]
+        seq, half = list(self._history) + raw, self.smooth_frames // 2
+        boxes = []
+        for k in range(len(self._history), len(seq)):
+            near = [b for b in seq[max(0, k - half):k + half + 1] if b is not None]
+            boxes.append(None if seq[k] is None else tuple(int(round(v)) for v in np.mean(near, 0)))
+        self._history.extend(raw)
+        return [b if b and b[2] - b[0] >= 8 and b[3] - b[1] >= 8 else None for b in boxes]
+
+
+class FaceSyncVisual:
+    """What every lip sync shares: a Visual over `base` whose frames are made in batches of
+    `batch_size` as render(t) is called in order (only the current batch is kept, so memory
+    stays flat), one per frame of `fps` for the speech's length, faces tracked by FaceTrack.
+    Subclasses say how a batch's faces are redrawn (`_sync`)."""
+
+    def __init__(self, base: Visual, speech: Speech, fps: float, pads: Sequence[int],
+                 smooth_frames: int, batch_size: int, face_detector: str,
+                 face_box: Optional[Box], yunet_path: Optional[str]):
+        if fps <= 0 or batch_size < 1 or len(pads) != 4:
+            raise PodiumError("lip sync needs fps > 0, batch_size >= 1 and four pads")
+        self.base, self.width, self.height = base, base.width, base.height
+        self.fps, self.batch_size = float(fps), int(batch_size)
+        self.n_frames = frames_for(speech.duration, fps)
+        self.track = FaceTrack(self.width, self.height, pads, smooth_frames, face_detector,
+                               face_box, yunet_path)
+        self._frames: dict[int, np.ndarray] = {}
+
+    def render(self, t: float) -> np.ndarray:
+        index = max(int(round(t * self.fps)), 0)
+        if index not in self._frames:
+            self._render_batch(index)
+        return self._frames[index]
+
+    def _render_batch(self, first: int) -> None:
+        self._frames = {}  # one batch held at a time
+        indices = range(first, max(first + 1, min(first + self.batch_size, self.n_frames)))
+        frames = [self.base.render(i / self.fps) for i in indices]
+        boxes = self.track.boxes(frames, first)
+        todo = [k for k, b in enumerate(boxes) if b is not None]
+        results = list(frames)
+        if todo:
+            synced = self._sync([frames[k] for k in todo], [boxes[k] for k in todo],
+                                [indices[k] for k in todo])
+            for k, frame in zip(todo, synced):
+                results[k] = frame
+        self._frames = dict(zip(indices, results))
+
+    def _sync(self, frames: list[np.ndarray], boxes: list[Box], indices: list[int]) -> list[np.ndarray]:
+        """The frames (video frame numbers `indices`) with their faces in `boxes` redrawn."""
+        raise NotImplementedError
+
+
+class LipSyncVisual(FaceSyncVisual):
+    """A Visual whose mouth follows the speech (Wav2Lip). Frames are rendered in batches of
     `batch_size` as render(t) is called in order; only the current batch is kept.
 
     `fps` must be the rate the frames are pulled at (the Save node's fps). `session` is an
@@ -218,82 +318,24 @@ class LipSyncVisual:
                  pads: Sequence[int] = (0, 10, 0, 0), smooth_frames: int = 5,
                  batch_size: int = 16, face_detector: str = "auto",
                  face_box: Optional[Box] = None, yunet_path: Optional[str] = None):
-        if fps <= 0 or batch_size < 1 or len(pads) != 4:
-            raise PodiumError("lip sync needs fps > 0, batch_size >= 1 and four pads")
-        self.base, self.width, self.height = base, base.width, base.height
-        self.fps, self.pads, self.batch_size = float(fps), tuple(int(p) for p in pads), int(batch_size)
-        self.smooth_frames = max(int(smooth_frames), 1)
+        super().__init__(base, speech, fps, pads, smooth_frames, batch_size, face_detector,
+                         face_box, yunet_path)
         self._session: Callable = session if callable(session) else (lambda: session)
         self.mel = mel_spectrogram(speech.samples, speech.sample_rate)
-        self.n_frames = frames_for(speech.duration, fps)
-        self.face_box = self._check_box(face_box) if face_box is not None else None
-        self.detector = None if face_box is not None else FaceDetector(face_detector, yunet_path)
-        self._history: deque = deque(maxlen=self.smooth_frames // 2)  # raw boxes before the batch
-        self._next_index = 0
-        self._frames: dict[int, np.ndarray] = {}
 
-    def _check_box(self, box) -> Box:
-        x1, y1, x2, y2 = (int(v) for v in box)
-        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(self.width, x2), min(self.height, y2)
-        if x2 - x1 < 8 or y2 - y1 < 8:
-            raise PodiumError(f"face_box {tuple(box)} is not a box inside the "
-                              f"{self.width}x{self.height} frame (x1,y1,x2,y2)")
-        return x1, y1, x2, y2
-
-    def render(self, t: float) -> np.ndarray:
-        index = max(int(round(t * self.fps)), 0)
-        if index not in self._frames:
-            self._render_batch(index)
-        return self._frames[index]
-
-    def _boxes(self, frames: list[np.ndarray], first: int) -> list[Optional[Box]]:
-        if self.face_box is not None:
-            return [self.face_box] * len(frames)
-        if first != self._next_index:  # a jump: earlier boxes say nothing about these frames
-            self._history.clear()
-        raw = [self.detector.detect(f) for f in frames]
-        raw = [pad_box(b, self.pads, self.width, self.height) if b else None for b in raw]
-        seq, half = list(self._history) + raw, self.smooth_frames // 2
-        boxes = []
-        for k in range(len(self._history), len(seq)):
-            near = [b for b in seq[max(0, k - half):k + half + 1] if b is not None]
-            boxes.append(None if seq[k] is None else tuple(int(round(v)) for v in np.mean(near, 0)))
-        self._history.extend(raw)
-        return [b if b and b[2] - b[0] >= 8 and b[3] - b[1] >= 8 else None for b in boxes]
-
-    def _render_batch(self, first: int) -> None:
-        self._frames = {}  # one batch held at a time
-        indices = range(first, max(first + 1, min(first + self.batch_size, self.n_frames)))
-        frames = [self.base.render(i / self.fps) for i in indices]
-        boxes = self._boxes(frames, first)
-        self._next_index = indices[-1] + 1
-        todo = [k for k, b in enumerate(boxes) if b is not None]
-        results = list(frames)
-        if todo:
-            session = self._session()
-            mel_name, face_name, size, dynamic = wav2lip_io(session)
-            crops = [cv2.resize(frames[k][boxes[k][1]:boxes[k][3], boxes[k][0]:boxes[k][2]],
-                                (size, size), interpolation=cv2.INTER_AREA) for k in todo]
-            faces = np.stack([c[..., ::-1] for c in crops]).astype(np.float32) / 255.0  # BGR
-            masked = faces.copy()
-            masked[:, size // 2:] = 0
-            face_in = np.ascontiguousarray(np.concatenate([masked, faces], 3).transpose(0, 3, 1, 2))
-            mel_in = np.stack([mel_window(self.mel, indices[k], self.fps) for k in todo])[:, None]
-            step = len(todo) if dynamic else 1
-            out = np.concatenate([session.run(None, {mel_name: mel_in[i:i + step],
-                                                     face_name: face_in[i:i + step]})[0]
-                                  for i in range(0, len(todo), step)])
-            for k, pred in zip(todo, out):
-                results[k] = self._paste(frames[k], pred, boxes[k])
-        self._frames = dict(zip(indices, results))
-
-    @staticmethod
-    def _paste(frame: np.ndarray, pred: np.ndarray, box: Box) -> np.ndarray:
-        x1, y1, x2, y2 = box
-        rgb = np.clip(pred.transpose(1, 2, 0)[..., ::-1] * 255.0, 0, 255).astype(np.float32)
-        rgb = cv2.resize(rgb, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
-        region = frame[y1:y2, x1:x2].astype(np.float32)
-        blended = region + _blend_mask(y2 - y1, x2 - x1) * (rgb - region)
-        out = frame.copy()
-        out[y1:y2, x1:x2] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-        return out
+    def _sync(self, frames, boxes, indices):
+        session = self._session()
+        mel_name, face_name, size, dynamic = wav2lip_io(session)
+        crops = [cv2.resize(f[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_AREA)
+                 for f, (x1, y1, x2, y2) in zip(frames, boxes)]
+        faces = np.stack([c[..., ::-1] for c in crops]).astype(np.float32) / 255.0  # BGR
+        masked = faces.copy()
+        masked[:, size // 2:] = 0
+        face_in = np.ascontiguousarray(np.concatenate([masked, faces], 3).transpose(0, 3, 1, 2))
+        mel_in = np.stack([mel_window(self.mel, i, self.fps) for i in indices])[:, None]
+        step = len(frames) if dynamic else 1
+        out = np.concatenate([session.run(None, {mel_name: mel_in[i:i + step],
+                                                 face_name: face_in[i:i + step]})[0]
+                              for i in range(0, len(frames), step)])
+        return [paste_face(f, pred.transpose(1, 2, 0)[..., ::-1] * 255.0, box)  # BGR [0, 1]
+                for f, pred, box in zip(frames, out, boxes)]

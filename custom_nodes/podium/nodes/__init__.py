@@ -1,6 +1,7 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .lipsync import PodiumLipSync
+from .musetalk import PodiumMuseTalk
 from .output import PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .presenter_image import PodiumPresenterImage
@@ -27,6 +28,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumSaveImage": PodiumSaveImage,
     "PodiumIdleClip": PodiumIdleClip,
     "PodiumSaveIdleClip": PodiumSaveIdleClip,
+    "PodiumMuseTalk": PodiumMuseTalk,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -44,4 +46,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumSaveImage": "Podium Save Image (PNG)",
     "PodiumIdleClip": "Podium Idle Clip (Wan 2.2 image-to-video)",
     "PodiumSaveIdleClip": "Podium Save Idle Clip",
+    "PodiumMuseTalk": "Podium Lip Sync (MuseTalk 1.5)",
 }

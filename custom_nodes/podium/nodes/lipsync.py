@@ -27,6 +27,19 @@ def parse_face_box(text: str):
     return box
 
 
+def source_visual(visual, frames, fps):
+    """What a lip-sync node draws on: `frames` (an IMAGE batch, played back and forth at fps)
+    when connected, else `visual`."""
+    if frames is not None:
+        visual = FrameSequence(rgb_frames_from_image(frames), fps)
+        if visual.width % 2 or visual.height % 2:
+            raise PodiumError(f"frames are {visual.width}x{visual.height}; H.264 needs an even "
+                              "width and height: resize or crop them first")
+    elif visual is None:
+        raise PodiumError("connect a visual (Podium Presenter) or frames (an IMAGE batch) to lip sync")
+    return visual
+
+
 class PodiumLipSync:
     """Wav2Lip over the presenter, or over an IMAGE batch from any node (a core video model's
     frames, a drawn picture): faces found (YuNet, else OpenCV's Haar cascade) and smoothed
@@ -82,13 +95,7 @@ class PodiumLipSync:
     def sync(self, speech, fps, model, pad_top, pad_bottom, pad_left, pad_right,
              smooth_frames, batch_size, face_detector, visual=None, frames=None, model_path="",
              face_box=""):
-        if frames is not None:
-            visual = FrameSequence(rgb_frames_from_image(frames), fps)
-            if visual.width % 2 or visual.height % 2:
-                raise PodiumError(f"frames are {visual.width}x{visual.height}; H.264 needs an even "
-                                  "width and height: resize or crop them first")
-        elif visual is None:
-            raise PodiumError("connect a visual (Podium Presenter) or frames (an IMAGE batch) to lip sync")
+        visual = source_visual(visual, frames, fps)
         if model_path:
             path = resolve_input(model_path, "model_path", models="lipsync")
         elif model == NO_MODEL:
