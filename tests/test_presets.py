@@ -30,7 +30,7 @@ def models_dir(tmp_path, monkeypatch):
 
 
 ALL_NEURAL = ["wav2lip-onnx", "wav2lip-gan-onnx", "F5TTS_v1_Base", "vocos-mel-24khz", "sd15",
-              "sdxl", "realesrgan-x2plus", "realesrgan-x4plus"]
+              "sdxl", "realesrgan-x2plus", "realesrgan-x4plus", "musetalk-1.5", "sd-vae-ft-mse", "whisper-tiny"]
 
 
 def test_every_model_a_workflow_or_preset_names_is_in_the_registry():
