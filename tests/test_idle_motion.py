@@ -174,3 +174,23 @@ def test_the_orchestrator_makes_the_clip_once_and_reuses_it(wan, tmp_path, out_d
     missing, why = make_idle_clip(portrait, (W, H), 0, Counting(), cache, lambda *_: None,
                                   {("Idle clip", "model_folder"): str(tmp_path / "nothing")})
     assert missing is None and why.startswith("idle clip not made") and "pull" in why
+
+
+def test_without_the_model_the_cli_says_so_and_segments_keep_the_procedural_motion(tmp_path, monkeypatch,
+                                                                                     capsys, out_dir):
+    from types import SimpleNamespace
+
+    from orchestrator.dispatch import InProcessInstance
+    from orchestrator.generate import IDLE_OFF, idle_motion
+    from orchestrator.segments import SegmentCache
+    from orchestrator.workflow import load_workflow
+
+    assert IDLE_OFF == OFF
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path / "no-models"))
+    graph, values = load_workflow("direct_balanced"), {}
+    files = {("Presenter", "portrait_path"): draw_portrait(tmp_path / "me.png", W, H)}
+    idle_motion(SimpleNamespace(size=(W, H), seed=0), graph, values, files, InProcessInstance(),
+                SegmentCache(tmp_path / "cache"), lambda *_: None)
+    assert values == {("Idle clip", "model"): OFF} and ("Idle clip", "clip_path") not in files
+    assert capsys.readouterr().err.strip() == ("idle clip not made: wan2.2-ti2v-5b is not installed "
+                                               "(podium models pull wan2.2-ti2v-5b); the procedural motion stays")
