@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,7 @@ def _unet_loader(files: MuseTalkFiles, dtype) -> Callable:
         try:
             config = json.loads(Path(files.config).read_text(encoding="utf-8"))
             state = torch.load(str(files.unet), map_location="cpu", weights_only=True)
-        except (OSError, ValueError, RuntimeError, EOFError) as err:
+        except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
             raise PodiumError(f"cannot read the MuseTalk UNet ({files.unet}, {files.config}): "
                               f"{err}; pull it again (podium models pull)") from None
         if config.get("in_channels") != 8:
@@ -94,12 +95,13 @@ def _unet_loader(files: MuseTalkFiles, dtype) -> Callable:
                               f"{config.get('in_channels')}, MuseTalk's is 8 (masked + reference latents)")
         with torch.device("meta"):  # no random init of ~0.8 B weights that are replaced at once
             unet = UNet2DConditionModel.from_config(config)
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         try:
             unet.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as err:
             raise PodiumError(f"{files.unet} does not fit {files.config}: "
                               f"{str(err).splitlines()[0]}") from None
-        return unet.to(dtype).eval().requires_grad_(False)
+        return unet.eval().requires_grad_(False)
     return load
 
 
