@@ -296,6 +296,8 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
                             have_voice_ref=bool(args.voice_ref), check_models=not remote,
                             commercial=getattr(args, "commercial", False))
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
+    if args.workflow is not None and getattr(args, "commercial", False):
+        graph, choice.swaps = presets.commercial_workflow(graph)
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
     script = read_script(args, narration)  # an empty script is refused here, before any work too
     check_length(args, script)

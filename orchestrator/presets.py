@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
 from podium.models import ModelMissingError, load_registry  # pure: PyYAML and pydantic only
 from podium.validation import field_path, problem_of
 
@@ -212,6 +212,17 @@ def commercial_only(graph: dict, registry, swap_table: dict[str, str]) -> tuple[
                          f"({', '.join(known[m].license for m in new if m in known) or 'no model'})")
             break
     return graph, swaps, blocked
+
+
+def commercial_workflow(graph: dict) -> tuple[dict, list[str]]:
+    """A user's own workflow (--workflow) under --commercial: (graph, swaps), or a UsageError
+    naming the models nothing permissive replaces."""
+    graph, swaps, blocked = commercial_only(graph, load_registry(), _read_presets()[2])
+    if blocked:
+        registry = load_registry()
+        raise UsageError("--commercial: no commercially usable choice for " + ", ".join(
+            f"{m} ({registry.get(m).license})" for m in blocked) + " in this workflow: change its model")
+    return graph, swaps
 
 
 def _swap_node(node: dict, swap_table: dict[str, str]) -> Optional[dict]:

@@ -197,3 +197,13 @@ def test_cli_commercial_refuses_a_non_commercial_voice(tmp_path):
         "--commercial: the voice piper-en_US-lessac-medium (Lessac Blizzard 2011 data license) is not "
         "for commercial use; choose one that is: piper-en_US-joe-medium, piper-en_GB-alba-medium, "
         "piper-en_US-ljspeech-medium")
+
+
+def test_commercial_on_a_users_own_workflow():
+    graph, swaps = presets.commercial_workflow(presets.load_workflow("direct_fast"))
+    assert graph[find_node(graph, "Lip sync")]["class_type"] == "PodiumMuseTalk" and len(swaps) == 1
+    odd = presets.load_workflow("direct_fast")
+    odd[find_node(odd, "Lip sync")]["_meta"]["title"] = "My lips"  # no node of that title to swap in
+    from podium.errors import UsageError
+    with pytest.raises(UsageError, match=r"^--commercial: no commercially usable choice for wav2lip-onnx "):
+        presets.commercial_workflow(odd)
