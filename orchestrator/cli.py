@@ -143,6 +143,10 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     sound.add_argument("--sfx", action="append", default=[], metavar="NAME=FILE|auto",
                        help="the sound for the script's [sfx: NAME] cues (repeat per sound); "
                             "auto: generate those without a file (workflows/sfx.json)")
+    parser.add_argument("--commercial", action="store_true",
+                        help="only models whose license allows commercial use (models.yaml "
+                             "commercial_use); others are swapped (Wav2Lip -> MuseTalk, F5-TTS -> "
+                             "Piper) and each swap is named")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
 from podium.engines.script_schema import ScriptFormatError
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
 
 from . import outputs, presets, soundtrack
@@ -26,6 +26,7 @@ DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the cam
 LONG_MINUTES, LONG_SEGMENTS = 30, 500  # a render longer than this asks for --yes first
 WORDS_PER_S = 2.5  # 150 words a minute: what a narrator's pace gives, for the estimates
 MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 89 megapixels)
+IDLE_OFF = "off (procedural motion)"  # the Idle clip node's model choice for no clip (nodes/idle_motion.py OFF)
 
 
 @dataclass
@@ -187,6 +188,61 @@ def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, 
     return picture
 
 
+def make_idle_clip(portrait: Path, size: tuple[int, int], seed: int, instance, cache: SegmentCache, view,
+                   extra: dict | None = None) -> tuple[Path | None, str | None]:
+    """(the idle clip, None), made once per portrait and size (and cached) so every segment
+    plays the same one; or (None, why not) when the model is missing or the GPU too small."""
+    graph = bind(load_workflow("idle_clip"), {
+        ("Idle clip", "width"): size[0], ("Idle clip", "height"): size[1], ("Idle clip", "seed"): seed,
+        **(extra or {})})
+    files = {("Idle clip", "portrait_path"): portrait}
+    clip = cache.folder / ("idle-" + content_key(graph, files)) / "idle.mkv"
+    if clip.exists():
+        return clip, None
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("idle")) as work:
+        made = [p for p, _ in instance.produce(graph, files, Path(work),
+                                               lambda t, d: view(instance.name, t, d)).get("images", [])]
+        videos = [p for p in made if p.suffix == ".mkv"]
+        if videos:
+            clip.parent.mkdir(parents=True, exist_ok=True)
+            atomic_copy(videos[0], clip)  # whole or not at all
+            return clip, None
+        notes = [p for p in made if p.suffix == ".txt"]
+        if not notes:
+            raise outputs.OutputError("the idle clip workflow made neither a clip nor a note")
+        return None, notes[0].read_text(encoding="utf-8").strip()
+
+
+def idle_motion(args, graph: dict, values: dict, files: dict, instance, cache: SegmentCache, view) -> None:
+    """Bind the graph's Idle clip node to the clip made once for the video, or turn it off (the
+    procedural motion stays) with the one line saying why."""
+    portrait = files.get(("Presenter", "portrait_path"))
+    if not _has(graph, "Idle clip") or portrait is None:
+        return
+    if graph[find_node(graph, "Idle clip")]["inputs"].get("model") == IDLE_OFF:
+        return
+    clip, note = make_idle_clip(portrait, args.size, args.seed, instance, cache, view)
+    if clip is not None:
+        files[("Idle clip", "clip_path")] = clip
+    else:
+        print(note, file=sys.stderr)
+        values[("Idle clip", "model")] = IDLE_OFF
+
+
+def check_commercial_voice(args) -> None:
+    """--commercial with a --voice whose license forbids it: say so before any work."""
+    from podium.models import load_registry
+
+    if not getattr(args, "commercial", False) or str(args.voice).endswith(".onnx"):
+        return
+    registry = load_registry()
+    for voice in [args.voice, *(p.partition("=")[2].strip() for p in args.speaker_voice)]:
+        if voice in registry and not registry.get(voice).commercial_use:
+            usable = [e.id for e in registry.entries if e.kind == registry.get(voice).kind and e.commercial_use]
+            raise UsageError(f"--commercial: the voice {voice} ({registry.get(voice).license}) is not "
+                                      f"for commercial use; choose one that is: {', '.join(usable)}")
+
+
 def speaker_voices(pairs: list[str]) -> str:
     """NAME=VOICE options as the Voice node's `speaker_voices` lines."""
     lines = []
@@ -217,6 +273,8 @@ def say_preset(requested: str, choice: presets.Choice) -> None:
     notes = choice.notes if requested != "auto" else [n for n in choice.notes if "Piper" in n]
     for note in notes:
         print(f"preset {note}", file=sys.stderr)
+    for swap in choice.swaps:
+        print(f"--commercial: {swap}", file=sys.stderr)
     if requested not in ("auto", choice.preset.name):
         print(f"preset: {choice.preset.name} - {choice.preset.summary}", file=sys.stderr)
 
@@ -233,9 +291,13 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     cache.check_writable()
     narration = narration_for(target)
     remote = not getattr(instances[0], "in_process", False)
+    check_commercial_voice(args)
     choice = presets.choose(args.preset, have_portrait=bool(args.image),
-                            have_voice_ref=bool(args.voice_ref), check_models=not remote)
+                            have_voice_ref=bool(args.voice_ref), check_models=not remote,
+                            commercial=getattr(args, "commercial", False))
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
+    if args.workflow is not None and getattr(args, "commercial", False):
+        graph, choice.swaps = presets.commercial_workflow(graph)
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
     sound = soundtrack.request_from_args(args)  # --music, --sfx: checked before any work too
     script = read_script(args, narration)  # an empty script is refused here, before any work too
@@ -252,6 +314,7 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
         if "portrait" in choice.preset.needs and not args.image and choice.preset.image_model:
             picture = draw_presenter(args, choice.preset.image_model, script.stage, instances[0], cache, view)
             files[("Presenter", "portrait_path")] = picture
+        idle_motion(args, graph, values, files, instances[0], cache, view)
         jobs = plan(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)
         clips = render_all(jobs, instances, cache, view)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
 from podium.models import ModelMissingError, load_registry  # pure: PyYAML and pydantic only
 from podium.validation import field_path, problem_of
 
@@ -32,6 +32,8 @@ class Preset:
     cloned_voice: bool = False
     extra_models: list = field(default_factory=list)  # used without being named in the graph
     summary: str = ""
+    optional_models: list = field(default_factory=list)  # used when installed and fitting, else done without
+    commercial: bool = False  # only models whose commercial_use is true, as with --commercial
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Choice:
     preset: Preset
     graph: dict
     notes: list[str]  # why presets above it were passed over, and what was substituted
+    swaps: list[str] = field(default_factory=list)  # --commercial: which model replaced which
 
 
 class _PresetSchema(BaseModel):
@@ -52,12 +55,15 @@ class _PresetSchema(BaseModel):
     cloned_voice: StrictBool = False
     extra_models: list[str] = Field(default_factory=list)
     summary: str = ""
+    optional_models: list[str] = Field(default_factory=list)
+    commercial: StrictBool = False
 
 
 class _PresetsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order: Annotated[list[str], Field(min_length=1)]
     presets: dict[str, _PresetSchema]
+    commercial_swaps: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _order_names_presets(self) -> "_PresetsFile":
@@ -69,6 +75,11 @@ class _PresetsFile(BaseModel):
 
 def load_presets(path: Path = PRESETS_FILE) -> tuple[list[str], dict[str, Preset]]:
     """presets.yaml's order and presets; a problem names the file and the field."""
+    order, presets, _ = _read_presets(path)
+    return order, presets
+
+
+def _read_presets(path: Path = PRESETS_FILE) -> tuple[list[str], dict[str, Preset], dict[str, str]]:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         spec = _PresetsFile.model_validate(data)
@@ -85,7 +96,8 @@ def load_presets(path: Path = PRESETS_FILE) -> tuple[list[str], dict[str, Preset
         problem = (problem_of(first, "a mapping") if where or first["type"] == "value_error"
                    else "must be a mapping with order: and presets:")
         raise PodiumError(f"{path}: {where + ': ' if where else ''}{problem}") from None
-    return spec.order, {name: Preset(name, **preset.model_dump()) for name, preset in spec.presets.items()}
+    return (spec.order, {name: Preset(name, **preset.model_dump()) for name, preset in spec.presets.items()},
+            spec.commercial_swaps)
 
 
 def models_in(graph: dict, known: set[str]) -> list[str]:
@@ -115,12 +127,14 @@ def _missing(model_ids, registry) -> list[str]:
 
 
 def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
-           vram_gb: Optional[float] = None, check_models: bool = True) -> Choice:
+           vram_gb: Optional[float] = None, check_models: bool = True, commercial: bool = False) -> Choice:
     """The preset to run for `requested` ("auto" or a name), with the reasons for any fall.
 
     `check_models=False` when rendering on servers: their model folders are not ours to see.
+    `commercial`: only models whose models.yaml `commercial_use` is true (`--commercial`; a
+    preset's own `commercial: true` asks the same), others swapped for permissive ones.
     """
-    order, presets = load_presets()
+    order, presets, swap_table = _read_presets()
     if requested != "auto" and requested not in presets:
         raise ValueError(f"unknown preset {requested!r}; choose auto or one of: {', '.join(order)}")
     registry = load_registry()
@@ -131,14 +145,22 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
     for name in candidates:
         preset = presets[name]
         graph = load_workflow(preset.workflow)
-        why = []
+        why, swaps = [], []
         if preset.cloned_voice and not have_voice_ref:
             graph = speak_with_piper(graph)
             substitute = "no --voice-ref, so the Piper voice speaks instead of a cloned one"
         else:
             substitute = ""
-        needed = models_in(graph, known) + (preset.extra_models if preset.cloned_voice and have_voice_ref else [])
         portrait_model = preset.image_model if not have_portrait else None
+        if commercial or preset.commercial:
+            graph, swaps, blocked = commercial_only(graph, registry, swap_table)
+            blocked += [m for m in [portrait_model] if m and not registry.get(m).commercial_use]
+            if blocked:
+                why.append("--commercial: no commercially usable choice for " + ", ".join(
+                    f"{m} ({registry.get(m).license})" for m in blocked))
+        cloning = any(n["class_type"] == "PodiumF5VoiceClone" for n in graph.values())
+        needed = [m for m in models_in(graph, known) if m not in preset.optional_models]
+        needed += preset.extra_models if cloning and have_voice_ref else []
         if "portrait" in preset.needs and not have_portrait and not preset.image_model:
             why.append("it animates a face: give --image")
         if portrait_model:
@@ -153,8 +175,76 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
             continue
         if substitute:
             notes.append(f"{name}: {substitute}")
-        return Choice(preset, graph, notes)
+        for model_id in _missing(preset.optional_models, registry) if check_models else []:
+            notes.append(f"{name}: {model_id} is not installed, so its stage is done without it "
+                         f"(podium models pull {model_id})")
+        return Choice(preset, graph, notes, swaps)
     raise AssertionError("the draft preset always runs")  # presets.yaml ends with draft
+
+
+def commercial_only(graph: dict, registry, swap_table: dict[str, str]) -> tuple[dict, list[str], list[str]]:
+    """(graph, swaps, blocked): the graph using only commercially usable models. A node whose
+    model is not is given another model of the same kind that is; failing that, the node of the
+    same title in the workflow `swap_table` names for its class (e.g. Wav2Lip's lip sync -> the
+    MuseTalk one, F5-TTS's voice -> Piper), its links taken from the node it replaces. `swaps`
+    says which model replaced which; `blocked` lists the models nothing could replace."""
+    graph = {k: {**v, "inputs": dict(v["inputs"])} for k, v in graph.items()}
+    known = {e.id: e for e in registry.entries}
+    swaps, blocked = [], []
+    restricted = lambda node: [(k, v) for k, v in node["inputs"].items()
+                               if isinstance(v, str) and v in known and not known[v].commercial_use]
+    for node_id, node in list(graph.items()):
+        for input_name, model_id in restricted(node):
+            entry = known[model_id]
+            same_kind = next((e for e in registry.entries if e.kind == entry.kind and e.commercial_use), None)
+            if same_kind is not None:
+                node["inputs"][input_name] = same_kind.id
+                swaps.append(f"{model_id} ({entry.license}) -> {same_kind.id} ({same_kind.license})")
+                continue
+            replacement = _swap_node(node, swap_table)
+            permissive = replacement is not None and not restricted(replacement)
+            if not permissive:
+                blocked.append(model_id)
+                continue
+            graph[node_id] = node = replacement
+            new = [v for v in node["inputs"].values() if isinstance(v, str) and v in known] or [node["class_type"]]
+            swaps.append(f"{model_id} ({entry.license}) -> {', '.join(new)} "
+                         f"({', '.join(known[m].license for m in new if m in known) or 'no model'})")
+            break
+    return graph, swaps, blocked
+
+
+def commercial_workflow(graph: dict) -> tuple[dict, list[str]]:
+    """A user's own workflow (--workflow) under --commercial: (graph, swaps), or a UsageError
+    naming the models nothing permissive replaces."""
+    graph, swaps, blocked = commercial_only(graph, load_registry(), _read_presets()[2])
+    if blocked:
+        registry = load_registry()
+        raise UsageError("--commercial: no commercially usable choice for " + ", ".join(
+            f"{m} ({registry.get(m).license})" for m in blocked) + " in this workflow: change its model")
+    return graph, swaps
+
+
+def _swap_node(node: dict, swap_table: dict[str, str]) -> Optional[dict]:
+    """The node that replaces `node` (same title, from the workflow its class swaps to), its
+    links re-pointed to what `node` had under the same input names; None if there is none."""
+    workflow = swap_table.get(node["class_type"])
+    title = node.get("_meta", {}).get("title")
+    if not workflow or not title:
+        return None
+    source = load_workflow(workflow)
+    try:
+        other = source[find_node(source, title)]
+    except PodiumError:
+        return None
+    inputs = {}
+    for name, value in other["inputs"].items():
+        if isinstance(value, list):  # a link: to what the replaced node had there
+            if not isinstance(node["inputs"].get(name), list):
+                return None
+            value = node["inputs"][name]
+        inputs[name] = value
+    return {**other, "inputs": inputs}
 
 
 def speak_with_piper(graph: dict) -> dict:

@@ -1,6 +1,8 @@
 """The balanced preset's graph end to end on the CPU, every neural stage through its real
 loader on tiny random-weight models built here: the presenter drawn once (SD1.5-style
-pipeline), a cloned voice (F5-TTS), Wav2Lip (real size, ONNX), Real-ESRGAN (spandrel); the
+pipeline), the idle clip made once (Wan 2.2 TI2V-style pipeline) and played under the lip
+sync by MuseTalk 1.5 (tiny UNet / VAE / Whisper), a cloned voice (F5-TTS), Real-ESRGAN
+(spandrel); the
 segments rendered, cached and stitched into one MP4 whose streams agree within one frame."""
 from __future__ import annotations
 
@@ -15,17 +17,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import ffprobe, streams  # noqa: E402
-from test_lipsync import calibrated_wav2lip  # noqa: E402
 from test_presenter_image import build_sd15  # noqa: E402
 from test_tts_f5 import build_tiny_f5  # noqa: E402
 from test_upscale import build as build_esrgan  # noqa: E402
+from tiny_musetalk import build as build_musetalk  # noqa: E402
+from tiny_wan_i2v import build as build_wan  # noqa: E402
 
 from orchestrator.dispatch import InProcessInstance, render_all  # noqa: E402
+from orchestrator.generate import make_idle_clip  # noqa: E402
 from orchestrator.segments import SegmentCache, plan  # noqa: E402
 from orchestrator.stitch import stitch  # noqa: E402
-from orchestrator.workflow import bind, load_workflow  # noqa: E402
+from orchestrator.workflow import bind, find_node, load_workflow  # noqa: E402
 from podium.engines.script import parse_script  # noqa: E402
-from podium.engines.wav2lip_net import export_onnx  # noqa: E402
 
 FPS = 25
 TEXT = "Hello from the balanced preset. Every stage runs here.\n\nA second segment follows. It ends now."
@@ -55,9 +58,9 @@ def produce(graph: dict, files: dict, workdir: Path) -> dict:
     return InProcessInstance().produce(graph, files, workdir, lambda *_: None)
 
 
-def test_balanced_graph_end_to_end(tmp_path):
+def test_balanced_graph_end_to_end(tmp_path, monkeypatch):
     f5 = build_tiny_f5(tmp_path / "f5")
-    wav2lip = export_onnx(calibrated_wav2lip(), tmp_path / "wav2lip.onnx")
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(build_musetalk(tmp_path / "models")))  # its registry ids
     esrgan = tmp_path / "RealESRGAN_x2plus.pth"
     build_esrgan(esrgan, scale=2)
     sd15 = build_sd15(tmp_path / "sd15")
@@ -70,23 +73,34 @@ def test_balanced_graph_end_to_end(tmp_path):
     portrait = images[0][0]
     assert portrait.suffix == ".png" and portrait.stat().st_size > 0
 
+    # the idle clip, made once for every segment from the same picture at the video's size
+    cache = SegmentCache(tmp_path / "cache")
+    wan = build_wan(tmp_path / "wan")
+    idle, note = make_idle_clip(portrait, (128, 96), 0, InProcessInstance(), cache, lambda *_: None, {
+        ("Idle clip", "model_folder"): str(wan), ("Idle clip", "steps"): 2,
+        ("Idle clip", "seconds"): 0.5, ("Idle clip", "resolution"): 64})
+    assert note is None and idle.suffix == ".mkv"
+
     graph = load_workflow("direct_balanced")
+    by_title = {n["_meta"]["title"]: n for n in graph.values()}
+    assert by_title["Lip sync"]["class_type"] == "PodiumMuseTalk"
+    assert by_title["Lip sync"]["inputs"]["visual"] == [find_node(graph, "Idle clip"), 0]
     values = {
         ("Voice", "ckpt_path"): str(f5 / "model_tiny.safetensors"),
         ("Voice", "vocab_path"): str(f5 / "vocab.txt"), ("Voice", "vocoder_dir"): str(f5 / "vocos"),
         ("Voice", "model_config"): str(f5 / "tiny.yaml"), ("Voice", "nfe_step"): 2,
         ("Voice", "ref_text"): "Hello there, this is my voice.",
         ("Presenter", "width"): 128, ("Presenter", "height"): 96,
-        ("Lip sync", "model_path"): str(wav2lip), ("Lip sync", "fps"): FPS,
+        ("Lip sync", "fps"): FPS,
         ("Lip sync", "face_box"): "32,16,96,80",  # random SD weights draw no face to detect
         ("Upscale", "model_path"): str(esrgan), ("Upscale", "tile"): 64,
         ("Upscale", "width"): 128, ("Upscale", "height"): 96,
         ("Save video", "fps"): FPS,
     }
-    files = {("Voice", "reference_audio"): f5 / "ref.wav", ("Presenter", "portrait_path"): portrait}
+    files = {("Voice", "reference_audio"): f5 / "ref.wav", ("Presenter", "portrait_path"): portrait,
+             ("Idle clip", "clip_path"): idle}
     jobs = plan(graph, parse_script(TEXT), values, files)
     assert len(jobs) == 2
-    cache = SegmentCache(tmp_path / "cache")
     clips = render_all(jobs, [InProcessInstance()], cache, lambda *_: None)
     out = stitch(clips, tmp_path / "balanced.mp4")
 

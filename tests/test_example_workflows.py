@@ -29,8 +29,9 @@ def object_info() -> dict:
     return info
 
 
-def test_the_three_templates_are_there():
-    assert NAMES == ["podium_checkpoint_presenter", "podium_direct_draft", "podium_video_model_lipsync"]
+def test_the_templates_are_there():
+    assert NAMES == ["podium_checkpoint_presenter", "podium_direct_draft", "podium_idle_musetalk",
+                     "podium_video_model_lipsync"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -74,3 +75,20 @@ def test_video_template_lip_syncs_the_frames_at_the_clips_fps():
     assert node["inputs"]["frames"] == [decode, 0] and "visual" not in node["inputs"]
     save = by_class["PodiumSaveVideo"][1]["inputs"]
     assert save["visual"] == [lip, 0] and save["fps"] == node["inputs"]["fps"] == 24
+
+
+def test_idle_template_plays_the_idle_clip_under_musetalk_like_the_balanced_graph():
+    graph = ui_to_api(json.loads((TEMPLATES / "podium_idle_musetalk.json").read_text()), object_info())
+    by_class = {n["class_type"]: (k, n) for k, n in graph.items()}
+    presenter, _ = by_class["PodiumPresenter"]
+    idle, idle_node = by_class["PodiumIdleClip"]
+    lip, lip_node = by_class["PodiumMuseTalk"]
+    assert idle_node["inputs"]["presenter"] == [presenter, 0] and lip_node["inputs"]["visual"] == [idle, 0]
+    assert by_class["PodiumSaveVideo"][1]["inputs"]["visual"] == [lip, 0]
+    assert by_class["PodiumSaveIdleClip"][1]["inputs"]["visual"] == [idle, 0]
+    balanced = json.loads((REPO / "workflows/direct_balanced.json").read_text())
+    same = {n["class_type"]: n["inputs"] for n in balanced.values()}
+    for cls in ("PodiumIdleClip", "PodiumMuseTalk"):
+        node = by_class[cls][1]["inputs"]
+        shared = [k for k, v in same[cls].items() if not isinstance(v, list)]
+        assert {k: node[k] for k in shared} == {k: same[cls][k] for k in shared}, cls

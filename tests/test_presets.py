@@ -30,7 +30,7 @@ def models_dir(tmp_path, monkeypatch):
 
 
 ALL_NEURAL = ["wav2lip-onnx", "wav2lip-gan-onnx", "F5TTS_v1_Base", "vocos-mel-24khz", "sd15",
-              "sdxl", "realesrgan-x2plus", "realesrgan-x4plus"]
+              "sdxl", "realesrgan-x2plus", "realesrgan-x4plus", "musetalk-1.5", "sd-vae-ft-mse", "whisper-tiny"]
 
 
 def test_every_model_a_workflow_or_preset_names_is_in_the_registry():
@@ -135,3 +135,75 @@ def test_cli_says_why_a_named_preset_fell_back(models_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "preset fast: not used, it animates a face: give --image" in result.stderr
     assert "draft preset" in result.stdout and out.is_file()
+
+
+# ---- --commercial and the optional idle clip ----
+
+def test_commercial_swaps_the_cloned_voice_for_piper_and_says_which_for_which():
+    order, table, swap_table = presets._read_presets()
+    graph, swaps, blocked = presets.commercial_only(presets.load_workflow("direct_balanced"),
+                                                    load_registry(), swap_table)
+    assert "F5TTS_v1_Base (CC-BY-NC-4.0) -> piper-en_US-joe-medium (CC0-1.0)" in swaps
+    voice = graph[find_node(graph, "Voice")]
+    assert voice["class_type"] == "PodiumPiperTTS" and voice["inputs"]["script"] == ["1", 0]
+    registry = load_registry()
+    used = presets.models_in(graph, {e.id for e in registry.entries})
+    assert blocked == [] and all(registry.get(m).commercial_use for m in used), used
+
+
+def test_commercial_swaps_wav2lip_for_the_permissive_lip_sync():
+    order, table, swap_table = presets._read_presets()
+    fast = presets.load_workflow("direct_fast")
+    graph, swaps, blocked = presets.commercial_only(fast, load_registry(), swap_table)
+    lip = graph[find_node(graph, "Lip sync")]
+    balanced = presets.load_workflow("direct_balanced")
+    assert lip["class_type"] == balanced[find_node(balanced, "Lip sync")]["class_type"] != "PodiumLipSync"
+    old = fast[find_node(fast, "Lip sync")]["inputs"]
+    assert lip["inputs"]["visual"] == old["visual"] and lip["inputs"]["speech"] == old["speech"]
+    assert blocked == [] and len(swaps) == 1 and swaps[0].startswith("wav2lip-onnx (Wav2Lip research license")
+
+
+def test_commercial_with_no_permissive_choice_says_so_in_one_line(models_dir, monkeypatch):
+    install(models_dir, *ALL_NEURAL)
+    order, table, _ = presets._read_presets()
+    monkeypatch.setattr(presets, "_read_presets", lambda: (order, table, {}))  # nothing to swap to
+    choice = presets.choose("fast", have_portrait=True, have_voice_ref=False, vram_gb=0, commercial=True)
+    assert choice.preset.name == "draft"
+    assert choice.notes[0] == ("fast: not used, --commercial: no commercially usable choice for "
+                               "wav2lip-onnx (Wav2Lip research license (non-commercial; trained on LRS2))")
+    # a preset's own `commercial: true` asks the same as the flag
+    table["fast"].commercial = True
+    assert presets.choose("fast", have_portrait=True, have_voice_ref=False, vram_gb=0).preset.name == "draft"
+
+
+def test_the_idle_clip_model_is_optional(models_dir):
+    install(models_dir, *ALL_NEURAL)
+    choice = presets.choose("balanced", have_portrait=True, have_voice_ref=True, vram_gb=8)
+    assert choice.preset.name == "balanced"
+    assert ("balanced: wan2.2-ti2v-5b is not installed, so its stage is done without it "
+            "(podium models pull wan2.2-ti2v-5b)") in choice.notes
+    install(models_dir, "wan2.2-ti2v-5b")
+    assert not [n for n in presets.choose("balanced", have_portrait=True, have_voice_ref=True,
+                                          vram_gb=8).notes if "wan2.2" in n]
+
+
+def test_cli_commercial_refuses_a_non_commercial_voice(tmp_path):
+    from conftest import run_cli
+
+    code, out, err = run_cli("generate", "--commercial", "--voice", "piper-en_US-lessac-medium",
+                             "--text", "Hi.", "--out", tmp_path / "v.mp4", tmpdir=tmp_path)
+    assert code == 2 and not (tmp_path / "v.mp4").exists()
+    assert err.strip().splitlines()[-1].endswith(
+        "--commercial: the voice piper-en_US-lessac-medium (Lessac Blizzard 2011 data license) is not "
+        "for commercial use; choose one that is: piper-en_US-joe-medium, piper-en_GB-alba-medium, "
+        "piper-en_US-ljspeech-medium")
+
+
+def test_commercial_on_a_users_own_workflow():
+    graph, swaps = presets.commercial_workflow(presets.load_workflow("direct_fast"))
+    assert graph[find_node(graph, "Lip sync")]["class_type"] == "PodiumMuseTalk" and len(swaps) == 1
+    odd = presets.load_workflow("direct_fast")
+    odd[find_node(odd, "Lip sync")]["_meta"]["title"] = "My lips"  # no node of that title to swap in
+    from podium.errors import UsageError
+    with pytest.raises(UsageError, match=r"^--commercial: no commercially usable choice for wav2lip-onnx "):
+        presets.commercial_workflow(odd)

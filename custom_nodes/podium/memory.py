@@ -177,6 +177,22 @@ class ModelManager:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
+    def room_bytes(self) -> int:
+        """The most one model may take on this device now: inside ComfyUI its device's total
+        memory less what it keeps for inference (it evicts the rest for us); outside, the budget,
+        on CUDA no more than the free memory plus what our own models (evictable) hold."""
+        mm = _comfy_mm()
+        if mm is not None:
+            device = mm.get_torch_device()
+            return int(mm.get_total_memory(device) - mm.minimum_inference_memory())
+        budget = self.budget_bytes
+        if self.device.startswith("cuda"):
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+            return int(min(budget, free + self.used_bytes))
+        return budget
+
     @property
     def used_bytes(self) -> int:
         return sum(e.size_bytes for e in self._entries.values())

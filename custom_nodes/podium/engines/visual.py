@@ -68,6 +68,11 @@ class PortraitMotion:
         self._envelope = speech_envelope(speech)
         self._envelope_fps = 50.0
 
+    @property
+    def still(self) -> np.ndarray:
+        """The framed portrait without motion (what an idle clip animates)."""
+        return self._canvas
+
     def render(self, t: float) -> np.ndarray:
         k = self.strength
         index = min(int(t * self._envelope_fps), len(self._envelope) - 1)

@@ -12,6 +12,7 @@ from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
 from .soundtrack import PodiumMix, PodiumMusicFile
+from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -30,6 +31,8 @@ NODE_CLASS_MAPPINGS = {
     "PodiumMusicGenerate": PodiumMusicGenerate,
     "PodiumSoundEffect": PodiumSoundEffect,
     "PodiumSaveAudio": PodiumSaveAudio,
+    "PodiumIdleClip": PodiumIdleClip,
+    "PodiumSaveIdleClip": PodiumSaveIdleClip,
     "PodiumMuseTalk": PodiumMuseTalk,
     "PodiumMusicFile": PodiumMusicFile,
     "PodiumMix": PodiumMix,
@@ -51,6 +54,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumMusicGenerate": "Podium Music (ACE-Step)",
     "PodiumSoundEffect": "Podium Sound Effect (ACE-Step / Stable Audio)",
     "PodiumSaveAudio": "Podium Save Audio (FLAC/WAV)",
+    "PodiumIdleClip": "Podium Idle Clip (Wan 2.2 image-to-video)",
+    "PodiumSaveIdleClip": "Podium Save Idle Clip",
     "PodiumMuseTalk": "Podium Lip Sync (MuseTalk 1.5)",
     "PodiumMusicFile": "Podium Music File",
     "PodiumMix": "Podium Mix (music under the voice)",
