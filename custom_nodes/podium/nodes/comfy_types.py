@@ -15,22 +15,14 @@ import numpy as np
 
 
 def audio_from_samples(samples: np.ndarray, sample_rate: int) -> dict:
-    waveform = np.ascontiguousarray(samples, np.float32).reshape(1, 1, -1)
-    if "torch" in sys.modules:
-        waveform = sys.modules["torch"].from_numpy(waveform)
-    return {"waveform": waveform, "sample_rate": int(sample_rate)}
+    """Mono AUDIO of one item from a 1-D array."""
+    return audio_from_channels(np.reshape(samples, (1, -1)), sample_rate)
 
 
 def samples_from_audio(audio: dict) -> tuple[np.ndarray, int]:
     """First item of the batch, channels averaged to mono."""
-    waveform = audio["waveform"]
-    if hasattr(waveform, "detach"):
-        waveform = waveform.detach().float().cpu().numpy()
-    waveform = np.asarray(waveform, np.float32)
-    while waveform.ndim > 2:
-        waveform = waveform[0]
-    mono = waveform.mean(axis=0) if waveform.ndim == 2 else waveform
-    return np.ascontiguousarray(mono, np.float32), int(audio["sample_rate"])
+    channels, rate = channels_from_audio(audio)
+    return np.ascontiguousarray(channels.mean(axis=0), np.float32), rate
 
 
 def rgb_from_image(image) -> np.ndarray:
