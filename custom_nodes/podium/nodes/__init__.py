@@ -9,6 +9,8 @@ from .subtitles import PodiumSubtitles
 from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
+from .timing import PodiumFrameCount, PodiumRetime
+from .color_match import PodiumColorMatch
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -24,6 +26,9 @@ NODE_CLASS_MAPPINGS = {
     "PodiumUpscaleImage": PodiumUpscaleImage,
     "PodiumSaveVideo": PodiumSaveVideo,
     "PodiumSaveImage": PodiumSaveImage,
+    "PodiumFrameCount": PodiumFrameCount,
+    "PodiumColorMatch": PodiumColorMatch,
+    "PodiumRetime": PodiumRetime,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -39,4 +44,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumUpscaleImage": "Podium Upscale Image (Real-ESRGAN)",
     "PodiumSaveVideo": "Podium Save Video (MP4)",
     "PodiumSaveImage": "Podium Save Image (PNG)",
+    "PodiumFrameCount": "Podium Frame Count (Wan 4n+1)",
+    "PodiumColorMatch": "Podium Color Match",
+    "PodiumRetime": "Podium Retime (to output fps)",
 }

@@ -48,3 +48,18 @@ def rgb_frames_from_image(image) -> np.ndarray:
     for i in range(len(image)):
         frames[i] = rgb_from_image(image[i:i + 1])
     return frames
+
+
+def float_frames(image) -> np.ndarray:
+    """An IMAGE batch (B, H, W, C) as float32 numpy RGB, without a copy where it can."""
+    if hasattr(image, "detach"):
+        image = image.detach().float().cpu().numpy()
+    return np.asarray(image, np.float32)[..., :3]
+
+
+def image_from_frames(frames: np.ndarray):
+    """Float RGB frames (B, H, W, 3) as ComfyUI's IMAGE (a torch tensor where torch is loaded)."""
+    frames = np.ascontiguousarray(frames, np.float32)
+    if "torch" in sys.modules:
+        return sys.modules["torch"].from_numpy(frames)
+    return frames
