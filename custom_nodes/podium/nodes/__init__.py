@@ -11,6 +11,7 @@ from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
 from .timing import PodiumFrameCount, PodiumRetime
 from .color_match import PodiumColorMatch
+from .frames import PodiumFrames
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -29,6 +30,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumFrameCount": PodiumFrameCount,
     "PodiumColorMatch": PodiumColorMatch,
     "PodiumRetime": PodiumRetime,
+    "PodiumFrames": PodiumFrames,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -47,4 +49,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumFrameCount": "Podium Frame Count (Wan 4n+1)",
     "PodiumColorMatch": "Podium Color Match",
     "PodiumRetime": "Podium Retime (to output fps)",
+    "PodiumFrames": "Podium Frames (IMAGE batch to visual)",
 }
