@@ -124,3 +124,20 @@ def test_frames_made_at_the_native_rate_and_retimed_to_one_output_fps(kind):
 
 def graph_id(graph: dict, node: dict) -> str:
     return next(k for k, v in graph.items() if v is node)
+
+
+def test_frames_node_shows_each_image_at_its_time_and_refuses_odd_sizes():
+    import numpy as np
+
+    from podium.errors import PodiumError
+    from podium.nodes.frames import PodiumFrames
+
+    batch = np.zeros((5, 4, 6, 3), np.float32)
+    for i in range(5):
+        batch[i] = i / 4
+    (visual,) = PodiumFrames().frames(batch, 25)
+    assert (visual.width, visual.height) == (6, 4)
+    for i in range(5):
+        assert visual.render(i / 25)[0, 0, 0] == round(255 * i / 4)
+    with pytest.raises(PodiumError, match="even width and height"):
+        PodiumFrames().frames(np.zeros((2, 5, 6, 3), np.float32), 25)
