@@ -3,7 +3,7 @@ CPU, with tiny random-weight models its own loaders read (tests/tiny_wan.py):
 - each graph as shipped validates: POST /prompt answers 200 with empty node_errors (the model
   names bound to the tiny files; the text encoder, and HuMo's whisper, are placeholder files,
   see below);
-- each runs end to end at 64x64, a few frames, two steps: Piper speaks, the core Wan nodes make
+- each runs end to end at 64x64 (S2V) / 32x32 (HuMo), a second of speech, two steps: Piper speaks, the core Wan nodes make
   the frames from the portrait and the audio features, Podium holds the colour, retimes 16 fps
   (HuMo: 25) to 25 fps, upscales and writes an MP4 whose video and audio agree within a frame.
 
@@ -41,7 +41,10 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
-SIZE, FPS = 64, 25
+FPS = 25
+# S2V's frame packer (the Extend chunk's motion context) has a 4x8x8 kernel: a 64x64 frame
+# (8x8 latent) is its least; HuMo runs at 32x32.
+SIZE = {"s2v": 64, "humo": 32}
 PLACEHOLDERS = {"text_encoders": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                 "audio_encoders": "whisper_large_v3_encoder_fp16.safetensors"}
 # The model lists a graph's loaders name, pointed at the tiny files.
@@ -98,7 +101,7 @@ def shipped(kind: str) -> dict:
 
 
 def small(kind: str) -> dict:
-    """The shipped graph made small (64x64, 2 steps, Piper, the tiny upscaler; the frame count
+    """The shipped graph made small (64x64 / 32x32, 2 steps, Piper, the tiny upscaler; the frame count
     is the graph's own, from the audio)
     with the stand-ins in place of the encoders a CPU cannot run."""
     graph = speak_with_piper(shipped(kind))
@@ -111,7 +114,7 @@ def small(kind: str) -> dict:
               ("Output fps", "value"): FPS, ("Save video", "filename_prefix"): f"podium/cinema_{kind}"}
     for title in chunks:
         if "width" in graph[find_node(graph, title)]["inputs"]:
-            values[(title, "width")] = values[(title, "height")] = SIZE
+            values[(title, "width")] = values[(title, "height")] = SIZE[kind]
     for title in samplers:
         values[(title, "steps")] = 2
     graph = bind(graph, values)
@@ -171,7 +174,7 @@ def test_graph_runs_to_an_mp4_with_both_streams_in_step(comfy, tmp_path, kind, m
     info = ffprobe(path)
     (v,), (a,) = streams(info, "video"), streams(info, "audio")
     assert (v["codec_name"], a["codec_name"]) == ("h264", "aac")
-    assert (v["width"], v["height"]) == (2 * SIZE, 2 * SIZE)  # the x2 upscaler ran
+    assert (v["width"], v["height"]) == (2 * SIZE[kind], 2 * SIZE[kind])  # the x2 upscaler ran
     assert abs(v["duration"] - a["duration"]) <= 1 / FPS, (v["duration"], a["duration"])
     assert v["nb_frames"] == round(a["duration"] * FPS) or abs(v["nb_frames"] / FPS - a["duration"]) <= 1 / FPS
     assert a["duration"] > 0.5  # the narration is there, not an empty clip
