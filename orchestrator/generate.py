@@ -267,7 +267,7 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     if picks:
         instances = [i for i in instances if i.name in picks]
         graph = picks[instances[0].name].graph
-        if choice.preset.cloned_voice and not args.voice_ref:  # each server's graph speaks with Piper too
+        if choice.preset.cloned_voice and not args.voice_ref and args.workflow is None:  # Piper on each server too
             picks = {name: replace(p, graph=presets.speak_with_piper(p.graph)) for name, p in picks.items()}
             graph = picks[instances[0].name].graph
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
