@@ -30,6 +30,8 @@ EXAMPLES = """examples:
   podium generate --text "Hello there. This is my first video." --out hello.mp4
   podium generate --script talk.md --image me.jpg --subtitles burn --out talk.mp4
   podium generate --mode guided --topic "How vaccines work" --duration 90 --out vaccines.mp4
+  podium generate --preset cinema --server http://gpu0:8188 --server http://gpu1:8188 \
+      --script talk.md --image me.jpg --out talk.mp4
 
 A script file is plain text or Markdown: blank lines start a new segment, '## Heading'
 titles the slide for what follows, '# Title' on the first line names the video.
