@@ -8,12 +8,12 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
 from podium.models import ModelMissingError, load_registry  # pure: PyYAML and pydantic only
 from podium.validation import field_path, problem_of
 
@@ -32,6 +32,10 @@ class Preset:
     cloned_voice: bool = False
     extra_models: list = field(default_factory=list)  # used without being named in the graph
     summary: str = ""
+    servers_only: bool = False  # ComfyUI-native graphs (cinema): never in-process
+    graphs: list = field(default_factory=list)  # candidates, best first, chosen per server
+    sizes: list = field(default_factory=list)  # [{vram_gb, size: WxH}]: generation size by GPU memory
+    segment_s: float = 0  # narration per generation when the graph does not say (cinema)
 
 
 @dataclass
@@ -39,6 +43,14 @@ class Choice:
     preset: Preset
     graph: dict
     notes: list[str]  # why presets above it were passed over, and what was substituted
+
+
+class _SizeTier(BaseModel):
+    """A generation size and the GPU memory (GB) a server needs for it."""
+
+    model_config = ConfigDict(extra="forbid")
+    vram_gb: Annotated[float, Field(ge=0)]
+    size: Annotated[str, Field(pattern=r"^\d+x\d+$")]
 
 
 class _PresetSchema(BaseModel):
@@ -52,6 +64,10 @@ class _PresetSchema(BaseModel):
     cloned_voice: StrictBool = False
     extra_models: list[str] = Field(default_factory=list)
     summary: str = ""
+    servers_only: StrictBool = False
+    graphs: list[str] = Field(default_factory=list)
+    sizes: list[_SizeTier] = Field(default_factory=list)
+    segment_s: Annotated[float, Field(ge=0)] = 0
 
 
 class _PresetsFile(BaseModel):
@@ -114,11 +130,19 @@ def _missing(model_ids, registry) -> list[str]:
     return missing
 
 
+SERVERS_ONLY = ("it runs on ComfyUI servers only: start them with `podium comfy up`, then pass "
+                "--server URL (or --config FILE)")
+
+
 def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
-           vram_gb: Optional[float] = None, check_models: bool = True) -> Choice:
+           vram_gb: Optional[float] = None, check_models: bool = True,
+           servers: Optional[Callable[[Preset], Optional[str]]] = None) -> Choice:
     """The preset to run for `requested` ("auto" or a name), with the reasons for any fall.
 
     `check_models=False` when rendering on servers: their model folders are not ours to see.
+    `servers` (None: rendering in-process) says why the servers cannot run a servers-only
+    preset, or None when they can; such a preset asked for by name that cannot run is an
+    error, not a fall: what was asked for is a server render.
     """
     order, presets = load_presets()
     if requested != "auto" and requested not in presets:
@@ -130,6 +154,11 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
     candidates = order if requested == "auto" else order[order.index(requested):]
     for name in candidates:
         preset = presets[name]
+        if preset.servers_only and servers is None:  # (its graph is not even read)
+            if name == requested:
+                raise UsageError(f"the {name} preset cannot run here: {SERVERS_ONLY}")
+            notes.append(f"{name}: not used, {SERVERS_ONLY}")
+            continue
         graph = load_workflow(preset.workflow)
         why = []
         if preset.cloned_voice and not have_voice_ref:
@@ -148,6 +177,12 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
             why.append("missing " + ", ".join(missing) + " (podium models pull " + " ".join(missing) + ")")
         if vram < preset.vram_gb:
             why.append(f"it wants {preset.vram_gb:g} GB of free GPU memory, {vram:.1f} GB found")
+        if preset.servers_only and not why:
+            problem = servers(preset)
+            if problem and name == requested:
+                raise UsageError(f"the {name} preset cannot run: {problem}")
+            if problem:
+                why = [problem]
         if why:
             notes.append(f"{name}: not used, " + "; ".join(why))
             continue

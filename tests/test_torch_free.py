@@ -15,7 +15,7 @@ def run_python(code: str) -> str:
 
 def test_orchestrator_modules_do_not_import_torch():
     modules = ["cli", "comfy_client", "comfy_up", "dispatch", "remote", "segments", "stitch",
-               "ui_format", "workflow", "local", "outputs", "progress_view"]
+               "ui_format", "workflow", "local", "outputs", "progress_view", "cinema"]
     imports = "; ".join(f"import orchestrator.{m}" for m in modules)
     assert run_python(f"import sys; {imports}; print('torch' in sys.modules)") == "False"
 
