@@ -135,7 +135,7 @@ def fit_graph(workflow: str, graph: dict, offer: ServerOffer, registry) -> tuple
             continue  # a free-text input naming a file: not a model list the server offers
         variants = _variants(registry, value)
         folder = variants[0].folder if variants else None
-        have = set(options) | set(offer.models.get(folder, []) if folder else [])
+        have = set(options)  # what validation accepts; /models/<folder> says why a file is missing
         if not variants:
             if value in have:
                 used.append(value)
@@ -152,7 +152,8 @@ def fit_graph(workflow: str, graph: dict, offer: ServerOffer, registry) -> tuple
                          f"{offer.vram_gb:.0f} GB: ComfyUI offloads, slowly")
         else:
             fits = [e for e in variants if (e.vram_gb or 0) <= offer.vram_gb] or variants[:1]
-            unfit.files.append(f"{value} (models/{folder})")
+            known = not offer.models or folder in offer.models  # (an old ComfyUI lacks the folder)
+            unfit.files.append(f"{value} (models/{folder}{'' if known else ', a folder this ComfyUI lacks: update it'})")
             unfit.pulls.append(fits[-1].id)
             continue
         graph[node_id]["inputs"][name] = chosen.files[0].name

@@ -340,3 +340,13 @@ def test_segments_run_on_each_servers_graph_and_fail_over_to_the_others(tmp_path
     again = render_all(plan_per_server(bound, script), [Recorder("a"), Recorder("b")],
                        SegmentCache(tmp_path / "cache"), lambda *event: None)
     assert [c.path for c in again] == [c.path for c in clips]
+
+
+def test_a_server_without_the_models_folder_is_told_to_update_comfyui():
+    models = files(COMMON, S2V_FILES)
+    server = offer(models)
+    del server.models["audio_encoders"]  # GET /models does not list it
+    server.object_info = object_info({k: v for k, v in models.items() if k != "audio_encoders"})
+    chosen, unfit = cinema.choose_graph(workflows(), server, registry(), SIZES, (1280, 720))
+    s2v = next(u for u in unfit if u.workflow == "cinema_s2v")
+    assert chosen is None and "a folder this ComfyUI lacks: update it" in s2v.reason()
