@@ -31,6 +31,8 @@ EXAMPLES = """examples:
   podium generate --script talk.md --image me.jpg --subtitles burn --out talk.mp4
   podium generate --script talk.md --music bed.mp3 --sfx applause=clap.wav --out talk.mp4
   podium generate --mode guided --topic "How vaccines work" --duration 90 --out vaccines.mp4
+  podium generate --preset cinema --server http://gpu0:8188 --server http://gpu1:8188 \
+      --script talk.md --image me.jpg --out talk.mp4
 
 A script file is plain text or Markdown: blank lines start a new segment, '## Heading'
 titles the slide for what follows, '# Title' on the first line names the video.
@@ -88,11 +90,12 @@ def _seconds(what: str, low: float, high: float, zero_ok: bool):
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", metavar="FILE", help="portrait to animate (PNG/JPEG/WebP); "
                         "without it the video shows slides made from the script")
-    parser.add_argument("--preset", choices=["auto", "draft", "fast", "balanced", "quality"],
+    parser.add_argument("--preset", choices=["auto", "draft", "fast", "balanced", "quality", "cinema"],
                         default="auto", help="auto (default): the best preset whose models are "
                         "installed and that fits the free GPU memory; draft: CPU only, nothing to "
                         "download; fast: + Wav2Lip; balanced/quality: + cloned voice, drawn "
-                        "presenter, upscaling (workflows/presets.yaml)")
+                        "presenter, upscaling; cinema: ComfyUI servers only, an audio-driven "
+                        "video model (workflows/presets.yaml)")
     parser.add_argument("--voice-ref", metavar="FILE", help="balanced/quality: 5-12 s of the voice "
                         "to clone (WAV, or anything ffmpeg reads)")
     parser.add_argument("--voice-ref-text", default="", metavar="TEXT",

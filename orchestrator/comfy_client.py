@@ -125,6 +125,24 @@ class ComfyClient:
             self._object_info = self._json("GET", "/object_info")
         return self._object_info
 
+    def model_folders(self) -> list[str]:
+        """The model folder names the server knows (GET /models; [] where it has no such route)."""
+        r = self._http("GET", "/models")
+        if r.status_code == 404:
+            return []
+        if r.status_code != 200:
+            raise ComfyError(f"{self.base_url}: GET /models answered {r.status_code}")
+        return list(r.json() or [])
+
+    def models(self, folder: str) -> list[str]:
+        """The files in one model folder (GET /models/{folder}); [] for a folder it lacks (404)."""
+        r = self._http("GET", f"/models/{folder}")
+        if r.status_code == 404:
+            return []
+        if r.status_code != 200:
+            raise ComfyError(f"{self.base_url}: GET /models/{folder} answered {r.status_code}")
+        return list(r.json() or [])
+
     def health(self) -> bool:
         try:
             return self._http("GET", "/system_stats", timeout=min(self.timeout, 5.0)).status_code == 200

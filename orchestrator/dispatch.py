@@ -62,7 +62,8 @@ def output_files(outputs: dict, locate: Callable[[dict], Path]) -> dict[str, lis
 
 def render_segment(instance: Instance, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
     """(video, subtitles or None, video info) of one segment."""
-    produced = instance.produce(job.graph, job.files, workdir, on_event)
+    graph, files = job.work_for(instance.name)
+    produced = instance.produce(graph, files, workdir, on_event)
     videos = [(p, info) for p, info in produced.get("images", []) if p.suffix in VIDEO_SUFFIXES]
     if not videos:
         raise RenderFailed("the workflow produced no video: does it end in a Podium Save Video node?")

@@ -6,18 +6,19 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from podium.engines.script import parse_script  # pure: no torch, no numpy
 from podium.engines.script_schema import ScriptFormatError
 from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
+from podium.models import load_registry
 
-from . import outputs, presets, soundtrack
+from . import cinema, outputs, presets, soundtrack
 from .dispatch import render_all
 from .progress_view import JobView
-from .segments import SegmentCache, content_key, default_cache_dir, plan
+from .segments import SegmentCache, content_key, default_cache_dir, plan, plan_per_server
 from .stitch import stitch
 from .workflow import bind, find_node, load_workflow
 
@@ -129,8 +130,13 @@ def _has(graph: dict, title: str) -> bool:
 
 def bindings(args, graph: dict, preset: str = "") -> tuple[dict, dict]:
     """(values, files) for the graph from the command line, for the nodes it has."""
-    values = {("Presenter", "width"): args.size[0], ("Presenter", "height"): args.size[1],
-              ("Save video", "fps"): args.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[args.subtitles]}
+    values = {("Save video", "fps"): args.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[args.subtitles]}
+    if _has(graph, "Output fps"):  # one number feeds the Retime and Save nodes (cinema)
+        values[("Output fps", "value")] = args.fps
+        if isinstance(graph[find_node(graph, "Save video")]["inputs"].get("fps"), list):
+            del values[("Save video", "fps")]  # it is linked to Output fps
+    if _has(graph, "Presenter") or not _has(graph, "Portrait"):  # (a cinema graph has no Presenter)
+        values[("Presenter", "width")], values[("Presenter", "height")] = args.size
     files = {}
     if graph[find_node(graph, "Save video")]["class_type"] == "PodiumSaveVideo":
         # Segments keep their audio lossless (PCM in a .mov): it is encoded once, when stitched.
@@ -155,9 +161,14 @@ def bindings(args, graph: dict, preset: str = "") -> tuple[dict, dict]:
         values[("Voice", "ref_text")] = args.voice_ref_text or ""
         values[("Voice", "seed")] = args.seed
     if args.image:
-        files[("Presenter", "portrait_path")] = input_file(args.image, "image")
-        check_image_size(files[("Presenter", "portrait_path")])
+        files[portrait_input(graph)] = input_file(args.image, "image")
+        check_image_size(files[portrait_input(graph)])
     return values, files
+
+
+def portrait_input(graph: dict) -> tuple[str, str]:
+    """Where the portrait goes: a core LoadImage titled "Portrait" (cinema), else the Presenter."""
+    return ("Portrait", "image") if _has(graph, "Portrait") else ("Presenter", "portrait_path")
 
 
 def _say_voice_ref_unused(args, preset: str) -> None:
@@ -292,18 +303,46 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     narration = narration_for(target)
     remote = not getattr(instances[0], "in_process", False)
     check_commercial_voice(args)
+    picks, said = {}, []
+
+    def servers_run(preset) -> str | None:
+        """Why no server can run this servers-only preset (None: `picks` has each server's graph).
+        A --workflow is its only candidate graph."""
+        say = (lambda line: print(line, file=sys.stderr)) if args.preset == preset.name else said.append
+        graphs = [args.workflow] if args.workflow is not None else preset.graphs
+        try:
+            picks.update(cinema.plan_servers(instances, graphs, preset.sizes, args.size, load_registry(),
+                                             say=say, load=load_graph))
+        except cinema.CinemaUnavailable as err:
+            return str(err)
+        return None
+
     choice = presets.choose(args.preset, have_portrait=bool(args.image),
                             have_voice_ref=bool(args.voice_ref), check_models=not remote,
-                            commercial=getattr(args, "commercial", False))
+                            commercial=getattr(args, "commercial", False),
+                            servers=servers_run if remote else None)
+    for line in said if picks and choice.preset.servers_only else ():
+        print(line, file=sys.stderr)  # (auto: said only when the preset is used)
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
     if args.workflow is not None and getattr(args, "commercial", False):
         graph, choice.swaps = presets.commercial_workflow(graph)
+    if picks:
+        instances = [i for i in instances if i.name in picks]
+        graph = picks[instances[0].name].graph
+        if choice.preset.cloned_voice and not args.voice_ref and args.workflow is None:  # Piper on each server too
+            picks = {name: replace(p, graph=presets.speak_with_piper(p.graph)) for name, p in picks.items()}
+            graph = picks[instances[0].name].graph
     values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
     sound = soundtrack.request_from_args(args)  # --music, --sfx: checked before any work too
     script = read_script(args, narration)  # an empty script is refused here, before any work too
     soundtrack.check_generators(sound, script, check_models=not remote)
-    if soundtrack.needs_timings(sound, script) and args.subtitles == "none" and _has(graph, "Subtitles"):
-        values[("Save video", "subtitle_mode")] = "srt"  # the cues' times; not published
+    # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none
+    cue_timings = soundtrack.needs_timings(sound, script) and args.subtitles == "none"
+    if cue_timings and _has(graph, "Subtitles"):
+        values[("Save video", "subtitle_mode")] = "srt"
+    if picks:
+        script = cinema.fit_segments(script, min(cinema.graph_capacity_s(p.graph, choice.preset.segment_s)
+                                                 for p in picks.values()))
     check_length(args, script)
     check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)
@@ -311,11 +350,23 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     view = JobView(graph, len(script.segments), enabled=not args.quiet,
                    sink=getattr(args, "progress_sink", None))
     try:
+        picture = None
         if "portrait" in choice.preset.needs and not args.image and choice.preset.image_model:
             picture = draw_presenter(args, choice.preset.image_model, script.stage, instances[0], cache, view)
-            files[("Presenter", "portrait_path")] = picture
+            files[portrait_input(graph)] = picture
         idle_motion(args, graph, values, files, instances[0], cache, view)
-        jobs = plan(graph, script, values, files)
+        if picks:  # every server its own graph; one cache key per segment whichever runs it
+            per_server = {}
+            for name, pick in picks.items():
+                server_values, server_files = bindings(args, pick.graph, choice.preset.name)
+                if cue_timings and _has(pick.graph, "Subtitles"):
+                    server_values[("Save video", "subtitle_mode")] = "srt"
+                if picture is not None:
+                    server_files[portrait_input(pick.graph)] = picture
+                per_server[name] = (pick.graph, server_values, server_files)
+            jobs = plan_per_server(per_server, script)
+        else:
+            jobs = plan(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)
         clips = render_all(jobs, instances, cache, view)
         offsets = [sum(c.duration for c in clips[:i]) - args.crossfade * i for i in range(len(clips))]

@@ -21,9 +21,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                "their licenses, downloads and checksums.")
     actions = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--models-dir", metavar="DIR",
-                       help="the models folder (default: $PODIUM_MODELS_DIR, else the models folder "
-                            "of the ComfyUI install this repository is in, else <repo>/models)")
+    folder = where.add_mutually_exclusive_group()
+    folder.add_argument("--models-dir", metavar="DIR",
+                        help="the models folder (default: $PODIUM_MODELS_DIR, else the models folder "
+                             "of the ComfyUI install this repository is in, else <repo>/models)")
+    folder.add_argument("--comfyui-dir", metavar="DIR",
+                        help="a ComfyUI install (e.g. a cinema server's): its DIR/models folder, "
+                             "where ComfyUI's loaders look")
     listing = actions.add_parser("list", parents=[where],
                                  help="every model, whether it is installed, its license")
     listing.add_argument("--preset", help="only models this preset may use")
@@ -41,7 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     try:
-        models.set_models_dir(getattr(args, "models_dir", None))
+        models.set_models_dir(getattr(args, "models_dir", None) or _comfyui_models(getattr(args, "comfyui_dir", None)))
         registry = models.load_registry()
         command = {"list": list_models, "pull": pull, "verify": verify}[args.models_command]
         return command(registry, args)
@@ -50,6 +54,17 @@ def run(args) -> int:
         return err.exit_code
     finally:
         models.set_models_dir(None)  # --models-dir is for this command only
+
+
+def _comfyui_models(comfyui_dir):
+    """DIR/models of a ComfyUI install given with --comfyui-dir (None when not given)."""
+    if not comfyui_dir:
+        return None
+    root = Path(comfyui_dir).expanduser()
+    if not ((root / "main.py").is_file() and (root / "folder_paths.py").is_file()):
+        raise UsageError(f"--comfyui-dir {comfyui_dir}: not a ComfyUI folder (no main.py and folder_paths.py there); "
+                         "give the folder ComfyUI runs from, or --models-dir DIR")
+    return root / "models"
 
 
 def _entries(registry, ids) -> list:

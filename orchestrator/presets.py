@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
@@ -34,6 +34,10 @@ class Preset:
     summary: str = ""
     optional_models: list = field(default_factory=list)  # used when installed and fitting, else done without
     commercial: bool = False  # only models whose commercial_use is true, as with --commercial
+    servers_only: bool = False  # ComfyUI-native graphs (cinema): never in-process
+    graphs: list = field(default_factory=list)  # candidates, best first, chosen per server
+    sizes: list = field(default_factory=list)  # [{vram_gb, size: WxH}]: generation size by GPU memory
+    segment_s: float = 0  # narration per generation when the graph does not say (cinema)
 
 
 @dataclass
@@ -42,6 +46,14 @@ class Choice:
     graph: dict
     notes: list[str]  # why presets above it were passed over, and what was substituted
     swaps: list[str] = field(default_factory=list)  # --commercial: which model replaced which
+
+
+class _SizeTier(BaseModel):
+    """A generation size and the GPU memory (GB) a server needs for it."""
+
+    model_config = ConfigDict(extra="forbid")
+    vram_gb: Annotated[float, Field(ge=0)]
+    size: Annotated[str, Field(pattern=r"^\d+x\d+$")]
 
 
 class _PresetSchema(BaseModel):
@@ -57,6 +69,10 @@ class _PresetSchema(BaseModel):
     summary: str = ""
     optional_models: list[str] = Field(default_factory=list)
     commercial: StrictBool = False
+    servers_only: StrictBool = False
+    graphs: list[str] = Field(default_factory=list)
+    sizes: list[_SizeTier] = Field(default_factory=list)
+    segment_s: Annotated[float, Field(ge=0)] = 0
 
 
 class _PresetsFile(BaseModel):
@@ -126,13 +142,21 @@ def _missing(model_ids, registry) -> list[str]:
     return missing
 
 
+SERVERS_ONLY = ("it runs on ComfyUI servers only: start them with `podium comfy up`, then pass "
+                "--server URL (or --config FILE)")
+
+
 def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
-           vram_gb: Optional[float] = None, check_models: bool = True, commercial: bool = False) -> Choice:
+           vram_gb: Optional[float] = None, check_models: bool = True, commercial: bool = False,
+           servers: Optional[Callable[[Preset], Optional[str]]] = None) -> Choice:
     """The preset to run for `requested` ("auto" or a name), with the reasons for any fall.
 
     `check_models=False` when rendering on servers: their model folders are not ours to see.
     `commercial`: only models whose models.yaml `commercial_use` is true (`--commercial`; a
     preset's own `commercial: true` asks the same), others swapped for permissive ones.
+    `servers` (None: rendering in-process) says why the servers cannot run a servers-only
+    preset, or None when they can; such a preset asked for by name that cannot run is an
+    error, not a fall: what was asked for is a server render.
     """
     order, presets, swap_table = _read_presets()
     if requested != "auto" and requested not in presets:
@@ -144,6 +168,11 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
     candidates = order if requested == "auto" else order[order.index(requested):]
     for name in candidates:
         preset = presets[name]
+        if preset.servers_only and servers is None:  # (its graph is not even read)
+            if name == requested:
+                raise UsageError(f"the {name} preset cannot run here: {SERVERS_ONLY}")
+            notes.append(f"{name}: not used, {SERVERS_ONLY}")
+            continue
         graph = load_workflow(preset.workflow)
         why, swaps = [], []
         if preset.cloned_voice and not have_voice_ref:
@@ -170,6 +199,12 @@ def choose(requested: str, *, have_portrait: bool, have_voice_ref: bool,
             why.append("missing " + ", ".join(missing) + " (podium models pull " + " ".join(missing) + ")")
         if vram < preset.vram_gb:
             why.append(f"it wants {preset.vram_gb:g} GB of free GPU memory, {vram:.1f} GB found")
+        if preset.servers_only and not why:
+            problem = servers(preset)
+            if problem and name == requested:
+                raise UsageError(f"the {name} preset cannot run: {problem}")
+            if problem:
+                why = [problem]
         if why:
             notes.append(f"{name}: not used, " + "; ".join(why))
             continue

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,6 +32,11 @@ class SegmentJob:
     key: str  # content hash: graph + the bytes of every local file it reads
     files: dict  # {(node title, input name): local path} to upload when run on a server
     attempts: int = 0
+    per_instance: dict = field(default_factory=dict)  # {instance name: (graph, files)} (cinema)
+
+    def work_for(self, instance_name: str) -> tuple[dict, dict]:
+        """The graph and files to run on that instance."""
+        return self.per_instance.get(instance_name, (self.graph, self.files))
 
 
 def plan(graph: dict, script: Script, values: dict, files: dict) -> list[SegmentJob]:
@@ -41,6 +46,21 @@ def plan(graph: dict, script: Script, values: dict, files: dict) -> list[Segment
         one = Script(title=script.title, segments=[segment], stage=script.stage).to_dict()
         bound = bind(graph, {**values, ("Script", "text"): json.dumps(one, ensure_ascii=False)})
         jobs.append(SegmentJob(index, bound, content_key(bound, files), files))
+    return jobs
+
+
+def plan_per_server(bound: dict[str, tuple[dict, dict, dict]], script: Script) -> list[SegmentJob]:
+    """One job per segment where each instance runs its own graph (`bound`: {instance name:
+    (graph, values, files)}). The cache key covers every instance's version, not which one
+    rendered it, so a segment finished on any of them is reused by a rerun on the same servers."""
+    per = {name: plan(graph, script, values, files) for name, (graph, values, files) in bound.items()}
+    first = next(iter(per.values()))
+    jobs = []
+    for i, job in enumerate(first):
+        keys = sorted({p[i].key for p in per.values()})
+        key = hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:32]
+        jobs.append(SegmentJob(job.index, job.graph, key, job.files,
+                               per_instance={name: (p[i].graph, p[i].files) for name, p in per.items()}))
     return jobs
 
 

@@ -27,6 +27,7 @@ __all__ = ["ui_to_api", "is_ui_format", "load_any_workflow", "widget_names"]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize", "increment-wrap"}
 UPLOAD_FLAGS = ("image_upload", "audio_upload", "video_upload", "animated_image_upload")
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # current ComfyUI; its widget's value: the chosen option's key
 FRONTEND_ONLY = {"Reroute", "Note", "MarkdownNote", "PrimitiveNode"}
 MUTED, BYPASSED = 2, 4
 
@@ -48,7 +49,7 @@ def widget_names(info: dict, marked: set[str] = frozenset()) -> list[tuple[str, 
     for category in ("required", "optional"):
         for name, spec in (inputs.get(category) or {}).items():
             typ, opts = _spec(spec)
-            is_combo = isinstance(typ, list) or typ == "COMBO"
+            is_combo = isinstance(typ, list) or typ in ("COMBO", DYNAMIC_COMBO)
             if not ((is_combo or typ in WIDGET_TYPES) and not opts.get("forceInput") or name in marked):
                 continue
             control = opts.get("control_after_generate", typ == "INT" and name in ("seed", "noise_seed"))
@@ -66,6 +67,8 @@ def _default(typ: Any, opts: dict) -> Any:
     if "default" in opts:
         return opts["default"]
     options = typ if isinstance(typ, list) else opts.get("options")
+    if typ == DYNAMIC_COMBO and options:
+        return options[0]["key"]
     if options or not isinstance(typ, str):
         return options[0] if options else None
     return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(typ)

@@ -184,7 +184,7 @@ def stop_process(proc, grace_s: float = 15) -> None:
 def comfyui_server(args: list[str], cwd: Path, log_path: Path, env: dict | None = None):
     """A ComfyUI started as `python ARGS --cpu --listen 127.0.0.1 --port P` on a free port,
     waited for (its log shown if it exits or stays silent for 180 s), stopped at the end;
-    yields {"url", "port", "log"}."""
+    yields {"url", "port", "log", "proc"}."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -205,7 +205,7 @@ def comfyui_server(args: list[str], cwd: Path, log_path: Path, env: dict | None 
             except requests.ConnectionError:
                 pass
             time.sleep(0.3)
-        yield {"url": url, "port": port, "log": log_path}
+        yield {"url": url, "port": port, "log": log_path, "proc": proc}
     finally:
         stop_process(proc)
 

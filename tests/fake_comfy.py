@@ -11,8 +11,9 @@ execution_success, status, executing null; execution_error / execution_interrupt
 Knobs (plain attributes, set from the test's thread): steps, step_delay, fail_class,
 drop_ws_after (close every websocket abruptly after that many execution messages, once),
 refuse_ws, view_break_after (bytes of a /view body sent before the connection is cut),
-video (an MP4 that SaveVideo "writes"); hang() stops answering anything, kill() closes
-the port. `requests` records (method, path, query, json body) of every HTTP request.
+video (an MP4 that SaveVideo "writes"), models ({folder: [files]} for GET /models and
+/models/{folder}), system_stats (a dict instead of the recorded CPU's); hang() stops
+answering anything, kill() closes the port. `requests` records (method, path, query, json body) of every HTTP request.
 
 FakeComfy(root, execute="podium") really executes each prompt with the pack's own nodes
 (orchestrator.local.run, set up as orchestrator.embedded.run_graph does) in a child process
@@ -97,6 +98,8 @@ class FakeComfy:
         self.drop_ws_after: int | None = None
         self.refuse_ws, self.view_break_after, self.video = False, None, None
         self.requests: list[tuple[str, str, dict, object]] = []
+        self.models: dict[str, list[str]] = {}  # GET /models, /models/{folder}
+        self.system_stats: dict | None = None  # None: the recorded one (a CPU)
         self.ws_connects, self.binary_frames_sent = 0, 0
         self.pending: list[list] = []
         self.running: list | None = None
@@ -169,7 +172,10 @@ class FakeComfy:
         app.router.add_post("/upload/image", self._upload)
         app.router.add_get("/view", self._view)
         app.router.add_get("/object_info", self._json_of(lambda: self.object_info))
-        app.router.add_get("/system_stats", self._json_of(lambda: json.loads((DATA / "system_stats.json").read_text())))
+        app.router.add_get("/system_stats", self._json_of(
+            lambda: self.system_stats or json.loads((DATA / "system_stats.json").read_text())))
+        app.router.add_get("/models", self._json_of(lambda: list(self.models)))
+        app.router.add_get("/models/{folder}", self._models_in)
         app.router.add_get("/ws", self._ws)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -233,6 +239,12 @@ class FakeComfy:
         async def handler(_request: web.Request) -> web.Response:
             return web.json_response(get())
         return handler
+
+    async def _models_in(self, request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        if folder not in self.models:
+            return web.Response(status=404)
+        return web.json_response(self.models[folder])
 
     def _queue(self) -> dict:
         return {"queue_running": [self.running] if self.running else [], "queue_pending": list(self.pending)}

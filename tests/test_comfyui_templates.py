@@ -183,10 +183,15 @@ def test_template_browser_lists_and_loads_podiums_templates(comfy, tmp_path):
             shown = {alt: width for alt, done, width in page.evaluate(cards) if alt.startswith("podium_")}
             assert shown == widths, shown
 
+            served = set(requests.get(comfy["url"] + "/object_info").json())
             for name in names:
+                nodes = json.loads((TEMPLATES / f"{name}.json").read_text())["nodes"]
+                newer = {n["type"] for n in nodes if n["type"] != "Note"} - served
+                if newer:  # the InfiniteTalk template: its node is only in ComfyUI after 0.3.64
+                    assert newer == {"WanInfiniteTalkToVideo"}, (name, newer)
+                    continue
                 open_podium_templates(page)
                 page.locator(f"[role=dialog] img[alt='{name}']").first.click(timeout=60_000)
-                nodes = json.loads((TEMPLATES / f"{name}.json").read_text())["nodes"]
                 page.wait_for_function(f"() => window.app.graph.nodes.length === {len(nodes)} && "
                                        "!document.querySelector('[role=dialog] img')", timeout=60_000)
                 page.wait_for_timeout(2000)  # a missing-node dialog would be open by now

@@ -17,12 +17,17 @@ from podium.nodes import NODE_CLASS_MAPPINGS
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "custom_nodes/podium/example_workflows"
 DATA = REPO / "tests/data/comfyui-0.3.64"
+DATA_038 = REPO / "tests/data/comfyui-0.38"
 NAMES = sorted(p.stem for p in TEMPLATES.glob("*.json"))
 
 
 def object_info() -> dict:
     info = json.loads((DATA / "object_info_subset.json").read_text())
     info.update(json.loads((DATA / "object_info_wan.json").read_text()))
+    info.update(json.loads((DATA / "object_info_cinema.json").read_text()))
+    for name, entry in json.loads((DATA_038 / "object_info_infinitetalk.json").read_text()).items():
+        if not name.startswith("_") and name not in info:  # InfiniteTalk's: only current ComfyUI has them
+            info[name] = entry
     for name, cls in NODE_CLASS_MAPPINGS.items():
         info[name] = {"input": json.loads(json.dumps(cls.INPUT_TYPES())), "display_name": name,
                       "output": list(cls.RETURN_TYPES)}
@@ -30,7 +35,8 @@ def object_info() -> dict:
 
 
 def test_the_templates_are_there():
-    assert NAMES == ["podium_checkpoint_presenter", "podium_direct_draft", "podium_idle_musetalk",
+    assert NAMES == ["podium_checkpoint_presenter", "podium_cinema_humo", "podium_cinema_infinitetalk",
+                     "podium_cinema_s2v", "podium_direct_draft", "podium_idle_musetalk",
                      "podium_video_model_lipsync"]
 
 

@@ -18,7 +18,7 @@ def test_orchestrator_modules_do_not_import_torch():
                "ui_format", "workflow", "local", "outputs", "progress_view", "progress_json",
                "service.app", "service.cli", "service.metrics", "service.queue", "service.runner",
                "service.schemas", "service.store", "service.uploads", "service.broker", "service.worker",
-               "service.worker_api", "soundtrack"]
+               "service.worker_api", "soundtrack", "cinema"]
     imports = "; ".join(f"import orchestrator.{m}" for m in modules)
     assert run_python(f"import sys; {imports}; print('torch' in sys.modules)") == "False"
 

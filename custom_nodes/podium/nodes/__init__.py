@@ -1,5 +1,8 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
+from .color_match import PodiumColorMatch
+from .frames import PodiumFrames
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
+from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
 from .lipsync import PodiumLipSync
 from .musetalk import PodiumMuseTalk
 from .music import PodiumMusicGenerate, PodiumSoundEffect
@@ -7,12 +10,12 @@ from .output import PodiumSaveAudio, PodiumSaveImage, PodiumSaveVideo
 from .presenter import PodiumPresenter
 from .presenter_image import PodiumPresenterImage
 from .script import PodiumDirectScript
+from .soundtrack import PodiumMix, PodiumMusicFile
 from .subtitles import PodiumSubtitles
+from .timing import PodiumFrameCount, PodiumRetime
 from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
-from .soundtrack import PodiumMix, PodiumMusicFile
-from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -36,6 +39,10 @@ NODE_CLASS_MAPPINGS = {
     "PodiumMuseTalk": PodiumMuseTalk,
     "PodiumMusicFile": PodiumMusicFile,
     "PodiumMix": PodiumMix,
+    "PodiumFrameCount": PodiumFrameCount,
+    "PodiumColorMatch": PodiumColorMatch,
+    "PodiumRetime": PodiumRetime,
+    "PodiumFrames": PodiumFrames,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -59,4 +66,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumMuseTalk": "Podium Lip Sync (MuseTalk 1.5)",
     "PodiumMusicFile": "Podium Music File",
     "PodiumMix": "Podium Mix (music under the voice)",
+    "PodiumFrameCount": "Podium Frame Count (Wan 4n+1)",
+    "PodiumColorMatch": "Podium Color Match",
+    "PodiumRetime": "Podium Retime (to output fps)",
+    "PodiumFrames": "Podium Frames (IMAGE batch to visual)",
 }

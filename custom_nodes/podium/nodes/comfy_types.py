@@ -62,3 +62,16 @@ def channels_from_audio(audio: dict) -> tuple[np.ndarray, int]:
     if waveform.ndim < 2:
         waveform = waveform.reshape(1, -1)
     return np.ascontiguousarray(waveform, np.float32), int(audio["sample_rate"])
+def float_frames(image) -> np.ndarray:
+    """An IMAGE batch (B, H, W, C) as float32 numpy RGB, without a copy where it can."""
+    if hasattr(image, "detach"):
+        image = image.detach().float().cpu().numpy()
+    return np.asarray(image, np.float32)[..., :3]
+
+
+def image_from_frames(frames: np.ndarray):
+    """Float RGB frames (B, H, W, 3) as ComfyUI's IMAGE (a torch tensor where torch is loaded)."""
+    frames = np.ascontiguousarray(frames, np.float32)
+    if "torch" in sys.modules:
+        return sys.modules["torch"].from_numpy(frames)
+    return frames

@@ -1,11 +1,10 @@
 """Lip sync node: the presenter's mouth follows the narration (Wav2Lip, ONNX Runtime)."""
 from ..engines.lipsync import LipSyncVisual, load_wav2lip
-from ..engines.visual import FrameSequence
 from ..errors import PodiumError
 from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
-from .comfy_types import rgb_frames_from_image
+from .frames import frame_sequence
 
 NO_MODEL = "none (use model_path)"
 
@@ -31,10 +30,7 @@ def source_visual(visual, frames, fps):
     """What a lip-sync node draws on: `frames` (an IMAGE batch, played back and forth at fps)
     when connected, else `visual`."""
     if frames is not None:
-        visual = FrameSequence(rgb_frames_from_image(frames), fps)
-        if visual.width % 2 or visual.height % 2:
-            raise PodiumError(f"frames are {visual.width}x{visual.height}; H.264 needs an even "
-                              "width and height: resize or crop them first")
+        visual = frame_sequence(frames, fps)
     elif visual is None:
         raise PodiumError("connect a visual (Podium Presenter) or frames (an IMAGE batch) to lip sync")
     return visual

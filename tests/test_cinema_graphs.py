@@ -1,0 +1,143 @@
+"""The cinema graphs without a server.
+
+cinema_infinitetalk.json needs WanInfiniteTalkToVideo, which ComfyUI 0.3.64 does not have: it is
+validated here, with the orchestrator's port of ComfyUI's validation (orchestrator/local.py:
+every required input, link types, ranges, lists), against the node definitions of current ComfyUI
+recorded from its source in tests/data/comfyui-0.38/object_info_infinitetalk.json (the Podium
+nodes are the pack's own classes); every input the graph sets must be declared by its node.
+All three graphs: frames made at the model's native rate and retimed from it, the output fps
+set in one place, every chunk anchored on the portrait. (S2V and HuMo are validated by a live
+ComfyUI 0.3.64 in tests/test_comfyui_cinema.py.)
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.local import PromptError, validate
+from orchestrator.presets import speak_with_piper
+from orchestrator.workflow import find_node, load_workflow
+from podium.nodes import NODE_CLASS_MAPPINGS
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = json.loads((REPO / "tests/data/comfyui-0.38/object_info_infinitetalk.json").read_text())
+NATIVE_FPS = {"s2v": 16.0, "humo": 25.0, "infinitetalk": 25.0}
+FILE_INPUTS = {"unet_name", "clip_name", "vae_name", "audio_encoder_name", "name", "image"}
+
+
+def v1_spec(spec: list) -> list:
+    """A V3 /object_info input spec as V1's: a COMBO's options, a DynamicCombo's option keys."""
+    typ, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+    if typ == "COMBO":
+        return [list(opts.get("options", [])), {k: v for k, v in opts.items() if k != "options"}]
+    if typ == "COMFY_DYNAMICCOMBO_V3":
+        return [[o["key"] for o in opts["options"]], {}]
+    return spec
+
+
+def classes_from_object_info(info: dict, graph: dict) -> dict[str, type]:
+    """Classes with INPUT_TYPES / RETURN_TYPES / OUTPUT_NODE from recorded /object_info entries.
+    A file-name list is a server's folder contents (recorded empty): it gets the graph's own
+    value, so that check passes here and is left to a live server."""
+    used = {(n["class_type"], k): v for n in graph.values() for k, v in n["inputs"].items()}
+    out = {}
+    for name, entry in info.items():
+        if name.startswith("_"):
+            continue
+        inputs = {}
+        for category, specs in entry["input"].items():
+            inputs[category] = {}
+            for key, spec in specs.items():
+                spec = v1_spec(spec)
+                if key in FILE_INPUTS and isinstance(spec[0], list) and not spec[0] and (name, key) in used:
+                    spec = [[used[(name, key)]], *spec[1:]]
+                inputs[category][key] = spec
+        out[name] = type(name, (), {"INPUT_TYPES": classmethod(lambda cls, i=inputs: copy.deepcopy(i)),
+                                    "RETURN_TYPES": tuple(entry["output"]), "FUNCTION": "run",
+                                    "OUTPUT_NODE": entry["output_node"]})
+    return out
+
+
+def infinitetalk() -> tuple[dict, dict]:
+    graph = speak_with_piper(load_workflow("cinema_infinitetalk"))
+    return graph, {**classes_from_object_info(RECORDED, graph), **NODE_CLASS_MAPPINGS}
+
+
+def test_infinitetalk_graph_is_valid_for_current_comfyui():
+    graph, classes = infinitetalk()
+    assert set(n["class_type"] for n in graph.values()) <= set(classes)
+    assert validate(graph, classes) == [find_node(graph, "Save video")]
+    for node_id, node in graph.items():
+        declared = classes[node["class_type"]].INPUT_TYPES()
+        names = {**declared.get("required", {}), **declared.get("optional", {})}
+        assert set(node["inputs"]) <= set(names), (node_id, set(node["inputs"]) - set(names))
+    chunk2 = graph[find_node(graph, "Chunk 2")]["inputs"]
+    assert chunk2["previous_frames"] == [find_node(graph, "VAE decode 1"), 0]  # continues chunk 1
+    drop = graph[find_node(graph, "Drop overlap")]["inputs"]
+    assert drop["batch_index"] == [find_node(graph, "Chunk 2"), 4]  # its trim_image output
+
+
+@pytest.mark.parametrize("break_it", ["link type", "missing input", "out of range", "not an option"])
+def test_infinitetalk_check_catches_a_broken_graph(break_it):
+    graph, classes = infinitetalk()
+    chunk2 = graph[find_node(graph, "Chunk 2")]["inputs"]
+    if break_it == "link type":
+        chunk2["previous_frames"] = [find_node(graph, "Sampler 1"), 0]  # a LATENT, not IMAGE
+    elif break_it == "missing input":
+        del chunk2["model_patch"]
+    elif break_it == "out of range":
+        chunk2["motion_frame_count"] = 40  # at most 33
+    else:
+        chunk2["mode"] = "three_speakers"
+    with pytest.raises(PromptError):
+        validate(graph, classes)
+
+
+@pytest.mark.parametrize("kind", ["s2v", "humo", "infinitetalk"])
+def test_frames_made_at_the_native_rate_and_retimed_to_one_output_fps(kind):
+    graph = load_workflow(f"cinema_{kind}")
+    fps = find_node(graph, "Output fps")
+    assert graph[fps]["class_type"] == "PrimitiveInt"
+    for title in ("Retime", "Frames", "Save video"):
+        assert graph[find_node(graph, title)]["inputs"]["fps"] == [fps, 0], title
+    retime = graph[find_node(graph, "Retime")]["inputs"]
+    assert retime["source_fps"] == NATIVE_FPS[kind]
+    voice_audio = [find_node(graph, "Voice"), 1]
+    assert retime["audio"] == voice_audio == graph[find_node(graph, "Save video")]["inputs"]["audio"]
+    counts = [n for n in graph.values() if n["class_type"] == "PodiumFrameCount"]
+    chunks = [n for n in graph.values() if n["class_type"] in (
+        "WanSoundImageToVideo", "WanSoundImageToVideoExtend", "WanHuMoImageToVideo", "WanInfiniteTalkToVideo")]
+    (count,) = counts
+    # Each chunk covers its share of the audio: frames per chunk at native fps / chunks (or more).
+    assert count["inputs"]["fps"] * len(chunks) >= NATIVE_FPS[kind]
+    assert count["inputs"]["max_frames"] <= 97 and (count["inputs"]["max_frames"] - 1) % 4 == 0
+    portrait = [find_node(graph, "Portrait"), 0]
+    for chunk in chunks:
+        anchor = chunk["inputs"].get("ref_image", chunk["inputs"].get("start_image"))
+        assert anchor == portrait
+        assert chunk["inputs"]["length"] == [graph_id(graph, count), 0]
+    assert graph[find_node(graph, "Colour match")]["inputs"]["reference"] == portrait
+
+
+def graph_id(graph: dict, node: dict) -> str:
+    return next(k for k, v in graph.items() if v is node)
+
+
+def test_frames_node_shows_each_image_at_its_time_and_refuses_odd_sizes():
+    import numpy as np
+
+    from podium.errors import PodiumError
+    from podium.nodes.frames import PodiumFrames
+
+    batch = np.zeros((5, 4, 6, 3), np.float32)
+    for i in range(5):
+        batch[i] = i / 4
+    (visual,) = PodiumFrames().frames(batch, 25)
+    assert (visual.width, visual.height) == (6, 4)
+    for i in range(5):
+        assert visual.render(i / 25)[0, 0, 0] == round(255 * i / 4)
+    with pytest.raises(PodiumError, match="even width and height"):
+        PodiumFrames().frames(np.zeros((2, 5, 6, 3), np.float32), 25)
