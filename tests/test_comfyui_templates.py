@@ -168,7 +168,7 @@ def test_template_browser_lists_and_loads_podiums_templates(comfy, tmp_path):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": 1600, "height": 1800})  # every card in view (thumbnails load lazily)
             page.goto(comfy["url"], wait_until="networkidle", timeout=120_000)
             page.wait_for_function("window.app && window.app.graph && window.app.extensionManager",
                                    timeout=120_000)
