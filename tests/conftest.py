@@ -33,6 +33,13 @@ _SESSION_CACHE = Path(tempfile.mkdtemp(prefix="podium-test-cache-"))
 atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
+HAVE_COMFYUI = bool(COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file())
+requires_comfyui = pytest.mark.skipif(not HAVE_COMFYUI,
+                                      reason="set COMFYUI_DIR to a ComfyUI source tree to run this test")
+live_comfyui = [pytest.mark.comfyui, requires_comfyui]  # a module's pytestmark
+
+
 def cache_dir_for(tmpdir: Path | None) -> Path:
     """The segment cache a run with this TMPDIR uses: `<tmpdir>-cache`, fresh per run."""
     return tmpdir.with_name(tmpdir.name + "-cache") if tmpdir is not None else _SESSION_CACHE
@@ -180,31 +187,35 @@ def stop_process(proc, grace_s: float = 15) -> None:
         proc.wait()
 
 
+def wait_until_up(proc, url: str, log_path: Path, what: str, limit_s: float) -> None:
+    """Until GET url answers; the test fails with the log's tail if the process exits first or
+    nothing answers within limit_s."""
+    start = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        if time.monotonic() - start > limit_s:
+            pytest.fail(f"{what} did not answer in {limit_s:g} s:\n{log_path.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def comfyui_server(args: list[str], cwd: Path, log_path: Path, env: dict | None = None):
     """A ComfyUI started as `python ARGS --cpu --listen 127.0.0.1 --port P` on a free port,
     waited for (its log shown if it exits or stays silent for 180 s), stopped at the end;
     yields {"url", "port", "log", "proc"}."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, *args, "--cpu", "--listen", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    start = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ComfyUI exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() - start > 180:
-                pytest.fail(f"ComfyUI did not answer in 180 s:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/system_stats", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
+        wait_until_up(proc, url + "/system_stats", log_path, "ComfyUI", 180)
         yield {"url": url, "port": port, "log": log_path, "proc": proc}
     finally:
         stop_process(proc)
@@ -254,19 +265,8 @@ def podium_server(data_dir: Path, *args: str, host: str = "127.0.0.1", token: st
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([*CLI, *command], cwd=REPO, env=cli_env(tmpdir), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    start = time.monotonic()
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"podium serve exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            if time.monotonic() - start > 60:
-                pytest.fail(f"podium serve did not answer in 60 s:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(url + "/openapi.json", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
+        wait_until_up(proc, url + "/openapi.json", log_path, "podium serve", 60)
         yield {"url": url, "port": port, "proc": proc, "log": log_path, "headers": headers}
     finally:
         stop_process(proc)

@@ -25,15 +25,14 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import (CLI, cache_dir_for, cli_env, ffprobe, listing, parse_srt, run_cli,  # noqa: E402
-                      start_cli, stop_process)
+from conftest import (CLI, COMFYUI_DIR, cache_dir_for, cli_env, ffprobe, listing, parse_srt,  # noqa: E402
+                      requires_comfyui, run_cli, start_cli, stop_process)
 from test_downloads import FileServer  # noqa: E402
 
 from podium import errors, files  # noqa: E402
 
 SIZE = "160x90"
 REPO = Path(__file__).resolve().parents[1]
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 MISSING_VOICE = "piper-en_US-lessac-medium"  # in models.yaml, never installed by the tests
 
 
@@ -113,8 +112,7 @@ def test_a_missing_model_inside_a_node_on_a_server_is_one_line(tmp_path):
 
 
 @pytest.mark.comfyui
-@pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
-                    reason="set COMFYUI_DIR to a ComfyUI source tree to run this test")
+@requires_comfyui
 def test_a_missing_model_inside_a_node_in_a_real_comfyui_is_one_line(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

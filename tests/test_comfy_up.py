@@ -2,7 +2,6 @@
 once, with the end of that instance's log, stops the others it started, and exits 1."""
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import textwrap
@@ -13,10 +12,8 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import REPO, run_cli  # noqa: E402
+from conftest import COMFYUI_DIR, HAVE_COMFYUI, REPO, run_cli  # noqa: E402
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-HAVE_COMFYUI = bool(COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file())
 STATE = REPO / "user" / "podium-servers.json"
 
 # A stand-in ComfyUI: records its PID, then GPU 1 dies as a missing GPU does; the others start

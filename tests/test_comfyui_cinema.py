@@ -18,9 +18,7 @@ place. wav2vec2-large (S2V's encoder) and the Wan 2.1 VAE run at their real size
 """
 from __future__ import annotations
 
-import copy
 import json
-import os
 import time
 import wave
 from pathlib import Path
@@ -29,16 +27,11 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import comfyui_server, draw_portrait, ffprobe, run_prompt, streams
+from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, ffprobe, live_comfyui, run_prompt, streams
 from orchestrator.presets import speak_with_piper
 from orchestrator.workflow import bind, find_node, load_workflow
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-pytestmark = [
-    pytest.mark.comfyui,
-    pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
-                       reason="set COMFYUI_DIR to a ComfyUI source tree to run these tests"),
-]
+pytestmark = live_comfyui
 
 REPO = Path(__file__).resolve().parent.parent
 FPS = 25

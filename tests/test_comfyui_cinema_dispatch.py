@@ -14,25 +14,18 @@ segmenting, dispatch and failover are what run.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
-from conftest import cache_dir_for, comfyui_server, draw_portrait, ffprobe, start_cli, streams
-from orchestrator.workflow import bind, find_node
+from conftest import COMFYUI_DIR, cache_dir_for, comfyui_server, draw_portrait, ffprobe, live_comfyui, start_cli, streams
+from orchestrator.workflow import bind
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-pytestmark = [
-    pytest.mark.comfyui,
-    pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
-                       reason="set COMFYUI_DIR to a ComfyUI source tree to run this test"),
-]
+pytestmark = live_comfyui
 
 REPO = Path(__file__).resolve().parent.parent
 FPS, SIZE = 25, 64

@@ -22,16 +22,12 @@ from pathlib import Path
 import pytest
 import requests
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-pytestmark = [
-    pytest.mark.comfyui,
-    pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
-                       reason="set COMFYUI_DIR to a ComfyUI source tree to run these tests"),
-]
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from conftest import comfyui_server, draw_portrait, ffprobe, run_prompt, streams  # noqa: E402
+from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, ffprobe, live_comfyui, run_prompt, streams  # noqa: E402
+
+pytestmark = live_comfyui
 from orchestrator import embedded  # noqa: E402
 
 CLONE = "comfyui-podium"  # not "podium": the pack must load whatever the folder is called

@@ -22,14 +22,9 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import FFMPEG, comfyui_server, ffprobe, run_prompt, streams
+from conftest import COMFYUI_DIR, FFMPEG, comfyui_server, ffprobe, live_comfyui, run_prompt, streams
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-pytestmark = [
-    pytest.mark.comfyui,
-    pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
-                       reason="set COMFYUI_DIR to a ComfyUI source tree to run these tests"),
-]
+pytestmark = live_comfyui
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "custom_nodes/podium/example_workflows"

@@ -27,12 +27,10 @@ import requests
 import srt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import stop_process  # noqa: E402
+from conftest import COMFYUI_DIR, HAVE_COMFYUI, stop_process  # noqa: E402
 from fake_comfy import FakeComfy  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
-HAVE_COMFYUI = bool(COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file())
 FFMPEG, FFPROBE = "ffmpeg", "ffprobe"
 FPS = 25
 FRAME = 1 / FPS

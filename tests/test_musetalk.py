@@ -17,13 +17,13 @@ from conftest import ffprobe, streams
 from podium.engines import lipsync
 from podium.engines.lipsync import paste_face
 from podium.engines.media import encode_video, frames_for
-from podium.engines.musetalk import (AUDIO_FPS, CROP, MuseTalkFiles, MuseTalkModels,
+from podium.engines.musetalk import (AUDIO_FPS, MuseTalkFiles, MuseTalkModels,
                                      MuseTalkVisual, encoder_window, position_encoding,
                                      silence_weights)
 from podium.engines.speech import Speech
 from podium.errors import ModelMissingError, PodiumError
 from podium.memory import get_manager
-from test_lipsync import FACE_BOX, SIZE, Still, draw_face, speech_of
+from test_lipsync import FACE_BOX, SIZE, Still, draw_face
 
 X1, Y1, X2, Y2 = FACE_BOX
 

@@ -20,7 +20,7 @@ if not hasattr(diffusers, "AceStepPipeline"):
 import soundfile  # noqa: E402
 
 import tiny_music  # noqa: E402
-from conftest import ffprobe  # noqa: E402
+from conftest import COMFYUI_DIR, ffprobe, requires_comfyui  # noqa: E402
 from orchestrator import embedded  # noqa: E402
 from orchestrator.local import ExecutionError  # noqa: E402
 from podium import profiling  # noqa: E402
@@ -223,12 +223,10 @@ def test_save_audio_formats_and_confinement(tmp_path):
     assert not (tmp_path.parent / "escape_00001.flac").exists()
 
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 
 
 @pytest.mark.comfyui
-@pytest.mark.skipif(not (COMFYUI_DIR and Path(COMFYUI_DIR, "main.py").is_file()),
-                    reason="set COMFYUI_DIR to a ComfyUI source tree to run this test")
+@requires_comfyui
 def test_workflows_run_in_comfyui_like_in_process(models_dir, tmp_path):
     """music.json and sfx.json in a live ComfyUI (the tiny model found through $PODIUM_MODELS_DIR,
     placed by ComfyUI's model management): the FLAC it serves is the in-process runner's."""
