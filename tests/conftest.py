@@ -238,7 +238,12 @@ def run_prompt(comfy: dict, graph: dict, timeout: float = 300) -> tuple[dict, li
                 messages.append(json.loads(frame))
     finally:
         ws.close()
-    return requests.get(f"{comfy['url']}/history/{prompt_id}").json()[prompt_id], messages
+    # ComfyUI says execution_success before its queue files the prompt under /history: wait for it
+    deadline = time.monotonic() + 60
+    while prompt_id not in (history := requests.get(f"{comfy['url']}/history/{prompt_id}").json()):
+        assert time.monotonic() < deadline, f"prompt {prompt_id} ended but never reached /history"
+        time.sleep(0.1)
+    return history[prompt_id], messages
 
 
 def free_port() -> int:
