@@ -138,7 +138,7 @@ def sentences_with_cues(text: str) -> tuple[list[str], list[tuple[int, float, st
             if token.replace(_CUE, "") and not _PUNCT_AFTER_SPACE.fullmatch(" " + token):
                 count += 1
         clean = _PUNCT_AFTER_SPACE.sub(r"\1", " ".join(raw.replace(_CUE, " ").split())).strip()
-        if not words:  # only marks: they wait for the next sentence
+        if not words and before:  # only marks: they wait for the next sentence
             pending += [next(sound) for _ in before]
             continue
         index = len(sentences)
