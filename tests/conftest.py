@@ -131,7 +131,10 @@ def listing(folder: Path) -> dict[str, tuple[int, int]]:
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
             path = Path(root) / name
-            st = path.lstat()
+            try:
+                st = path.lstat()
+            except FileNotFoundError:  # removed while we looked (a run's temp folder): not there
+                continue
             found[str(path.relative_to(folder))] = (st.st_size if name in files else -1, st.st_mtime_ns)
     return found
 
