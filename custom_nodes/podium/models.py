@@ -12,6 +12,7 @@ folder of the ComfyUI install this repository sits in (custom_nodes/<clone>), el
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
@@ -331,3 +332,15 @@ def register_comfy_folders(registry: Optional[Registry] = None) -> list[str]:
         for root in roots:
             folder_paths.add_model_folder_path(key, str(root / key))
     return keys
+
+
+def diffusers_class(folder: str | Path, missing: str) -> str:
+    """The pipeline class a diffusers-format folder's model_index.json names (`""` if none);
+    ModelMissingError(`missing`) without the file, one line if it cannot be read."""
+    index = Path(folder) / "model_index.json"
+    if not index.is_file():
+        raise ModelMissingError(missing)
+    try:
+        return json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+    except (ValueError, OSError) as exc:
+        raise PodiumError(f"{index} is unreadable: {exc}") from None

@@ -18,7 +18,6 @@ the video's fps (frame i of the video shows loop frame round(i / fps * clip_fps)
 """
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -29,6 +28,7 @@ import numpy as np
 from ..errors import ModelMissingError, PodiumError
 from ..files import writing
 from ..memory import get_manager
+from ..models import diffusers_class
 from ..progress import Progress
 from .ffmpeg_exe import find_ffmpeg
 
@@ -51,14 +51,8 @@ _embeds: dict[tuple, tuple] = {}  # (folder, dtype, prompt, negative) -> prompt 
 def check_folder(folder: str | Path) -> Path:
     """`folder` if it holds a Wan pipeline in diffusers format, else a clear error."""
     folder = Path(folder).expanduser()
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise ModelMissingError(f"no image-to-video model in {folder}: model_index.json not found; "
-                                "pull one with `podium models pull wan2.2-ti2v-5b`")
-    try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-    except (ValueError, OSError) as exc:
-        raise PodiumError(f"{index} is unreadable: {exc}") from None
+    name = diffusers_class(folder, f"no image-to-video model in {folder}: model_index.json not found; "
+                            "pull one with `podium models pull wan2.2-ti2v-5b`")
     if name not in KNOWN_INDEXES:
         raise PodiumError(f"{folder} holds a {name or 'unknown'} pipeline; the idle clip needs a "
                           f"Wan 2.2 TI2V folder ({' or '.join(KNOWN_INDEXES)})")

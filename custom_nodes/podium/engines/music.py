@@ -12,7 +12,6 @@ no model of another licence.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
+from ..models import diffusers_class
 from ..progress import Progress
 
 GiB = 1024**3
@@ -35,14 +35,8 @@ WORK_BYTES = int(2 * GiB)  # beyond the weights: the VAE decode (tiled past 20 s
 
 def pipeline_class(folder: Path) -> str:
     """The supported pipeline class model_index.json names, or a clear error."""
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise ModelMissingError(f"no diffusers model in {folder}: model_index.json not found. Download one with "
-                                "`podium models pull <id>` (see `podium models list`)")
-    try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-    except (ValueError, OSError) as exc:
-        raise PodiumError(f"{index} is unreadable: {exc}") from None
+    name = diffusers_class(folder, f"no diffusers model in {folder}: model_index.json not found. Download one with "
+                            "`podium models pull <id>` (see `podium models list`)")
     if name not in PIPELINES:
         raise PodiumError(f"{folder} holds a {name or 'unknown'} pipeline; supported: {', '.join(PIPELINES)}")
     return name

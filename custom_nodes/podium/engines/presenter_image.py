@@ -7,7 +7,6 @@ noise is drawn on the CPU). An identity LoRA can be put on the cached pipeline a
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
+from ..models import diffusers_class
 from ..progress import Progress
 
 GiB = 1024**3
@@ -41,15 +41,9 @@ def presenter_prompt(stage_description: str = "", identity: str = "") -> str:
 
 def detect_family(folder: str | Path) -> str:
     """sd15 / sdxl / flux from model_index.json's _class_name."""
-    index = Path(folder) / "model_index.json"
-    if not index.is_file():
-        raise ModelMissingError(f"no diffusers model in {folder}: model_index.json not found. Download one "
-                                "with `podium models pull <id>` (see `podium models list`) or give a "
-                                "folder in diffusers format")
-    try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
-    except (ValueError, OSError) as exc:
-        raise PodiumError(f"{index} is unreadable: {exc}") from None
+    name = diffusers_class(folder, f"no diffusers model in {folder}: model_index.json not found. Download one "
+                            "with `podium models pull <id>` (see `podium models list`) or give a "
+                            "folder in diffusers format")
     for family, class_name in PIPELINES.items():
         if name == class_name:
             return family
