@@ -54,7 +54,7 @@ def test_an_instance_that_exits_at_start_fails_at_once_with_its_log(tmp_path):
     assert rc == 1, err
     assert "gpu1 exited at start (exit code 1)" in err, err
     assert "RuntimeError: CUDA error: invalid device ordinal" in err, err  # the log's tail
-    assert [l for l in err.splitlines() if l.startswith("error:")] == [err.splitlines()[1]], err  # one, ours
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.splitlines()[1]], err  # one, ours
     assert "did not answer" not in err and "use them" not in out
     # the instance that did start was stopped too: nothing is left running, nothing recorded
     survivor = int((comfy / "pid-0").read_text())

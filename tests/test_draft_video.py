@@ -12,10 +12,13 @@ speaking time grows with the length of the text.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -529,6 +532,38 @@ def _wait_for(process, folders: list[Path], match, limit: float) -> str | None:
     return None
 
 
+class _StageWatch:
+    """Reads the CLI's --progress-json lines in a thread (so the child never blocks on a full
+    pipe) and tells when the stage `title` has started; `out` is stdout as read so far."""
+
+    def __init__(self, process, title: str):
+        self.process, self.title = process, title
+        self.started, self.closed = threading.Event(), threading.Event()
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "stage" and event.get("stage") == self.title:
+                    self.started.set()
+        self.closed.set()
+        self.started.set()  # the process ended: the wait is over either way
+
+    def wait(self, limit: float) -> str | None:
+        self.started.wait(limit)
+        return self.title if self.started.is_set() and self.process.poll() is None else None
+
+    def finish(self, limit: float) -> tuple[str, str]:
+        """(stdout, stderr) once the process has ended."""
+        err = self.process.stderr.read()
+        self.process.wait(limit)
+        self.closed.wait(limit)
+        return "".join(self.lines), err
+
+
 # voice: while the first segment is being spoken; encode: while ffmpeg writes a segment's
 # .part file. The process runs in its own session, as a terminal's Ctrl-C reaches only it.
 @pytest.mark.parametrize("stage", ["voice", "encode"])
@@ -544,20 +579,23 @@ def test_ctrl_c_leaves_nothing_and_keeps_the_old_file(tmp_path, stage):
     text = " ".join(f"This is sentence number {i} of a longer narration." for i in range(sentences))
     # Encoding a bigger picture takes longer: time to catch the .part file.
     size = "320x180" if stage == "voice" else "960x540"
+    # The voice case follows the progress events: the "Voice" stage has started (40 sentences
+    # take many seconds), so the signal lands inside synthesis, not before or after it.
+    progress = "--progress-json" if stage == "voice" else "--quiet"
     process = start_cli("generate", "--text", text, "--out", target, "--size", size, "--force",
-                        "--quiet", cwd=tmp_path, tmpdir=scratch)
+                        progress, cwd=tmp_path, tmpdir=scratch)
     try:
         if stage == "voice":
-            seen = _wait_for(process, [scratch, folder], lambda n: "podium" in n or ".part" in n, 60)
-            time.sleep(1.5)  # well inside synthesis (40 sentences take many seconds)
+            watch = _StageWatch(process, "Voice")
+            seen = watch.wait(120)
         else:
             seen = _wait_for(process, [scratch, folder], lambda n: ".part" in n, 120)
-        assert seen is not None and process.poll() is None, \
-            f"nothing to interrupt seen: {process.communicate(timeout=60)}"
+        finish = watch.finish if stage == "voice" else lambda limit: process.communicate(timeout=limit)
+        assert seen is not None and process.poll() is None, f"nothing to interrupt seen: {finish(60)}"
         children = psutil.Process(process.pid).children(recursive=True)
         names = [c.name() for c in children]
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = finish(60)
     finally:
         if process.poll() is None:
             process.kill()

@@ -179,7 +179,7 @@ def test_budget_from_argument_env_and_auto(monkeypatch):
     assert ModelManager(budget_bytes=123).budget_bytes == 123
     monkeypatch.setenv("PODIUM_VRAM_BUDGET_GB", "lots")
     with pytest.raises(PodiumError, match="PODIUM_VRAM_BUDGET_GB"):
-        ModelManager().budget_bytes
+        _ = ModelManager().budget_bytes
 
 
 def test_get_manager_is_a_singleton():

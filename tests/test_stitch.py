@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
 from podium.engines.media import encode_video  # noqa: E402
 
 from orchestrator.stitch import Clip, stitch  # noqa: E402
+from podium.errors import PodiumError  # noqa: E402
 
 FPS = 25
 RATE = 22050
@@ -101,7 +102,7 @@ def test_a_failed_stitch_leaves_the_old_file(clips, tmp_path):
     out = tmp_path / "all.mp4"
     out.write_bytes(b"the user's earlier video")
     broken = Clip(tmp_path / "missing.mp4", 25, FPS)
-    with pytest.raises(Exception):
+    with pytest.raises(PodiumError, match="missing.mp4|ffmpeg"):
         stitch([clips[0], broken], out)
     assert out.read_bytes() == b"the user's earlier video"
     assert not list(tmp_path.glob(".*part*"))

@@ -15,6 +15,7 @@ Run as a script: python tests/tiny_musetalk.py MODELS_DIR [--real]
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,11 @@ TINY_WHISPER = dict(d_model=64, encoder_layers=1, encoder_attention_heads=2, enc
                     vocab_size=64, max_target_positions=16)
 
 
+def _save_to(state: dict, path) -> None:
+    import torch
+    torch.save(state, path)
+
+
 def build(models_dir, real: bool = False, seed: int = 0, unet_dtype=None) -> Path:
     """Write the three models under `models_dir`; returns it. `unet_dtype` (e.g. torch.float16)
     halves a real-size unet.pth on disk; the published one is float32."""
@@ -61,7 +67,7 @@ def build(models_dir, real: bool = False, seed: int = 0, unet_dtype=None) -> Pat
     unet = UNet2DConditionModel(**config)
     state = {k: v.to(unet_dtype) if unet_dtype else v for k, v in unet.state_dict().items()}
     del unet
-    _publish(unet_dir / "unet.pth", lambda p: torch.save(state, p))
+    _publish(unet_dir / "unet.pth", functools.partial(_save_to, state))
     del state
     config = {"_class_name": "UNet2DConditionModel", **config}
     (unet_dir / "musetalk.json").write_text(json.dumps(config, indent=2))
