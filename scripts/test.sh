@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Run the test suite in the project's .venv (scripts/setup.sh makes it).
+# Run the checks in the project's .venv (scripts/setup.sh makes it): ruff's error rules, the
+# import contracts of .importlinter (the walls DESIGN.md draws), then the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+.venv/bin/ruff check --quiet .
+.venv/bin/lint-imports --no-cache --quiet
 exec .venv/bin/python -m pytest -q "$@"
