@@ -244,7 +244,7 @@ def test_a_server_that_drips_bytes_is_given_up_at_the_deadline(stream):
     assert message.startswith(f"Ollama at {fake.url} did not answer within 1 s")
     assert "raise the timeout (timeout_s)" in message
     assert len(fake.chats) == 1
-    assert elapsed < 30  # the drip alone lasts over 200 s
+    assert elapsed < 120  # it ended by its own deadline: the drip alone lasts over 200 s
 
 
 @pytest.mark.parametrize("timeout", [0, -5, float("nan"), float("inf")])
@@ -365,7 +365,7 @@ def test_slow_answer_times_out(stream):
             write_script(TOPIC, settings_for(fake.url, timeout_s=0.5), stream=stream)
         elapsed = time.monotonic() - start
     message = one_line_error(excinfo)
-    assert elapsed < 3
+    assert elapsed < 5  # the answer would have come at 5 s: the timeout, not the answer, ended it
     assert len(fake.chats) == 1  # a slow server is not asked three times
     assert message.startswith(f"Ollama at {fake.url} did not answer within 0.5 s")
     assert "raise the timeout (timeout_s)" in message
