@@ -10,8 +10,9 @@ run_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; 
 
 # ffmpeg encodes and probes the videos and brings the FFmpeg libraries torchaudio needs;
 # DejaVu is the font for slides and subtitles; chromium runs the template-browser test;
-# redis-server is the broker of the scale-out test (podium serve --broker, podium worker).
-apt_packages="ffmpeg fonts-dejavu-core chromium redis-server"
+# redis-server is the broker of the scale-out test (podium serve --broker, podium worker);
+# LibreOffice Impress draws PPTX decks (podium generate --deck talk.pptx).
+apt_packages="ffmpeg fonts-dejavu-core chromium redis-server libreoffice-impress"
 if command -v apt-get >/dev/null; then
   missing=$(for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then

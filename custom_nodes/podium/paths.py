@@ -53,6 +53,17 @@ def input_directory() -> Path:
     return Path(folder_paths.get_input_directory()) if folder_paths is not None else Path.cwd()
 
 
+def scratch_directory(kind: str) -> Path:
+    """A folder for work a node can redo at will (rendered deck pages): ComfyUI's temp folder
+    inside ComfyUI (wiped at its start), else a `podium-KIND` folder of the system's temp."""
+    folder_paths = _folder_paths()
+    if folder_paths is not None:
+        return Path(folder_paths.get_temp_directory()) / f"podium-{kind}"
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"podium-{kind}"
+
+
 def refused(what: str, value: str, models: Optional[str] = None) -> PodiumError:
     """The one answer for a path that cannot be used inside ComfyUI, whatever the reason."""
     where = "ComfyUI's input folder" + (f" or its models/{models.partition('/')[0]} folders" if models else "")

@@ -53,6 +53,7 @@ class Segment:
     speaker: str = ""
     cues: list[SfxCue] = field(default_factory=list)
     music: str = ""  # this section's music prompt (empty: the script's)
+    hold: float = 0.0  # seconds of silence when it has nothing to say (a deck page without notes)
 
     @property
     def text(self) -> str:

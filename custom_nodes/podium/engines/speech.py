@@ -60,9 +60,12 @@ class SpeechBuilder:
         self._append(np.asarray(audio, np.float32).reshape(-1))
         self._sentences.append(SentenceSpan(text, len(self._segments), start, self._now()))
 
-    def end_segment(self) -> None:
-        """Close the current segment: it spans from the previous one's end to now."""
+    def end_segment(self, hold_s: float = 0.0) -> None:
+        """Close the current segment: it spans from the previous one's end to now; `hold_s` of
+        silence first when it said nothing (a slide shown without narration)."""
         start = self._segments[-1][1] if self._segments else 0.0
+        if hold_s > 0 and not any(s.segment == len(self._segments) for s in self._sentences):
+            self._append(np.zeros(int(round(hold_s * self.sample_rate)), np.float32))
         self._segments.append((start, self._now()))
 
     def build(self) -> Speech:

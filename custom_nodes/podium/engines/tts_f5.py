@@ -258,7 +258,7 @@ def clone(f5, script: Script, ref_audio_path, ref_text: str, nfe_step: int = 32,
     progress = Progress(sum(len(texts) for seg in plan for _, texts in seg))
     builder, k = SpeechBuilder(SAMPLE_RATE, pause_s=sentence_pause), 0
     overlap = int(round(max(cross_fade_s, 0.0) * SAMPLE_RATE))
-    for groups in plan:
+    for segment, groups in zip(script.segments, plan):
         for group, texts in groups:
             parts = []
             for text in texts:
@@ -269,7 +269,7 @@ def clone(f5, script: Script, ref_audio_path, ref_text: str, nfe_step: int = 32,
             for sentence, end in zip(group, cut_points(wave, group)):
                 builder.add_sentence(sentence, wave[start:end])
                 start = end
-        builder.end_segment()
+        builder.end_segment(segment.hold)
     speech = builder.build()
     if not speech.sentences:
         raise PodiumError("the script has no sentences to speak")

@@ -149,7 +149,7 @@ def synthesize(
             if len(audio):
                 builder.add_sentence(sentence, resample(audio, speaker.config.sample_rate, rate))
             progress.update()
-        builder.end_segment()
+        builder.end_segment(segment.hold)
     speech = builder.build()
     if not speech.sentences:
         raise PodiumError("the voice produced no audio: the script has no speakable words")
