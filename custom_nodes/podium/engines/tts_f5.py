@@ -271,6 +271,6 @@ def clone(f5, script: Script, ref_audio_path, ref_text: str, nfe_step: int = 32,
                 start = end
         builder.end_segment(segment.hold)
     speech = builder.build()
-    if not speech.sentences:
+    if not speech.sentences and not any(seg.hold > 0 for seg in script.segments):
         raise PodiumError("the script has no sentences to speak")
     return speech

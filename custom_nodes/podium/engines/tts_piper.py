@@ -151,7 +151,7 @@ def synthesize(
             progress.update()
         builder.end_segment(segment.hold)
     speech = builder.build()
-    if not speech.sentences:
+    if not speech.sentences and not any(seg.hold > 0 for seg in script.segments):
         raise PodiumError("the voice produced no audio: the script has no speakable words")
     return speech
 

@@ -16,8 +16,9 @@ class PodiumPresenter:
             "required": {
                 "script": ("PODIUM_SCRIPT",),
                 "speech": ("PODIUM_SPEECH",),
-                "width": ("INT", {"default": 1280, "min": 64, "max": 4096, "step": 2}),
-                "height": ("INT", {"default": 720, "min": 64, "max": 4096, "step": 2}),
+                # down to 16: a picture-in-picture box is drawn at its own (small) size
+                "width": ("INT", {"default": 1280, "min": 16, "max": 4096, "step": 2}),
+                "height": ("INT", {"default": 720, "min": 16, "max": 4096, "step": 2}),
                 "motion": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.1,
                                      "tooltip": "Strength of the portrait's sway and nods; 0 holds it still."}),
             },

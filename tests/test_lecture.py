@@ -1,0 +1,80 @@
+"""Lectures (issue 22): a preset's graph becomes a deck lecture, one run a page, stitched; each
+page is up for exactly its narration and the presenter stays in its box."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import draw_portrait, ffprobe, frame_at, parse_srt
+from orchestrator import lecture
+from orchestrator.dispatch import InProcessInstance, render_all
+from orchestrator.segments import SegmentCache
+from orchestrator.stitch import stitch
+from orchestrator.workflow import find_node, load_workflow
+from podium.engines.compose import Pip
+from podium.errors import UsageError
+from test_deck import COLOURS, NOTES, make_pdf, make_pptx
+
+W, H, FPS = 320, 180, 25
+
+
+def render(graph, talk, tmp_path, values=None, files=None):
+    cache = SegmentCache(tmp_path / "cache")
+    jobs = lecture.plan_pages(graph, talk, values or {("Save video", "fps"): FPS,
+                                                    ("Save video", "intermediate"): True}, files or {})
+    clips = render_all(jobs, [InProcessInstance()], cache, lambda *a: None)
+    out = tmp_path / "talk.mp4"
+    stitch(clips, out, subtitles=True)
+    return out, clips
+
+
+def test_the_draft_graph_becomes_a_pip_lecture_whose_presenter_is_drawn_at_box_size():
+    graph = lecture.lecture_graph(load_workflow("direct"), "pip", Pip(size=0.25), (W, H), 2.0)
+    assert graph[find_node(graph, "Script")]["class_type"] == "PodiumDeck"
+    presenter = graph[find_node(graph, "Presenter")]["inputs"]
+    assert (presenter["width"], presenter["height"]) == Pip(size=0.25).box_size(W, H) == (44, 44)
+    save = graph[find_node(graph, "Save video")]["inputs"]
+    assert graph[save["visual"][0]]["class_type"] == "PodiumCompose"
+    slides = lecture.lecture_graph(load_workflow("direct"), "slides", Pip(), (W, H), 2.0)
+    assert "PodiumPresenter" not in {n["class_type"] for n in slides.values()}
+    with pytest.raises(UsageError, match="--layout pip or slides"):
+        lecture.lecture_graph(load_workflow("direct"), "full", Pip(), (W, H), 2.0)
+
+
+def test_a_pptx_lecture_in_draft_shows_each_slide_for_its_notes_with_the_portrait_in_the_corner(tmp_path):
+    deck = make_pptx(tmp_path / "talk.pptx")
+    talk = lecture.read_lecture(deck, None, hold_s=1.0)
+    assert [s.text for s in talk.script.segments] == [n for n in NOTES]
+    portrait = tmp_path / "me.png"
+    draw_portrait(portrait, 200, 240)
+    graph = lecture.lecture_graph(load_workflow("direct"), "pip",
+                                  Pip(position="bottom-right", size=0.3, shape="square", margin=8),
+                                  (W, H), 1.0)
+    out, clips = render(graph, talk, tmp_path, files={("Presenter", "portrait_path"): portrait})
+    assert len(clips) == 3  # one run a page
+    streams = {s["codec_type"]: s for s in ffprobe(out)["streams"]}
+    assert abs(float(streams["video"]["duration"]) - float(streams["audio"]["duration"])) <= 1 / FPS
+    start = 0.0
+    box = Pip(size=0.3).box_size(W, H)
+    for clip, colour in zip(clips, COLOURS):
+        for t in (start + 2 / FPS, start + clip.duration / 2, start + clip.duration - 2 / FPS):
+            frame = frame_at(out, t, W, H).astype(int)
+            assert np.abs(frame[H - 8 - box[1] - 6, 20] - colour).max() <= 12, (t, colour)  # the slide
+            assert np.abs(frame[H - 8 - box[1] // 2, W - 8 - box[0] // 2] - colour).max() > 30  # the face
+        start += clip.duration
+    subtitles = [text for _, _, text in parse_srt(out.with_suffix(".srt"))]
+    assert " ".join(subtitles) == " ".join(n for n in NOTES if n)  # what was said is the notes
+
+
+def test_a_pdf_lecture_needs_its_notes_and_renders_slides_only(tmp_path):
+    pdf = make_pdf(tmp_path / "talk.pdf")
+    with pytest.raises(UsageError, match="give its narration with --notes"):
+        lecture.read_lecture(pdf, None, 1.0)
+    notes = tmp_path / "talk.notes.md"
+    notes.write_text("\n---\n".join(NOTES))
+    talk = lecture.read_lecture(pdf, notes, hold_s=1.0)
+    graph = lecture.lecture_graph(load_workflow("direct"), "slides", Pip(), (W, H), 1.0)
+    out, clips = render(graph, talk, tmp_path)
+    assert 1.4 <= clips[1].duration <= 1.6  # held 1 s, silent (plus the 0.25 s breaths either side)
+    frame = frame_at(out, clips[0].duration + clips[1].duration / 2, W, H).astype(int)
+    assert np.abs(frame[H // 2, W // 2] - COLOURS[1]).max() <= 12
