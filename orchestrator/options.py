@@ -125,9 +125,11 @@ def problem(error: dict, model: type) -> str:
     unit = (" " + cli_of(info).unit) if info is not None and cli_of(info) and cli_of(info).unit else ""
     bounds = _bounds(info) if info is not None else {}
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than") and bounds:
-        low = (f"from {bounds['ge']:g} to" if "ge" in bounds else f"more than {bounds['gt']:g} and at most") \
+        low = (f"from {_num(bounds['ge'])} to" if "ge" in bounds else f"more than {_num(bounds['gt'])} and at most") \
             if ("ge" in bounds or "gt" in bounds) else "at most"
-        said = f"must be {low} {bounds.get('le', float('inf')):g}{unit}, got {got}"
+        said = f"must be {low} {_num(bounds.get('le', float('inf')))}{unit}, got {got}"
+    elif kind == "finite_number":
+        said = f"must be a number, got {got}"
     elif kind == "missing":
         said = "is required" + (f": {info.description}" if info is not None and info.description else "")
     else:
@@ -135,6 +137,11 @@ def problem(error: dict, model: type) -> str:
     if not name:
         return said
     return f"{flag(name)} {said}" if said.startswith(("must", "is ")) else f"{flag(name)}: {said}"
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value)) \
+        if value != float("inf") else "inf"
 
 
 def _bounds(info) -> dict:
