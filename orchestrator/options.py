@@ -102,7 +102,7 @@ def add_model_options(parser: argparse.ArgumentParser, model: type, groups: dict
             extra["metavar"] = cli.metavar
             if typing.get_origin(kind) is list:
                 extra["action"] = "append"
-            choices = cli.choices() if cli.choices else _literal(kind)
+            choices = _choices(cli) if cli.choices else _literal(kind)
             if choices:
                 extra["choices"] = choices
                 extra.pop("metavar")
@@ -162,6 +162,16 @@ def _plain(annotation):
     if typing.get_origin(annotation) is typing.Annotated:
         return _plain(typing.get_args(annotation)[0])
     return annotation
+
+
+def _choices(cli: Cli) -> Optional[tuple]:
+    """Choices read at run time (presets.yaml); unreadable: none here, the model says why."""
+    from podium.errors import PodiumError
+
+    try:
+        return cli.choices()
+    except PodiumError:
+        return None
 
 
 def _literal(kind) -> Optional[list]:

@@ -16,8 +16,7 @@ from ..request import (DEFAULT_VOICE, LONG_MINUTES, LONG_SEGMENTS, Mode, Preset,
 from .store import Job
 
 MAX_TEXT = 200_000  # characters of narration read at all (the length limit is in words and segments)
-Options = RenderOptions  # `options`: the render options an API client may set (orchestrator/request.py)
-__all__ = ["Options", "JobRequest", "JobView", "JobList", "RequestError", "preset_names", "voice_ids"]
+__all__ = ["JobRequest", "JobView", "JobList", "RequestError", "preset_names", "voice_ids"]
 
 
 class RequestError(Exception):
