@@ -99,8 +99,8 @@ class RenderOptions(BaseModel):
     # guided mode
     duration: Annotated[Seconds, Field(gt=0, le=4 * 3600, description="target length of the narration"),
                         Cli("guided", metavar="SECONDS", unit="seconds", demo=False)] = 60
-    language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$",
-                                   description="language of the narration"), Cli("guided", demo=False)] = "en"
+    language: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9 ()_-]{1,39}$", description=(
+        "language of the narration: a code (en, pt-BR) or a name (German)")), Cli("guided", demo=False)] = "en"
     audience: Annotated[Line, Field(max_length=300, description="who it is for, e.g. 'first-year students'"),
                         Cli("guided", demo=False)] = ""
     tone: Annotated[Line, Field(max_length=300, description="e.g. 'friendly', 'formal'"),
