@@ -125,9 +125,12 @@ def problem(error: dict, model: type) -> str:
     unit = (" " + cli_of(info).unit) if info is not None and cli_of(info) and cli_of(info).unit else ""
     bounds = _bounds(info) if info is not None else {}
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than") and bounds:
-        low = (f"from {_num(bounds['ge'])} to" if "ge" in bounds else f"more than {_num(bounds['gt'])} and at most") \
-            if ("ge" in bounds or "gt" in bounds) else "at most"
-        said = f"must be {low} {_num(bounds.get('le', float('inf')))}{unit}, got {got}"
+        if "le" not in bounds:
+            said = problem_of(error) + f"{unit}, got {got}"
+        else:
+            low = (f"from {_num(bounds['ge'])} to" if "ge" in bounds else f"more than {_num(bounds['gt'])} "
+                   "and at most") if ("ge" in bounds or "gt" in bounds) else "at most"
+            said = f"must be {low} {_num(bounds['le'])}{unit}, got {got}"
     elif kind == "finite_number":
         said = f"must be a number, got {got}"
     elif kind == "missing":
@@ -140,8 +143,8 @@ def problem(error: dict, model: type) -> str:
 
 
 def _num(value) -> str:
-    return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value)) \
-        if value != float("inf") else "inf"
+    """5.0 as 5, 0.5 as 0.5."""
+    return f"{value:g}" if isinstance(value, float) and not value.is_integer() else str(int(value))
 
 
 def _bounds(info) -> dict:
@@ -179,11 +182,17 @@ def _literal(kind) -> Optional[list]:
 
 
 def _help(info) -> str:
-    """The field's description, with its default where the description does not say it."""
-    text = info.description or ""
-    default = info.default
-    if "default" in text or info.is_required() or default is None or default is False or default in ("", []):
-        return text
-    shown = f"{default[0]}x{default[1]}" if isinstance(default, tuple) else f"{default:g}" \
-        if isinstance(default, float) else str(default)
-    return f"{text} (default {shown})"
+    """The field's description, then its bounds and its default where the description does
+    not say them: `frames per second (1 to 120; default 25)`."""
+    text, default, said = info.description or "", info.default, []
+    bounds, cli = _bounds(info), cli_of(info)
+    unit = f" {cli.unit}" if cli and cli.unit else ""
+    if "le" in bounds and ("ge" in bounds or "gt" in bounds):
+        low = _num(bounds["ge"]) + " to" if "ge" in bounds else f"more than {_num(bounds['gt'])}, at most"
+        said.append(f"{low} {_num(bounds['le'])}{unit}")
+    plain = default is None or default is False or default in ("", [])
+    if "default" not in text and not info.is_required() and not plain:
+        shown = f"{default[0]}x{default[1]}" if isinstance(default, tuple) else _num(default) \
+            if isinstance(default, (int, float)) else str(default)
+        said.append(f"default {shown}")
+    return f"{text} ({'; '.join(said)})" if said else text

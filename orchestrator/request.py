@@ -94,7 +94,7 @@ class RenderOptions(BaseModel):
     fps: Annotated[int, Field(ge=1, le=120, description="frames per second"), Cli()] = 25
     size: Annotated[Size, Field(description="video size"), Cli(metavar="WxH")] = (1280, 720)
     crossfade: Annotated[Seconds, Field(ge=0, le=5, description=(
-        "cross-fade between segments, 0 to 5 (re-encodes the video)")),
+        "cross-fade between segments (re-encodes the video)")),
         Cli(metavar="SECONDS", unit="seconds")] = 0.0
     # guided mode
     duration: Annotated[Seconds, Field(gt=0, le=4 * 3600, description="target length of the narration"),
