@@ -6,10 +6,11 @@ import os
 import sys
 from pathlib import Path
 
-from podium.errors import PodiumError, one_line
+from podium.errors import PodiumError, UsageError, one_line
 
 from . import outputs
-from .generate import LONG_MINUTES, LONG_SEGMENTS
+from . import options
+from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest
 from .ui_format import load_any_workflow
 
 DEMO_SCRIPT = """# Meet Podium
@@ -47,109 +48,59 @@ exit codes: 0 done; 1 failed (the job stopped on an error); 2 usage (fix the com
 it names, or install what the message names); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
-MAX_SIDE = 4096  # the Presenter node's limit
 
-
-def _size(value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1280x720, got {value!r}") from None
-    if not (64 <= width <= MAX_SIDE and 64 <= height <= MAX_SIDE):
-        raise argparse.ArgumentTypeError(f"size {value}: each side must be from 64 to {MAX_SIDE} pixels")
-    if width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"size {value}: both sides must be even (H.264 needs it)")
-    return width, height
-
-
-def _fps(value: str) -> int:
-    try:
-        fps = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fps must be a whole number from 1 to 120, got {value!r} "
-                                         "(fractional rates such as 29.97 are not supported)") from None
-    if not 1 <= fps <= 120:
-        raise argparse.ArgumentTypeError(f"fps must be from 1 to 120, got {fps}")
-    return fps
-
-
-def _seconds(what: str, low: float, high: float, zero_ok: bool):
-    """An argparse type: a number of seconds in [low, high] (low itself only if `zero_ok`)."""
+def _seconds(what: str, low: float, high: float):
+    """An argparse type: more than `low` and at most `high` seconds."""
     def parse(value: str) -> float:
         try:
             seconds = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{what} takes seconds, got {value!r}") from None
-        if not (low <= seconds <= high) or (seconds == low and not zero_ok):
-            bound = f"from {low:g} to" if zero_ok else f"more than {low:g} and at most"
-            raise argparse.ArgumentTypeError(f"{what} must be {bound} {high:g} seconds, got {value}")
+        if not low < seconds <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be more than {low:g} and at most {high:g} "
+                                             f"seconds, got {value}")
         return seconds
     return parse
 
 
-def _add_render_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image", metavar="FILE", help="portrait to animate (PNG/JPEG/WebP); "
-                        "without it the video shows slides made from the script")
-    parser.add_argument("--preset", choices=["auto", "draft", "fast", "balanced", "quality", "cinema"],
-                        default="auto", help="auto (default): the best preset whose models are "
-                        "installed and that fits the free GPU memory; draft: CPU only, nothing to "
-                        "download; fast: + Wav2Lip; balanced/quality: + cloned voice, drawn "
-                        "presenter, upscaling; cinema: ComfyUI servers only, an audio-driven "
-                        "video model (workflows/presets.yaml)")
-    parser.add_argument("--voice-ref", metavar="FILE", help="balanced/quality: 5-12 s of the voice "
-                        "to clone (WAV, or anything ffmpeg reads)")
-    parser.add_argument("--voice-ref-text", default="", metavar="TEXT",
-                        help="exactly what --voice-ref says")
-    parser.add_argument("--presenter-prompt", default="", metavar="TEXT",
-                        help="what the drawn presenter looks like (when no --image)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the drawn presenter and "
-                        "the cloned voice: the same seed gives the same result (default 0)")
-    parser.add_argument("--subtitles", choices=["none", "srt", "burn"], default="srt",
-                        help="srt: a .srt file beside the video (default); burn: drawn into the "
-                             "picture and the .srt too; none")
-    parser.add_argument("--fps", type=_fps, default=25, help="frames per second (default 25)")
-    parser.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH",
-                        help="video size (default 1280x720)")
-    parser.add_argument("--voice", metavar="ID|FILE.onnx", default="piper-en_US-joe-medium",
-                        help="a Piper voice id from models.yaml, or the path of a .onnx voice")
-    parser.add_argument("--speaker-voice", action="append", default=[], metavar="NAME=VOICE",
-                        help="dialogue: the voice (id or .onnx) for a speaker; repeat per speaker")
+def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    """How this process renders: flags of the command line, not fields of a request."""
+    if not demo:
+        parser.add_argument("--request", metavar="FILE.json", default=None,
+                            help="render this request (JSON, the fields of orchestrator/request.py, "
+                                 "as `podium serve` hands its jobs over); options given beside it win")
+        parser.add_argument("--server", action="append", metavar="URL",
+                            help="a ComfyUI server to render on (repeat for several; segments go "
+                                 "to whichever is free); none: render in this process")
+        parser.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
+        parser.add_argument("--segment-timeout", type=_seconds("--segment-timeout", 0, 7 * 86400),
+                            default=None, metavar="SECONDS",
+                            help="give a segment up on a server (and run it on another) when it "
+                                 "has not finished after this long (default: generous, from the "
+                                 "graph's size: 10 min + 1 min per node + 10 s per character)")
+        parser.add_argument("--progress-json", action="store_true",
+                            help="print progress as JSON lines on stdout, the result last "
+                                 "(for programs that run podium; see orchestrator/progress_json.py)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--crossfade", type=_seconds("--crossfade", 0, 5, zero_ok=True), default=0.0,
-                        metavar="SECONDS", help="cross-fade between segments, 0 to 5 (re-encodes "
-                        "the video); default 0")
     parser.add_argument("--yes", action="store_true", help="render a very long script without "
                         f"asking (over {LONG_MINUTES} min of narration or {LONG_SEGMENTS} segments)")
-    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
-                        help="where finished segments are kept so a rerun resumes "
-                             "(default $PODIUM_CACHE_DIR or the user cache folder, ~/.cache/podium/segments on Linux)")
     parser.add_argument("--report", action="store_true",
                         help="print each stage's time and peak memory at the end")
-    sound = parser.add_argument_group(
+
+
+def _add_render_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    """The request's fields as options (orchestrator/request.py), then this process's own flags."""
+    groups = {}
+    if not demo:
+        groups["source"] = parser.add_mutually_exclusive_group()
+        groups["guided"] = parser.add_argument_group(
+            "guided mode (the script is written next to the video as .json and .md: edit it, then "
+            "rerun with --script)")
+    groups["soundtrack"] = parser.add_argument_group(
         "soundtrack (mixed in the one AAC encode of the stitched video)")
-    sound.add_argument("--music", metavar="FILE|auto", default=None,
-                       help="music under the narration: an audio file (WAV, FLAC, MP3, OGG, M4A, "
-                            "...), looped or trimmed to the video; auto: generated for it from the "
-                            "script's music prompt (workflows/music.json, needs the music model)")
-    sound.add_argument("--music-prompt", default="", metavar="TEXT",
-                       help="with --music auto: what the music should be (default: the script's "
-                            "[music: ...] / \"music\", else calm background music)")
-    sound.add_argument("--music-volume", type=float, default=-8.0, metavar="DB",
-                       help="the music's level in the pauses, in dB relative to the voice "
-                            "(default -8)")
-    sound.add_argument("--duck", type=float, default=12.0, metavar="DB",
-                       help="how far the music drops while someone speaks (default 12 dB)")
-    sound.add_argument("--loudness", type=float, default=-16.0, metavar="LUFS",
-                       help="integrated loudness of the finished audio, true peak at most -1 dBTP "
-                            "(default -16, for online video; -23 for broadcast)")
-    sound.add_argument("--sfx", action="append", default=[], metavar="NAME=FILE|auto",
-                       help="the sound for the script's [sfx: NAME] cues (repeat per sound); "
-                            "auto: generate those without a file (workflows/sfx.json)")
-    parser.add_argument("--commercial", action="store_true",
-                        help="only models whose license allows commercial use (models.yaml "
-                             "commercial_use); others are swapped (Wav2Lip -> MuseTalk, F5-TTS -> "
-                             "Piper) and each swap is named")
+    options.add_model_options(parser, RenderRequest, groups, demo=demo)
+    _add_run_options(parser, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,49 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="make a video from your text or script file",
         description="Make a video of a presenter speaking your text.", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    generate.add_argument("--mode", choices=["direct", "guided"], default="direct",
-                          help="direct: you give the narration (default); guided: a local LLM "
-                               "(Ollama) writes it from --topic")
-    source = generate.add_mutually_exclusive_group()
-    source.add_argument("--text", help="direct: the narration itself")
-    source.add_argument("--script", metavar="FILE", help="direct: a .txt/.md script or a Podium script .json")
-    source.add_argument("--topic", help="guided: what the video is about")
-    guided = generate.add_argument_group("guided mode (the script is written next to the video "
-                                         "as .json and .md: edit it, then rerun with --script)")
-    guided.add_argument("--duration", type=float, default=60, metavar="SECONDS",
-                        help="target length of the narration (default 60)")
-    guided.add_argument("--language", default="en", help="language of the narration (default en)")
-    guided.add_argument("--audience", default="", help="who it is for, e.g. 'first-year students'")
-    guided.add_argument("--tone", default="", help="e.g. 'friendly', 'formal'")
-    guided.add_argument("--speakers", default="", metavar="A,B",
-                        help="names for a dialogue; give each a voice with --speaker-voice")
-    guided.add_argument("--llm-model", default="llama3.2", metavar="NAME", help="Ollama model (default llama3.2)")
-    guided.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
-                        metavar="URL", help="Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434)")
-    guided.add_argument("--llm-timeout", type=_seconds("--llm-timeout", 0, 86400, zero_ok=False),
-                        default=300, metavar="SECONDS",
-                        help="how long to wait for the model (default 300)")
-    generate.add_argument("--out", required=True, metavar="FILE.mp4", help="where to write the video")
-    generate.add_argument("--server", action="append", metavar="URL",
-                          help="a ComfyUI server to render on (repeat for several; segments go "
-                               "to whichever is free); none: render in this process")
-    generate.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
-    generate.add_argument("--segment-timeout", type=_seconds("--segment-timeout", 0, 7 * 86400, zero_ok=False), default=None, metavar="SECONDS",
-                          help="give a segment up on a server (and run it on another) when it "
-                               "has not finished after this long (default: generous, from the "
-                               "graph's size: 10 min + 1 min per node + 10 s per character)")
-    generate.add_argument("--workflow", default=None, metavar="NAME|FILE",
-                          help="run this graph (API or UI format) instead of the preset's")
-    generate.add_argument("--progress-json", action="store_true",
-                          help="print progress as JSON lines on stdout, the result last "
-                               "(for programs that run podium; see orchestrator/progress_json.py)")
     _add_render_options(generate)
 
     demo = commands.add_parser("demo", help="make a short sample video (no downloads needed)")
-    demo.add_argument("--out", default="demo.mp4", metavar="FILE.mp4", help="default demo.mp4")
-    demo.set_defaults(preset="draft", workflow=None, text=DEMO_SCRIPT, script=None, topic=None, mode="direct",
-                      server=None, config=None)
-    _add_render_options(demo)
+    _add_render_options(demo, demo=True)
+    demo.set_defaults(preset="draft", out="demo.mp4", text=DEMO_SCRIPT, request=None, server=None,
+                      config=None, segment_timeout=None, progress_json=False)
 
     comfy = commands.add_parser("comfy", help="start or stop one ComfyUI per GPU")
     comfy_commands = comfy.add_subparsers(dest="comfy_command", required=True, metavar="ACTION")
@@ -232,50 +146,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _narration(args, target: Path) -> str:
+def _narration(request: RenderRequest, how, target: Path) -> str:
     """The narration text (or Podium script JSON) to render, from wherever the user gave it."""
-    if args.mode == "guided":
-        return _guided_script(args, target)
-    if args.topic:
+    if request.mode == "guided":
+        return _guided_script(request, how, target)
+    if request.topic:
         raise outputs.OutputError("--topic goes with --mode guided; in direct mode give --text or --script")
-    if args.text is None and args.script is None:
+    if request.text is None and request.script is None:
         raise outputs.OutputError("give the narration: --text \"...\" or --script FILE "
                                   "(or --mode guided --topic \"...\" to have it written)")
-    if args.script is None:
-        text = args.text
+    if request.script is None:
+        text = request.text
     else:
         try:
-            text = Path(args.script).expanduser().read_text(encoding="utf-8-sig")  # BOM: not spoken
+            text = Path(request.script).expanduser().read_text(encoding="utf-8-sig")  # BOM: not spoken
         except (OSError, UnicodeDecodeError) as err:
-            raise outputs.OutputError(f"cannot read the script file {args.script}: {err}") from None
+            raise outputs.OutputError(f"cannot read the script file {request.script}: {err}") from None
     if not text.strip():
         raise outputs.OutputError(
             "the script is empty: give the narration with --text \"...\" or --script FILE")
     return text
 
 
-def _guided_script(args, target: Path) -> str:
+def _guided_script(request: RenderRequest, how, target: Path) -> str:
     """Have the LLM write the script, save it beside the video (.json, .md), return its JSON."""
     import json
 
     from podium.engines.llm_script import OllamaSettings, save_script_files, write_script
 
-    if not args.topic or not args.topic.strip():
+    if not request.topic or not request.topic.strip():
         raise outputs.OutputError("guided mode needs a topic: --topic \"what the video is about\"")
     for suffix in (".json", ".md"):
-        outputs.check_target(target.with_suffix(suffix), args.force)
-    settings = OllamaSettings(host=args.ollama_host, model=args.llm_model, timeout_s=args.llm_timeout,
-                              cli=True)  # messages name --llm-timeout, --ollama-host
-    print(f"writing a {args.duration:.0f} s script with {args.llm_model} ...", file=sys.stderr)
-    script = write_script(args.topic, settings, duration_s=args.duration, language=args.language,
-                          audience=args.audience, tone=args.tone, speakers=args.speakers or None)
+        outputs.check_target(target.with_suffix(suffix), how.force)
+    settings = OllamaSettings(host=request.ollama_host, model=request.llm_model,
+                              timeout_s=request.llm_timeout, cli=True)  # messages name --llm-timeout, --ollama-host
+    print(f"writing a {request.duration:.0f} s script with {request.llm_model} ...", file=sys.stderr)
+    script = write_script(request.topic, settings, duration_s=request.duration, language=request.language,
+                          audience=request.audience, tone=request.tone, speakers=request.speakers or None)
     try:
-        json_path, md_path = save_script_files(script, target.with_suffix(""), replace=args.force)
+        json_path, md_path = save_script_files(script, target.with_suffix(""), replace=how.force)
     except FileExistsError as err:
         raise outputs.OutputError(f"{err.filename} appeared while the script was being written and "
                                   "was left as it is: pass --force to replace it") from None
     print(f"script: {json_path} (and {md_path.name})", file=sys.stderr)
     return json.dumps(script.to_dict(), ensure_ascii=False)
+
+
+def render_request(args) -> RenderRequest:
+    """The request the command line gives: --request FILE's fields, then the options given
+    beside it; a value the model refuses is one line naming the option."""
+    import json
+
+    from pydantic import ValidationError
+
+    data = {}
+    if getattr(args, "request", None):
+        try:
+            data = json.loads(Path(args.request).expanduser().read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise UsageError(f"cannot read the request file {args.request}: {one_line(err)}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"the request file {args.request} must hold a JSON object")
+    data.update(options.given(args, RenderRequest))
+    try:
+        request = RenderRequest.model_validate(data)
+    except ValidationError as err:
+        where = f" (in {args.request})" if getattr(args, "request", None) else ""
+        raise UsageError(options.problem(err.errors()[0], RenderRequest) + where) from None
+    if request.out is None:
+        raise UsageError("--out FILE.mp4 is required: where to write the video")
+    return request
 
 
 def generate(args) -> int:
@@ -285,25 +225,27 @@ def generate(args) -> int:
     from .dispatch import InProcessInstance
     from .lifecycle import remove_stale
 
+    request = render_request(args)
+    how = job.Run(force=args.force, yes=args.yes, quiet=args.quiet, config=args.config)
     # what runs killed outright left (their PID is dead): temp folders, hidden .part files
-    remove_stale(Path(tempfile.gettempdir()), Path(args.out).expanduser().absolute().parent)
+    remove_stale(Path(tempfile.gettempdir()), Path(request.out).expanduser().absolute().parent)
 
     instances = _instances(args) or [InProcessInstance()]
     if args.report:
         from .embedded import reset_stage_reports
         reset_stage_reports()
-    if getattr(args, "progress_json", False):
+    if args.progress_json:
         from .progress_json import JsonEvents
-        args.progress_sink = JsonEvents()
+        how.sink = JsonEvents()
     load_graph = lambda name: load_any_workflow(name, _object_info_source(instances))  # noqa: E731
-    result = job.run(args, lambda target: _narration(args, target), instances, load_graph)
-    if getattr(args, "progress_sink", None) is not None:
-        args.progress_sink.write("result", video=str(result.target), duration=result.duration,
-                                 segments=result.segments, reused=result.reused,
-                                 preset=result.preset, wall=result.wall)
-    extra = f", subtitles {result.target.with_suffix('.srt')}" if args.subtitles != "none" else ""
+    result = job.run(request, how, lambda target: _narration(request, how, target), instances, load_graph)
+    if how.sink is not None:
+        how.sink.write("result", video=str(result.target), duration=result.duration,
+                       segments=result.segments, reused=result.reused,
+                       preset=result.preset, wall=result.wall)
+    extra = f", subtitles {result.target.with_suffix('.srt')}" if request.subtitles != "none" else ""
     print(f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
-          f"{result.reused} from cache) at {args.fps} fps, {args.size[0]}x{args.size[1]}, "
+          f"{result.reused} from cache) at {request.fps} fps, {request.size[0]}x{request.size[1]}, "
           f"{result.preset} preset, in {result.wall:.1f} s "
           f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}")
     if args.report:
@@ -355,39 +297,16 @@ def _object_info_source(instances):
     return instances[0].client.object_info
 
 
-def _servers(args) -> list[str]:
-    """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`)."""
-    urls = list(args.server or [])
-    if args.config:
-        import yaml
-
-        try:
-            config = yaml.safe_load(Path(args.config).expanduser().read_text()) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise outputs.OutputError(f"cannot read config {args.config}: {one_line(err)}") from None
-        servers = config.get("servers", []) if isinstance(config, dict) else None
-        if not isinstance(servers, list):
-            raise outputs.OutputError(f"config {args.config}: expected `servers: [http://host:8188, ...]`, "
-                                      f"got {one_line(repr(servers if isinstance(config, dict) else config), 80)}")
-        for server in servers:
-            url = server.get("url") if isinstance(server, dict) else server
-            if not isinstance(url, str) or not url.strip():
-                raise outputs.OutputError(f"config {args.config}: each server is a URL (or `url: URL`), "
-                                          f"got {one_line(repr(server), 80)}")
-            urls.append(url.strip())
-    return urls
-
-
 def _instances(args) -> list:
     """A ComfyInstance per healthy server; none given: [] (the in-process runner is used)."""
-    urls = _servers(args)
+    urls = options.servers(args.server, args.config)
     if not urls:
         return []
     from .remote import ComfyInstance
 
     instances = []
     for url in urls:
-        instance = ComfyInstance(url, segment_timeout=getattr(args, "segment_timeout", None))
+        instance = ComfyInstance(url, segment_timeout=args.segment_timeout)
         problem = instance.problem()
         if problem is None:
             instances.append(instance)

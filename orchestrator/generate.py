@@ -18,16 +18,27 @@ from podium.models import load_registry
 from . import cinema, outputs, presets, soundtrack
 from .dispatch import render_all
 from .progress_view import JobView
+from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
 from .segments import SegmentCache, content_key, default_cache_dir, plan, plan_per_server
 from .stitch import stitch
 from .workflow import bind, find_node, load_workflow
 
 SUBTITLE_MODES = {"none": "none", "srt": "srt", "burn": "srt+burn"}
 DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the camera"
-LONG_MINUTES, LONG_SEGMENTS = 30, 500  # a render longer than this asks for --yes first
-WORDS_PER_S = 2.5  # 150 words a minute: what a narrator's pace gives, for the estimates
 MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 89 megapixels)
 IDLE_OFF = "off (procedural motion)"  # the Idle clip node's model choice for no clip (nodes/idle_motion.py OFF)
+
+
+@dataclass
+class Run:
+    """How this process renders, beside what it renders (the request): the command line's own
+    flags, which a request file does not carry."""
+
+    force: bool = False  # --force: replace existing outputs
+    yes: bool = False  # --yes: render a very long script without asking
+    quiet: bool = False  # --quiet: no progress bars
+    sink: object = None  # --progress-json: progress_json.JsonEvents
+    config: str | None = None  # --config: an input file too, which no output may replace
 
 
 @dataclass
@@ -67,43 +78,38 @@ def check_image_size(path: Path) -> None:
             f"most 4096 pixels wide)")
 
 
-def _inputs(args) -> dict[str, Path]:
+def _inputs(request: RenderRequest, config: str | None = None) -> dict[str, Path]:
     """Every file the user named as an input, by option (to keep outputs off them)."""
-    named = {"--script": args.script, "--image": args.image, "--voice-ref": args.voice_ref,
-             "--config": getattr(args, "config", None), "--workflow": args.workflow}
-    if args.voice and str(args.voice).endswith(".onnx"):
-        named["--voice"] = args.voice
-    for pair in args.speaker_voice:
+    named = {"--script": request.script, "--image": request.image, "--voice-ref": request.voice_ref,
+             "--config": config, "--workflow": request.workflow}
+    if request.voice and str(request.voice).endswith(".onnx"):
+        named["--voice"] = request.voice
+    for pair in request.speaker_voice:
         voice = pair.partition("=")[2].strip()
         if voice.endswith(".onnx"):
             named[f"--speaker-voice {pair}"] = voice
     return {**{option: Path(value).expanduser() for option, value in named.items()
-               if value and Path(value).expanduser().is_file()}, **soundtrack.input_files(args)}
+               if value and Path(value).expanduser().is_file()}, **soundtrack.input_files(request)}
 
 
-def output_files(args, target: Path) -> dict[str, Path]:
+def output_files(request: RenderRequest, target: Path) -> dict[str, Path]:
     """Every file this job writes, by what it is: the video and what goes beside it."""
     written = {"the video (--out)": target}
-    if args.subtitles != "none":
+    if request.subtitles != "none":
         written["the subtitles"] = target.with_suffix(".srt")
-    if args.mode == "guided":
+    if request.mode == "guided":
         written["the script (.json)"] = target.with_suffix(".json")
         written["the script (.md)"] = target.with_suffix(".md")
     return written
 
 
-def estimate_seconds(words: int) -> float:
-    return words / WORDS_PER_S
-
-
-def check_length(args, script) -> None:
-    """A very long render starts only when asked for (--yes): say how long it would be."""
-    words = sum(len(s.split()) for seg in script.segments for s in seg.sentences)
-    minutes, count = estimate_seconds(words) / 60, len(script.segments)
-    if minutes <= LONG_MINUTES and count <= LONG_SEGMENTS:
+def check_length(script, yes: bool) -> None:
+    """A very long render starts only when asked for (--yes): say how long it would be. (The
+    API refuses such a text at submission, with the same limit: service/schemas.py.)"""
+    what = too_long(script)
+    if what is None:
         return
-    what = f"about {minutes:.0f} min of narration in {count} segments ({words} words)"
-    if not getattr(args, "yes", False):
+    if not yes:
         raise outputs.OutputError(f"this script is {what}, more than {LONG_MINUTES} min or "
                                   f"{LONG_SEGMENTS} segments, and takes long to render: pass --yes "
                                   "to render it anyway, or shorten it")
@@ -128,40 +134,40 @@ def _has(graph: dict, title: str) -> bool:
     return any(n.get("_meta", {}).get("title") == title for n in graph.values())
 
 
-def bindings(args, graph: dict, preset: str = "") -> tuple[dict, dict]:
-    """(values, files) for the graph from the command line, for the nodes it has."""
-    values = {("Save video", "fps"): args.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[args.subtitles]}
+def bindings(request: RenderRequest, graph: dict, preset: str = "") -> tuple[dict, dict]:
+    """(values, files) for the graph from the request, for the nodes it has."""
+    values = {("Save video", "fps"): request.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[request.subtitles]}
     if _has(graph, "Output fps"):  # one number feeds the Retime and Save nodes (cinema)
-        values[("Output fps", "value")] = args.fps
+        values[("Output fps", "value")] = request.fps
         if isinstance(graph[find_node(graph, "Save video")]["inputs"].get("fps"), list):
             del values[("Save video", "fps")]  # it is linked to Output fps
     if _has(graph, "Presenter") or not _has(graph, "Portrait"):  # (a cinema graph has no Presenter)
-        values[("Presenter", "width")], values[("Presenter", "height")] = args.size
+        values[("Presenter", "width")], values[("Presenter", "height")] = request.size
     files = {}
     if graph[find_node(graph, "Save video")]["class_type"] == "PodiumSaveVideo":
         # Segments keep their audio lossless (PCM in a .mov): it is encoded once, when stitched.
         values[("Save video", "intermediate")] = True
     if _has(graph, "Lip sync"):
-        values[("Lip sync", "fps")] = args.fps  # each frame takes the audio of its own time
+        values[("Lip sync", "fps")] = request.fps  # each frame takes the audio of its own time
     if _has(graph, "Upscale"):
-        values[("Upscale", "width")], values[("Upscale", "height")] = args.size
+        values[("Upscale", "width")], values[("Upscale", "height")] = request.size
     voice = graph[find_node(graph, "Voice")]["class_type"]
-    reference = input_file(args.voice_ref, "reference audio (--voice-ref)") if args.voice_ref else None
+    reference = input_file(request.voice_ref, "reference audio (--voice-ref)") if request.voice_ref else None
     if voice == "PodiumPiperTTS":
         if reference is not None:
-            _say_voice_ref_unused(args, preset)
-        if args.voice.endswith(".onnx"):
-            files[("Voice", "voice_path")] = input_file(args.voice, "voice")  # uploaded to a server
+            _say_voice_ref_unused(request, preset)
+        if request.voice.endswith(".onnx"):
+            files[("Voice", "voice_path")] = input_file(request.voice, "voice")  # uploaded to a server
         else:
-            values[("Voice", "voice")] = args.voice
-        if args.speaker_voice:
-            values[("Voice", "speaker_voices")] = speaker_voices(args.speaker_voice)
+            values[("Voice", "voice")] = request.voice
+        if request.speaker_voice:
+            values[("Voice", "speaker_voices")] = speaker_voices(request.speaker_voice)
     elif reference is not None:
         files[("Voice", "reference_audio")] = reference
-        values[("Voice", "ref_text")] = args.voice_ref_text or ""
-        values[("Voice", "seed")] = args.seed
-    if args.image:
-        files[portrait_input(graph)] = input_file(args.image, "image")
+        values[("Voice", "ref_text")] = request.voice_ref_text or ""
+        values[("Voice", "seed")] = request.seed
+    if request.image:
+        files[portrait_input(graph)] = input_file(request.image, "image")
         check_image_size(files[portrait_input(graph)])
     return values, files
 
@@ -171,20 +177,20 @@ def portrait_input(graph: dict) -> tuple[str, str]:
     return ("Portrait", "image") if _has(graph, "Portrait") else ("Presenter", "portrait_path")
 
 
-def _say_voice_ref_unused(args, preset: str) -> None:
+def _say_voice_ref_unused(request: RenderRequest, preset: str) -> None:
     order, known = presets.load_presets()
     cloning = " or ".join(n for n in order if known[n].cloned_voice)
-    who = f"the {preset} preset speaks" if preset and args.workflow is None else "this workflow speaks"
+    who = f"the {preset} preset speaks" if preset and request.workflow is None else "this workflow speaks"
     print(f"warning: --voice-ref is not used: {who} with Piper; the {cloning} preset would clone "
           "it (--preset NAME says what it needs)", file=sys.stderr)
 
 
-def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, view) -> Path:
+def draw_presenter(request: RenderRequest, model: str, stage: str, instance, cache: SegmentCache, view) -> Path:
     """The presenter picture, drawn once (and cached) so every segment shows the same person."""
     graph = bind(load_workflow("presenter_image"), {
         ("Presenter image", "model"): model,
-        ("Presenter image", "prompt"): args.presenter_prompt or stage or DEFAULT_PRESENTER,
-        ("Presenter image", "seed"): args.seed,
+        ("Presenter image", "prompt"): request.presenter_prompt or stage or DEFAULT_PRESENTER,
+        ("Presenter image", "seed"): request.seed,
     })
     key = "presenter-" + content_key(graph, {})
     picture = cache.folder / key / "presenter.png"
@@ -224,7 +230,7 @@ def make_idle_clip(portrait: Path, size: tuple[int, int], seed: int, instance, c
         return None, notes[0].read_text(encoding="utf-8").strip()
 
 
-def idle_motion(args, graph: dict, values: dict, files: dict, instance, cache: SegmentCache, view) -> None:
+def idle_motion(request: RenderRequest, graph: dict, values: dict, files: dict, instance, cache: SegmentCache, view) -> None:
     """Bind the graph's Idle clip node to the clip made once for the video, or turn it off (the
     procedural motion stays) with the one line saying why."""
     portrait = files.get(("Presenter", "portrait_path"))
@@ -232,7 +238,7 @@ def idle_motion(args, graph: dict, values: dict, files: dict, instance, cache: S
         return
     if graph[find_node(graph, "Idle clip")]["inputs"].get("model") == IDLE_OFF:
         return
-    clip, note = make_idle_clip(portrait, args.size, args.seed, instance, cache, view)
+    clip, note = make_idle_clip(portrait, request.size, request.seed, instance, cache, view)
     if clip is not None:
         files[("Idle clip", "clip_path")] = clip
     else:
@@ -240,14 +246,14 @@ def idle_motion(args, graph: dict, values: dict, files: dict, instance, cache: S
         values[("Idle clip", "model")] = IDLE_OFF
 
 
-def check_commercial_voice(args) -> None:
+def check_commercial_voice(request: RenderRequest) -> None:
     """--commercial with a --voice whose license forbids it: say so before any work."""
     from podium.models import load_registry
 
-    if not getattr(args, "commercial", False) or str(args.voice).endswith(".onnx"):
+    if not request.commercial or str(request.voice).endswith(".onnx"):
         return
     registry = load_registry()
-    for voice in [args.voice, *(p.partition("=")[2].strip() for p in args.speaker_voice)]:
+    for voice in [request.voice, *(p.partition("=")[2].strip() for p in request.speaker_voice)]:
         if voice in registry and not registry.get(voice).commercial_use:
             usable = [e.id for e in registry.entries if e.kind == registry.get(voice).kind and e.commercial_use]
             raise UsageError(f"--commercial: the voice {voice} ({registry.get(voice).license}) is not "
@@ -268,10 +274,10 @@ def speaker_voices(pairs: list[str]) -> str:
     return "\n".join(lines)
 
 
-def read_script(args, narration: str):
+def read_script(request: RenderRequest, narration: str):
     """The parsed script; a `--script x.json` must be Podium's script JSON, and a problem in
     it names the file and the field (`--script x.json: segments[2].bullets: ...`)."""
-    path = getattr(args, "script", None)
+    path = request.script
     try:
         return parse_script(narration, as_json=True if path and path.lower().endswith(".json") else None)
     except ScriptFormatError as err:
@@ -290,75 +296,74 @@ def say_preset(requested: str, choice: presets.Choice) -> None:
         print(f"preset: {choice.preset.name} - {choice.preset.summary}", file=sys.stderr)
 
 
-def run(args, narration_for, instances: list, load_graph) -> Result:
-    """Everything after argument parsing: `narration_for(target)` gives the script text,
-    `load_graph(name_or_path)` reads a --workflow (API or UI format)."""
-    target = Path(args.out).expanduser().absolute()
-    outputs.check_distinct(output_files(args, target), _inputs(args))  # even --force cannot allow it
-    target = outputs.check_target(target, args.force)
-    if args.subtitles != "none":
-        outputs.check_target(target.with_suffix(".srt"), args.force)
-    cache = SegmentCache(args.cache_dir or default_cache_dir())
+def run(request: RenderRequest, how: Run, narration_for, instances: list, load_graph) -> Result:
+    """Render the request (`how`: this process's own flags): `narration_for(target)` gives the
+    script text, `load_graph(name_or_path)` reads a --workflow (API or UI format)."""
+    target = Path(request.out).expanduser().absolute()
+    outputs.check_distinct(output_files(request, target), _inputs(request, how.config))  # even --force cannot allow it
+    target = outputs.check_target(target, how.force)
+    if request.subtitles != "none":
+        outputs.check_target(target.with_suffix(".srt"), how.force)
+    cache = SegmentCache(request.cache_dir or default_cache_dir())
     cache.check_writable()
     narration = narration_for(target)
     remote = not getattr(instances[0], "in_process", False)
-    check_commercial_voice(args)
+    check_commercial_voice(request)
     picks, said = {}, []
 
     def servers_run(preset) -> str | None:
         """Why no server can run this servers-only preset (None: `picks` has each server's graph).
         A --workflow is its only candidate graph."""
-        say = (lambda line: print(line, file=sys.stderr)) if args.preset == preset.name else said.append
-        graphs = [args.workflow] if args.workflow is not None else preset.graphs
+        say = (lambda line: print(line, file=sys.stderr)) if request.preset == preset.name else said.append
+        graphs = [request.workflow] if request.workflow is not None else preset.graphs
         try:
-            picks.update(cinema.plan_servers(instances, graphs, preset.sizes, args.size, load_registry(),
+            picks.update(cinema.plan_servers(instances, graphs, preset.sizes, request.size, load_registry(),
                                              say=say, load=load_graph))
         except cinema.CinemaUnavailable as err:
             return str(err)
         return None
 
-    choice = presets.choose(args.preset, have_portrait=bool(args.image),
-                            have_voice_ref=bool(args.voice_ref), check_models=not remote,
-                            commercial=getattr(args, "commercial", False),
+    choice = presets.choose(request.preset, have_portrait=bool(request.image),
+                            have_voice_ref=bool(request.voice_ref), check_models=not remote,
+                            commercial=request.commercial,
                             servers=servers_run if remote else None)
     for line in said if picks and choice.preset.servers_only else ():
         print(line, file=sys.stderr)  # (auto: said only when the preset is used)
-    graph = choice.graph if args.workflow is None else load_graph(args.workflow)
-    if args.workflow is not None and getattr(args, "commercial", False):
+    graph = choice.graph if request.workflow is None else load_graph(request.workflow)
+    if request.workflow is not None and request.commercial:
         graph, choice.swaps = presets.commercial_workflow(graph)
     if picks:
         instances = [i for i in instances if i.name in picks]
         graph = picks[instances[0].name].graph
-        if choice.preset.cloned_voice and not args.voice_ref and args.workflow is None:  # Piper on each server too
+        if choice.preset.cloned_voice and not request.voice_ref and request.workflow is None:  # Piper on each server too
             picks = {name: replace(p, graph=presets.speak_with_piper(p.graph)) for name, p in picks.items()}
             graph = picks[instances[0].name].graph
-    values, files = bindings(args, graph, choice.preset.name)  # checks the user's files before any work
-    sound = soundtrack.request_from_args(args)  # --music, --sfx: checked before any work too
-    script = read_script(args, narration)  # an empty script is refused here, before any work too
+    values, files = bindings(request, graph, choice.preset.name)  # checks the user's files before any work
+    sound = soundtrack.request_from_args(request)  # --music, --sfx: checked before any work too
+    script = read_script(request, narration)  # an empty script is refused here, before any work too
     soundtrack.check_generators(sound, script, check_models=not remote)
     # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none
-    cue_timings = soundtrack.needs_timings(sound, script) and args.subtitles == "none"
+    cue_timings = soundtrack.needs_timings(sound, script) and request.subtitles == "none"
     if cue_timings and _has(graph, "Subtitles"):
         values[("Save video", "subtitle_mode")] = "srt"
     if picks:
         script = cinema.fit_segments(script, min(cinema.graph_capacity_s(p.graph, choice.preset.segment_s)
                                                  for p in picks.values()))
-    check_length(args, script)
-    check_crossfade(args.crossfade, script)
-    say_preset(args.preset, choice)
+    check_length(script, how.yes)
+    check_crossfade(request.crossfade, script)
+    say_preset(request.preset, choice)
     started = time.perf_counter()
-    view = JobView(graph, len(script.segments), enabled=not args.quiet,
-                   sink=getattr(args, "progress_sink", None))
+    view = JobView(graph, len(script.segments), enabled=not how.quiet, sink=how.sink)
     try:
         picture = None
-        if "portrait" in choice.preset.needs and not args.image and choice.preset.image_model:
-            picture = draw_presenter(args, choice.preset.image_model, script.stage, instances[0], cache, view)
+        if "portrait" in choice.preset.needs and not request.image and choice.preset.image_model:
+            picture = draw_presenter(request, choice.preset.image_model, script.stage, instances[0], cache, view)
             files[portrait_input(graph)] = picture
-        idle_motion(args, graph, values, files, instances[0], cache, view)
+        idle_motion(request, graph, values, files, instances[0], cache, view)
         if picks:  # every server its own graph; one cache key per segment whichever runs it
             per_server = {}
             for name, pick in picks.items():
-                server_values, server_files = bindings(args, pick.graph, choice.preset.name)
+                server_values, server_files = bindings(request, pick.graph, choice.preset.name)
                 if cue_timings and _has(pick.graph, "Subtitles"):
                     server_values[("Save video", "subtitle_mode")] = "srt"
                 if picture is not None:
@@ -369,19 +374,19 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
             jobs = plan(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)
         clips = render_all(jobs, instances, cache, view)
-        offsets = [sum(c.duration for c in clips[:i]) - args.crossfade * i for i in range(len(clips))]
+        offsets = [sum(c.duration for c in clips[:i]) - request.crossfade * i for i in range(len(clips))]
         mixer = soundtrack.mixer_for(sound, script, clips, offsets, instances[0], cache, view)
     finally:
         view.close()
     shortest = min(c.duration for c in clips)
-    if args.crossfade and 2 * args.crossfade >= shortest:
+    if request.crossfade and 2 * request.crossfade >= shortest:
         raise outputs.OutputError(
-            f"--crossfade {args.crossfade:g} is too long: the shortest segment lasts {shortest:.2f} s, "
+            f"--crossfade {request.crossfade:g} is too long: the shortest segment lasts {shortest:.2f} s, "
             f"so a cross-fade must be under {shortest / 2:.2f} s; the segments are cached, so a "
             "rerun with a shorter one takes seconds")
     try:
-        stitch(clips, target, crossfade_s=args.crossfade, replace=args.force, mixer=mixer,
-               loudness=sound.settings.loudness_lufs, subtitles=args.subtitles != "none")
+        stitch(clips, target, crossfade_s=request.crossfade, replace=how.force, mixer=mixer,
+               loudness=sound.settings.loudness_lufs, subtitles=request.subtitles != "none")
     except FileExistsError as err:
         raise outputs.OutputError(
             f"{err.filename} appeared while rendering and was left as it is: pass --force to "
@@ -390,5 +395,5 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
         raise PodiumError(f"cannot write {target} (and its subtitles) in {target.parent}: "
                           f"{err.strerror or err}; nothing there was changed: free some space and "
                           "rerun (the segments are cached)") from None
-    duration = sum(c.duration for c in clips) - args.crossfade * (len(clips) - 1)
+    duration = sum(c.duration for c in clips) - request.crossfade * (len(clips) - 1)
     return Result(target, duration, len(clips), reused, time.perf_counter() - started, choice.preset.name)

@@ -49,20 +49,15 @@ class Request:
         return bool(self.music or self.sfx_files or self.sfx_auto)
 
 
-def request_from_args(args) -> Request:
-    """The --music, --sfx, --music-volume, --duck, --loudness options, checked (a file that
-    is missing or not audio: one line, before any work)."""
-    default = engine.MixSettings()
-    settings = engine.MixSettings(
-        music_volume_db=getattr(args, "music_volume", default.music_volume_db),
-        duck_db=getattr(args, "duck", default.duck_db),
-        loudness_lufs=getattr(args, "loudness", default.loudness_lufs)).check()
-    request = Request(settings=settings, prompt=(getattr(args, "music_prompt", "") or "").strip(),
-                      seed=getattr(args, "seed", 0))
-    music = getattr(args, "music", None)
-    if music:
-        request.music = AUTO if music == AUTO else str(_audio_file(music, "--music"))
-    for pair in getattr(args, "sfx", None) or []:
+def request_from_args(render) -> Request:
+    """The render request's --music, --sfx, --music-volume, --duck, --loudness, checked (a
+    file that is missing or not audio: one line, before any work)."""
+    settings = engine.MixSettings(music_volume_db=render.music_volume, duck_db=render.duck,
+                                  loudness_lufs=render.loudness).check()
+    request = Request(settings=settings, prompt=(render.music_prompt or "").strip(), seed=render.seed)
+    if render.music:
+        request.music = AUTO if render.music == AUTO else str(_audio_file(render.music, "--music"))
+    for pair in render.sfx:
         if pair.strip() == AUTO:
             request.sfx_auto = True
             continue
@@ -87,12 +82,12 @@ def sound_key(name: str) -> str:
     return " ".join(name.lower().split())
 
 
-def input_files(args) -> dict[str, Path]:
-    """The user's audio files by option (so no output is written over one)."""
+def input_files(render) -> dict[str, Path]:
+    """The render request's audio files by option (so no output is written over one)."""
     files = {}
-    if getattr(args, "music", None) and args.music != AUTO:
-        files["--music"] = Path(args.music).expanduser()
-    for pair in getattr(args, "sfx", []) or []:
+    if render.music and render.music != AUTO:
+        files["--music"] = Path(render.music).expanduser()
+    for pair in render.sfx:
         name, sep, path = pair.partition("=")
         if sep and path.strip():
             files[f"--sfx {pair}"] = Path(path.strip()).expanduser()

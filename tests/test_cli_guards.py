@@ -26,7 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import (CLI, COMFYUI_DIR, cache_dir_for, cli_env, ffprobe, listing, parse_srt,  # noqa: E402
-                      requires_comfyui, run_cli, start_cli, stop_process)
+                      requires_comfyui, run_cli, start_cli, stop_process, streams)
 from test_downloads import FileServer  # noqa: E402
 
 from podium import errors, files  # noqa: E402
@@ -455,6 +455,9 @@ def test_an_unused_voice_ref_is_one_warning_naming_the_preset(tmp_path):
     (["--fps", "29.97"], "whole number"),
     (["--mode", "guided", "--topic", "x", "--llm-timeout", "0"], "--llm-timeout must be more than 0"),
     (["--mode", "guided", "--topic", "x", "--llm-timeout", "-3"], "--llm-timeout must be more than 0"),
+    (["--mode", "guided", "--topic", "x", "--tone", "warm\x1b[2J"], "--tone must not contain control characters"),
+    (["--presenter-prompt", "a\x07b"], "--presenter-prompt must not contain control characters (U+0007"),
+    (["--crossfade", "nan"], "--crossfade must be a number"),
 ])
 def test_option_values_are_refused_with_the_reason(tmp_path, args, says):
     source = [] if "--topic" in args else ["--text", "Hi."]
@@ -462,6 +465,35 @@ def test_option_values_are_refused_with_the_reason(tmp_path, args, says):
     assert rc == 2 and "Traceback" not in err
     assert says in err.strip().splitlines()[-1], err
     assert os.listdir(tmp_path) == []
+
+
+# ---- issue 20.1: one request, also as a file (what `podium serve` hands its children) ----
+
+def test_a_request_file_renders_and_options_given_beside_it_win(tmp_path):
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"text": "Hello there.", "out": str(tmp_path / "v.mp4"), "fps": 12,
+                               "subtitles": "none", "preset": "draft"}), encoding="utf-8")
+    rc, out, err = generate(tmp_path, "--request", job, "--fps", "10")
+    assert rc == 0, err
+    [video] = streams(ffprobe(tmp_path / "v.mp4"), "video")
+    assert video["r_frame_rate"] == "10/1" and (video["width"], video["height"]) == (160, 90)
+    assert not (tmp_path / "v.srt").exists()  # subtitles none, from the file
+
+
+@pytest.mark.parametrize("content, says", [
+    ('{"text": "Hi.", "out": "v.mp4", "fps": 500}', "--fps must be from 1 to 120, got 500 (in "),
+    ('{"text": "Hi.", "out": "v.mp4", "colour": "red"}', "--colour"),
+    ('{"text": "Hi.", "script": "talk.md", "out": "v.mp4"}', "text or script, not both"),
+    ('["not", "an", "object"]', "must hold a JSON object"),
+    ("{nope", "cannot read the request file"),
+])
+def test_a_bad_request_file_is_one_line(tmp_path, content, says):
+    job = tmp_path / "job.json"
+    job.write_text(content, encoding="utf-8")
+    rc, out, err = run_cli("generate", "--request", job, cwd=tmp_path)
+    message = one_error_line(err)
+    assert rc == 2 and says in message, message
+    assert os.listdir(tmp_path) == ["job.json"]
 
 
 def _png_header(width: int, height: int) -> bytes:

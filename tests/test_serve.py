@@ -197,6 +197,30 @@ def test_bad_requests_name_the_field(served):
     assert requests.get(url, params={"limit": "many"}).json()["field"] == "limit"
 
 
+def test_a_text_too_long_to_render_or_a_control_character_is_refused_at_submission(served):
+    # issue 18.9: such a text was taken (201), then failed with "pass --yes", which no client can
+    # send; 18.10: a NUL in an option reached the child's command line
+    url = served["url"] + "/api/jobs"
+    jobs_folder = served["root"] / "data" / "jobs"
+    folders_before = sorted(jobs_folder.iterdir())
+    sentence = "This sentence is part of a very long narration indeed."  # 10 words
+    for text, says in ((" ".join([sentence] * 480), "about 32 min"),  # one segment, 4,800 words
+                       ("\n\n".join(["Hi."] * 600), "600 segments")):  # one-line paragraphs
+        answer = requests.post(url, json=_job(text))
+        assert answer.status_code == 422, answer.text[:300]
+        body = answer.json()
+        assert body["field"] == "text" and says in body["detail"], body
+        assert "30 min or 500 segments" in body["detail"] and "--yes" not in body["detail"], body
+    for field in ("voice_ref_text", "presenter_prompt", "audience", "tone"):
+        answer = requests.post(url, json=_job(options={**SMALL, field: "a\x00b"}))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == f"options.{field}", answer.text
+        assert "control characters (U+0000" in answer.json()["detail"]
+    answer = requests.post(url, json={"mode": "guided", "topic": "vaccines\x1b[2J", "preset": "draft"})
+    assert answer.status_code == 422 and answer.json()["field"] == "topic", answer.text
+    assert sorted(jobs_folder.iterdir()) == folders_before, "a refused request left files"
+
+
 def test_uploads_stay_in_the_job_folder_under_server_names(served, tmp_path):
     data = served["root"] / "data"
     before = {p for p in served["root"].rglob("*")}
@@ -312,7 +336,7 @@ def test_on_comfyui_servers_a_vanished_one_is_a_failover_and_gpu_memory_is_repor
 
 
 def test_no_request_value_becomes_an_option_or_a_path_of_its_own(tmp_path):
-    from orchestrator.cli import build_parser
+    from orchestrator.cli import build_parser, render_request
     from orchestrator.service.runner import Runner
     from orchestrator.service.store import Job
 
@@ -321,11 +345,17 @@ def test_no_request_value_becomes_an_option_or_a_path_of_its_own(tmp_path):
                "options": {"tone": "-x", "audience": sly, "presenter_prompt": "--image /etc/shadow"},
                "inputs": {"image": "../../image.png"}}
     job = Job(id="a" * 32, state="queued", request=request, created=0, updated=0)
-    args = build_parser().parse_args(Runner(tmp_path, servers=["http://gpu:8188"]).command(job))
     folder = tmp_path / "jobs" / job.id
+    folder.mkdir(parents=True)
+    command = Runner(tmp_path, servers=["http://gpu:8188"]).command(job)
+    # no request value is on the command line at all: the request goes as a JSON file
+    assert not any(value in " ".join(command) for value in (sly, "-x", "/etc/shadow", "image.png"))
+    parsed = build_parser().parse_args(command)
+    args = render_request(parsed)
+    assert Path(parsed.request) == folder / "request.json"
     assert (args.topic, args.audience, args.tone, args.presenter_prompt) == (sly, sly, "-x", "--image /etc/shadow")
     assert Path(args.out) == folder / "video.mp4" and Path(args.image) == folder / "inputs" / "image.png"
-    assert args.cache_dir == tmp_path / "cache" and args.server == ["http://gpu:8188"]
+    assert args.cache_dir == tmp_path / "cache" and parsed.server == ["http://gpu:8188"]
 
 
 def test_openapi_names_the_paths(served):

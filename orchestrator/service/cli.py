@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..options import servers
 from ..outputs import OutputError
 
 DEFAULT_PORT = 8000
@@ -118,10 +119,9 @@ def _positive(option: str):
 
 
 def worker_command(args) -> int:
-    from .. import cli
     from .worker import run_worker
 
-    args.server = cli._servers(args)
+    args.server = servers(args.server, args.config)
     return run_worker(args)
 
 
@@ -168,7 +168,6 @@ def serve_command(args) -> int:
     except ImportError as err:
         raise OutputError(f"podium serve needs {err.name}: install the serve extra "
                           "(pip install -e '.[serve]'; scripts/setup.sh does)") from None
-    from .. import cli
     from .app import Settings, create_app
 
     data_dir = (args.data_dir or _default_data_dir()).expanduser().absolute()
@@ -185,7 +184,7 @@ def serve_command(args) -> int:
 
     JobStore(data_dir / "jobs.sqlite3").close()  # a database it cannot use: said here, in one line
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
-                        workers=args.workers, servers=cli._servers(args),
+                        workers=args.workers, servers=servers(args.server, args.config),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,
                         broker=args.broker, public_url=args.public_url)
 

@@ -21,11 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from pydantic import ValidationError
+
 from podium.errors import one_line
 
+from ..request import DEFAULT_VOICE, RenderRequest
 from .store import Job
 
 VIDEO, SUBTITLES, SCRIPT_TEXT, LOG = "video.mp4", "video.srt", "script.txt", "log.txt"
+REQUEST = "request.json"  # what the child renders (orchestrator/request.py's RenderRequest)
 OUTPUTS = {"video": VIDEO, "subtitles": SUBTITLES, "script_json": "video.json", "script_md": "video.md"}
 RENDER_SHARE = 0.97  # of the progress bar: segments; the rest is stitching
 REPORT_EVERY_S = 0.25  # progress reaches the store at most this often (segment events: always)
@@ -180,28 +184,30 @@ class Runner:
         self._why_stopped: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def command(self, job: Job) -> list[str]:
-        """The `podium generate` arguments for the job (its request was validated on submission;
-        every path in it is the job folder's own). Each value goes as `--flag=VALUE`, so a value
-        that looks like an option (a topic "--out /x") stays a value."""
+    def render_request(self, job: Job) -> RenderRequest:
+        """What the child renders: the job's request (validated on submission) with the paths
+        of its own folder. No value of it ever becomes an option: it goes as a JSON file."""
         request, folder = job.request, job_dir(self.data_dir, job.id)
-        options = request.get("options") or {}
         inputs = request.get("inputs") or {}
-        given = {"mode": request.get("mode", "direct"), "preset": request.get("preset", "auto"),
-                 "out": folder / VIDEO, "cache-dir": self.cache_dir, "voice": request.get("voice")}
+        fields = {**(request.get("options") or {}), "mode": request.get("mode", "direct"),
+                  "preset": request.get("preset", "auto"), "voice": request.get("voice") or DEFAULT_VOICE,
+                  "out": str(folder / VIDEO), "cache_dir": self.cache_dir}
         if request.get("mode") == "guided":
-            given.update({"topic": request["topic"], "ollama-host": self.ollama_host})
-            for option in ("duration", "language", "audience", "tone", "speakers", "llm_model"):
-                given[option.replace("_", "-")] = options.get(option)
+            fields.update(topic=request["topic"])
+            if self.ollama_host:
+                fields.update(ollama_host=self.ollama_host)
         else:
-            given["script"] = folder / "inputs" / SCRIPT_TEXT
-        for option in ("subtitles", "fps", "size", "seed", "crossfade", "presenter_prompt", "voice_ref_text"):
-            given[option.replace("_", "-")] = options.get(option)
-        for field_name, flag in (("image", "image"), ("voice_ref", "voice-ref")):
-            if inputs.get(field_name):
-                given[flag] = folder / "inputs" / Path(inputs[field_name]).name  # the server's own name
-        args = ["generate", "--force", "--quiet", "--progress-json"]
-        args += [f"--{flag}={value}" for flag, value in given.items() if value not in (None, "")]
+            fields["script"] = str(folder / "inputs" / SCRIPT_TEXT)
+        for name in ("image", "voice_ref"):
+            if inputs.get(name):
+                fields[name] = str(folder / "inputs" / Path(inputs[name]).name)  # the server's own name
+        return RenderRequest.model_validate(fields)
+
+    def command(self, job: Job) -> list[str]:
+        """The `podium generate` arguments for the job: its request file (written here), and
+        this runner's own flags. --yes: the length was decided at submission (schemas.py)."""
+        path = self.render_request(job).to_file(job_dir(self.data_dir, job.id) / REQUEST)
+        args = ["generate", f"--request={path}", "--force", "--quiet", "--progress-json", "--yes"]
         args += [f"--server={url}" for url in self.servers]
         if self.config:
             args.append(f"--config={self.config}")
@@ -212,7 +218,10 @@ class Runner:
         long as the child (Linux ends the child when the thread that started it ends)."""
         folder = job_dir(self.data_dir, job.id)
         progress = JobProgress()
-        argv = [sys.executable, "-c", _BOOT, str(os.getpid()), *self.command(job)]
+        try:
+            argv = [sys.executable, "-c", _BOOT, str(os.getpid()), *self.command(job)]
+        except ValidationError as err:  # a job stored by an older server, which this one refuses
+            return Outcome("failed", error=f"the job's request cannot be rendered: {one_line(err, 400)}")
         with open(folder / LOG, "ab") as log:
             log.write(f"--- attempt {job.attempts} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
             log.flush()

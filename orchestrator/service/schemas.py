@@ -2,7 +2,6 @@
 job as JSON. A bad value is named by its field (`options.fps: ...`)."""
 from __future__ import annotations
 
-import argparse
 import functools
 import re
 from typing import Literal, Optional
@@ -12,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from podium.errors import PodiumError
 from podium.validation import field_path, problem_of
 
+from ..request import (DEFAULT_VOICE, LONG_MINUTES, LONG_SEGMENTS, Mode, Preset, RenderOptions, Topic,
+                       preset_names, too_long)
 from .store import Job
 
-DEFAULT_VOICE = "piper-en_US-joe-medium"
-MAX_TEXT = 200_000  # characters of narration (about 9 hours at a narrator's pace)
+MAX_TEXT = 200_000  # characters of narration read at all (the length limit is in words and segments)
+__all__ = ["JobRequest", "JobView", "JobList", "RequestError", "preset_names", "voice_ids"]
 
 
 class RequestError(Exception):
@@ -27,49 +28,10 @@ class RequestError(Exception):
 
 
 @functools.lru_cache(maxsize=1)
-def preset_names() -> tuple[str, ...]:
-    from .. import presets
-
-    order, _ = presets.load_presets()
-    return ("auto", *order)
-
-
-@functools.lru_cache(maxsize=1)
 def voice_ids() -> tuple[str, ...]:
     from podium.models import ids_of_kind
 
     return tuple(ids_of_kind("piper-voice"))
-
-
-class Options(BaseModel):
-    """The `podium generate` options a request may set (each named as there)."""
-
-    model_config = ConfigDict(extra="forbid")
-    subtitles: Literal["none", "srt", "burn"] = "srt"
-    fps: int = Field(25, ge=1, le=120)
-    size: str = Field("1280x720", description="WxH, each side 64-4096 and even")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    crossfade: float = Field(0.0, ge=0, le=5)
-    presenter_prompt: str = Field("", max_length=2000)
-    voice_ref_text: str = Field("", max_length=2000, description="exactly what voice_ref says")
-    # guided mode
-    duration: float = Field(60, gt=0, le=4 * 3600, description="guided: target seconds of narration")
-    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
-    audience: str = Field("", max_length=300)
-    tone: str = Field("", max_length=300)
-    speakers: str = Field("", max_length=300, pattern=r"^[^\n\r]*$")
-    llm_model: str = Field("llama3.2", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        from ..cli import _size
-
-        try:
-            width, height = _size(value)
-        except argparse.ArgumentTypeError as err:
-            raise ValueError(str(err)) from None
-        return f"{width}x{height}"
 
 
 class JobRequest(BaseModel):
@@ -77,18 +39,31 @@ class JobRequest(BaseModel):
     JSON string, with the files `image` and `voice_ref`)."""
 
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["direct", "guided"] = "direct"
-    text: Optional[str] = Field(None, max_length=MAX_TEXT, description="direct: the narration (plain text or Markdown)")
-    topic: Optional[str] = Field(None, max_length=1000, description="guided: what the video is about")
-    preset: str = Field("auto", description="auto, or a preset of workflows/presets.yaml")
+    mode: Mode = "direct"
+    text: Optional[str] = Field(None, max_length=MAX_TEXT, description=(
+        f"direct: the narration (plain text or Markdown), at most {LONG_MINUTES} min of it "
+        f"(at 150 words a minute) in {LONG_SEGMENTS} segments"))
+    topic: Optional[Topic] = Field(None, description="guided: what the video is about")
+    preset: Preset = Field("auto", description="auto, or a preset of workflows/presets.yaml")
     voice: str = Field(DEFAULT_VOICE, description="a Piper voice id of models.yaml")
-    options: Options = Field(default_factory=Options)
+    options: RenderOptions = Field(default_factory=RenderOptions)
 
-    @field_validator("preset")
+    @field_validator("text")
     @classmethod
-    def _preset(cls, value: str) -> str:
-        if value not in preset_names():
-            raise ValueError(f"unknown preset {value!r}: choose one of {', '.join(preset_names())}")
+    def _length(cls, value: Optional[str]) -> Optional[str]:
+        """A text too long to render is refused now, with the limit (a job never fails for it)."""
+        from podium.engines.script import parse_script
+        from podium.engines.script_schema import ScriptFormatError
+
+        if not value or not value.strip():
+            return value
+        try:
+            what = too_long(parse_script(value))
+        except ScriptFormatError:
+            return value  # not a script it can read: the render says so, in its own words
+        if what is not None:
+            raise ValueError(f"the narration is {what}: a job renders at most {LONG_MINUTES} min or "
+                             f"{LONG_SEGMENTS} segments; split it into several jobs")
         return value
 
     @field_validator("voice")
