@@ -97,6 +97,9 @@ def _add_render_options(parser: argparse.ArgumentParser, demo: bool = False) -> 
         groups["guided"] = parser.add_argument_group(
             "guided mode (the script is written next to the video as .json and .md: edit it, then "
             "rerun with --script)")
+    groups["layout"] = parser.add_argument_group(
+        "decks and layout (--deck talk.pptx: its slides, its speaker notes as the narration; "
+        "--layout pip puts the presenter in a corner box over the slides)")
     groups["soundtrack"] = parser.add_argument_group(
         "soundtrack (mixed in the one AAC encode of the stitched video)")
     options.add_model_options(parser, RenderRequest, groups, demo=demo)
@@ -148,8 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _narration(request: RenderRequest, how, target: Path) -> str:
     """The narration text (or Podium script JSON) to render, from wherever the user gave it."""
+    if request.mode == "guided" and request.deck:
+        return ""  # the deck's notes are written by the LLM when the deck is read (lecture.py)
     if request.mode == "guided":
         return _guided_script(request, how, target)
+    if request.deck:
+        return ""  # the deck brings its narration
     if request.topic:
         raise outputs.OutputError("--topic goes with --mode guided; in direct mode give --text or --script")
     if request.text is None and request.script is None:

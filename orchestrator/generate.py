@@ -15,11 +15,12 @@ from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
 from podium.models import load_registry
 
-from . import cinema, outputs, presets, soundtrack
+from . import cinema, outputs, presets, soundtrack, timeline
 from .dispatch import render_all
+from .lecture import Layout, page_script
 from .progress_view import JobView
 from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
-from .segments import SegmentCache, content_key, default_cache_dir, plan, plan_per_server
+from .segments import SegmentCache, content_key, default_cache_dir, plan_per_server
 from .stitch import stitch
 from .workflow import bind, find_node, load_workflow
 
@@ -81,7 +82,8 @@ def check_image_size(path: Path) -> None:
 def _inputs(request: RenderRequest, config: str | None = None) -> dict[str, Path]:
     """Every file the user named as an input, by option (to keep outputs off them)."""
     named = {"--script": request.script, "--image": request.image, "--voice-ref": request.voice_ref,
-             "--config": config, "--workflow": request.workflow}
+             "--config": config, "--workflow": request.workflow, "--deck": request.deck,
+             "--notes": request.notes}
     if request.voice and str(request.voice).endswith(".onnx"):
         named["--voice"] = request.voice
     for pair in request.speaker_voice:
@@ -97,9 +99,13 @@ def output_files(request: RenderRequest, target: Path) -> dict[str, Path]:
     written = {"the video (--out)": target}
     if request.subtitles != "none":
         written["the subtitles"] = target.with_suffix(".srt")
-    if request.mode == "guided":
+    if request.mode == "guided" and request.deck:
+        written["the notes the LLM wrote"] = target.with_suffix(".notes.md")
+    elif request.mode == "guided":
         written["the script (.json)"] = target.with_suffix(".json")
         written["the script (.md)"] = target.with_suffix(".md")
+    if request.timeline:
+        written["the timeline (--timeline)"] = Path(request.timeline).expanduser().absolute()
     return written
 
 
@@ -339,8 +345,14 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
             picks = {name: replace(p, graph=presets.speak_with_piper(p.graph)) for name, p in picks.items()}
             graph = picks[instances[0].name].graph
     values, files = bindings(request, graph, choice.preset.name)  # checks the user's files before any work
+    layout = Layout.of(request)  # the deck is read (and refused) here, before any work too
+    graph, values, files = layout.apply(graph, values, files)
+    if picks:
+        picks = {name: replace(p, graph=layout.apply(p.graph, {}, {})[0]) for name, p in picks.items()}
     sound = soundtrack.request_from_args(request)  # --music, --sfx: checked before any work too
-    script = read_script(request, narration)  # an empty script is refused here, before any work too
+    # an empty script is refused here, before any work too
+    script = layout.talk.script if layout.talk else read_script(request, narration)
+    edit_target = timeline.check_target(request.timeline, target) if request.timeline else None
     soundtrack.check_generators(sound, script, check_models=not remote)
     # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none
     cue_timings = soundtrack.needs_timings(sound, script) and request.subtitles == "none"
@@ -364,18 +376,21 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
             per_server = {}
             for name, pick in picks.items():
                 server_values, server_files = bindings(request, pick.graph, choice.preset.name)
+                _, server_values, server_files = layout.apply(pick.graph, server_values, server_files,
+                                                              shaped=True)
                 if cue_timings and _has(pick.graph, "Subtitles"):
                     server_values[("Save video", "subtitle_mode")] = "srt"
                 if picture is not None:
                     server_files[portrait_input(pick.graph)] = picture
                 per_server[name] = (pick.graph, server_values, server_files)
-            jobs = plan_per_server(per_server, script)
+            jobs = plan_per_server(per_server, script, planner=layout.planner)
         else:
-            jobs = plan(graph, script, values, files)
+            jobs = layout.planner(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)
         clips = render_all(jobs, instances, cache, view)
         offsets = [sum(c.duration for c in clips[:i]) - request.crossfade * i for i in range(len(clips))]
-        mixer = soundtrack.mixer_for(sound, script, clips, offsets, instances[0], cache, view)
+        run_script = page_script(layout.talk) if layout.talk else script  # a section a run
+        mixer = soundtrack.mixer_for(sound, run_script, clips, offsets, instances[0], cache, view)
     finally:
         view.close()
     shortest = min(c.duration for c in clips)
@@ -395,5 +410,9 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
         raise PodiumError(f"cannot write {target} (and its subtitles) in {target.parent}: "
                           f"{err.strerror or err}; nothing there was changed: free some space and "
                           "rerun (the segments are cached)") from None
+    if edit_target is not None:  # the edit out: after the video, from the same pieces
+        subtitles = target.with_suffix(".srt") if request.subtitles != "none" else None
+        timeline.write(edit_target, timeline.edit_of(clips, offsets, request.fps, tuple(request.size),
+                                                     mixer, subtitles, target.stem))
     duration = sum(c.duration for c in clips) - request.crossfade * (len(clips) - 1)
     return Result(target, duration, len(clips), reused, time.perf_counter() - started, choice.preset.name)

@@ -65,21 +65,33 @@ def _drop_unused(graph: dict) -> None:
             del graph[key]
 
 
-def lecture_graph(graph: dict, layout: str, pip: Pip, size: tuple[int, int], hold_s: float) -> dict:
-    """The preset's graph as a lecture (API format; the input is not changed)."""
-    if layout not in LAYOUTS or layout == "full":
-        raise UsageError(f"a deck is shown with --layout pip or slides, got '{layout}'")
+def layout_graph(graph: dict, layout: str, pip: Pip, size: tuple[int, int], hold_s: float,
+                 deck: bool) -> dict:
+    """The preset's graph in this layout (API format; the input is not changed). With a deck
+    the pages are the background; without one, the script's own slides (a Presenter node with
+    no portrait draws them)."""
+    if layout not in LAYOUTS:
+        raise UsageError(f"layout must be one of {', '.join(LAYOUTS)}, got '{layout}'")
+    if layout == "full":
+        if deck:
+            raise UsageError("a deck is shown with --layout pip or slides, not full")
+        return graph
     graph = copy.deepcopy(graph)
     script_id = find_node(graph, "Script")
     voice_id = find_node(graph, "Voice")
-    graph[script_id] = {"class_type": "PodiumDeck", "_meta": {"title": DECK},
-                        "inputs": {"deck": "", "width": size[0], "height": size[1], "notes": "",
-                                   "pages": "", "hold_seconds": hold_s}}
     ids = [int(k) for k in graph if k.isdigit()]
     slides_id, layout_id = str(max(ids) + 1), str(max(ids) + 2)
-    graph[slides_id] = {"class_type": "PodiumDeckSlides", "_meta": {"title": SLIDES},
-                        "inputs": {"deck": [script_id, 1], "speech": [voice_id, 0],
-                                   "width": size[0], "height": size[1]}}
+    if deck:
+        graph[script_id] = {"class_type": "PodiumDeck", "_meta": {"title": DECK},
+                            "inputs": {"deck": "", "width": size[0], "height": size[1], "notes": "",
+                                       "pages": "", "hold_seconds": hold_s}}
+        graph[slides_id] = {"class_type": "PodiumDeckSlides", "_meta": {"title": SLIDES},
+                            "inputs": {"deck": [script_id, 1], "speech": [voice_id, 0],
+                                       "width": size[0], "height": size[1]}}
+    else:
+        graph[slides_id] = {"class_type": "PodiumPresenter", "_meta": {"title": SLIDES},
+                            "inputs": {"script": [script_id, 0], "speech": [voice_id, 0],
+                                       "width": size[0], "height": size[1], "motion": 0.0}}
     save = graph[find_node(graph, "Save video")]
     if layout == "slides":
         save["inputs"]["visual"] = [slides_id, 0]
@@ -97,6 +109,39 @@ def lecture_graph(graph: dict, layout: str, pip: Pip, size: tuple[int, int], hol
     return graph
 
 
+def lecture_graph(graph: dict, layout: str, pip: Pip, size: tuple[int, int], hold_s: float) -> dict:
+    """The preset's graph as a deck lecture."""
+    return layout_graph(graph, layout, pip, size, hold_s, deck=True)
+
+
+def fit_bindings(graph: dict, values: dict, files: dict, layout: str, pip: Pip,
+                 size: tuple[int, int]) -> tuple[dict, dict]:
+    """The preset's bindings for the graph in its layout: none for nodes the layout removed,
+    the box's size for the stages that draw the presenter."""
+    titles = {n.get("_meta", {}).get("title") for n in graph.values()}
+    values = {k: v for k, v in values.items() if k[0] in titles}
+    files = {k: v for k, v in files.items() if k[0] in titles}
+    if layout == "pip":
+        box = pip.box_size(*size)
+        for title in SIZED:
+            if (title, "width") in values:
+                values[(title, "width")], values[(title, "height")] = box
+    return values, files
+
+
+def page_script(talk: Lecture) -> Script:
+    """The lecture's script with one segment a page (what one run renders): for the soundtrack,
+    whose sections and cues are placed by run."""
+    from podium.engines.script import Segment
+
+    merged: list[Segment] = []
+    for page in talk.pages:
+        steps = [s for s, p in zip(talk.script.segments, talk.segment_pages) if p == page]
+        merged.append(Segment(sentences=[x for s in steps for x in s.sentences], title=steps[0].title,
+                              cues=[c for s in steps for c in s.cues]))
+    return Script(title=talk.script.title, segments=merged, stage=talk.script.stage)
+
+
 def plan_pages(graph: dict, lecture: Lecture, values: dict, files: dict) -> list[SegmentJob]:
     """One job a page: the Deck node picks its page (its `[next]` steps stay in one run)."""
     files = {**files, (DECK, "deck"): lecture.deck.path}
@@ -107,3 +152,41 @@ def plan_pages(graph: dict, lecture: Lecture, values: dict, files: dict) -> list
         bound = bind(graph, {**values, (DECK, "pages"): str(page + 1)})
         jobs.append(SegmentJob(index, bound, content_key(bound, files), files))
     return jobs
+
+
+@dataclass
+class Layout:
+    """The request's layout, resolved once: its name, the box, and the deck read (when given)."""
+
+    name: str
+    pip: Pip
+    size: tuple[int, int]
+    hold: float
+    talk: Lecture | None = None
+
+    @classmethod
+    def of(cls, request) -> "Layout":
+        pip = Pip(request.pip_position, request.pip_size, request.pip_shape, request.pip_border,
+                  request.pip_margin)
+        talk = None
+        if request.deck:
+            notes = Path(request.notes).expanduser().absolute() if request.notes else None
+            talk = read_lecture(Path(request.deck).expanduser().absolute(), notes, request.hold)
+        return cls(request.chosen_layout(), pip, tuple(request.size), request.hold, talk)
+
+    def apply(self, graph: dict, values: dict, files: dict, shaped: bool = False):
+        """(graph, values, files) in this layout; `shaped`: the graph is already."""
+        if self.name == "full":
+            return graph, values, files
+        if not shaped:
+            graph = layout_graph(graph, self.name, self.pip, self.size, self.hold, deck=self.talk is not None)
+        values, files = fit_bindings(graph, values, files, self.name, self.pip, self.size)
+        return graph, values, files
+
+    def planner(self, graph: dict, script: Script, values: dict, files: dict) -> list[SegmentJob]:
+        """The runs: a page each for a deck, else a segment each."""
+        if self.talk is None:
+            from .segments import plan
+
+            return plan(graph, script, values, files)
+        return plan_pages(graph, self.talk, values, files)

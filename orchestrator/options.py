@@ -18,7 +18,7 @@ from podium.errors import one_line
 from .outputs import OutputError
 
 MAX_SIDE = 4096  # the Presenter node's limit
-GROUPS = ("main", "source", "guided", "render", "soundtrack")  # the order options are shown in
+GROUPS = ("main", "source", "guided", "render", "layout", "soundtrack")  # the order options are shown in
 
 
 def parse_size(value: str) -> tuple[int, int]:

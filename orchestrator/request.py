@@ -96,6 +96,26 @@ class RenderOptions(BaseModel):
     crossfade: Annotated[Seconds, Field(ge=0, le=5, description=(
         "cross-fade between segments (re-encodes the video)")),
         Cli(metavar="SECONDS", unit="seconds")] = 0.0
+    # decks and layout
+    layout: Annotated[Optional[Literal["full", "pip", "slides"]], Field(description=(
+        "full: the presenter is the frame; pip: the slides (the deck's, or the script's) fill it and "
+        "the presenter sits in a corner box; slides: no presenter. Default: pip with a deck and "
+        "--image, slides with a deck alone, else full")), Cli("layout")] = None
+    pip_position: Annotated[Literal["top-right", "top-left", "bottom-right", "bottom-left"], Field(
+        description="the presenter's corner (a slide with content there gets another free corner)"),
+        Cli("layout")] = "top-right"
+    pip_size: Annotated[float, Field(ge=0.05, le=0.6, allow_inf_nan=False, description=(
+        "the presenter box's height as a share of the frame's (Paper2Video: 0.167)")),
+        Cli("layout", metavar="SHARE")] = 0.25
+    pip_shape: Annotated[Literal["square", "rounded", "circle"], Field(description="the box's shape"),
+                         Cli("layout")] = "rounded"
+    pip_border: Annotated[int, Field(ge=0, le=20, description="a light border around the box, px"),
+                          Cli("layout", metavar="PX")] = 0
+    pip_margin: Annotated[int, Field(ge=0, le=200, description="the box's distance from the frame's edges, px"),
+                          Cli("layout", metavar="PX")] = 16
+    hold: Annotated[Seconds, Field(ge=0.5, le=60, description=(
+        "how long a deck page without notes stays up (silent)")),
+        Cli("layout", metavar="SECONDS", unit="seconds")] = 4.0
     # guided mode
     duration: Annotated[Seconds, Field(gt=0, le=4 * 3600, description="target length of the narration"),
                         Cli("guided", metavar="SECONDS", unit="seconds", demo=False)] = 60
@@ -127,6 +147,17 @@ class RenderRequest(RenderOptions):
                      Cli("source", demo=False)] = None
     out: Annotated[Optional[str], Field(description="where to write the video"),
                    Cli("main", metavar="FILE.mp4")] = None
+    deck: Annotated[Optional[str], Field(description=(
+        "a slide deck (.pptx, .pdf) to narrate: each slide's speaker notes are its narration (a PDF "
+        "takes --notes, or --mode guided writes them); `[next]` in notes splits a slide's steps")),
+        Cli("layout", metavar="FILE", demo=False)] = None
+    notes: Annotated[Optional[str], Field(description=(
+        "the deck's narration as a file: one section per slide, '---' lines between them")),
+        Cli("layout", metavar="FILE.md", demo=False)] = None
+    timeline: Annotated[Optional[str], Field(description=(
+        "also write the edit (.otio; .fcpxml or .edl through OpenTimelineIO's adapters), its media "
+        "in NAME_media/ beside it, for DaVinci Resolve, Kdenlive, Premiere...")),
+        Cli("main", metavar="FILE.otio", demo=False)] = None
     workflow: Annotated[Optional[str], Field(description="run this graph (API or UI format) instead of "
                                                          "the preset's"),
                         Cli("main", metavar="NAME|FILE", demo=False)] = None
@@ -179,7 +210,21 @@ class RenderRequest(RenderOptions):
         given = [flag for flag, value in (("text", self.text), ("script", self.script)) if value is not None]
         if len(given) > 1:
             raise ValueError("give the narration once: text or script, not both")
+        if self.deck is not None and given:
+            raise ValueError("a deck brings its own narration (its notes, or --notes): drop text/script")
+        if self.notes is not None and self.deck is None:
+            raise ValueError("notes go with a deck: give --deck too")
+        if self.layout == "full" and self.deck is not None:
+            raise ValueError("a deck is shown with layout pip or slides, not full")
         return self
+
+    def chosen_layout(self) -> str:
+        """The layout asked for, or the default for what was given."""
+        if self.layout is not None:
+            return self.layout
+        if self.deck is not None:
+            return "pip" if self.image else "slides"
+        return "full"
 
     def to_file(self, path: Path) -> Path:
         """The request as JSON at `path` (temp name, then rename): what a child render reads."""

@@ -49,11 +49,14 @@ def plan(graph: dict, script: Script, values: dict, files: dict) -> list[Segment
     return jobs
 
 
-def plan_per_server(bound: dict[str, tuple[dict, dict, dict]], script: Script) -> list[SegmentJob]:
+def plan_per_server(bound: dict[str, tuple[dict, dict, dict]], script: Script,
+                    planner: Callable = None) -> list[SegmentJob]:
     """One job per segment where each instance runs its own graph (`bound`: {instance name:
     (graph, values, files)}). The cache key covers every instance's version, not which one
-    rendered it, so a segment finished on any of them is reused by a rerun on the same servers."""
-    per = {name: plan(graph, script, values, files) for name, (graph, values, files) in bound.items()}
+    rendered it, so a segment finished on any of them is reused by a rerun on the same servers.
+    `planner(graph, script, values, files)` cuts the runs (default: `plan`, a run a segment)."""
+    planner = planner or plan
+    per = {name: planner(graph, script, values, files) for name, (graph, values, files) in bound.items()}
     first = next(iter(per.values()))
     jobs = []
     for i, job in enumerate(first):

@@ -211,11 +211,12 @@ def mixer_for(request: Request, script, clips: list[Clip], offsets: list[float],
     if not request.wanted:
         return None
     duration = offsets[-1] + clips[-1].duration
-    music = None
+    music, pieces = None, Pieces()
     if request.music == AUTO:
-        music = _auto_music(request, script, clips, offsets, duration, instance, cache, view)
+        music = _auto_music(request, script, clips, offsets, duration, instance, cache, view, pieces)
     elif request.music:
         music = engine.decode(request.music, RATE, max_seconds=duration + 1.0, what="music file")
+        pieces.music.append((Path(request.music).expanduser(), 0.0, duration, "Music"))
     cues = []
     missing = set()
     for name, time in cue_times(script, clips, offsets):
@@ -225,7 +226,9 @@ def mixer_for(request: Request, script, clips: list[Clip], offsets: list[float],
         if path is None:
             missing.add(name)
             continue
-        cues.append(engine.SoundCue(engine.decode(path, RATE, max_seconds=30.0, what="sound effect"), time))
+        cue = engine.decode(path, RATE, max_seconds=30.0, what="sound effect")
+        cues.append(engine.SoundCue(cue, time))
+        pieces.effects.append((Path(path), time, len(cue) / RATE, name))
     if missing:
         print(f"warning: no sound for {', '.join(sorted(missing))}: give --sfx NAME=FILE, or "
               "--sfx auto to generate them; those cues are silent", file=sys.stderr)
@@ -237,10 +240,19 @@ def mixer_for(request: Request, script, clips: list[Clip], offsets: list[float],
         bed = music[0] if fitted else music
         return engine.mix(voice, RATE, bed, cues, request.settings, fitted=fitted)
 
+    mix.pieces = pieces  # what went where, for the timeline (--timeline)
     return mix
 
 
-def _auto_music(request: Request, script, clips, offsets, duration, instance, cache, view):
+@dataclass
+class Pieces:
+    """The files the mix placed: (file, start s, seconds, name) each, for the edit out."""
+
+    music: list = field(default_factory=list)
+    effects: list = field(default_factory=list)
+
+
+def _auto_music(request: Request, script, clips, offsets, duration, instance, cache, view, pieces=None):
     """One generated track for the video; sections that ask for other music get their own,
     cross-faded at their boundaries. (samples, True) when already laid out to the video."""
     spans: list[tuple[str, float, float]] = []  # prompt, start, end
@@ -250,12 +262,16 @@ def _auto_music(request: Request, script, clips, offsets, duration, instance, ca
             spans[-1] = (prompt, spans[-1][1], offset + clip.duration)
         else:
             spans.append((prompt, offset, offset + clip.duration))
-    tracks = {}
+    tracks, paths = {}, {}
     for prompt, start, end in spans:
         if prompt not in tracks:
             seconds = min(max(end - start for p, start, end in spans if p == prompt) + 1.0, MAX_GENERATED_S)
             path = generate_audio("music", "Music", prompt, seconds, request.seed, instance, cache, view)
             tracks[prompt] = engine.decode(path, RATE, what="generated music")
+            paths[prompt] = path
+    for prompt, start, end in spans:
+        if pieces is not None:
+            pieces.music.append((paths[prompt], start, min(end - start, len(tracks[prompt]) / RATE), "Music"))
     if len(spans) == 1:
         return tracks[spans[0][0]]
     length = int(round(duration * RATE))

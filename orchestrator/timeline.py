@@ -171,3 +171,21 @@ def write(path: Path, edit: Edit) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def edit_of(clips, offsets: list[float], fps: float, size: tuple[int, int], mixer, subtitles: Path | None,
+            name: str) -> Edit:
+    """The Edit of a finished render: its segment clips at their offsets, what the mixer placed
+    (music, sound effects) and the captions of the published subtitles."""
+    segments = [Piece(c.path, float(o), c.duration, f"Segment {i + 1}")
+                for i, (c, o) in enumerate(zip(clips, offsets))]
+    pieces = getattr(mixer, "pieces", None)
+    music = [Piece(Path(p), s, d, n) for p, s, d, n in (pieces.music if pieces else [])]
+    effects = [Piece(Path(p), s, d, n) for p, s, d, n in (pieces.effects if pieces else [])]
+    captions = []
+    if subtitles is not None and subtitles.is_file():
+        import srt
+
+        captions = [(c.start.total_seconds(), c.end.total_seconds(), c.content.replace("\n", " "))
+                    for c in srt.parse(subtitles.read_text(encoding="utf-8"))]
+    return Edit(fps, size, segments, music, effects, captions, name)

@@ -30,7 +30,7 @@ pip=".venv/bin/python -m pip"
 $pip install -q --upgrade pip
 # One call for the torch stack, pinned (see constraints.txt for why).
 $pip install -q -c constraints.txt torch torchvision torchaudio torchcodec
-$pip install -q -c constraints.txt -e ".[comfyui,neural,dev,serve]"
+$pip install -q -c constraints.txt -e ".[comfyui,neural,dev,serve,cli]"
 
 if [ "${1:-}" != "--no-demo" ]; then
   .venv/bin/podium demo --out demo.mp4 --force
