@@ -10,6 +10,7 @@ from ..engines import llm_script
 from ..engines.llm_script import OllamaSettings
 from ..errors import PodiumError
 from ..profiling import reported_stage
+from .fingerprint import new_each_run
 
 
 def _inside_comfyui() -> bool:
@@ -51,6 +52,12 @@ class PodiumOllamaSettings:
     FUNCTION = "make"
     CATEGORY = "Podium/script"
     DESCRIPTION = "Ollama server, model and sampling options for the guided script."
+
+    @classmethod
+    def IS_CHANGED(cls, seed=-1, **_):
+        """-1: a new script each run, so never the cached one (the Guided Script node downstream
+        re-runs with it: ComfyUI keys its cache on the ancestors' fingerprints too)."""
+        return new_each_run() if seed is not None and seed < 0 else ""
 
     @classmethod
     def VALIDATE_INPUTS(cls, host="", model=""):
