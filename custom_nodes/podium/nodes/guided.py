@@ -33,7 +33,8 @@ class PodiumOllamaSettings:
                                     "tooltip": "The Ollama server (`ollama serve` listens on http://127.0.0.1:11434). "
                                                f"Inside ComfyUI only the hosts the operator allows ({llm_script.HOSTS_ENV}; default: this machine)."}),
                 "model": ("STRING", {"default": llm_script.DEFAULT_MODEL,
-                                     "tooltip": "An Ollama model you have pulled (`ollama pull llama3.2`)."}),
+                                     "tooltip": "An Ollama model you have pulled (`ollama pull llama3.2`); "
+                                                "'choose an installed model' lists the allowed hosts' models."}),
                 "keep_alive": ("STRING", {"default": "5m",
                                           "tooltip": "How long Ollama keeps the model loaded afterwards: '5m', '0' to unload now, '-1' forever."}),
                 "temperature": ("FLOAT", {"default": 0.7, "min": 0.0, "max": 2.0, "step": 0.05,
