@@ -111,3 +111,58 @@ def test_the_editor_extension_is_served(comfy):
     assert len(ours) == 1, scripts
     body = requests.get(comfy["url"] + ours[0], timeout=30).text
     assert "podium_audio_upload" in body and "/podium/ollama/models" in body
+
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--no-first-run", "--no-default-browser-check"]
+NODES_JS = """() => {
+  const make = (type) => { const n = LiteGraph.createNode(type); app.graph.add(n); return n; };
+  window.podiumTest = {music: make("PodiumMusicFile"), presenter: make("PodiumPresenter"),
+                       settings: make("PodiumOllamaSettings")};
+  const describe = (n) => ({widgets: n.widgets.map(w => [w.name, w.type, w.label || ""]),
+                            saved: n.serialize().widgets_values});
+  return Object.fromEntries(Object.entries(window.podiumTest).map(([k, n]) => [k, describe(n)]));
+}"""
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_the_editor_offers_upload_buttons_and_the_allowed_ollama_models(comfy, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    track = tmp_path / "bed.wav"
+    subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1", str(track)], check=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(comfy["url"], wait_until="networkidle", timeout=120_000)
+            page.wait_for_function("window.app && window.app.graph && window.LiteGraph", timeout=120_000)
+            nodes = page.evaluate(NODES_JS)
+            music, presenter, settings = nodes["music"], nodes["presenter"], nodes["settings"]
+            # the audio combo and its button (last, not saved: widgets_values keep their order)
+            assert [w[:2] for w in music["widgets"]][:2] == [["file", "combo"], ["max_seconds", "number"]]
+            assert music["widgets"][-1][1] == "button" and "upload" in music["widgets"][-1][2]
+            assert len(music["saved"]) == 2
+            # core's image upload on the portrait combo
+            assert ["portrait_path", "combo"] in [w[:2] for w in presenter["widgets"]]
+            assert any(w[0] == "upload" for w in presenter["widgets"])
+            assert settings["widgets"][-1][2] == "choose an installed model"
+            assert settings["saved"][:2] == ["http://127.0.0.1:11434", "llama3.2"]
+
+            # uploading through the button puts the file in the input folder and picks it
+            page.locator("input[type=file][accept='audio/*,video/*']").first.set_input_files(str(track))
+            page.wait_for_function("window.podiumTest.music.widgets[0].value === 'bed.wav'", timeout=30_000)
+            assert (comfy["input"] / "bed.wav").read_bytes() == track.read_bytes()
+
+            # the model list: the allowed host's models; choosing one fills the text input
+            page.evaluate("""() => { const n = window.podiumTest.settings;
+              n.widgets.find(w => w.name === 'host').value = '';
+              const b = n.widgets[n.widgets.length - 1];
+              b.callback(b, app.canvas, n, [0, 0], new MouseEvent('click', {clientX: 300, clientY: 300})); }""")
+            page.get_by_text("qwen3:4b", exact=True).click(timeout=30_000)
+            model = page.evaluate("() => window.podiumTest.settings.widgets.find(w => w.name === 'model').value")
+            assert model == "qwen3:4b"
+            page.screenshot(path=str(tmp_path / "editor.png"))
+        finally:
+            browser.close()

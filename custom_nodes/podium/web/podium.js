@@ -46,6 +46,7 @@ function addAudioUpload(node, inputName) {
   const button = node.addWidget("button", `upload ${inputName}`, null, () => picker.click(),
                                 { serialize: false });
   button.label = `choose ${inputName.replace("_", " ")} to upload`;
+  button.serialize = false; // LiteGraph reads this on the widget, not in its options
   const onRemoved = node.onRemoved;
   node.onRemoved = function () {
     picker.remove();
@@ -98,6 +99,7 @@ app.registerExtension({
                                       (_w, _canvas, _node, _pos, event) => chooseOllamaModel(this, event),
                                       { serialize: false });
         button.label = "choose an installed model";
+        button.serialize = false;
       }
       return result;
     };
