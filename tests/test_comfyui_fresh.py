@@ -149,6 +149,14 @@ def test_the_editor_offers_upload_buttons_and_the_allowed_ollama_models(comfy, t
             assert any(w[0] == "upload" for w in presenter["widgets"])
             assert settings["widgets"][-1][2] == "choose an installed model"
             assert settings["saved"][:2] == ["http://127.0.0.1:11434", "llama3.2"]
+            # what the editor saves is what the orchestrator's UI-format converter expects
+            from orchestrator.embedded import object_info
+            from orchestrator.ui_format import widget_names
+
+            info = object_info()
+            for name, node in (("PodiumMusicFile", music), ("PodiumPresenter", presenter),
+                               ("PodiumOllamaSettings", settings)):
+                assert len(node["saved"]) == sum(1 + extra for *_, extra in widget_names(info[name])), name
 
             # uploading through the button puts the file in the input folder and picks it
             page.locator("input[type=file][accept='audio/*,video/*']").first.set_input_files(str(track))
