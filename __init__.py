@@ -16,4 +16,5 @@ _spec.loader.exec_module(_entry)  # loaded under a foreign name: it hands over t
 
 NODE_CLASS_MAPPINGS = _entry.NODE_CLASS_MAPPINGS
 NODE_DISPLAY_NAME_MAPPINGS = _entry.NODE_DISPLAY_NAME_MAPPINGS
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+WEB_DIRECTORY = _entry.WEB_DIRECTORY  # the pack's editor extension (absolute path)
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -355,3 +355,55 @@ def test_cli_music_auto_runs_the_music_graph_once_with_the_scripts_prompt(tmp_pa
                  "--out", str(tmp_path / "b.mp4")]) == 2
     err = capsys.readouterr().err
     assert "podium models pull acestep-v15-xl-turbo" in err and err.count("\n") == 1
+
+
+# --- a long upload decodes only what the video needs (issue 18.7) -----------------------------
+
+
+@pytest.fixture
+def hour_of_silence(tmp_path):
+    """An hour of silent FLAC: 0.7 MB on disk, 690 MB as 48 kHz float32."""
+    path = tmp_path / "input" / "hour.flac"
+    path.parent.mkdir()
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "3600",
+                    "-c:a", "flac", str(path)], check=True)
+    assert path.stat().st_size < 2_000_000
+    return path
+
+
+def test_music_file_node_decodes_only_as_long_as_the_voice_it_goes_under(hour_of_silence, monkeypatch):
+    import tracemalloc
+
+    from podium.nodes import soundtrack as node
+
+    monkeypatch.chdir(hour_of_silence.parent)
+    voice = {"waveform": np.zeros((1, 1, 2 * 16000), np.float32), "sample_rate": 16000}  # 2 s
+    tracemalloc.start()
+    try:
+        (music,) = node.PodiumMusicFile().load("hour.flac", voice=voice)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    length = np.asarray(music["waveform"]).shape[-1]
+    assert length <= (2 + node.LEAD_MARGIN_S) * RATE + RATE
+    assert peak < 3 * length * 4 + (8 << 20), f"peak {peak / 1e6:.0f} MB for {length * 4 / 1e6:.0f} MB of samples"
+    # no voice linked and max_seconds 0: capped (at 20 minutes; 40 s here to keep the test light)
+    monkeypatch.setattr(node, "MAX_TRACK_S", 40.0)
+    (music,) = node.PodiumMusicFile().load("hour.flac")
+    assert np.asarray(music["waveform"]).shape[-1] <= 41 * RATE
+    (music,) = node.PodiumMusicFile().load("hour.flac", max_seconds=3.0, voice=voice)  # the smaller wins
+    assert abs(np.asarray(music["waveform"]).shape[-1] - 3 * RATE) <= RATE // 10
+
+
+def test_decode_streams_into_one_array_of_what_was_asked(hour_of_silence):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        samples = soundtrack.decode(hour_of_silence, RATE, max_seconds=60.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert abs(len(samples) - 60 * RATE) <= RATE // 10 and samples.dtype == np.float32
+    # before: the whole pipe's bytes and a copy of them (2x); now the samples' array and a block
+    assert peak < 1.2 * samples.nbytes + (4 << 20), f"peak {peak / 1e6:.1f} MB for {samples.nbytes / 1e6:.1f} MB"

@@ -8,9 +8,13 @@ __init__.py loads this file by path too. Either way the pack itself is imported 
 module `podium`: a clone in custom_nodes/, `--base-directory <repo>`, the orchestrator and the
 tests then share one set of classes and one memory manager, and nothing loads twice.
 """
+import os
 import sys
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+# the editor extension (audio upload buttons, the Ollama model list); absolute, so the clone's
+# root __init__.py can hand the same folder on
+WEB_DIRECTORY = os.path.join(os.path.dirname(os.path.realpath(__file__)), "web")
 
 
 def _as_podium():
@@ -48,9 +52,18 @@ if __name__ == "podium":
 
     if "folder_paths" in sys.modules:  # inside ComfyUI: tell it where our models live
         from .models import register_comfy_folders
+        from .torch_check import torch_warning
 
         register_comfy_folders()
+        line = torch_warning()
+        if line:
+            print(line, flush=True)
+        if "server" in sys.modules:  # the editor's list of Ollama models (GET /podium/ollama/models)
+            from .nodes.ollama_models import register_routes
+
+            register_routes()
 else:
     _podium = _as_podium()
     NODE_CLASS_MAPPINGS = _podium.NODE_CLASS_MAPPINGS
     NODE_DISPLAY_NAME_MAPPINGS = _podium.NODE_DISPLAY_NAME_MAPPINGS
+    WEB_DIRECTORY = _podium.WEB_DIRECTORY

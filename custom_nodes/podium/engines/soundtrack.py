@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -73,22 +74,52 @@ class SoundCue:
 def decode(path: str | Path, rate: int, max_seconds: Optional[float] = None,
            what: str = "music file") -> np.ndarray:
     """Any audio file ffmpeg reads (WAV, FLAC, MP3, OGG, M4A, a video's sound) as mono float32
-    at `rate`; at most `max_seconds` of it. A file that is not audio: one-line UsageError."""
+    at `rate`; at most `max_seconds` of it. A file that is not audio: one-line UsageError.
+
+    Streamed: ffmpeg's output is read a block at a time straight into the result, so a long
+    file costs one array of what is asked for, not the whole file twice (a small upload can
+    hold hours of silence)."""
     command = [find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
                "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(rate),
                *(["-t", f"{max_seconds:.3f}"] if max_seconds else []), "-f", "f32le", "pipe:1"]
-    result = subprocess.run(command, capture_output=True)
-    if result.returncode:
-        why = result.stderr.decode(errors="replace").strip().splitlines()
-        reason = why[-1] if why else f"ffmpeg exit {result.returncode}"
+    limit = int(np.ceil(max_seconds * rate)) + rate if max_seconds else None
+    with tempfile.TemporaryFile() as log:  # a file, so a chatty ffmpeg cannot block on stderr
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log) as process:
+            samples = _read_samples(process.stdout, limit)
+            process.stdout.close()
+            returncode = process.wait()
+        log.seek(0)
+        why = log.read().decode(errors="replace").strip().splitlines()
+    if returncode and not (limit and len(samples) >= limit):
+        reason = why[-1] if why else f"ffmpeg exit {returncode}"
         if "matches no streams" in reason or "0:a:0" in reason:
             reason = "it has no audio stream"
         raise UsageError(f"{what} {path} cannot be read as audio ({reason}): give a WAV, FLAC, MP3, "
                          "OGG or M4A file")
-    samples = np.frombuffer(result.stdout, np.float32).copy()
     if not len(samples):
         raise UsageError(f"{what} {path} holds no audio: give a WAV, FLAC, MP3, OGG or M4A file")
     return samples
+
+
+def _read_samples(stream, limit: Optional[int], block: int = 1 << 18) -> np.ndarray:
+    """float32 samples from a pipe: into one preallocated array when the most is known (reading
+    stops there), else block by block."""
+    if limit is None:
+        data = bytearray()
+        for piece in iter(lambda: stream.read(block * 4), b""):
+            data += piece
+        del data[len(data) // 4 * 4:]
+        return np.frombuffer(data, np.float32)  # no copy: the array keeps the bytearray
+    out = np.empty(limit, np.float32)
+    view, filled = memoryview(out).cast("B"), 0
+    while filled < len(view):
+        got = stream.readinto(view[filled:filled + block * 4])
+        if not got:
+            break
+        filled += got
+    view.release()
+    out.resize(filled // 4, refcheck=False)  # shrinks in place: no second copy
+    return out
 
 
 # --- levels ---------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ def samples_from_audio(audio: dict) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(channels.mean(axis=0), np.float32), rate
 
 
+def audio_seconds(audio: dict) -> float:
+    """How long an AUDIO lasts, from its shape (nothing converted or copied)."""
+    return audio["waveform"].shape[-1] / float(audio["sample_rate"])
+
+
 def rgb_from_image(image) -> np.ndarray:
     """First image of an IMAGE batch as RGB uint8."""
     array = image[0]

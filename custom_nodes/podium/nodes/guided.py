@@ -10,6 +10,7 @@ from ..engines import llm_script
 from ..engines.llm_script import OllamaSettings
 from ..errors import PodiumError
 from ..profiling import reported_stage
+from .fingerprint import new_each_run
 
 
 def _inside_comfyui() -> bool:
@@ -32,7 +33,8 @@ class PodiumOllamaSettings:
                                     "tooltip": "The Ollama server (`ollama serve` listens on http://127.0.0.1:11434). "
                                                f"Inside ComfyUI only the hosts the operator allows ({llm_script.HOSTS_ENV}; default: this machine)."}),
                 "model": ("STRING", {"default": llm_script.DEFAULT_MODEL,
-                                     "tooltip": "An Ollama model you have pulled (`ollama pull llama3.2`)."}),
+                                     "tooltip": "An Ollama model you have pulled (`ollama pull llama3.2`); "
+                                                "'choose an installed model' lists the allowed hosts' models."}),
                 "keep_alive": ("STRING", {"default": "5m",
                                           "tooltip": "How long Ollama keeps the model loaded afterwards: '5m', '0' to unload now, '-1' forever."}),
                 "temperature": ("FLOAT", {"default": 0.7, "min": 0.0, "max": 2.0, "step": 0.05,
@@ -51,6 +53,12 @@ class PodiumOllamaSettings:
     FUNCTION = "make"
     CATEGORY = "Podium/script"
     DESCRIPTION = "Ollama server, model and sampling options for the guided script."
+
+    @classmethod
+    def IS_CHANGED(cls, seed=-1, **_):
+        """-1: a new script each run, so never the cached one (the Guided Script node downstream
+        re-runs with it: ComfyUI keys its cache on the ancestors' fingerprints too)."""
+        return new_each_run() if seed is not None and seed < 0 else ""
 
     @classmethod
     def VALIDATE_INPUTS(cls, host="", model=""):

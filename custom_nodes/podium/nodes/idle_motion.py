@@ -13,6 +13,7 @@ from ..files import atomic_write_text
 from ..models import ids_of_kind, load_registry
 from ..paths import next_output_path, resolve_input
 from ..profiling import reported_stage
+from .fingerprint import content_hash, stat_stamp
 from .presenter_image import model_folder_path
 
 log = logging.getLogger("podium.idle")
@@ -70,6 +71,12 @@ class PodiumIdleClip:
     FUNCTION = "make"
     CATEGORY = "Podium/presenter"
     DESCRIPTION = "The presenter's idle motion from an image-to-video model (Wan 2.2 TI2V 5B), looped."
+
+    @classmethod
+    def IS_CHANGED(cls, model=OFF, portrait_path="", clip_path="", model_folder="", **_):
+        off = model == OFF and not model_folder
+        return (content_hash(portrait_path, "portrait_path"), content_hash(clip_path, "clip_path"),
+                "" if off else stat_stamp(lambda: model_folder_path(model, model_folder)))
 
     @reported_stage("idle_clip")
     def make(self, model, seconds, loop, steps, seed, resolution, presenter=None, portrait_path="",

@@ -4,6 +4,7 @@ from ..errors import PodiumError
 from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
+from .fingerprint import stat_stamp
 from .frames import frame_sequence
 
 NO_MODEL = "none (use model_path)"
@@ -76,6 +77,11 @@ class PodiumLipSync:
     FUNCTION = "sync"
     CATEGORY = "Podium/presenter"
     DESCRIPTION = "Wav2Lip lip sync over the presenter, frame-accurate at any fps."
+
+    @classmethod
+    def IS_CHANGED(cls, model=NO_MODEL, model_path="", **_):
+        return stat_stamp(lambda: resolve_input(model_path, "model_path", models="lipsync")
+                          if model_path else resolve(model))
 
     @classmethod
     def VALIDATE_INPUTS(cls, face_box="", model_path=""):

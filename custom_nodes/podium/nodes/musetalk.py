@@ -6,6 +6,7 @@ from ..engines.musetalk import MuseTalkFiles, MuseTalkModels, MuseTalkVisual
 from ..errors import PodiumError
 from ..models import ids_of_kind, load_registry
 from ..profiling import reported_stage
+from .fingerprint import stat_stamp
 from .lipsync import parse_face_box, source_visual
 
 KIND_UNET, KIND_VAE, KIND_WHISPER = "musetalk", "diffusers-vae", "whisper"
@@ -86,6 +87,10 @@ class PodiumMuseTalk:
     FUNCTION = "sync"
     CATEGORY = "Podium/presenter"
     DESCRIPTION = "MuseTalk 1.5 lip sync over the presenter, frame-accurate at any fps."
+
+    @classmethod
+    def IS_CHANGED(cls, model=NO_MODEL, vae=NO_MODEL, whisper=NO_MODEL, **_):
+        return stat_stamp(lambda: [*installed_files(model), _folder(vae), _folder(whisper)])
 
     @classmethod
     def VALIDATE_INPUTS(cls, face_box=""):

@@ -6,6 +6,7 @@ from ..engines.music import MAX_SECONDS, generate, load_pipeline, sound_effect
 from ..models import ids_of_kind, resolve
 from ..profiling import reported_stage
 from .comfy_types import audio_from_channels
+from .fingerprint import stat_stamp
 
 KIND, SFX_KINDS = "ace-step", ("ace-step", "stable-audio")
 FALLBACK_IDS = ["acestep-v15-xl-turbo"]
@@ -56,6 +57,10 @@ class PodiumMusicGenerate:
     CATEGORY = "Podium/sound"
     DESCRIPTION = "Generate instrumental music with ACE-Step 1.5 (MIT), through diffusers."
 
+    @classmethod
+    def IS_CHANGED(cls, model="", **_):
+        return stat_stamp(lambda: resolve(model).parent)
+
     @reported_stage("music")
     def make(self, prompt, seconds, seed, model, steps=0):
         pipe = load_pipeline(resolve(model).parent)  # the entry's first file is model_index.json
@@ -75,6 +80,10 @@ class PodiumSoundEffect:
     CATEGORY = "Podium/sound"
     DESCRIPTION = ("Generate a sound effect: ACE-Step 1.5 (MIT) prompted for the sound alone, or Stable "
                    "Audio Open 1.0 (non-commercial use).")
+
+    @classmethod
+    def IS_CHANGED(cls, model="", **_):
+        return stat_stamp(lambda: resolve(model).parent)
 
     @reported_stage("sound_effect")
     def make(self, prompt, seconds, seed, model, steps=0):

@@ -4,6 +4,7 @@ from ..engines.visual import PortraitMotion, SlideDeck, load_image
 from ..errors import PodiumError
 from ..paths import resolve_input
 from .comfy_types import rgb_from_image
+from .fingerprint import content_hash, upload_combo
 
 
 class PodiumPresenter:
@@ -21,10 +22,11 @@ class PodiumPresenter:
                 "height": ("INT", {"default": 720, "min": 16, "max": 4096, "step": 2}),
                 "motion": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.1,
                                      "tooltip": "Strength of the portrait's sway and nods; 0 holds it still."}),
+                "portrait_path": upload_combo("image", "A PNG/JPEG/WebP file in the input folder (upload it "
+                                              "with the button); empty and no portrait: slides.", empty=True),
             },
             "optional": {
                 "portrait": ("IMAGE", {"tooltip": "A portrait from any image node; wins over portrait_path."}),
-                "portrait_path": ("STRING", {"default": "", "tooltip": "A PNG/JPEG/WebP file (relative: in the input folder); empty and no portrait: slides."}),
             },
         }
 
@@ -33,6 +35,10 @@ class PodiumPresenter:
     FUNCTION = "present"
     CATEGORY = "Podium/presenter"
     DESCRIPTION = "Portrait with idle motion, or slides that follow the script."
+
+    @classmethod
+    def IS_CHANGED(cls, portrait_path="", **_):
+        return content_hash(portrait_path, "portrait_path")
 
     @classmethod
     def VALIDATE_INPUTS(cls, portrait_path=""):

@@ -9,6 +9,7 @@ from ..errors import ModelMissingError, PodiumError
 from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
 from ..paths import confined, refused, resolve_input
+from .fingerprint import stat_stamp
 
 KIND = "diffusers"
 FOLDER = "diffusers"
@@ -79,6 +80,15 @@ class PodiumPresenterImage:
     FUNCTION = "make"
     CATEGORY = "Podium/presenter"
     DESCRIPTION = "A presenter portrait from SD1.5, SDXL or FLUX.1 (diffusers), optionally with an identity LoRA."
+
+    @classmethod
+    def IS_CHANGED(cls, model="", model_folder="", lora_path="", **_):
+        def files():
+            lora = (lora_path or "").strip()
+            if lora and confined():
+                lora = resolve_input(lora, "lora_path", models="loras", directory=None)
+            return [model_folder_path(model, model_folder)] + ([Path(lora)] if lora else [])
+        return stat_stamp(files)
 
     @classmethod
     def VALIDATE_INPUTS(cls, width=None, height=None):

@@ -4,27 +4,36 @@ from ..engines.speech import resample
 from ..errors import PodiumError
 from ..paths import resolve_input
 from ..profiling import reported_stage
-from .comfy_types import audio_from_samples, samples_from_audio
+from .comfy_types import audio_from_samples, audio_seconds, samples_from_audio
+from .fingerprint import check_upload, content_hash, upload_combo
 
 RATE = 48000  # what the mix is made at (the stitched video's audio rate)
+MAX_TRACK_S = 1200.0  # with no voice linked: a longer video loops these 20 minutes (~230 MB)
+LEAD_MARGIN_S = 15.0  # read past the voice's length: the mix trims silence at the track's start
 _DEFAULTS = soundtrack.MixSettings()
 
 
 class PodiumMusicFile:
     """A music track you have (WAV, FLAC, MP3, OGG, M4A ...), decoded by ffmpeg on the CPU:
-    the draft preset's music, no model or download needed."""
+    the draft preset's music, no model or download needed. Only what the video can use is
+    decoded (a small upload can hold hours of audio): as long as the voice when it is linked,
+    else at most MAX_TRACK_S."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "file": ("STRING", {"default": "music.mp3", "tooltip": (
-                    "The track's file name in ComfyUI's input folder (upload it there); outside "
-                    "ComfyUI a path.")}),
+                "file": upload_combo("audio", "The track, from ComfyUI's input folder (upload it "
+                                     "with the button); outside ComfyUI a path.", default="music.mp3"),
             },
             "optional": {
                 "max_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 7200.0, "step": 1.0,
-                                          "tooltip": "Read at most this much of it; 0: all of it."}),
+                                          "tooltip": "Read at most this much of it; 0: as long as the "
+                                                     "voice (linked), else the first "
+                                                     f"{MAX_TRACK_S / 60:g} minutes."}),
+                "voice": ("AUDIO", {"tooltip": "The narration the music goes under: only as much of "
+                                               "the track as it lasts is read (the mix loops or trims "
+                                               "to the voice anyway)."}),
             },
         }
 
@@ -34,13 +43,30 @@ class PodiumMusicFile:
     CATEGORY = "Podium/soundtrack"
     DESCRIPTION = "Load a music track (any format ffmpeg reads) as AUDIO, mono, 48 kHz."
 
+    @classmethod
+    def IS_CHANGED(cls, file="", **_):
+        return content_hash(file, "file")
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, file=None):
+        return check_upload(file, "file")
+
     @reported_stage("music")
-    def load(self, file, max_seconds=0.0):
+    def load(self, file, max_seconds=0.0, voice=None):
         path = resolve_input(file, "file")
         if not path.is_file():
             raise PodiumError(f"music file {path} not found: give the name of an audio file")
-        samples = soundtrack.decode(path, RATE, max_seconds=max_seconds or None)
+        samples = soundtrack.decode(path, RATE, max_seconds=music_seconds(max_seconds, voice))
         return (audio_from_samples(samples, RATE),)
+
+
+def music_seconds(max_seconds: float, voice=None) -> float:
+    """How much of the track to decode: what the user asked for, never more than the voice
+    (and a margin for the silence the mix trims from the track's start) or MAX_TRACK_S."""
+    need = MAX_TRACK_S
+    if voice is not None:
+        need = audio_seconds(voice) + LEAD_MARGIN_S
+    return min(max_seconds, need) if max_seconds and max_seconds > 0 else need
 
 
 class PodiumMix:

@@ -9,6 +9,7 @@ from ..errors import PodiumError
 from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
 from ..paths import confined, resolve_input
+from .fingerprint import stat_stamp
 
 KIND = "realesrgan"
 FOLDER = "upscale_models"
@@ -70,6 +71,10 @@ class PodiumUpscale:
     CATEGORY = "Podium/upscale"
     DESCRIPTION = "Real-ESRGAN on each frame (or the face only), tiled, streamed frame by frame."
 
+    @classmethod
+    def IS_CHANGED(cls, model="", model_path="", **_):
+        return stat_stamp(lambda: upscaler_path(model, model_path))
+
     @reported_stage("upscale")
     def upscale(self, visual, model, tile, region, width, height, model_path=""):
         path = upscaler_path(model, model_path)
@@ -103,6 +108,10 @@ class PodiumUpscaleImage:
     FUNCTION = "upscale"
     CATEGORY = "Podium/upscale"
     DESCRIPTION = "Real-ESRGAN on an IMAGE batch, tiled, the tile halved on out-of-memory."
+
+    @classmethod
+    def IS_CHANGED(cls, model="", model_path="", **_):
+        return stat_stamp(lambda: upscaler_path(model, model_path))
 
     @reported_stage("upscale")
     def upscale(self, image, model, tile, model_path=""):

@@ -5,6 +5,7 @@ from ..errors import PodiumError
 from ..models import ids_of_kind, resolve
 from ..paths import resolve_input
 from .comfy_types import audio_from_samples
+from .fingerprint import stat_stamp
 
 
 def piper_voice_ids() -> list[str]:
@@ -52,6 +53,15 @@ class PodiumPiperTTS:
     FUNCTION = "speak"
     CATEGORY = "Podium/voice"
     DESCRIPTION = "Speak the script with a Piper voice; keeps every sentence's exact timing."
+
+    @classmethod
+    def IS_CHANGED(cls, voice="", voice_path="", speaker_voices="", **_):
+        def files():
+            mains = [_voice_file(voice_path, "voice_path") if voice_path else resolve(voice)]
+            mains += [_voice_file(v, "speaker_voices") if v.endswith(".onnx") else resolve(v)
+                      for v in tts_piper.parse_speaker_voices(speaker_voices or "").values()]
+            return [f for m in mains for f in (m, m.with_name(m.name + ".json"))]
+        return stat_stamp(files)
 
     @classmethod
     def VALIDATE_INPUTS(cls, voice_path="", speaker_voices=""):

@@ -10,6 +10,7 @@ from ..profiling import reported_stage
 from ..models import ids_of_kind, load_registry
 from ..paths import resolve_input
 from .comfy_types import audio_from_samples, samples_from_audio
+from .fingerprint import content_hash, stat_stamp, upload_combo
 
 NO_MODEL = "none (use ckpt_path)"
 VOCODER_ID = "vocos-mel-24khz"
@@ -61,7 +62,7 @@ class PodiumF5VoiceClone:
         return {
             "required": {
                 "script": ("PODIUM_SCRIPT",),
-                "reference_audio": ("STRING", {"default": "", "tooltip": "5-12 s of the voice to clone (WAV; other formats are converted with ffmpeg). Relative: in the input folder. Ignored when 'audio' is connected."}),
+                "reference_audio": upload_combo("audio", "5-12 s of the voice to clone, from the input folder (upload it with the button; WAV, other formats are converted with ffmpeg). Ignored when 'audio' is connected.", empty=True),
                 "ref_text": ("STRING", {"multiline": True, "default": "", "tooltip": "Exactly what the reference audio says."}),
                 "model": (f5_model_ids(), {"tooltip": "An F5-TTS model from models.yaml (podium models list); F5TTS_v1_Base weights are non-commercial (CC-BY-NC-4.0)."}),
                 "nfe_step": ("INT", {"default": 32, "min": 1, "max": 128, "tooltip": "Denoising steps: more is cleaner and slower (16 for drafts)."}),
@@ -84,6 +85,14 @@ class PodiumF5VoiceClone:
     FUNCTION = "speak"
     CATEGORY = "Podium/voice"
     DESCRIPTION = "Speak the script in a cloned voice (F5-TTS); keeps every sentence's exact timing."
+
+    @classmethod
+    def IS_CHANGED(cls, reference_audio="", model=NO_MODEL, ckpt_path="", vocab_path="", vocoder_dir="",
+                   model_config="", **_):
+        def files():
+            ckpt, vocab, vocoder, config = model_files(model, ckpt_path, vocab_path, vocoder_dir, model_config)
+            return [ckpt, vocab, vocoder] + ([Path(config)] if config.endswith(".yaml") else [])
+        return content_hash(reference_audio, "reference_audio"), stat_stamp(files)
 
     @classmethod
     def VALIDATE_INPUTS(cls, reference_audio=None, ref_text=None, ckpt_path=None,
