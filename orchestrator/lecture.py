@@ -91,7 +91,8 @@ def layout_graph(graph: dict, layout: str, pip: Pip, size: tuple[int, int], hold
     else:
         graph[slides_id] = {"class_type": "PodiumPresenter", "_meta": {"title": SLIDES},
                             "inputs": {"script": [script_id, 0], "speech": [voice_id, 0],
-                                       "width": size[0], "height": size[1], "motion": 0.0}}
+                                       "width": size[0], "height": size[1], "motion": 0.0,
+                                       "portrait_path": ""}}
     save = graph[find_node(graph, "Save video")]
     if layout == "slides":
         save["inputs"]["visual"] = [slides_id, 0]

@@ -78,3 +78,64 @@ def test_a_pdf_lecture_needs_its_notes_and_renders_slides_only(tmp_path):
     assert 1.4 <= clips[1].duration <= 1.6  # held 1 s, silent (plus the 0.25 s breaths either side)
     frame = frame_at(out, clips[0].duration + clips[1].duration / 2, W, H).astype(int)
     assert np.abs(frame[H // 2, W // 2] - COLOURS[1]).max() <= 12
+
+
+def test_podium_generate_deck_pip_with_a_timeline_end_to_end(tmp_path):
+    from conftest import run_cli
+
+    make_pptx(tmp_path / "talk.pptx")
+    draw_portrait(tmp_path / "me.png", 200, 240)
+    rc, out, err = run_cli("generate", "--deck", "talk.pptx", "--image", "me.png", "--size", f"{W}x{H}",
+                           "--pip-position", "top-left", "--pip-size", "0.3", "--hold", "1",
+                           "--timeline", "talk.otio", "--out", "talk.mp4", "--quiet",
+                           cwd=tmp_path, tmpdir=tmp_path / "scratch")
+    assert rc == 0, err
+    assert "3 segments" in out  # a run a page
+    video = tmp_path / "talk.mp4"
+    streams = {s["codec_type"]: s for s in ffprobe(video)["streams"]}
+    assert abs(float(streams["video"]["duration"]) - float(streams["audio"]["duration"])) <= 1 / FPS
+    import opentimelineio as otio
+
+    edit = otio.adapters.read_from_file(str(tmp_path / "talk.otio"))
+    assert len(edit.tracks[0].find_clips()) == 3
+    assert abs(edit.tracks[0].duration().to_seconds() - float(streams["video"]["duration"])) <= 1 / FPS
+    assert [m.name for m in edit.tracks[0].markers][:1] == ["This is the red slide."]
+
+
+def test_the_presenter_over_the_scripts_own_slides_without_a_deck(tmp_path):
+    from conftest import run_cli
+
+    draw_portrait(tmp_path / "me.png", 200, 240)
+    rc, out, err = run_cli("generate", "--text", "## A title\n\nOne line here.", "--image", "me.png",
+                           "--layout", "pip", "--size", f"{W}x{H}", "--out", "v.mp4", "--quiet",
+                           cwd=tmp_path, tmpdir=tmp_path / "scratch")
+    assert rc == 0, err
+    frame = frame_at(tmp_path / "v.mp4", 1.0, W, H).astype(int)
+    from podium.engines.visual import SlideDeck
+
+    assert np.abs(frame[H // 2, W // 3] - SlideDeck.BACKGROUND).max() <= 12  # the slide's background
+    box = Pip().box_size(W, H)
+    assert np.abs(frame[16 + box[1] // 2, W - 16 - box[0] // 2] - SlideDeck.BACKGROUND).max() > 30  # the face
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--deck", "talk.pptx", "--text", "hi"], "a deck brings its own narration"),
+    (["--text", "hi", "--notes", "n.md"], "notes go with a deck"),
+    (["--deck", "talk.pptx", "--layout", "full"], "not full"),
+    (["--deck", "talk.pdf"], "give its narration with --notes"),
+    (["--deck", "missing.pptx"], "deck not found"),
+    (["--deck", "talk.pptx", "--timeline", "v.mp4"], "would be the same file"),
+    (["--deck", "talk.pptx", "--pip-size", "0.9"], "--pip-size"),
+])
+def test_bad_lecture_requests_are_one_line_and_write_nothing(tmp_path, args, message):
+    from conftest import listing, run_cli
+
+    make_pptx(tmp_path / "talk.pptx")
+    make_pdf(tmp_path / "talk.pdf")
+    before = listing(tmp_path)
+    rc, out, err = run_cli("generate", *args, "--out", "v.mp4", "--quiet", cwd=tmp_path,
+                           tmpdir=tmp_path / "scratch")
+    assert rc == 2, err
+    assert message in err and err.strip().count("\n") == 0, err
+    after = {k: v for k, v in listing(tmp_path).items() if not k.startswith("scratch")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("scratch")}
