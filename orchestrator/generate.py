@@ -17,6 +17,7 @@ from podium.models import load_registry
 
 from . import cinema, outputs, presets, soundtrack, timeline
 from .dispatch import render_all
+from . import lecture
 from .lecture import Layout, page_script
 from .progress_view import JobView
 from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
@@ -313,6 +314,8 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
     cache = SegmentCache(request.cache_dir or default_cache_dir())
     cache.check_writable()
     narration = narration_for(target)
+    if request.mode == "guided" and request.deck and not request.notes:  # the LLM narrates the slides
+        request = request.model_copy(update={"notes": str(lecture.write_notes(request, target, how.force))})
     remote = not getattr(instances[0], "in_process", False)
     check_commercial_voice(request)
     picks, said = {}, []

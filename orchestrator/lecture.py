@@ -191,3 +191,54 @@ class Layout:
 
             return plan(graph, script, values, files)
         return plan_pages(graph, self.talk, values, files)
+
+
+# ---- guided lectures: the LLM narrates the slides that have no notes ----
+
+SLIDE_TEXT_CHARS = 600  # of a slide's own words in the prompt (and 200 of each neighbour's)
+
+
+def _slide_topic(deck: Deck, index: int) -> str:
+    """What one slide's narration is about: its words, with its neighbours' for context."""
+    def words(i: int, limit: int) -> str:
+        page = deck.pages[i]
+        return " ".join((page.text or page.title or "(a picture, no text)").split())[:limit]
+
+    parts = [f"narrate slide {index + 1} of {len(deck.pages)} of the lecture '{deck.path.stem}' "
+             f"for a viewer who sees it; speak to what the slide shows. The slide says: {words(index, SLIDE_TEXT_CHARS)}"]
+    if index > 0:
+        parts.append(f"The slide before said: {words(index - 1, 200)}")
+    if index + 1 < len(deck.pages):
+        parts.append(f"The next slide says: {words(index + 1, 200)}")
+    return ". ".join(parts)
+
+
+def write_notes(request, target: Path, replace: bool) -> Path:
+    """Narration for every slide without notes, written by the LLM (a PPTX's own notes are kept),
+    saved as NAME.notes.md beside the video: the user can edit it and rerun with --notes."""
+    from podium.engines.llm_script import OllamaSettings, write_script
+    from podium.files import atomic_write_text
+
+    import sys
+
+    deck = read_deck(Path(request.deck).expanduser().absolute())
+    notes_path = target.with_suffix(".notes.md")
+    settings = OllamaSettings(host=request.ollama_host, model=request.llm_model,
+                              timeout_s=request.llm_timeout, cli=True)
+    per_slide = max(request.duration / len(deck.pages), 6.0)
+    sections = []
+    for index, page in enumerate(deck.pages):
+        if page.notes.strip():
+            sections.append(page.notes.strip())
+            continue
+        print(f"writing the narration of slide {index + 1}/{len(deck.pages)} with {request.llm_model} ...",
+              file=sys.stderr)
+        script = write_script(_slide_topic(deck, index), settings, duration_s=per_slide,
+                              language=request.language, audience=request.audience, tone=request.tone)
+        sections.append(" ".join(segment.text for segment in script.segments))
+    if notes_path.exists() and not replace:
+        raise UsageError(f"{notes_path} exists: pass --force to replace it, or rerun with --notes "
+                         f"{notes_path.name} to use it")
+    atomic_write_text(notes_path, "\n\n---\n\n".join(sections) + "\n")
+    print(f"notes: {notes_path} (edit them, then rerun with --notes {notes_path.name})", file=sys.stderr)
+    return notes_path

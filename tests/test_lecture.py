@@ -139,3 +139,22 @@ def test_bad_lecture_requests_are_one_line_and_write_nothing(tmp_path, args, mes
     assert message in err and err.strip().count("\n") == 0, err
     after = {k: v for k, v in listing(tmp_path).items() if not k.startswith("scratch")}
     assert after == {k: v for k, v in before.items() if not k.startswith("scratch")}
+
+
+def test_guided_lecture_writes_notes_for_silent_slides_and_keeps_the_decks_own(tmp_path):
+    from conftest import run_cli
+    from fake_ollama import FakeOllama
+
+    make_pptx(tmp_path / "talk.pptx")  # slide 2 has no notes
+    with FakeOllama() as ollama:
+        rc, out, err = run_cli("generate", "--mode", "guided", "--deck", "talk.pptx", "--ollama-host",
+                               ollama.url, "--duration", "20", "--size", f"{W}x{H}", "--out", "talk.mp4",
+                               "--quiet", cwd=tmp_path, tmpdir=tmp_path / "scratch")
+        asked = len(ollama.chats)
+    assert rc == 0, err
+    assert asked == 1  # only the slide without notes was written by the model
+    sections = [s.strip() for s in (tmp_path / "talk.notes.md").read_text().split("\n---\n")]
+    assert sections[0] == NOTES[0] and sections[2] == NOTES[2] and len(sections[1].split()) >= 5
+    assert "--notes talk.notes.md" in err
+    said = " ".join(text for _, _, text in parse_srt(tmp_path / "talk.srt"))
+    assert sections[1].split()[0] in said  # the written narration is what was spoken
