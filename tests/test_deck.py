@@ -213,3 +213,29 @@ def test_pip_visual_keeps_one_place_per_page():
     visual = PipVisual(Page(), Face(), Pip(size=0.25))
     visual.render(0.0), visual.render(1.0)
     assert visual.notes == ["moved to top-left: content under top-right"]  # once, not per frame
+
+
+def test_burned_captions_keep_out_of_a_bottom_corner_box(in_tmp):
+    from podium.nodes.subtitles import PodiumSubtitles
+
+    w, h = 480, 270
+    make_pdf(in_tmp / "talk.pdf", colours=[(30, 30, 90)], size=(480, 270))
+    (in_tmp / "n.md").write_text("This is a long sentence that fills a whole caption line from side to side.")
+    script, plan = PodiumDeck().load("talk.pdf", w, h, notes="n.md")
+    speech, audio = PodiumPiperTTS().speak(script, "piper-en_US-joe-medium", 1.0, 0.3, noise_scale=0, noise_w=0)
+    (slides,) = PodiumDeckSlides().slides(plan, speech, w, h)
+
+    class Presenter:
+        width = height = 80
+
+        def render(self, t):
+            return np.full((80, 80, 3), (30, 30, 90), np.uint8)  # the page's colour: captions show
+
+    (cues,) = PodiumSubtitles().cue(speech, 60)
+    (visual,) = PodiumCompose().compose(slides, Presenter(), "bottom-right", 0.3, "square", 0, 10)
+    saved = PodiumSaveVideo().save(visual, audio, FPS, "cap", "srt+burn", subtitles=cues)["ui"]["images"][0]
+    frame = frame_at(in_tmp / "out" / saved["subfolder"] / saved["filename"], 1.5, w, h).astype(int)
+    white = frame.min(axis=-1) > 200
+    box_w = Pip(size=0.3).box_size(w, h)[0]
+    assert white[h // 2:].sum() > 50  # the caption is there
+    assert not white[:, w - 10 - box_w:].any() and not white[:, :10 + box_w].any()  # clear of both sides

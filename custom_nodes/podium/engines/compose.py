@@ -183,6 +183,15 @@ class PipVisual:
         self._on_note = on_note
         self._placements: dict[object, Placement] = {}
 
+    @property
+    def caption_margins(self) -> tuple[int, int] | None:
+        """Burned captions keep to the free band: with the box in a bottom corner, as far from
+        both sides as the box reaches in (centred text stays centred)."""
+        if not self.pip.position.startswith("bottom"):
+            return None
+        reach = self.box()[0] + 2 * self.pip.margin
+        return reach, reach
+
     def box(self) -> tuple[int, int]:
         """The presenter's size in this layout (what its stage should render)."""
         return self.pip.box_size(self.width, self.height)

@@ -55,8 +55,11 @@ def encode_video(
     burn_srt: Optional[str] = None,
     preset: str = "h264_aac",
     on_frame: Optional[Callable[[], None]] = None,
+    caption_margins: Optional[tuple[int, int]] = None,
 ) -> Path:
     """Encode `render(t)` frames for the length of the audio into `out_path`, atomically.
+    `caption_margins`: pixels on the left and right that burned captions keep clear of (a
+    picture-in-picture box in a bottom corner).
 
     On any failure, or Ctrl-C, nothing is left behind and an existing file is untouched.
     """
@@ -73,7 +76,11 @@ def encode_video(
         filters = []
         if burn_srt is not None:
             (Path(work) / "subs.srt").write_text(burn_srt, encoding="utf-8")
-            filters = ["-vf", f"subtitles=subs.srt:force_style='{settings['subtitle_style']}'"]
+            style = settings["subtitle_style"]
+            if caption_margins:  # libass lays SRT out on a 384-wide script: margins in its units
+                left, right = (round(px * 384 / width) for px in caption_margins)
+                style += f",MarginL={left},MarginR={right}"
+            filters = ["-vf", f"subtitles=subs.srt:force_style='{style}'"]
         command = [
             find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps),

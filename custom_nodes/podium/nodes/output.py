@@ -61,7 +61,7 @@ class PodiumSaveVideo:
         encode_video(
             path, visual.render, (visual.width, visual.height), samples, sample_rate, fps,
             burn_srt=srt if "burn" in subtitle_mode else None, preset=preset,
-            on_frame=progress.update,
+            on_frame=progress.update, caption_margins=getattr(visual, "caption_margins", None),
         )
         ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output",
                           "format": settings["mime"], "frames": n_frames, "fps": fps,
