@@ -212,7 +212,7 @@ def test_pip_visual_keeps_one_place_per_page():
 
     visual = PipVisual(Page(), Face(), Pip(size=0.25))
     visual.render(0.0), visual.render(1.0)
-    assert visual.notes == ["moved to top-left: content under top-right"]  # once, not per frame
+    assert visual.notes == ["page 1: moved to top-left: content under top-right"]  # once, not per frame
 
 
 def test_burned_captions_keep_out_of_a_bottom_corner_box(in_tmp):

@@ -201,9 +201,10 @@ class PipVisual:
             found = place(frame, self.pip)
             self._placements[key] = found
             if found.note:
-                self.notes.append(found.note)
+                note = f"page {key + 1}: {found.note}" if isinstance(key, int) else found.note
+                self.notes.append(note)
                 if self._on_note:
-                    self._on_note(found.note)
+                    self._on_note(note)
         return self._placements[key]
 
     def render(self, t: float) -> np.ndarray:

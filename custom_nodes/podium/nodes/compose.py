@@ -1,4 +1,6 @@
 """Compose node: the presenter in a corner box over a background (slides, a deck, a scene)."""
+import sys
+
 from ..engines.compose import CORNERS, SHAPES, Pip, PipVisual
 
 
@@ -31,4 +33,5 @@ class PodiumCompose:
     DESCRIPTION = "Presenter picture-in-picture over slides or a scene."
 
     def compose(self, background, presenter, position, size, shape, border=0, margin=16):
-        return (PipVisual(background, presenter, Pip(position, size, shape, border, margin)),)
+        say = lambda note: print(f"layout: {note}", file=sys.stderr)  # noqa: E731 - the run's log / terminal
+        return (PipVisual(background, presenter, Pip(position, size, shape, border, margin), on_note=say),)
