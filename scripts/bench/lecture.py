@@ -4,7 +4,8 @@ corner, end to end through the command line; prints one table.
     .venv/bin/python scripts/bench/lecture.py [--slides 20] [--size 1280x720] [--words 18]
 
 Columns: the narration's length, the whole render's wall time and its ratio to the narration
-(goal: <= 0.35x on 2 cores), and what drawing the deck's pages costs (LibreOffice started once
+(goal: <= 0.35x on 2 cores), the render's peak memory (flat in the deck's length: compare
+--slides 10 and 40), and what drawing the deck's pages costs (LibreOffice started once
 for the whole deck, then pypdfium2 per page), measured on its own with a cold cache.
 """
 from __future__ import annotations
@@ -71,10 +72,13 @@ def main() -> int:
             print(done.stderr, file=sys.stderr)
             return done.returncode
         narration = float(ffprobe(tmp / "talk.mp4", count_frames=False)["format"]["duration"])
-    print("| slides | size | narration s | wall s | wall / narration | deck pages s (share) |")
-    print("|---|---|---|---|---|---|")
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child: the render
+    print("| slides | size | narration s | wall s | wall / narration | deck pages s (share) | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| {args.slides} | {args.size} | {narration:.1f} | {wall:.1f} | {wall / narration:.2f}x | "
-          f"{pages_s:.1f} ({pages_s / wall:.0%}) |")
+          f"{pages_s:.1f} ({pages_s / wall:.0%}) | {peak_mb:.0f} |")
     return 0
 
 
