@@ -279,14 +279,12 @@ def _guided_script(args, target: Path) -> str:
 
 
 def generate(args) -> int:
-    import tempfile
-
     from . import generate as job
     from .dispatch import InProcessInstance
     from .lifecycle import remove_stale
 
     # what runs killed outright left (their PID is dead): temp folders, hidden .part files
-    remove_stale(Path(tempfile.gettempdir()), Path(args.out).expanduser().absolute().parent)
+    remove_stale(out_folder=Path(args.out).expanduser().absolute().parent)
 
     instances = _instances(args) or [InProcessInstance()]
     if args.report:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from podium import profiling
+from podium import files, profiling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import cache_dir_for, run_cli, start_cli  # noqa: E402
@@ -171,17 +171,24 @@ def _dead_pid() -> int:
 
 
 def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
+    """Only names podium.files made (PID + check) whose process is dead go: never a user's
+    own `podium-...` files and folders beside the video or in the temp folder (issue 18.1)."""
     dead, live = _dead_pid(), os.getpid()  # this test's own process is alive
     scratch, folder = tmp_path / "scratch", tmp_path / "out"
     scratch.mkdir()
     folder.mkdir()
-    stale = [scratch / f"podium-segment-{dead}-k2j4", scratch / f"podium-stitch-{dead}-x9",
-             folder / f".talk.{dead}.0a1b2c.part.mp4", folder / f".talk.srt.{dead}.3d4e5f.part"]
-    kept = [scratch / f"podium-segment-{live}-abcd", folder / f".talk.{live}.0a1b2c.part.mp4",
+    stale = [scratch / (files.temp_prefix("segment", pid=dead) + "k2j4"),
+             scratch / (files.temp_prefix("stitch", pid=dead) + "x9"),
+             files.temp_path(folder / "talk.mp4", pid=dead), files.temp_path(folder / "talk.srt", pid=dead)]
+    kept = [scratch / (files.temp_prefix("segment", pid=live) + "abcd"), files.temp_path(folder / "talk.mp4"),
             folder / "podium-notes.txt", folder / ".talk.part", scratch / "podium-mine",
-            folder / "talk.srt.part"]
+            folder / "talk.srt.part",
+            # the user's own, named as the old sweep's patterns matched (it removed them all)
+            folder / f"podium-talk-{dead}-final.mp4", folder / f"podium-drafts-{dead}-old",
+            scratch / f"podium-drafts-{dead}-old", scratch / f"podium-segment-{dead}-k2j4",
+            folder / f".talk.{dead}.0a1b2c.part.mp4", folder / f".{'0' * 32}.{dead}.x"]
     for path in stale + kept:
-        if path.name.startswith("podium-") and path.suffix != ".txt":
+        if path.name.startswith("podium-") and path.suffix not in (".txt", ".mp4"):
             path.mkdir()
             (path / "a0.f32").write_bytes(b"\0" * 1000)
         else:
@@ -191,8 +198,22 @@ def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
     assert rc == 0, err
     assert [p for p in stale if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
+    assert (folder / f"podium-drafts-{dead}-old" / "a0.f32").is_file()
     assert (folder / "new.mp4").is_file()
     assert sorted(leftovers(scratch)) == sorted(p.name for p in kept if p.parent == scratch)
+
+
+def test_a_leftover_name_is_ours_only_with_its_check():
+    """The marker: a name is taken for a leftover only when its check matches the rest."""
+    name = files.temp_path(Path("/x/talk.mp4"), pid=4321).name
+    assert files.temp_owner(name) == 4321
+    forged = name.replace(".4321.", ".4322.")  # another PID, same token: not one we made
+    assert files.temp_owner(forged) is None
+    folder = files.temp_prefix("segment", pid=4321) + "abcd1234"
+    assert files.temp_folder_owner(folder) == 4321
+    assert files.temp_folder_owner(folder.replace("segment", "stitch")) is None
+    assert files.temp_folder_owner("podium-drafts-2019-old") is None
+    assert files.temp_folder_owner("podium-talk-2024-final.mp4") is None
 
 
 # ---- the few steps that must not stop half-way ----
