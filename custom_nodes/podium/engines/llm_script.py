@@ -25,6 +25,7 @@ from typing import Any, Iterable, Optional, Union
 
 from pydantic import ValidationError
 
+from .. import jsonio
 from ..errors import PodiumError
 from ..files import atomic_write_text
 from .script import Script, Segment, SfxCue, _first_words, sentences_with_cues
@@ -182,8 +183,13 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
     if not text.strip():
         raise _Invalid("the answer was empty")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
+        data = jsonio.loads(text)
+    except jsonio.JsonTooLarge as err:  # (a RecursionError before: a traceback in the node)
+        raise _Invalid(f"the JSON {err}") from None
+    except jsonio.JsonInputError as failed:
+        err = failed.decode_error
+        if not isinstance(err, json.JSONDecodeError):
+            raise _Invalid(f"the JSON {failed}") from None
         if err.pos >= len(text.rstrip()) - 1 or "Unterminated" in err.msg:
             raise _Invalid(f"the JSON ends early, cut mid-object ({err.msg})") from None
         raise _Invalid(f"malformed JSON ({err.msg} at character {err.pos})") from None

@@ -6,7 +6,6 @@ subtitles and slide bullets, so its timing comes from the real audio.
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Optional
 
 from pydantic import ValidationError
 
+from .. import jsonio
 from ..errors import PodiumError
 from .script_schema import FILE_SHAPE, ScriptFile, ScriptFormatError, format_error
 
@@ -259,9 +259,9 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
     if not as_json:
         return split_script(raw, max_words=max_words, title=title)
     try:
-        data = json.loads(raw)
-    except ValueError as err:
-        raise ScriptFormatError(f"is not valid JSON ({err}); a Podium script JSON is {FILE_SHAPE}") from None
+        data = jsonio.loads(raw)
+    except jsonio.JsonInputError as err:  # (deep nesting too: a RecursionError before)
+        raise ScriptFormatError(f"{err}; a Podium script JSON is {FILE_SHAPE}") from None
     try:
         parsed = ScriptFile.model_validate(data)
     except ValidationError as err:
@@ -285,8 +285,12 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
 
 
 def _is_json(raw: str) -> bool:
+    """Whether text starting with "[" is JSON; too big or too deep to parse counts as JSON
+    (refused as such, never spoken)."""
     try:
-        json.loads(raw)
+        jsonio.loads(raw)
         return True
-    except ValueError:
+    except jsonio.JsonTooLarge:
+        return True
+    except jsonio.JsonInputError:
         return False
