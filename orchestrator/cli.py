@@ -8,9 +8,7 @@ from pathlib import Path
 
 from podium.errors import PodiumError, one_line
 
-from . import outputs
-from .generate import LONG_MINUTES, LONG_SEGMENTS
-from .ui_format import load_any_workflow
+from . import inputs, lifecycle, outputs  # light: Ctrl-C while the rest loads is caught in main()
 
 DEMO_SCRIPT = """# Meet Podium
 Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
@@ -43,7 +41,7 @@ written beside the video, under its name: NAME.srt, the subtitles (unless --subt
 guided mode also NAME.json and NAME.md, the script the LLM wrote. None of them may be an input
 file or another output, and none replaces an existing file without --force.
 
-exit codes: 0 done; 1 failed (the job stopped on an error); 2 usage (fix the command, a file
+exit codes: 0 done (also when stdout cannot take the closing summary: the video is whole); 1 failed (the job stopped on an error); 2 usage (fix the command, a file
 it names, or install what the message names); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
@@ -88,6 +86,7 @@ def _seconds(what: str, low: float, high: float, zero_ok: bool):
 
 
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
+    from .generate import LONG_MINUTES, LONG_SEGMENTS
     parser.add_argument("--image", metavar="FILE", help="portrait to animate (PNG/JPEG/WebP); "
                         "without it the video shows slides made from the script")
     parser.add_argument("--preset", choices=["auto", "draft", "fast", "balanced", "quality", "cinema"],
@@ -171,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--topic", help="guided: what the video is about")
     guided = generate.add_argument_group("guided mode (the script is written next to the video "
                                          "as .json and .md: edit it, then rerun with --script)")
-    guided.add_argument("--duration", type=float, default=60, metavar="SECONDS",
+    guided.add_argument("--duration", type=_seconds("--duration", 0, 3600, zero_ok=False), default=60, metavar="SECONDS",
                         help="target length of the narration (default 60)")
     guided.add_argument("--language", default="en", help="language of the narration (default en)")
     guided.add_argument("--audience", default="", help="who it is for, e.g. 'first-year students'")
@@ -241,13 +240,7 @@ def _narration(args, target: Path) -> str:
     if args.text is None and args.script is None:
         raise outputs.OutputError("give the narration: --text \"...\" or --script FILE "
                                   "(or --mode guided --topic \"...\" to have it written)")
-    if args.script is None:
-        text = args.text
-    else:
-        try:
-            text = Path(args.script).expanduser().read_text(encoding="utf-8-sig")  # BOM: not spoken
-        except (OSError, UnicodeDecodeError) as err:
-            raise outputs.OutputError(f"cannot read the script file {args.script}: {err}") from None
+    text = args.text if args.script is None else inputs.read_script(args.script)  # bounded, a file only
     if not text.strip():
         raise outputs.OutputError(
             "the script is empty: give the narration with --text \"...\" or --script FILE")
@@ -293,6 +286,8 @@ def generate(args) -> int:
     if getattr(args, "progress_json", False):
         from .progress_json import JsonEvents
         args.progress_sink = JsonEvents()
+    from .ui_format import load_any_workflow
+
     load_graph = lambda name: load_any_workflow(name, _object_info_source(instances))  # noqa: E731
     result = job.run(args, lambda target: _narration(args, target), instances, load_graph)
     if getattr(args, "progress_sink", None) is not None:
@@ -300,13 +295,14 @@ def generate(args) -> int:
                                  segments=result.segments, reused=result.reused,
                                  preset=result.preset, wall=result.wall)
     extra = f", subtitles {result.target.with_suffix('.srt')}" if args.subtitles != "none" else ""
-    print(f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
+    summary = [f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
           f"{result.reused} from cache) at {args.fps} fps, {args.size[0]}x{args.size[1]}, "
           f"{result.preset} preset, in {result.wall:.1f} s "
-          f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}")
+          f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}"]
     if args.report:
         from .embedded import stage_table
-        print(stage_table())
+        summary.append(stage_table())
+    outputs.print_summary(summary, result.target)
     return 0
 
 
@@ -314,7 +310,10 @@ def comfy(args) -> int:
     from . import comfy_up
 
     if args.comfy_command == "down":
-        print(f"stopped {comfy_up.down()} ComfyUI instance(s)")
+        stopped, left = comfy_up.down()
+        for line in left:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"stopped {stopped} ComfyUI instance(s)")
         return 0
     comfyui_dir = args.comfyui_dir or (Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None)
     if comfyui_dir is None:
@@ -355,25 +354,7 @@ def _object_info_source(instances):
 
 def _servers(args) -> list[str]:
     """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`)."""
-    urls = list(args.server or [])
-    if args.config:
-        import yaml
-
-        try:
-            config = yaml.safe_load(Path(args.config).expanduser().read_text()) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise outputs.OutputError(f"cannot read config {args.config}: {one_line(err)}") from None
-        servers = config.get("servers", []) if isinstance(config, dict) else None
-        if not isinstance(servers, list):
-            raise outputs.OutputError(f"config {args.config}: expected `servers: [http://host:8188, ...]`, "
-                                      f"got {one_line(repr(servers if isinstance(config, dict) else config), 80)}")
-        for server in servers:
-            url = server.get("url") if isinstance(server, dict) else server
-            if not isinstance(url, str) or not url.strip():
-                raise outputs.OutputError(f"config {args.config}: each server is a URL (or `url: URL`), "
-                                          f"got {one_line(repr(server), 80)}")
-            urls.append(url.strip())
-    return urls
+    return list(args.server or []) + (inputs.config_servers(args.config) if args.config else [])
 
 
 def _instances(args) -> list:
@@ -398,11 +379,9 @@ def _instances(args) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from . import lifecycle, local
-
     lifecycle.handle_termination()  # SIGTERM / SIGHUP: as Ctrl-C, with their own exit codes
     try:
+        args = build_parser().parse_args(argv)  # (it imports most of podium: Ctrl-C lands here too)
         if args.command == "comfy":
             return comfy(args)
         if args.command == "servers":
@@ -421,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return lifecycle.exit_code(err)
     except PodiumError as err:  # every error meant for the user, from the pack or from here
+        from . import local
+
         message = err.user_message() if isinstance(err, local.ExecutionError) else str(err)
         print(f"error: {one_line(message, 1000)}", file=sys.stderr)
         return err.exit_code

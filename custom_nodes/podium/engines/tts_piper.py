@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import PodiumError
 from ..memory import get_manager
 from ..progress import Progress
-from .script import Script, clean_text
+from .script import Script, clean_text, speakable
 from .speech import Speech, SpeechBuilder, resample
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
@@ -157,7 +157,10 @@ def synthesize(
 
 
 def _speak(voice, sentence: str, syn_config) -> np.ndarray:
-    """One sentence's audio, made a bounded piece at a time (memory flat in its length)."""
+    """One sentence's audio, made a bounded piece at a time (memory flat in its length); none
+    for punctuation alone (as for "...", so "!!!" is not read out as "exclamation")."""
+    if not speakable(sentence):
+        return np.zeros(0, np.float32)
     chunks = []
     for piece in pieces(clean_text(sentence)):
         chunks += [c.audio_float_array for c in voice.synthesize(piece, syn_config=syn_config)]
