@@ -31,9 +31,10 @@ _BOUNDARY = re.compile(r"""([.!?…]+["'”’)\]]*)\s+""")
 _MARK = re.compile(r"\[\s*(sfx|music)\s*:\s*([^\[\]\n]*?)\s*\]", re.I)
 _CUE = "\ue000"  # where an [sfx: ...] mark stood, while sentences are cut (a private-use char)
 _PUNCT_AFTER_SPACE = re.compile(r"\s+([.,;:!?…]+)")
-# Terminal escape sequences: CSI (ESC [ or the one-byte 0x9b ... final), OSC (ESC ] ... BEL or
-# ESC \), and the two-character ones (ESC c, ESC 7, ...).
-_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -~]?")
+# Terminal escape sequences that would leave visible residue once their ESC goes: CSI (ESC [ or
+# the one-byte 0x9b, parameters, a final byte: colours, clear screen) and OSC (ESC ] ... BEL or
+# ESC \: window titles). Any other ESC goes alone, like every control character.
+_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,200}(?:\x07|\x1b\\)")
 
 
 @dataclass
