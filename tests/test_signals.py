@@ -203,6 +203,39 @@ def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
     assert sorted(leftovers(scratch)) == sorted(p.name for p in kept if p.parent == scratch)
 
 
+def test_what_a_sigkilled_run_really_left_goes_and_the_users_files_stay(tmp_path):
+    """A run killed outright while stitching (its hidden .part beside the video, its folders in
+    the temp folder): the next render there removes exactly those, and keeps the user's own
+    `podium-...` file and folder beside the video (issue 18.1: the old sweep removed them)."""
+    folder, scratch = tmp_path / "out", tmp_path / "scratch"
+    folder.mkdir()
+    mine = [folder / "podium-talk-2024-final.mp4", folder / "podium-drafts-2019-old" / "notes.txt"]
+    mine[1].parent.mkdir()
+    for path in mine:
+        path.write_bytes(b"the user's own")
+    script = tmp_path / "talk.txt"
+    script.write_text(_sentences(6, "first") + "\n\n" + _sentences(6, "second") + "\n")
+    process = start_cli("generate", "--script", script, "--crossfade", "0.5", "--out", folder / "talk.mp4",
+                        "--size", "320x180", "--quiet", cwd=tmp_path, tmpdir=scratch)
+    try:
+        seen = _wait_for(process, [folder], lambda n: ".part" in n, 240)
+        assert seen, process.communicate(timeout=60)[1]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    left = [n for n in listing(folder) if ".part" in n] + [n for n in leftovers(scratch) if n.startswith("podium-")]
+    assert len(left) >= 2, left  # the .part beside the video and the stitch folder, at least
+    rc, out, err = run_cli("generate", "--text", "A short one.", "--out", folder / "new.mp4",
+                           "--size", "320x180", "--quiet", cwd=tmp_path, tmpdir=scratch)
+    assert rc == 0, err
+    assert [n for n in listing(folder) if ".part" in n] == [] and leftovers(scratch) == []
+    assert [p.read_bytes() for p in mine] == [b"the user's own"] * 2
+    assert sorted(listing(folder)) == ["new.mp4", "new.srt", "podium-drafts-2019-old", "podium-talk-2024-final.mp4"]
+
+
 def test_a_leftover_name_is_ours_only_with_its_check():
     """The marker: a name is taken for a leftover only when its check matches the rest."""
     name = files.temp_path(Path("/x/talk.mp4"), pid=4321).name
