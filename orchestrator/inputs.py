@@ -3,8 +3,6 @@ file is refused before it is read (one would block, /dev/zero never ends); a YAM
 (a kilobyte that expands to gigabytes) is refused before it is expanded."""
 from __future__ import annotations
 
-import yaml
-
 from podium.errors import UsageError, one_line
 from podium.jsonio import JsonInputError, read_text
 
@@ -23,6 +21,8 @@ def read_script(path: str) -> str:
 def load_yaml(path: str, what: str) -> object:
     """A small YAML file the user wrote, without aliases (`*name`): data is parsed only once the
     whole file is known to hold none, so no error message or value can ever be expanded."""
+    import yaml  # (here: the CLI imports this module before it can catch a Ctrl-C)
+
     try:
         text = read_text(path, MAX_CONFIG_BYTES)
     except JsonInputError as err:

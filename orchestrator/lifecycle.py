@@ -78,7 +78,7 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no PID is that large)
         return False
     except PermissionError:  # someone else's process: alive
         return True
