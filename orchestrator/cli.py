@@ -5,13 +5,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podium.errors import PodiumError, UsageError, one_line
 
-from . import outputs
-from . import options
-from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest
-from .ui_format import load_any_workflow
+from . import inputs, lifecycle, options, outputs  # light: Ctrl-C while the rest loads is caught in main()
+
+if TYPE_CHECKING:
+    from .request import RenderRequest
 
 DEMO_SCRIPT = """# Meet Podium
 Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
@@ -44,7 +45,7 @@ written beside the video, under its name: NAME.srt, the subtitles (unless --subt
 guided mode also NAME.json and NAME.md, the script the LLM wrote. None of them may be an input
 file or another output, and none replaces an existing file without --force.
 
-exit codes: 0 done; 1 failed (the job stopped on an error); 2 usage (fix the command, a file
+exit codes: 0 done (also when stdout cannot take the closing summary: the video is whole); 1 failed (the job stopped on an error); 2 usage (fix the command, a file
 it names, or install what the message names); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
@@ -65,6 +66,7 @@ def _seconds(what: str, low: float, high: float):
 
 def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
     """How this process renders: flags of the command line, not fields of a request."""
+    from .request import LONG_MINUTES, LONG_SEGMENTS
     if not demo:
         parser.add_argument("--request", metavar="FILE.json", default=None,
                             help="render this request (JSON, the fields of orchestrator/request.py, "
@@ -91,6 +93,7 @@ def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> Non
 
 def _add_render_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
     """The request's fields as options (orchestrator/request.py), then this process's own flags."""
+    from .request import RenderRequest
     groups = {}
     if not demo:
         groups["source"] = parser.add_mutually_exclusive_group()
@@ -162,13 +165,7 @@ def _narration(request: RenderRequest, how, target: Path) -> str:
     if request.text is None and request.script is None:
         raise outputs.OutputError("give the narration: --text \"...\" or --script FILE "
                                   "(or --mode guided --topic \"...\" to have it written)")
-    if request.script is None:
-        text = request.text
-    else:
-        try:
-            text = Path(request.script).expanduser().read_text(encoding="utf-8-sig")  # BOM: not spoken
-        except (OSError, UnicodeDecodeError) as err:
-            raise outputs.OutputError(f"cannot read the script file {request.script}: {err}") from None
+    text = request.text if request.script is None else inputs.read_script(request.script)  # bounded, a file only
     if not text.strip():
         raise outputs.OutputError(
             "the script is empty: give the narration with --text \"...\" or --script FILE")
@@ -202,15 +199,17 @@ def _guided_script(request: RenderRequest, how, target: Path) -> str:
 def render_request(args) -> RenderRequest:
     """The request the command line gives: --request FILE's fields, then the options given
     beside it; a value the model refuses is one line naming the option."""
-    import json
-
     from pydantic import ValidationError
+
+    from podium.jsonio import JsonInputError, read_json
+
+    from .request import RenderRequest
 
     data = {}
     if getattr(args, "request", None):
         try:
-            data = json.loads(Path(args.request).expanduser().read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
+            data = read_json(Path(args.request).expanduser())  # bounded: size, depth, a file only
+        except (JsonInputError, OSError, UnicodeDecodeError, ValueError) as err:
             raise UsageError(f"cannot read the request file {args.request}: {one_line(err)}") from None
         if not isinstance(data, dict):
             raise UsageError(f"the request file {args.request} must hold a JSON object")
@@ -226,8 +225,6 @@ def render_request(args) -> RenderRequest:
 
 
 def generate(args) -> int:
-    import tempfile
-
     from . import generate as job
     from .dispatch import InProcessInstance
     from .lifecycle import remove_stale
@@ -235,7 +232,7 @@ def generate(args) -> int:
     request = render_request(args)
     how = job.Run(force=args.force, yes=args.yes, quiet=args.quiet, config=args.config)
     # what runs killed outright left (their PID is dead): temp folders, hidden .part files
-    remove_stale(Path(tempfile.gettempdir()), Path(request.out).expanduser().absolute().parent)
+    remove_stale(out_folder=Path(request.out).expanduser().absolute().parent)
 
     instances = _instances(args) or [InProcessInstance()]
     if args.report:
@@ -244,6 +241,8 @@ def generate(args) -> int:
     if args.progress_json:
         from .progress_json import JsonEvents
         how.sink = JsonEvents()
+    from .ui_format import load_any_workflow
+
     load_graph = lambda name: load_any_workflow(name, _object_info_source(instances))  # noqa: E731
     result = job.run(request, how, lambda target: _narration(request, how, target), instances, load_graph)
     if how.sink is not None:
@@ -251,13 +250,14 @@ def generate(args) -> int:
                        segments=result.segments, reused=result.reused,
                        preset=result.preset, wall=result.wall)
     extra = f", subtitles {result.target.with_suffix('.srt')}" if request.subtitles != "none" else ""
-    print(f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
+    summary = [f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
           f"{result.reused} from cache) at {request.fps} fps, {request.size[0]}x{request.size[1]}, "
           f"{result.preset} preset, in {result.wall:.1f} s "
-          f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}")
+          f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}"]
     if args.report:
         from .embedded import stage_table
-        print(stage_table())
+        summary.append(stage_table())
+    outputs.print_summary(summary, result.target)
     return 0
 
 
@@ -265,7 +265,10 @@ def comfy(args) -> int:
     from . import comfy_up
 
     if args.comfy_command == "down":
-        print(f"stopped {comfy_up.down()} ComfyUI instance(s)")
+        stopped, left = comfy_up.down()
+        for line in left:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"stopped {stopped} ComfyUI instance(s)")
         return 0
     comfyui_dir = args.comfyui_dir or (Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None)
     if comfyui_dir is None:
@@ -326,11 +329,9 @@ def _instances(args) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from . import lifecycle, local
-
     lifecycle.handle_termination()  # SIGTERM / SIGHUP: as Ctrl-C, with their own exit codes
     try:
+        args = build_parser().parse_args(argv)  # (it imports most of podium: Ctrl-C lands here too)
         if args.command == "comfy":
             return comfy(args)
         if args.command == "servers":
@@ -349,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return lifecycle.exit_code(err)
     except PodiumError as err:  # every error meant for the user, from the pack or from here
+        from . import local
+
         message = err.user_message() if isinstance(err, local.ExecutionError) else str(err)
         print(f"error: {one_line(message, 1000)}", file=sys.stderr)
         return err.exit_code

@@ -4,9 +4,16 @@ Each instance gets its own port and temp folder (ComfyUI wipes its temp folder a
 shared ones would wipe each other) and this repository as its base directory, so it loads the
 pack from custom_nodes/. What was started is written to `<repo>/user/podium-servers.json`;
 `podium generate --config` reads the same file.
+
+Each record keeps its process's identity (start time and command line, from psutil): `down`
+signals a recorded PID only while it is still that ComfyUI (after a reboot the PID may be any
+program's), and `up` refuses to start over instances that still run (they would be orphaned,
+their record overwritten); two `up` at once are kept apart by a lock.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -14,6 +21,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
+
+import psutil
+
+from podium.errors import UsageError
+from podium.files import atomic_write_text
 
 from .comfy_client import ComfyClient, ComfyError
 
@@ -85,6 +98,51 @@ def up(comfyui_dir: Path, gpus: list[int], base_port: int, host: str = "127.0.0.
     if not main.is_file():
         raise FileNotFoundError(f"no ComfyUI at {comfyui_dir} (main.py missing): set COMFYUI_DIR "
                                 "or pass --comfyui-dir")
+    with _only_one_up():
+        running = [s["url"] for s in known_servers() if _still_ours(s)]
+        if running:
+            raise UsageError(f"ComfyUI from an earlier `podium comfy up` still runs ({', '.join(running)}): "
+                             "stop it with `podium comfy down` first, or use it as it is")
+        started = _start(main, comfyui_dir, gpus, base_port, host, wait_s, extra)
+        atomic_write_text(STATE, json.dumps({"servers": started}, indent=2))
+    return started
+
+
+@contextlib.contextmanager
+def _only_one_up() -> Iterator[None]:
+    """Hold the lock beside the record while starting; a second `up` meanwhile is refused."""
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    with open(STATE.with_suffix(".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError("another `podium comfy up` is starting ComfyUI right now: wait for it, "
+                             "then `podium servers` shows what runs") from None
+        yield
+
+
+def _identity(pid: int) -> dict | None:
+    """What tells this process from a later one with the same PID: start time, command line."""
+    try:
+        process = psutil.Process(pid)
+        return {"started_at": process.create_time(), "cmdline": process.cmdline()}
+    except psutil.Error:
+        return None
+
+
+def _still_ours(server: dict) -> bool:
+    """Whether the recorded PID is still the process `up` started (a record without the
+    identity, or a reused PID, is not)."""
+    pid, now = server.get("pid"), None
+    if isinstance(pid, int) and pid > 0:
+        now = _identity(pid)
+    return (now is not None and isinstance(server.get("started_at"), (int, float))
+            and abs(now["started_at"] - server["started_at"]) < 0.01
+            and now["cmdline"] == server.get("cmdline"))
+
+
+def _start(main: Path, comfyui_dir: Path, gpus: list[int], base_port: int, host: str,
+           wait_s: float, extra: list[str]) -> list[dict]:
     started, processes, offsets = [], [], []
     try:
         for slot, gpu in enumerate(gpus or [None]):
@@ -104,13 +162,11 @@ def up(comfyui_dir: Path, gpus: list[int], base_port: int, host: str = "127.0.0.
                 processes.append(subprocess.Popen(command, cwd=comfyui_dir, stdout=log,
                                                   stderr=subprocess.STDOUT, start_new_session=True))
             started.append({"url": f"http://{host}:{port}", "pid": processes[-1].pid, "device": name,
-                            "log": str(log_path)})
+                            "log": str(log_path), **(_identity(processes[-1].pid) or {})})
         _wait_until_up(started, processes, offsets, wait_s)
     except BaseException:  # one failed, a timeout, Ctrl-C: leave nothing half started
         _stop(processes)
         raise
-    STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps({"servers": started}, indent=2))
     return started
 
 
@@ -137,24 +193,31 @@ def _wait_until_up(started: list[dict], processes: list[subprocess.Popen], offse
             time.sleep(0.5)
 
 
-def down() -> int:
-    """Stop what `up` started; returns how many were stopped."""
-    stopped = 0
+def down() -> tuple[int, list[str]]:
+    """Stop what `up` started, and only that: (how many were stopped, a line for each record
+    whose PID is no longer that ComfyUI, left alone)."""
+    stopped, left = 0, []
     for server in known_servers():
+        if not _still_ours(server):
+            left.append(f"{server.get('url', '?')}: not stopped, process {server.get('pid')} is no "
+                        "longer the ComfyUI `podium comfy up` started (it ended; the PID may be "
+                        "another program's now)")
+            continue
         try:
-            os.killpg(server["pid"], signal.SIGTERM)
+            os.killpg(server["pid"], signal.SIGTERM)  # its own session: ComfyUI and its children
             stopped += 1
-        except (KeyError, ProcessLookupError, PermissionError):
+        except (ProcessLookupError, PermissionError):
             pass
     STATE.unlink(missing_ok=True)
-    return stopped
+    return stopped, left
 
 
 def known_servers() -> list[dict]:
     try:
-        return json.loads(STATE.read_text())["servers"]
-    except (OSError, ValueError, KeyError):
+        servers = json.loads(STATE.read_text())["servers"]
+    except (OSError, ValueError, KeyError, TypeError):
         return []
+    return [s for s in servers if isinstance(s, dict)] if isinstance(servers, list) else []
 
 
 def status_lines(urls: list[str]) -> list[str]:

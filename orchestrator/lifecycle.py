@@ -3,15 +3,15 @@
 The signals raise `Terminated`, a KeyboardInterrupt, so every path that already cleans up on
 Ctrl-C (prompts cancelled on the servers, ffmpeg stopped, temporary folders removed, no `.part`
 left) does the same for them. A run killed outright (SIGKILL, power cut) cannot clean up; its
-temporary files carry its PID (`podium-KIND-PID-*` folders in the temp folder, hidden
-`.NAME.PID.TOKEN.part[.ext]` files beside outputs, `.KEY.PID.*` staging folders in the segment cache),
-so the next run removes those whose process is gone.
+temporary names carry its PID and a check that only podium.files makes (`podium-KIND-PID-CHECK-*`
+folders in the temp folder, hidden `.NAME.PID.TOKEN.part[.ext]` files beside outputs), so the
+next run removes those whose process is gone, and nothing else: a user's own
+`podium-talk-2024-final.mp4` or `podium-drafts-2019-old/` beside the video is never touched.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -19,13 +19,9 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from podium.files import temp_owner
+from podium.files import temp_folder_owner, temp_owner
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGHUP: 129}  # 128 + the signal, as shells report it
-STALE_NAMES = (
-    re.compile(r"^podium-[a-z0-9]+-(?P<pid>\d+)-"),  # folders from podium.files.temp_prefix
-    re.compile(r"^\.[0-9a-f]{32}\.(?P<pid>\d+)\."),  # segment cache staging: .KEY.PID.*
-)
 
 
 class Terminated(KeyboardInterrupt):
@@ -82,45 +78,49 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no PID is that large)
         return False
     except PermissionError:  # someone else's process: alive
         return True
     return True
 
 
-def stale_entries(folder: Path) -> list[Path]:
-    """Our temporary files and folders in `folder` whose run's process is dead."""
+def stale_entries(folder: Path, owner=temp_owner, want_dir: bool = False) -> list[Path]:
+    """What `owner` says a dead run made in `folder` (a name with podium's check), of the
+    right kind (folder or file), this user's and no link."""
     try:
-        names = os.listdir(folder)
+        entries = list(os.scandir(folder))
     except OSError:
         return []
     found = []
-    for name in names:
-        owner = temp_owner(name)  # .NAME.PID.TOKEN.part[.ext], from podium.files.temp_path
-        if owner is not None:
-            if not _alive(owner):
-                found.append(Path(folder) / name)
+    for entry in entries:
+        pid = owner(entry.name)
+        if pid is None or _alive(pid):
             continue
-        for pattern in STALE_NAMES:
-            match = pattern.match(name)
-            if match and not _alive(int(match["pid"])):
-                found.append(Path(folder) / name)
-                break
+        try:
+            if entry.is_symlink() or entry.is_dir() != want_dir or entry.stat().st_uid != os.geteuid():
+                continue
+        except OSError:
+            continue
+        found.append(Path(folder) / entry.name)
     return found
 
 
-def remove_stale(*folders: Path) -> list[Path]:
-    """Remove what killed runs left in `folders` (default: the temp folder); what went."""
+def remove_stale(out_folder: Path | None = None, temp_folder: Path | None = None) -> list[Path]:
+    """Remove what killed runs left: their temporary folders in the temp folder, their hidden
+    `.part` files in `out_folder` (where the video goes). What went."""
+    temp_folder = Path(temp_folder or tempfile.gettempdir())
+    doomed = stale_entries(temp_folder, temp_folder_owner, want_dir=True)
+    if out_folder is not None:
+        doomed += stale_entries(Path(out_folder), temp_owner)
     removed = []
-    for folder in folders or (Path(tempfile.gettempdir()),):
-        for path in stale_entries(Path(folder)):
-            try:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
-                removed.append(path)
-            except OSError:  # not ours to remove after all, or already gone
-                pass
+    for path in doomed:
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:  # not ours to remove after all, or already gone
+            pass
     return removed

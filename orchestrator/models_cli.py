@@ -46,6 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     try:
         models.set_models_dir(getattr(args, "models_dir", None) or _comfyui_models(getattr(args, "comfyui_dir", None)))
+        _check_folder(models.models_dir())
         registry = models.load_registry()
         command = {"list": list_models, "pull": pull, "verify": verify}[args.models_command]
         return command(registry, args)
@@ -54,6 +55,13 @@ def run(args) -> int:
         return err.exit_code
     finally:
         models.set_models_dir(None)  # --models-dir is for this command only
+
+
+def _check_folder(folder: Path) -> None:
+    """A models folder that is a file would list every model as not installed, and say nothing."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"the models folder {folder} is a file, not a folder: give --models-dir "
+                         "a folder (or set PODIUM_MODELS_DIR to one)")
 
 
 def _comfyui_models(comfyui_dir):

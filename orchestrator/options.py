@@ -10,12 +10,9 @@ import argparse
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional
 
-from podium.errors import one_line
 
-from .outputs import OutputError
 
 MAX_SIDE = 4096  # the Presenter node's limit
 GROUPS = ("main", "source", "guided", "render", "layout", "soundtrack")  # the order options are shown in
@@ -35,27 +32,11 @@ def parse_size(value: str) -> tuple[int, int]:
 
 
 def servers(urls: Optional[list[str]], config: Optional[str]) -> list[str]:
-    """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`)."""
-    found = list(urls or [])
-    if not config:
-        return found
-    import yaml
+    """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`, read
+    bounded and without aliases: orchestrator/inputs.py)."""
+    from .inputs import config_servers
 
-    try:
-        data = yaml.safe_load(Path(config).expanduser().read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise OutputError(f"cannot read config {config}: {one_line(err)}") from None
-    listed = data.get("servers", []) if isinstance(data, dict) else None
-    if not isinstance(listed, list):
-        raise OutputError(f"config {config}: expected `servers: [http://host:8188, ...]`, "
-                          f"got {one_line(repr(listed if isinstance(data, dict) else data), 80)}")
-    for server in listed:
-        url = server.get("url") if isinstance(server, dict) else server
-        if not isinstance(url, str) or not url.strip():
-            raise OutputError(f"config {config}: each server is a URL (or `url: URL`), "
-                              f"got {one_line(repr(server), 80)}")
-        found.append(url.strip())
-    return found
+    return list(urls or []) + (config_servers(config) if config else [])
 
 
 # ---- argparse options from a model's fields ----

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def check_target(path: str | Path, overwrite: bool) -> Path:
         raise OutputError(f"output folder is not writable: {folder}") from None
     if path.is_dir():
         raise OutputError(f"output path is a folder: {path} (give a file name ending in .mp4)")
+    if path.exists() and not path.is_file():  # not even --force replaces a device node or a FIFO
+        raise OutputError(f"{path} is not a regular file (a device, FIFO or socket): choose a file "
+                          "name for the output")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists; pass --force to replace it")
     return path
@@ -54,3 +58,19 @@ def check_distinct(written: dict[str, Path], inputs: dict[str, Path]) -> None:
             if _same(path, other_path):
                 raise OutputError(f"{what} and {other} would be the same file, {path}: give --out a "
                                   "name ending in .mp4")
+
+
+def print_summary(lines: list[str], written: Path) -> None:
+    """The closing lines on stdout, once the video is written whole. A stdout that cannot take
+    them (a full disk, a closed pipe) does not fail the run: one warning on stderr, and stdout
+    goes to /dev/null so nothing fails at exit either (Python would exit 120)."""
+    try:
+        print("\n".join(lines), flush=True)
+    except (OSError, ValueError) as err:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        reason = getattr(err, "strerror", None) or err
+        print(f"warning: {written} is written, but stdout could not take the summary ({reason})",
+              file=sys.stderr)

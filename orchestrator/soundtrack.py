@@ -94,9 +94,23 @@ def input_files(render) -> dict[str, Path]:
     return {k: v for k, v in files.items() if v.is_file()}
 
 
+def check_unused_sfx(request: Request, script) -> None:
+    """A --sfx NAME=FILE for a sound the script never marks would be dropped without a word
+    (a typo, or the wrong script): refuse it, naming the marks the script has."""
+    marked = {sound_key(c.sound): c.sound for seg in script.segments for c in seg.cues}
+    unused = [name for name in request.sfx_files if name not in marked]
+    if unused:
+        has = (f"its marks are {', '.join(f'[sfx: {m}]' for m in sorted(marked.values()))}" if marked
+               else "it has no [sfx: NAME] mark")
+        raise UsageError(f"--sfx {', '.join(unused)}: the script never plays this sound ({has}); "
+                         "fix the name, mark the place with [sfx: NAME], or leave the option out")
+
+
 def check_generators(request: Request, script, check_models: bool) -> None:
-    """Before any work: the music / sound-effect graphs that will run exist and, when they run
-    here, their models are installed (else one line naming the pull command)."""
+    """Before any work: every --sfx NAME is marked in the script, and the music / sound-effect
+    graphs that will run exist and, when they run here, their models are installed (else one
+    line naming the pull command)."""
+    check_unused_sfx(request, script)
     wanted = []
     if request.music == AUTO:
         wanted.append(("music", "--music auto"))

@@ -16,9 +16,10 @@ ExecutableNodeDTO), driven by the server's /object_info instead of live widgets:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
+
+from podium.jsonio import JsonInputError, read_json
 
 from .workflow import WorkflowError, load_workflow
 
@@ -176,8 +177,8 @@ def load_any_workflow(path: str | Path, object_info_provider: Callable[[], dict]
     such as ComfyClient.object_info) is only asked for when the file needs converting."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
-    except (OSError, ValueError):
+        data = read_json(p) if p.exists() else None
+    except JsonInputError:  # load_workflow says what is wrong with it
         data = None
     if not is_ui_format(data):
         return load_workflow(path)  # API format, or a name in workflows/; it reports errors

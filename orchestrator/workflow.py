@@ -6,10 +6,10 @@ title is not unique) and the input's name, never by node id: ids change when gra
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from podium.errors import UsageError
+from podium.jsonio import JsonInputError, read_json
 
 WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 
@@ -23,12 +23,12 @@ def load_workflow(name_or_path: str | Path) -> dict:
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = WORKFLOWS_DIR / f"{name_or_path}.json"
+    if not path.exists():
+        raise WorkflowError(f"workflow not found: {path}")
     try:
-        graph = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WorkflowError(f"workflow not found: {path}") from None
-    except (OSError, ValueError) as err:
-        raise WorkflowError(f"cannot read workflow {path}: {err}") from None
+        graph = read_json(path)  # a file only, bounded in size and depth
+    except JsonInputError as err:
+        raise WorkflowError(f"cannot read workflow {path}: it {err}") from None
     if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
         raise WorkflowError(
             f"{path} is a UI-format workflow (as the editor saves it); export it with "

@@ -2,7 +2,11 @@
 once, with the end of that instance's log, stops the others it started, and exits 1."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -76,3 +80,93 @@ def test_a_real_comfyui_with_a_bad_argument_fails_at_once(tmp_path, monkeypatch)
     assert rc == 1, err
     assert "exited at start" in err and "the end of" in err, err
     assert _state() == before
+
+
+# ---- issue 18.12: `down` signals only what `up` started; a second `up` never orphans the first ----
+
+ANSWERING_MAIN = textwrap.dedent("""\
+    import http.server, sys
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    http.server.HTTPServer(("127.0.0.1", port), Answer).serve_forever()
+""")
+
+
+@pytest.fixture
+def own_state(tmp_path, monkeypatch):
+    """comfy_up's record and folders in tmp_path, not the repository's."""
+    from orchestrator import comfy_up
+
+    monkeypatch.setattr(comfy_up, "REPO", tmp_path)
+    monkeypatch.setattr(comfy_up, "STATE", tmp_path / "user" / "podium-servers.json")
+    return comfy_up
+
+
+def _sleeper() -> subprocess.Popen:
+    """An unrelated program in its own session (as a ComfyUI started by `up` is)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+
+
+def _ended(process: subprocess.Popen, timeout: float = 30) -> bool:
+    try:
+        process.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def test_down_leaves_a_process_that_is_not_the_one_up_started(own_state):
+    comfy_up = own_state
+    ours, stranger, old = _sleeper(), _sleeper(), _sleeper()
+    try:
+        reused = {**comfy_up._identity(stranger.pid), "started_at": comfy_up._identity(stranger.pid)["started_at"] - 3600}
+        servers = [{"url": "http://127.0.0.1:1", "pid": ours.pid, **comfy_up._identity(ours.pid)},
+                   {"url": "http://127.0.0.1:2", "pid": stranger.pid, **reused},  # the PID, a later process
+                   {"url": "http://127.0.0.1:3", "pid": old.pid}]  # a record with no identity
+        comfy_up.STATE.parent.mkdir(parents=True)
+        comfy_up.STATE.write_text(json.dumps({"servers": servers}))
+        stopped, left = comfy_up.down()
+        assert stopped == 1 and _ended(ours)
+        assert stranger.poll() is None and old.poll() is None  # never signalled
+        assert [line.split(": not stopped")[0] for line in left] == ["http://127.0.0.1:2", "http://127.0.0.1:3"]
+        assert not comfy_up.STATE.exists()
+    finally:
+        for process in (ours, stranger, old):
+            process.kill()
+            process.wait()
+
+
+def test_a_second_up_is_refused_while_the_first_runs(own_state, tmp_path):
+    from podium.errors import UsageError
+
+    comfy_up = own_state
+    comfy = tmp_path / "ComfyUI"
+    comfy.mkdir()
+    (comfy / "main.py").write_text(ANSWERING_MAIN)
+    first = comfy_up.up(comfy, [], free_port(), wait_s=60)
+    try:
+        record = comfy_up.STATE.read_bytes()
+        assert first[0]["cmdline"][1] == str(comfy / "main.py") and first[0]["started_at"] > 0
+        with pytest.raises(UsageError, match="still runs.*comfy down"):
+            comfy_up.up(comfy, [], free_port(), wait_s=60)
+        assert comfy_up.STATE.read_bytes() == record  # the first ones' record is kept
+        assert psutil.pid_exists(first[0]["pid"])
+        stopped, left = comfy_up.down()
+        assert (stopped, left) == (1, [])
+        assert psutil.Process(first[0]["pid"]).wait(30) == -signal.SIGTERM  # (our child: reaped here)
+    finally:
+        for server in first:
+            try:
+                os.killpg(server["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from podium import profiling
+from podium import files, profiling
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import cache_dir_for, run_cli, start_cli  # noqa: E402
@@ -171,17 +171,24 @@ def _dead_pid() -> int:
 
 
 def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
+    """Only names podium.files made (PID + check) whose process is dead go: never a user's
+    own `podium-...` files and folders beside the video or in the temp folder (issue 18.1)."""
     dead, live = _dead_pid(), os.getpid()  # this test's own process is alive
     scratch, folder = tmp_path / "scratch", tmp_path / "out"
     scratch.mkdir()
     folder.mkdir()
-    stale = [scratch / f"podium-segment-{dead}-k2j4", scratch / f"podium-stitch-{dead}-x9",
-             folder / f".talk.{dead}.0a1b2c.part.mp4", folder / f".talk.srt.{dead}.3d4e5f.part"]
-    kept = [scratch / f"podium-segment-{live}-abcd", folder / f".talk.{live}.0a1b2c.part.mp4",
+    stale = [scratch / (files.temp_prefix("segment", pid=dead) + "k2j4"),
+             scratch / (files.temp_prefix("stitch", pid=dead) + "x9"),
+             files.temp_path(folder / "talk.mp4", pid=dead), files.temp_path(folder / "talk.srt", pid=dead)]
+    kept = [scratch / (files.temp_prefix("segment", pid=live) + "abcd"), files.temp_path(folder / "talk.mp4"),
             folder / "podium-notes.txt", folder / ".talk.part", scratch / "podium-mine",
-            folder / "talk.srt.part"]
+            folder / "talk.srt.part",
+            # the user's own, named as the old sweep's patterns matched (it removed them all)
+            folder / f"podium-talk-{dead}-final.mp4", folder / f"podium-drafts-{dead}-old",
+            scratch / f"podium-drafts-{dead}-old", scratch / f"podium-segment-{dead}-k2j4",
+            folder / f".talk.{dead}.0a1b2c.part.mp4", folder / f".{'0' * 32}.{dead}.x"]
     for path in stale + kept:
-        if path.name.startswith("podium-") and path.suffix != ".txt":
+        if path.name.startswith("podium-") and path.suffix not in (".txt", ".mp4"):
             path.mkdir()
             (path / "a0.f32").write_bytes(b"\0" * 1000)
         else:
@@ -191,8 +198,55 @@ def test_next_run_removes_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
     assert rc == 0, err
     assert [p for p in stale if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
+    assert (folder / f"podium-drafts-{dead}-old" / "a0.f32").is_file()
     assert (folder / "new.mp4").is_file()
     assert sorted(leftovers(scratch)) == sorted(p.name for p in kept if p.parent == scratch)
+
+
+def test_what_a_sigkilled_run_really_left_goes_and_the_users_files_stay(tmp_path):
+    """A run killed outright while stitching (its hidden .part beside the video, its folders in
+    the temp folder): the next render there removes exactly those, and keeps the user's own
+    `podium-...` file and folder beside the video (issue 18.1: the old sweep removed them)."""
+    folder, scratch = tmp_path / "out", tmp_path / "scratch"
+    folder.mkdir()
+    mine = [folder / "podium-talk-2024-final.mp4", folder / "podium-drafts-2019-old" / "notes.txt"]
+    mine[1].parent.mkdir()
+    for path in mine:
+        path.write_bytes(b"the user's own")
+    script = tmp_path / "talk.txt"
+    script.write_text(_sentences(6, "first") + "\n\n" + _sentences(6, "second") + "\n")
+    process = start_cli("generate", "--script", script, "--crossfade", "0.5", "--out", folder / "talk.mp4",
+                        "--size", "320x180", "--quiet", cwd=tmp_path, tmpdir=scratch)
+    try:
+        seen = _wait_for(process, [folder], lambda n: ".part" in n, 240)
+        assert seen, process.communicate(timeout=60)[1]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+    left = [n for n in listing(folder) if ".part" in n] + [n for n in leftovers(scratch) if n.startswith("podium-")]
+    assert len(left) >= 2, left  # the .part beside the video and the stitch folder, at least
+    rc, out, err = run_cli("generate", "--text", "A short one.", "--out", folder / "new.mp4",
+                           "--size", "320x180", "--quiet", cwd=tmp_path, tmpdir=scratch)
+    assert rc == 0, err
+    assert [n for n in listing(folder) if ".part" in n] == [] and leftovers(scratch) == []
+    assert [p.read_bytes() for p in mine] == [b"the user's own"] * 2
+    assert sorted(listing(folder)) == ["new.mp4", "new.srt", "podium-drafts-2019-old", "podium-talk-2024-final.mp4"]
+
+
+def test_a_leftover_name_is_ours_only_with_its_check():
+    """The marker: a name is taken for a leftover only when its check matches the rest."""
+    name = files.temp_path(Path("/x/talk.mp4"), pid=4321).name
+    assert files.temp_owner(name) == 4321
+    forged = name.replace(".4321.", ".4322.")  # another PID, same token: not one we made
+    assert files.temp_owner(forged) is None
+    folder = files.temp_prefix("segment", pid=4321) + "abcd1234"
+    assert files.temp_folder_owner(folder) == 4321
+    assert files.temp_folder_owner(folder.replace("segment", "stitch")) is None
+    assert files.temp_folder_owner("podium-drafts-2019-old") is None
+    assert files.temp_folder_owner("podium-talk-2024-final.mp4") is None
 
 
 # ---- the few steps that must not stop half-way ----

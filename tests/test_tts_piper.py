@@ -120,6 +120,8 @@ def voices(tmp_path):
     (folder / "garbage.onnx.json").write_text(good_json)
     shutil.copy(joe.model_path(), folder / "badjson.onnx")
     (folder / "badjson.onnx.json").write_text('{"audio": {"sample_rate": 22050}, ')
+    shutil.copy(joe.model_path(), folder / "deepjson.onnx")
+    (folder / "deepjson.onnx.json").write_text("[" * 100_000)  # a RecursionError before (issue 18.8)
     shutil.copy(joe.model_path(), folder / "emptyjson.onnx")
     (folder / "emptyjson.onnx.json").write_text("{}")
     onnx = pytest.importorskip("onnx")
@@ -135,6 +137,7 @@ def voices(tmp_path):
 @pytest.mark.parametrize("name, message", [
     ("garbage", r"garbage\.onnx is not a Piper voice ONNX Runtime can load"),
     ("badjson", r"badjson\.onnx\.json is not valid JSON"),
+    ("deepjson", r"deepjson\.onnx\.json nests lists and objects more than 64 deep"),
     ("emptyjson", r"emptyjson\.onnx\.json is not a Piper voice config \(missing or wrong 'num_symbols'\)"),
     ("other", r"other\.onnx is an ONNX model but not a Piper voice"),
 ])

@@ -16,28 +16,52 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-# `.NAME.PID.TOKEN.part[.EXT]`: whose it is, so a later run can tell a dead run's leftovers.
-_TEMP = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{6})\.part(?P<ext>\.[^.]*)?$")
+# Temporary names carry their run's PID, so a later run can tell a dead run's leftovers, and a
+# check over the rest of the name (a keyed hash), so that only names this code made are ever
+# taken for leftovers: a user's `podium-talk-2024-final.mp4` or `.notes.12.abc.part` never is.
+# `.NAME.PID.NONCE+CHECK.part[.EXT]` beside an output; `podium-KIND-PID-CHECK-*` temp folders.
+_TEMP = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.(?P<nonce>[0-9a-f]{6})(?P<check>[0-9a-f]{6})"
+                   r"\.part(?P<ext>\.[^.]*)?$")
+_FOLDER = re.compile(r"^podium-(?P<kind>[a-z0-9_]+)-(?P<pid>\d+)-(?P<check>[0-9a-f]{8})-")
 
 
-def temp_prefix(kind: str) -> str:
-    """`podium-KIND-PID-`, the prefix of a temporary folder: should the run be killed outright,
-    the next one sees from the PID that its owner is dead and removes it."""
-    return f"podium-{kind}-{os.getpid()}-"
+def _check(*parts: object, size: int) -> str:
+    """The marker in a temporary name: a keyed hash of its other parts (`size` bytes, hex)."""
+    text = "\0".join(map(str, parts)).encode("utf-8", "surrogateescape")
+    return hashlib.blake2s(text, key=b"podium temporary name", digest_size=size).hexdigest()
 
 
-def temp_path(path: str | Path, keep_suffix: bool = True) -> Path:
+def temp_prefix(kind: str, pid: int | None = None) -> str:
+    """`podium-KIND-PID-CHECK-`, the prefix of a temporary folder: should the run be killed
+    outright, the next one sees from the PID that its owner is dead and removes it."""
+    pid = os.getpid() if pid is None else pid
+    return f"podium-{kind}-{pid}-{_check('folder', kind, pid, size=4)}-"
+
+
+def temp_path(path: str | Path, keep_suffix: bool = True, pid: int | None = None) -> Path:
     """A hidden, unused name beside `path` (ffmpeg picks the format by suffix, so it keeps it)."""
-    path = Path(path)
+    path, pid = Path(path), os.getpid() if pid is None else pid
     ext = path.suffix if keep_suffix else ""
     stem = path.stem if keep_suffix else path.name
-    return path.with_name(f".{stem}.{os.getpid()}.{secrets.token_hex(3)}.part{ext}")
+    nonce = secrets.token_hex(3)
+    return path.with_name(f".{stem}.{pid}.{nonce}{_check('part', stem, pid, nonce, ext, size=3)}.part{ext}")
 
 
 def temp_owner(name: str) -> int | None:
     """The process id in a name `temp_path` made, or None for any other name."""
     match = _TEMP.match(name)
-    return int(match["pid"]) if match else None
+    if not match or match["check"] != _check("part", match["stem"], match["pid"], match["nonce"],
+                                             match["ext"] or "", size=3):
+        return None
+    return int(match["pid"])
+
+
+def temp_folder_owner(name: str) -> int | None:
+    """The process id in a folder name `temp_prefix` began, or None for any other name."""
+    match = _FOLDER.match(name)
+    if not match or match["check"] != _check("folder", match["kind"], match["pid"], size=4):
+        return None
+    return int(match["pid"])
 
 
 def publish(tmp: str | Path, path: str | Path, replace: bool = True) -> Path:

@@ -15,7 +15,6 @@ With a token, /api and /metrics need `Authorization: Bearer TOKEN` (GET also tak
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from podium import jsonio
 from podium.files import atomic_write_text
 
 from . import __doc__ as SERVICE_DOC
@@ -283,9 +283,9 @@ async def _parse_submission(request: Request, settings: Settings) -> tuple[JobRe
     if kind == "application/json":
         body = await _read_limited(request, MAX_JSON_BYTES)
         try:
-            data = json.loads(body)
-        except ValueError as err:
-            raise RequestError("body", f"is not valid JSON ({err})", 400) from None
+            data = jsonio.loads(body)  # bounded: deep nesting is a 400, not a 500
+        except ValueError as err:  # "is not valid JSON (...)", "nests ... deep"
+            raise RequestError("body", str(err), 400) from None
         if not isinstance(data, dict):
             raise RequestError("body", "must be a JSON object", 422)
         return _validated(data), {}
@@ -313,7 +313,7 @@ async def _parse_submission(request: Request, settings: Settings) -> tuple[JobRe
                 raise RequestError(name, "is not a field this API takes", 422)
         if "options" in data:
             try:
-                data["options"] = json.loads(data["options"]) if data["options"].strip() else {}
+                data["options"] = jsonio.loads(data["options"]) if data["options"].strip() else {}
             except ValueError:
                 raise RequestError("options", "must be a JSON object (as a string in the form)", 422) from None
         return _validated(data), files

@@ -25,9 +25,10 @@ from typing import Any, Iterable, Optional, Union
 
 from pydantic import ValidationError
 
+from .. import jsonio
 from ..errors import PodiumError
 from ..files import atomic_write_text
-from .script import Script, Segment, SfxCue, _first_words, sentences_with_cues
+from .script import Script, Segment, SfxCue, _first_words, clean_text, sentences_with_cues
 from .script_schema import answer_model, answer_schema, format_error
 
 log = logging.getLogger("podium.llm_script")
@@ -166,7 +167,9 @@ _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
 
 def _one_line(text: Any, limit: int = 200) -> str:
-    text = re.sub(r"\s+", " ", str(text)).strip()
+    """The model's text as one line, without control characters or terminal escape sequences
+    (they would reach NAME.md and the terminal of whoever reads it)."""
+    text = re.sub(r"\s+", " ", clean_text(str(text))).strip()
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -182,8 +185,13 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
     if not text.strip():
         raise _Invalid("the answer was empty")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
+        data = jsonio.loads(text)
+    except jsonio.JsonTooLarge as err:  # (a RecursionError before: a traceback in the node)
+        raise _Invalid(f"the JSON {err}") from None
+    except jsonio.JsonInputError as failed:
+        err = failed.decode_error
+        if not isinstance(err, json.JSONDecodeError):
+            raise _Invalid(f"the JSON {failed}") from None
         if err.pos >= len(text.rstrip()) - 1 or "Unterminated" in err.msg:
             raise _Invalid(f"the JSON ends early, cut mid-object ({err.msg})") from None
         raise _Invalid(f"malformed JSON ({err.msg} at character {err.pos})") from None
@@ -613,8 +621,8 @@ def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration
     topic = (topic or "").strip()
     if not topic:
         raise PodiumError("guided mode needs a topic: say what the video is about (--topic \"...\")")
-    if duration_s <= 0:
-        raise PodiumError(f"the duration must be positive, not {duration_s:g} s")
+    if not (math.isfinite(duration_s) and duration_s > 0):  # nan, inf: a traceback before
+        raise PodiumError(f"the duration must be a positive number of seconds, not {duration_s:g}")
     if words_per_minute <= 0:
         raise PodiumError(f"words_per_minute must be positive, not {words_per_minute:g}")
     if max_attempts < 1:

@@ -6,7 +6,6 @@ subtitles and slide bullets, so its timing comes from the real audio.
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -14,7 +13,8 @@ from typing import Optional
 
 from pydantic import ValidationError
 
-from ..errors import PodiumError
+from .. import jsonio
+from ..errors import PodiumError, UsageError
 from .script_schema import FILE_SHAPE, ScriptFile, ScriptFormatError, format_error
 
 # Words that end in a period without ending a sentence.
@@ -31,6 +31,10 @@ _BOUNDARY = re.compile(r"""([.!?…]+["'”’)\]]*)\s+""")
 _MARK = re.compile(r"\[\s*(sfx|music)\s*:\s*([^\[\]\n]*?)\s*\]", re.I)
 _CUE = "\ue000"  # where an [sfx: ...] mark stood, while sentences are cut (a private-use char)
 _PUNCT_AFTER_SPACE = re.compile(r"\s+([.,;:!?…]+)")
+# Terminal escape sequences that would leave visible residue once their ESC goes: CSI (ESC [ or
+# the one-byte 0x9b, parameters, a final byte: colours, clear screen) and OSC (ESC ] ... BEL or
+# ESC \: window titles). Any other ESC goes alone, like every control character.
+_ESCAPE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,200}(?:\x07|\x1b\\)")
 
 
 @dataclass
@@ -154,10 +158,26 @@ def sentences_with_cues(text: str) -> tuple[list[str], list[tuple[int, float, st
 
 def clean_text(text: str) -> str:
     """`text` without control characters (NUL, escape codes, lone surrogates), which no voice
-    can speak and which break the tools downstream; tabs, line breaks and the like stay."""
+    can speak and which break the tools downstream; tabs, line breaks and the like stay.
+    A terminal escape sequence goes whole (`ESC[31m`, not just its ESC)."""
     if str.isprintable(text):  # (a TypeError for what is not text, as before)
         return text
+    text = _ESCAPE.sub("", text)
     return "".join(c for c in text if c.isspace() or unicodedata.category(c) not in ("Cc", "Cs"))
+
+
+def speakable(sentence: str) -> bool:
+    """Whether a voice has a word to say: a letter or a digit. Punctuation and symbols alone
+    are not narration ("..." gives no sound; "!!!" would be read out as "exclamation")."""
+    return any(c.isalnum() for c in sentence)
+
+
+def check_speakable(script: Script) -> Script:
+    """Refuse a script with not one word to say, the same way whatever its punctuation."""
+    if not any(speakable(s) for s in script.sentences):
+        raise UsageError("the script has no speakable words, only punctuation or symbols: "
+                         "write the narration in words")
+    return script
 
 
 def split_sentences(text: str) -> list[str]:
@@ -243,7 +263,7 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
     for segment in segments:
         segment.title = segment.title or title
         segment.bullets = [_first_words(s, 9) for s in segment.sentences]
-    return Script(title=title, segments=segments, music=music["video"])
+    return check_speakable(Script(title=title, segments=segments, music=music["video"]))
 
 
 def parse_script(raw: str, max_words: int = 60, title: str = "",
@@ -260,9 +280,9 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
     if not as_json:
         return split_script(raw, max_words=max_words, title=title)
     try:
-        data = json.loads(raw)
-    except ValueError as err:
-        raise ScriptFormatError(f"is not valid JSON ({err}); a Podium script JSON is {FILE_SHAPE}") from None
+        data = jsonio.loads(raw)
+    except jsonio.JsonInputError as err:  # (deep nesting too: a RecursionError before)
+        raise ScriptFormatError(f"{err}; a Podium script JSON is {FILE_SHAPE}") from None
     try:
         parsed = ScriptFile.model_validate(data)
     except ValidationError as err:
@@ -282,12 +302,16 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
     for segment in segments:
         segment.title = segment.title or title
         segment.bullets = segment.bullets or [_first_words(s, 9) for s in segment.sentences]
-    return Script(title=title, segments=segments, stage=parsed.stage, music=parsed.music)
+    return check_speakable(Script(title=title, segments=segments, stage=parsed.stage, music=parsed.music))
 
 
 def _is_json(raw: str) -> bool:
+    """Whether text starting with "[" is JSON; too big or too deep to parse counts as JSON
+    (refused as such, never spoken)."""
     try:
-        json.loads(raw)
+        jsonio.loads(raw)
         return True
-    except ValueError:
+    except jsonio.JsonTooLarge:
+        return True
+    except jsonio.JsonInputError:
         return False

@@ -1,7 +1,6 @@
 """Piper: fast neural TTS on the CPU (ONNX Runtime); the draft preset's voice."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import textwrap
@@ -10,10 +9,11 @@ from typing import Optional
 
 import numpy as np
 
+from .. import jsonio
 from ..errors import PodiumError
 from ..memory import get_manager
 from ..progress import Progress
-from .script import Script, clean_text
+from .script import Script, clean_text, speakable
 from .speech import Speech, SpeechBuilder, resample
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
@@ -55,9 +55,9 @@ def _load(model_path: Path, config_path: Path):
     from piper import PiperVoice
 
     try:
-        json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise PodiumError(f"Piper voice config {config_path.name} is not valid JSON ({err}): "
+        jsonio.read_json(config_path)  # a user's --voice FILE.onnx brings it: bounded
+    except jsonio.JsonInputError as err:
+        raise PodiumError(f"Piper voice config {config_path.name} {err}: "
                           "download the .onnx.json that goes with the voice again") from None
     onnxruntime.set_seed(NOISE_SEED)
     try:
@@ -157,7 +157,10 @@ def synthesize(
 
 
 def _speak(voice, sentence: str, syn_config) -> np.ndarray:
-    """One sentence's audio, made a bounded piece at a time (memory flat in its length)."""
+    """One sentence's audio, made a bounded piece at a time (memory flat in its length); none
+    for punctuation alone (as for "...", so "!!!" is not read out as "exclamation")."""
+    if not speakable(sentence):
+        return np.zeros(0, np.float32)
     chunks = []
     for piece in pieces(clean_text(sentence)):
         chunks += [c.audio_float_array for c in voice.synthesize(piece, syn_config=syn_config)]
