@@ -74,6 +74,15 @@ class PortraitMotion:
         return self._canvas
 
     def render(self, t: float) -> np.ndarray:
+        return self.move(self._canvas, t)
+
+    def move(self, canvas: np.ndarray, t: float) -> np.ndarray:
+        """`canvas` (the still, or the still with a talking mouth) moved as at time t."""
+        return cv2.warpAffine(canvas, self.matrix(t), (self.width, self.height),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def matrix(self, t: float) -> np.ndarray:
+        """The 2x3 affine of the sway, breath and nods at time t."""
         k = self.strength
         index = min(int(t * self._envelope_fps), len(self._envelope) - 1)
         talk = float(self._envelope[index])
@@ -84,8 +93,7 @@ class PortraitMotion:
         centre = (self.width / 2, self.height * 0.4)  # pivot near the face, not the middle
         matrix = cv2.getRotationMatrix2D(centre, angle, scale)
         matrix[:, 2] += (dx, dy)
-        return cv2.warpAffine(self._canvas, matrix, (self.width, self.height),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return matrix
 
 
 class FrameSequence:
