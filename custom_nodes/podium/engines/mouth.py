@@ -38,8 +38,10 @@ TEETH = np.array([222, 214, 200], np.float32)
 BLINK_CLOSE, BLINK_OPEN = 0.07, 0.11  # seconds to close and to open again
 
 
-def unusable(points: Optional[np.ndarray], width: int, height: int) -> Optional[str]:
-    """Why a face mesh cannot carry a mouth, in a few words; None when it can."""
+def unusable(points: Optional[np.ndarray], width: int, height: int,
+             box: Optional[tuple[int, int, int, int]] = None) -> Optional[str]:
+    """Why a face mesh cannot carry a mouth, in a few words; None when it can. `box`: where the
+    picture lies in the frame (its edges are where a face gets cut), default the whole frame."""
     if points is None:
         return "no face was found in the portrait"
     oval = points[list(fm.FACE_OVAL), :2]
@@ -47,7 +49,9 @@ def unusable(points: Optional[np.ndarray], width: int, height: int) -> Optional[
     face_w = float(oval[:, 0].max() - oval[:, 0].min())
     if min(face_h, face_w) < MIN_FACE:
         return f"the face is too small ({face_w:.0f}x{face_h:.0f} px, at least {MIN_FACE} needed)"
-    if (oval < 1).any() or (oval[:, 0] > width - 2).any() or (oval[:, 1] > height - 2).any():
+    x0, y0, x1, y1 = box or (0, 0, width, height)
+    if (oval[:, 0] < x0 + 1).any() or (oval[:, 1] < y0 + 1).any() or (oval[:, 0] > x1 - 2).any() \
+            or (oval[:, 1] > y1 - 2).any():
         return "the face is cut by the edge of the frame"
     middle = (oval[:, 0].max() + oval[:, 0].min()) / 2
     if abs(points[fm.NOSE_TIP, 0] - middle) > MAX_TURN * face_w:
@@ -231,7 +235,8 @@ class TalkingPortrait:
         self.track = MouthTrack(speech)
         self._blinks = blink_times(speech.duration) if blinks else np.zeros(0, np.float32)
         points = mesh.landmarks(self.still) if mesh is not None else None
-        why = unusable(points, self.width, self.height) if mesh is not None else "no face mesh"
+        box = getattr(motion, "portrait_box", None)
+        why = unusable(points, self.width, self.height, box) if mesh is not None else "no face mesh"
         self.points = points
         if why:
             self.note = f"no talking mouth: {why}; the portrait keeps its motion without one"

@@ -17,8 +17,10 @@ from .alignment import MODIFIERS, PUNCTUATION
 from .speech import PhoneSpan, Speech
 
 RATE = 100.0  # samples a second of the mouth track
-SMOOTH_S = 0.03  # coarticulation: sigma of the Gaussian over the targets
-CLOSE_S = 0.015  # how sharply the lips press together for /m b p/
+SMOOTH_S = 0.022  # coarticulation: sigma of the Gaussian over the targets
+CLOSE_S = 0.01  # how sharply the lips press together for /m b p/
+CLOSE_EARLY = 0.012  # s: the lips meet this much before a bilabial's span and part this much after
+QUIET_OPEN = 0.45  # how far a shape opens when spoken softly, as a share of its full opening
 
 # viseme -> (open 0..1, width -1 round .. 1 wide, teeth 0..1)
 VISEMES = {
@@ -70,7 +72,7 @@ class MouthTrack:
             targets, closure = _loudness_targets(speech, self.times), np.zeros(n, np.float32)
         smooth = np.stack([_gaussian(targets[:, k], SMOOTH_S * rate) for k in range(3)], axis=1)
         press = 1.0 - np.clip(2.0 * _gaussian(closure, CLOSE_S * rate), 0.0, 1.0)
-        smooth[:, 0] *= press
+        smooth[:, 0] *= press * (QUIET_OPEN + (1 - QUIET_OPEN) * _loudness(speech, self.times))
         smooth[:, 2] *= press
         smooth[:, 0] = np.clip(smooth[:, 0], 0.0, 1.0)
         self.values = smooth.astype(np.float32)
@@ -107,7 +109,8 @@ def _targets(phones: list[PhoneSpan], times: np.ndarray) -> tuple[np.ndarray, np
         open_, width, teeth = VISEMES[name]
         targets[i:j] = (open_ * strength, width * min(strength, 1.0), teeth * min(strength, 1.0))
         if phone.phoneme in BILABIALS:
-            closure[i:j] = 1.0
+            a, b = np.searchsorted(times, [phone.start - CLOSE_EARLY, phone.end + CLOSE_EARLY])
+            closure[a:b] = 1.0
     known = ~np.isnan(targets[:, 0])
     if not known.any():
         return np.zeros_like(targets), closure
@@ -126,6 +129,20 @@ def _loudness_targets(speech: Speech, times: np.ndarray) -> np.ndarray:
     level = np.interp(times * RATE, np.arange(len(rms)), rms / max(float(rms.max()), 1e-6))
     level = np.clip((level - 0.08) / 0.6, 0.0, 1.0)
     return np.stack([level, np.zeros_like(level), 0.5 * level], axis=1).astype(np.float32)
+
+
+def _loudness(speech: Speech, times: np.ndarray) -> np.ndarray:
+    """Loudness 0..1 at each time (RMS over 10 ms, smoothed, 1 at the voice's 95th percentile):
+    a louder syllable opens the mouth further."""
+    hop = max(int(speech.sample_rate / RATE), 1)
+    frames = len(speech.samples) // hop
+    if not frames:
+        return np.zeros(len(times), np.float32)
+    rms = _gaussian(np.sqrt(np.mean(speech.samples[:frames * hop].reshape(-1, hop) ** 2, axis=1)), SMOOTH_S * RATE)
+    voiced = rms[rms > 0.01 * max(float(rms.max()), 1e-9)]
+    top = float(np.percentile(voiced, 95)) if len(voiced) else 1.0
+    level = np.clip(rms / max(top, 1e-9), 0.0, 1.0)
+    return np.interp(times * RATE, np.arange(len(level)), level).astype(np.float32)
 
 
 def _gaussian(values: np.ndarray, sigma: float) -> np.ndarray:

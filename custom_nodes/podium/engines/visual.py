@@ -65,6 +65,7 @@ class PortraitMotion:
                  speech: Speech | None = None, strength: float = 1.0):
         self.width, self.height, self.strength = width, height, strength
         self._canvas = _compose_portrait(image, width, height)
+        self.portrait_box = portrait_box(image.shape[1], image.shape[0], width, height)
         self._envelope = speech_envelope(speech)
         self._envelope_fps = 50.0
 
@@ -118,6 +119,14 @@ class FrameSequence:
 
     def render(self, t: float) -> np.ndarray:
         return self.frames[self.index(t)]
+
+
+def portrait_box(w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): where a w x h portrait lies in the width x height frame, whole and centred."""
+    fit = min(width / w, height / h)
+    fw, fh = max(round(w * fit), 1), max(round(h * fit), 1)
+    x, y = (width - fw) // 2, (height - fh) // 2
+    return x, y, x + fw, y + fh
 
 
 def _compose_portrait(image: np.ndarray, width: int, height: int) -> np.ndarray:
