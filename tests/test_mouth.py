@@ -244,3 +244,14 @@ def test_the_draft_mp4_talks_with_both_streams_agreeing(tmp_path):
     eyes_dark = [dark(t, slice(55, 85)) for t in np.arange(0.3, 1.6, 0.1)]
     assert dark(0.05, slice(92, 118)) < 0.02 and max(mouth_dark) > 0.05, mouth_dark
     assert np.ptp(mouth_dark) > 4 * np.ptp(eyes_dark), (mouth_dark, eyes_dark)
+
+
+def test_a_small_frame_still_talks(speech, mesh):
+    """320x180 (a picture-in-picture size) of a head-and-shoulders crop: the face ~75 px tall."""
+    motion = PortraitMotion(skimage_data.astronaut()[20:280, 120:330], 320, 180, speech=speech)
+    small = mouth.TalkingPortrait(motion, speech, mesh)
+    assert small.note is None
+    widest = max(frame_times(speech.duration, 30), key=lambda t: small.track.at(t)[0])
+    region = small.mouth.region
+    change = np.abs(region.of(small.face(widest)).astype(np.float32) - region.of(small.still)).mean()
+    assert change > 5.0 and small.render(widest).shape == (180, 320, 3)
