@@ -255,3 +255,17 @@ def test_a_small_frame_still_talks(speech, mesh):
     region = small.mouth.region
     change = np.abs(region.of(small.face(widest)).astype(np.float32) - region.of(small.still)).mean()
     assert change > 5.0 and small.render(widest).shape == (180, 320, 3)
+
+
+def test_a_closed_mouth_portrait_shows_a_hint_of_teeth_when_it_opens(talking):
+    """The astronaut smiles with her teeth showing (so none are drawn); a portrait with closed
+    lips gets the teeth's edge under the upper lip on open shapes."""
+    points = talking.points.copy()
+    points[list(fm.UPPER_LIP_INNER)] = points[list(fm.LOWER_LIP_INNER)]  # lips together
+    rig = mouth.MouthRig(points, W, H)
+    with_teeth, without = talking.still.copy(), talking.still.copy()
+    rig.apply(with_teeth, talking.still, 1.0, 0.1, 1.0)
+    rig.apply(without, talking.still, 1.0, 0.1, 0.0)
+    region = rig.region
+    bright = lambda image: (region.of(image).astype(np.float32).mean(axis=2) > 180).sum()
+    assert bright(with_teeth) > bright(without)

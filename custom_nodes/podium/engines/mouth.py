@@ -115,6 +115,8 @@ class MouthRig:
         self._side = ((xs - self.cx) * np.exp(-((xs - self.cx) / (0.9 * self.mw)) ** 2
                                                - ((ys - line) / (0.45 * self.mw)) ** 2)).astype(np.float32)
         self._lip_bell = lambda x: _cos2((x - self.cx) / (0.5 * self.mw * 1.05))
+        # per unit of drop: below the split the pixel comes from higher up, above it from lower
+        self._per_drop = np.where(self._below, -self._down, LIFT * self._up).astype(np.float32)
 
     def apply(self, canvas: np.ndarray, still: np.ndarray, open_: float, width: float, teeth: float) -> None:
         """Write the mouth (open 0..1, width -1..1, teeth 0..1) into canvas's region, from still."""
@@ -124,7 +126,7 @@ class MouthRig:
             r.of(canvas)[:] = r.of(still)
             return
         lift = LIFT * drop
-        src_y = np.where(self._below, self._y - drop * self._down, self._y + lift * self._up)
+        src_y = self._y + drop * self._per_drop
         src_x = self._x - stretch * self._side
         warped = cv2.remap(still, src_x, src_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if drop >= 0.5:
@@ -132,7 +134,8 @@ class MouthRig:
         r.of(canvas)[:] = warped
 
     def _interior(self, crop: np.ndarray, drop: float, lift: float, stretch: float, teeth: float) -> np.ndarray:
-        """The cavity between the moved inner lips, with the upper teeth's edge, blended softly."""
+        """The cavity between the moved inner lips, with the upper teeth's edge, blended softly
+        (worked out in the cavity's own bounding box only)."""
         r = self.region
 
         def moved(points: np.ndarray, dy: float) -> np.ndarray:
@@ -141,24 +144,29 @@ class MouthRig:
             return np.stack([x - r.x0, points[:, 1] + dy * bell - r.y0], axis=1)
 
         top, bottom = moved(self.lower, -lift), moved(self.lower, drop)
-        shape = crop.shape[:2]
-        cavity = _mask(np.concatenate([top, bottom[::-1]]), shape)
-        out = crop.astype(np.float32)
+        ring = np.concatenate([top, bottom[::-1]])
+        x0, y0 = np.maximum(np.floor(ring.min(0)).astype(int) - 3, 0)
+        x1, y1 = np.minimum(np.ceil(ring.max(0)).astype(int) + 4, (crop.shape[1], crop.shape[0]))
+        if x1 <= x0 or y1 <= y0:
+            return crop
+        at = np.array([x0, y0], np.float32)
+        shape = (y1 - y0, x1 - x0)
+        cavity = _mask(ring - at, shape)
         gap = drop + lift
-        floor = float(bottom[:, 1].max())  # the moved lower lip's lowest inner point
+        floor = float(bottom[:, 1].max()) - y0  # the moved lower lip's lowest inner point
         tongue = np.clip((np.arange(shape[0], dtype=np.float32) - floor + 0.4 * gap) / max(0.4 * gap, 1.0), 0, 1)
-        shade = CAVITY + (TONGUE - CAVITY) * tongue[:, None, None] * 0.6
+        fill = np.broadcast_to(CAVITY + (TONGUE - CAVITY) * tongue[:, None, None] * 0.6, (*shape, 3))
         teeth *= 1.0 - self._own_teeth
         if teeth > 0.05:
             depth = teeth * min(0.5 * gap, 0.13 * self.mw)
             edge = top.copy()
-            edge[:, 1] += depth * self._lip_bell(self.upper[:, 0]) ** 0.5
-            tooth = _mask(np.concatenate([top, edge[::-1]]), shape) * cavity
-            fill = tooth[..., None] * TEETH * 0.92 + (1 - tooth[..., None]) * shade
-        else:
-            fill = shade
+            edge[:, 1] += depth * self._lip_bell(self.lower[:, 0]) ** 0.5
+            tooth = (_mask(np.concatenate([top, edge[::-1]]) - at, shape) * cavity)[..., None]
+            fill = tooth * TEETH * 0.92 + (1 - tooth) * fill
         alpha = (cavity * min(drop / 1.5, 1.0))[..., None]
-        return np.clip(out * (1 - alpha) + fill * alpha + 0.5, 0, 255).astype(np.uint8)
+        box = crop[y0:y1, x0:x1].astype(np.float32)
+        crop[y0:y1, x0:x1] = np.clip(box * (1 - alpha) + fill * alpha + 0.5, 0, 255).astype(np.uint8)
+        return crop
 
 
 def _mask(polygon: np.ndarray, shape) -> np.ndarray:
