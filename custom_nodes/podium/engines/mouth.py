@@ -84,7 +84,7 @@ class MouthRig:
         left, right = p[fm.MOUTH_CORNERS[0]], p[fm.MOUTH_CORNERS[1]]
         self.mw = float(np.linalg.norm(right - left))
         self.cx = float((left[0] + right[0]) / 2)
-        upper, lower = p[list(fm.UPPER_LIP_INNER)], p[list(fm.LOWER_LIP_INNER)]
+        lower = p[list(fm.LOWER_LIP_INNER)]
         # The split is the lower lip's inner edge: what is above (the upper lip and any teeth the
         # portrait already shows) lifts, what is below drops, and the new gap opens between.
         order = np.argsort(lower[:, 0])
