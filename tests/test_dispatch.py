@@ -36,7 +36,7 @@ FPS = 25
 FRAME = 1 / FPS
 RATE = 16000  # Hz, for comparing audio
 HOP = RATE // 50  # 20 ms windows
-NODES = 5  # nodes in workflows/direct.json: a fake's step delay applies before each
+NODES = 6  # nodes in workflows/direct.json: a fake's step delay applies before each
 SUMMARY = re.compile(r"wrote (?P<out>\S+): (?P<seconds>[\d.]+) s of video "
                      r"\((?P<segments>\d+) segments, (?P<cached>\d+) from cache\)")
 

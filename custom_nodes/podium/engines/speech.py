@@ -6,7 +6,7 @@ so the spans are sample-exact positions in the audio actually produced, never es
 from __future__ import annotations
 
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,34 @@ class SentenceSpan:
 
 
 @dataclass
+class PhoneSpan:
+    """One phoneme as the voice spoke it (Piper's alignments; espeak IPA), in seconds."""
+
+    phoneme: str
+    start: float
+    end: float
+
+
+@dataclass
+class WordSpan:
+    """One spoken word, timed from the same alignments as the phonemes (captions, reveals)."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass
 class Speech:
-    """Mono float32 audio in [-1, 1] plus where each segment and sentence lies in it."""
+    """Mono float32 audio in [-1, 1] plus where each segment and sentence lies in it, and,
+    when the voice gives alignments (Piper), every phoneme and word: the one timing source."""
 
     samples: np.ndarray
     sample_rate: int
     sentences: list[SentenceSpan]
     segment_bounds: list[tuple[float, float]]
+    phones: list[PhoneSpan] = field(default_factory=list)
+    words: list[WordSpan] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -45,6 +66,8 @@ class SpeechBuilder:
         self._length = len(self._lead)
         self._sentences: list[SentenceSpan] = []
         self._segments: list[tuple[float, float]] = []
+        self._phones: list[PhoneSpan] = []
+        self._words: list[WordSpan] = []
 
     def _append(self, chunk: np.ndarray) -> None:
         self._chunks.append(chunk)
@@ -53,12 +76,16 @@ class SpeechBuilder:
     def _now(self) -> float:
         return self._length / self.sample_rate
 
-    def add_sentence(self, text: str, audio: np.ndarray) -> None:
+    def add_sentence(self, text: str, audio: np.ndarray, phones: list[PhoneSpan] | None = None,
+                     words: list[WordSpan] | None = None) -> None:
+        """Append a sentence; `phones` and `words` are timed from the sentence's own start."""
         if self._sentences:
             self._append(self._pause)
         start = self._now()
         self._append(np.asarray(audio, np.float32).reshape(-1))
         self._sentences.append(SentenceSpan(text, len(self._segments), start, self._now()))
+        self._phones += [PhoneSpan(p.phoneme, start + p.start, start + p.end) for p in phones or ()]
+        self._words += [WordSpan(w.text, start + w.start, start + w.end) for w in words or ()]
 
     def end_segment(self, hold_s: float = 0.0) -> None:
         """Close the current segment: it spans from the previous one's end to now; `hold_s` of
@@ -72,7 +99,8 @@ class SpeechBuilder:
         self._append(self._lead)  # a breath at the end, so the last word is not clipped
         if self._segments:
             self._segments[-1] = (self._segments[-1][0], self._now())
-        return Speech(np.concatenate(self._chunks), self.sample_rate, self._sentences, self._segments)
+        return Speech(np.concatenate(self._chunks), self.sample_rate, self._sentences, self._segments,
+                      self._phones, self._words)
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

@@ -13,8 +13,9 @@ from .. import jsonio
 from ..errors import PodiumError
 from ..memory import get_manager
 from ..progress import Progress
+from .alignment import chunk_phones, words
 from .script import Script, clean_text, speakable
-from .speech import Speech, SpeechBuilder, resample
+from .speech import PhoneSpan, Speech, SpeechBuilder, resample
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
 # Piper makes a whole call's audio at once, ~1.2 MB of memory per character of text: a sentence
@@ -61,7 +62,7 @@ def _load(model_path: Path, config_path: Path):
                           "download the .onnx.json that goes with the voice again") from None
     onnxruntime.set_seed(NOISE_SEED)
     try:
-        voice = PiperVoice.load(model_path, config_path=config_path)
+        voice = PiperVoice.load(model_path, config_path=config_path, include_alignments=True)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise PodiumError(f"Piper voice config {config_path.name} is not a Piper voice config "
                           f"(missing or wrong {err}): download the .onnx.json that goes with "
@@ -145,9 +146,10 @@ def synthesize(
         own = (speaker_voices or {}).get(segment.speaker)
         speaker, syn_config = (own, other_config) if own is not None else (voice, config)
         for sentence in segment.sentences:
-            audio = _speak(speaker, sentence, syn_config)
+            audio, phones = _speak(speaker, sentence, syn_config)
             if len(audio):
-                builder.add_sentence(sentence, resample(audio, speaker.config.sample_rate, rate))
+                builder.add_sentence(sentence, resample(audio, speaker.config.sample_rate, rate),
+                                     phones, words(phones, clean_text(sentence)))
             progress.update()
         builder.end_segment(segment.hold)
     speech = builder.build()
@@ -156,16 +158,22 @@ def synthesize(
     return speech
 
 
-def _speak(voice, sentence: str, syn_config) -> np.ndarray:
-    """One sentence's audio, made a bounded piece at a time (memory flat in its length); none
-    for punctuation alone (as for "...", so "!!!" is not read out as "exclamation")."""
+def _speak(voice, sentence: str, syn_config) -> tuple[np.ndarray, list[PhoneSpan]]:
+    """One sentence's audio, made a bounded piece at a time (memory flat in its length), and
+    its phonemes timed from the sentence's start (none when the voice gives no alignments);
+    nothing for punctuation alone (as for "...", so "!!!" is not read out as "exclamation")."""
     if not speakable(sentence):
-        return np.zeros(0, np.float32)
-    chunks = []
+        return np.zeros(0, np.float32), []
+    chunks, phones, at = [], [], 0
+    rate = voice.config.sample_rate
     for piece in pieces(clean_text(sentence)):
-        chunks += [c.audio_float_array for c in voice.synthesize(piece, syn_config=syn_config)]
+        for chunk in voice.synthesize(piece, syn_config=syn_config, include_alignments=True):
+            audio = chunk.audio_float_array
+            phones += chunk_phones(chunk.phoneme_alignments, len(audio), rate, at / rate)
+            chunks.append(audio)
+            at += len(audio)
         _trim_heap()
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), phones
 
 
 def _trim_heap() -> None:

@@ -65,6 +65,7 @@ class PortraitMotion:
                  speech: Speech | None = None, strength: float = 1.0):
         self.width, self.height, self.strength = width, height, strength
         self._canvas = _compose_portrait(image, width, height)
+        self.portrait_box = portrait_box(image.shape[1], image.shape[0], width, height)
         self._envelope = speech_envelope(speech)
         self._envelope_fps = 50.0
 
@@ -74,6 +75,15 @@ class PortraitMotion:
         return self._canvas
 
     def render(self, t: float) -> np.ndarray:
+        return self.move(self._canvas, t)
+
+    def move(self, canvas: np.ndarray, t: float) -> np.ndarray:
+        """`canvas` (the still, or the still with a talking mouth) moved as at time t."""
+        return cv2.warpAffine(canvas, self.matrix(t), (self.width, self.height),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def matrix(self, t: float) -> np.ndarray:
+        """The 2x3 affine of the sway, breath and nods at time t."""
         k = self.strength
         index = min(int(t * self._envelope_fps), len(self._envelope) - 1)
         talk = float(self._envelope[index])
@@ -84,8 +94,7 @@ class PortraitMotion:
         centre = (self.width / 2, self.height * 0.4)  # pivot near the face, not the middle
         matrix = cv2.getRotationMatrix2D(centre, angle, scale)
         matrix[:, 2] += (dx, dy)
-        return cv2.warpAffine(self._canvas, matrix, (self.width, self.height),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return matrix
 
 
 class FrameSequence:
@@ -110,6 +119,14 @@ class FrameSequence:
 
     def render(self, t: float) -> np.ndarray:
         return self.frames[self.index(t)]
+
+
+def portrait_box(w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): where a w x h portrait lies in the width x height frame, whole and centred."""
+    fit = min(width / w, height / h)
+    fw, fh = max(round(w * fit), 1), max(round(h * fit), 1)
+    x, y = (width - fw) // 2, (height - fh) // 2
+    return x, y, x + fw, y + fh
 
 
 def _compose_portrait(image: np.ndarray, width: int, height: int) -> np.ndarray:

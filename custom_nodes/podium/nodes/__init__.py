@@ -6,6 +6,7 @@ from .frames import PodiumFrames
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
 from .lipsync import PodiumLipSync
+from .mouth import PodiumMouth
 from .musetalk import PodiumMuseTalk
 from .music import PodiumMusicGenerate, PodiumSoundEffect
 from .output import PodiumSaveAudio, PodiumSaveImage, PodiumSaveVideo
@@ -26,6 +27,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumPiperTTS": PodiumPiperTTS,
     "PodiumF5VoiceClone": PodiumF5VoiceClone,
     "PodiumLipSync": PodiumLipSync,
+    "PodiumMouth": PodiumMouth,
     "PodiumPresenter": PodiumPresenter,
     "PodiumPresenterImage": PodiumPresenterImage,
     "PodiumSubtitles": PodiumSubtitles,
@@ -56,6 +58,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumPiperTTS": "Podium Piper Voice",
     "PodiumF5VoiceClone": "Podium Voice Clone (F5-TTS)",
     "PodiumLipSync": "Podium Lip Sync (Wav2Lip)",
+    "PodiumMouth": "Podium Talking Mouth (CPU draft)",
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
     "PodiumPresenterImage": "Podium Presenter Image (SD1.5 / SDXL / FLUX)",
     "PodiumSubtitles": "Podium Subtitles",
