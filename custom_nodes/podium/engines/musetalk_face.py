@@ -29,11 +29,8 @@ import cv2
 import numpy as np
 
 from ..errors import PodiumError
+from .face_mesh import JAW  # the face oval from ear to ear under the chin (152, iBUG 8)
 from .lipsync import Box
-
-# MediaPipe's face oval from ear (454) to ear (234) under the chin (152, iBUG 8)
-JAW = (454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58,
-       132, 93, 234)
 
 RIDGE = 5  # mesh point of iBUG 29: the crop's vertical centre
 # The lower nose (alae, tip, nostrils, columella) as mesh points; their hull is never repainted.
@@ -129,7 +126,8 @@ def paste_mask(shape: FaceShape, box: Box) -> np.ndarray:
     drop = max(int(round(CHIN_DROP * h)), 1)
     region = cv2.dilate(region, np.ones((drop + 1, 1), np.uint8), anchor=(0, drop))
     trim = max(int(round(CHEEK_TRIM * w)), 1)
-    trimmed = cv2.erode(region, np.ones((1, 2 * trim + 1), np.uint8))
+    trimmed = cv2.erode(region, np.ones((1, 2 * trim + 1), np.uint8),  # outside the box: no face
+                        borderType=cv2.BORDER_CONSTANT, borderValue=0)
     centre = float(shape.ridge[0] - x1)
     band = np.abs(np.arange(w) + 0.5 - centre) <= CHEEK_BAND * w
     region = np.where(band[None, :], region, trimmed)
@@ -137,7 +135,7 @@ def paste_mask(shape: FaceShape, box: Box) -> np.ndarray:
     region[: h // 2] = 0  # upstream keeps the lower half of the box only
     k = _odd(BLUR * max(w, h))
     mask = cv2.GaussianBlur(region.astype(np.float32) / 255.0, (k, k), 0)
-    return mask * _border_fade(h, w, max(k // 2, 1))
+    return np.clip(mask, 0.0, 1.0) * _border_fade(h, w, max(k // 2, 1))  # blur rounds past 1
 
 
 def _border_fade(h: int, w: int, width: int) -> np.ndarray:
