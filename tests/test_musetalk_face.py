@@ -160,7 +160,7 @@ def test_the_real_face_mesh_frames_the_drawn_face():
     frame = draw_face(BIG)
     shape = mesh_locator(FaceMesh(detector=lipsync.FaceDetector("haar")))(frame)
     assert shape is not None
-    x1, y1, x2, y2 = crop_box(shape, (0, 10, 0, 0), BIG, BIG)
+    _, y1, _, y2 = crop_box(shape, (0, 10, 0, 0), BIG, BIG)
     assert abs(y2 - 10 - d["chin"]) < 8  # the mesh's chin is the drawn chin
     assert d["eyes"] < (y1 + y2) / 2 < d["nose_base"]  # the redrawn half starts on the nose
     no_face = detector_locator(lipsync.FaceDetector("haar"))(np.full((BIG, BIG, 3), 90, np.uint8))
