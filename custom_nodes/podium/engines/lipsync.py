@@ -135,6 +135,11 @@ class FaceDetector:
         return cv2.FaceDetectorYN.create(self._yunet_path, "", (320, 320), 0.6, 0.3, 50)
 
     def detect(self, rgb: np.ndarray) -> Optional[Box]:
+        return self.detect_with_points(rgb)[0]
+
+    def detect_with_points(self, rgb: np.ndarray) -> tuple[Optional[Box], Optional[np.ndarray]]:
+        """The largest face's box and, from YuNet, its five points (5, 2) in pixels: the eyes,
+        the nose tip, the mouth corners (None from Haar)."""
         h, w = rgb.shape[:2]
         scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
         small = cv2.resize(rgb, (max(round(w * scale), 1), max(round(h * scale), 1)),
@@ -145,15 +150,17 @@ class FaceDetector:
                                           size_bytes=os.path.getsize(self._yunet_path))
             detector.setInputSize((bgr.shape[1], bgr.shape[0]))
             faces = detector.detect(bgr)[1]
-            rects = [] if faces is None else [tuple(f[:4]) for f in faces]
+            found = [] if faces is None else [(tuple(f[:4]), f[4:14].reshape(5, 2)) for f in faces]
         else:
             gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
             min_side = max(24, min(gray.shape) // 10)
-            rects = list(self._haar.detectMultiScale(gray, 1.1, 5, minSize=(min_side, min_side)))
-        if not len(rects):
-            return None
-        x, y, bw, bh = max(rects, key=lambda r: r[2] * r[3])
-        return (int(x / scale), int(y / scale), int((x + bw) / scale), int((y + bh) / scale))
+            found = [(tuple(r), None) for r in
+                     self._haar.detectMultiScale(gray, 1.1, 5, minSize=(min_side, min_side))]
+        if not found:
+            return None, None
+        (x, y, bw, bh), points = max(found, key=lambda f: f[0][2] * f[0][3])
+        box = (int(x / scale), int(y / scale), int((x + bw) / scale), int((y + bh) / scale))
+        return box, None if points is None else np.asarray(points, np.float32) / scale
 
 
 def pad_box(box: Box, pads: Sequence[int], width: int, height: int) -> Box:
@@ -205,14 +212,18 @@ def _blend_mask(h: int, w: int) -> np.ndarray:
     return (mask * mask * (3 - 2 * mask))[..., None].astype(np.float32)  # smoothstep
 
 
-def paste_face(frame: np.ndarray, rgb: np.ndarray, box: Box, strength: float = 1.0) -> np.ndarray:
+def paste_face(frame: np.ndarray, rgb: np.ndarray, box: Box, strength: float = 1.0,
+               mask: Optional[np.ndarray] = None) -> np.ndarray:
     """`frame` with the generated face `rgb` (any size, RGB, 0-255) blended into `box` through
-    the feathered lower-face mask, scaled by `strength` (0: the frame itself)."""
+    `mask` (box-sized weights in [0, 1]; default the feathered lower-face box), scaled by
+    `strength` (0: the frame itself)."""
     x1, y1, x2, y2 = box
     rgb = np.clip(np.asarray(rgb, np.float32), 0, 255)
     rgb = cv2.resize(rgb, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
     region = frame[y1:y2, x1:x2].astype(np.float32)
-    blended = region + (strength * _blend_mask(y2 - y1, x2 - x1)) * (rgb - region)
+    weight = _blend_mask(y2 - y1, x2 - x1) if mask is None else \
+        np.asarray(mask, np.float32).reshape(y2 - y1, x2 - x1, 1)
+    blended = region + (strength * weight) * (rgb - region)
     out = frame.copy()
     out[y1:y2, x1:x2] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out

@@ -16,16 +16,18 @@ Facts of the published model (TMElyralab/MuseTalk), which the weights expect:
   folder), whisper-tiny/ (config.json, weights, preprocessor_config.json).
 
 Here the window is taken at each frame's own timestamp, so any fps stays in sync (MuseTalk
-itself indexes by an integer fps). Frames whose audio window is quieter than `silence_db` keep
-the input face (a closed, still mouth), fading in over a few dB. The latents are the VAE's mean
-(not a sample), so a frame renders the same every time. Faces are tracked and pasted back by
-lipsync.py's FaceTrack / paste_face (feathered lower-face mask: no box edge or chin seam).
+itself indexes by an integer fps). Every frame with a face is rendered by the model, as upstream:
+where the audio is quieter than `silence_db` it reaches Whisper as digital silence, so the model
+itself draws the closed mouth (no swap to the sharp input face, no texture pop at pauses). The
+latents are the VAE's mean (not a sample), so a frame renders the same every time. The crop and
+the paste mask come from face landmarks as MuseTalk was trained (musetalk_face.py).
 All three models load through the memory manager; torch is imported only when they load.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
@@ -40,6 +42,8 @@ import numpy as np
 from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
 from .lipsync import Box, FaceSyncVisual, paste_face
+from .musetalk_face import (EXTRA_MARGIN, Face, FaceFraming, box_locator, detector_locator,
+                            mesh_locator)
 from .speech import Speech, resample
 from .visual import Visual
 
@@ -48,8 +52,8 @@ SAMPLE_RATE = 16000  # Whisper's
 AUDIO_FPS = 50  # encoder frames per second (hop 160, stride 2)
 SEGMENT_S = 30  # Whisper's window
 WINDOW, LEFT = 10, 4  # encoder frames per video frame, and how many lie before its time
-SILENCE_RAMP_DB = 10.0  # from silence_db to silence_db + this, the mouth fades in
 LATENT_CACHE = 64  # reference latents kept (a still portrait or a looped clip repeats faces)
+log = logging.getLogger("podium.musetalk")
 
 
 @dataclass(frozen=True)
@@ -229,49 +233,59 @@ class WhisperFeatures:
         return np.concatenate([r if r is not None else np.zeros(shape, np.float32) for r in rows])
 
 
-def silence_weights(samples_16k: np.ndarray, times: Sequence[float], silence_db: float) -> np.ndarray:
-    """How much of the generated mouth each frame shows, in [0, 1], from the loudness (RMS,
-    dBFS) of its audio window: 0 below silence_db, 1 from silence_db + SILENCE_RAMP_DB."""
+def gate_silence(samples_16k: np.ndarray, silence_db: float) -> np.ndarray:
+    """The speech with every 20 ms (one encoder frame) set to zero where the 0.2 s a video frame
+    hears around it (its encoder window) is quieter than `silence_db` (RMS, dBFS): room noise
+    and breaths reach Whisper as the silence the model closes the mouth on."""
     hop = SAMPLE_RATE // AUDIO_FPS
-    out = []
-    for t in times:
-        start, stop = encoder_window(t)
-        window = samples_16k[max(start, 0) * hop:max(stop, 0) * hop]
-        rms = float(np.sqrt(np.mean(np.square(window, dtype=np.float64)))) if len(window) else 0.0
-        db = 20 * math.log10(max(rms, 1e-10))
-        out.append(min(max((db - silence_db) / SILENCE_RAMP_DB, 0.0), 1.0))
-    return np.asarray(out, np.float32)
+    samples = np.asarray(samples_16k, np.float32)
+    n = math.ceil(len(samples) / hop)
+    if n == 0:
+        return samples.copy()
+    power = np.zeros(n * hop, np.float64)
+    power[:len(samples)] = np.square(samples, dtype=np.float64)
+    sums = np.concatenate([[0.0], np.cumsum(power.reshape(n, hop).sum(1))])
+    start = np.clip(np.arange(n) - LEFT, 0, n)
+    stop = np.clip(np.arange(n) - LEFT + WINDOW, 0, n)
+    mean = (sums[stop] - sums[start]) / np.maximum((stop - start) * hop, 1)
+    quiet = 10 * np.log10(np.maximum(mean, 1e-20)) < silence_db
+    out = samples.copy()
+    out[np.repeat(quiet, hop)[:len(samples)]] = 0.0
+    return out
 
 
 class MuseTalkVisual(FaceSyncVisual):
     """A Visual whose mouth follows the speech (MuseTalk 1.5), made in batches of `batch_size`
-    frames as the video is written. `fps` must be the rate frames are pulled at; `face_box`
-    (x1, y1, x2, y2) skips detection; pads (top, bottom, left, right) widen the detected face
-    (the bottom one keeps the chin inside the crop, as MuseTalk's extra margin does)."""
+    frames as the video is written. `fps` must be the rate frames are pulled at. Faces are framed
+    from landmarks (`face_mesh`, an object with `landmarks(rgb) -> (468, 3) | None`; by default
+    MediaPipe's mesh when installed, else the detector's points); `face_box` (x1, y1, x2, y2: the
+    face, brows to chin) skips detection. Pads (top, bottom, left, right) widen the crop; the
+    bottom one is MuseTalk's extra margin under the chin (10 px)."""
 
     def __init__(self, base: Visual, speech: Speech, models: MuseTalkModels, fps: float,
-                 pads: Sequence[int] = (0, 10, 0, 0), smooth_frames: int = 5,
+                 pads: Sequence[int] = (0, EXTRA_MARGIN, 0, 0), smooth_frames: int = 5,
                  batch_size: int = 8, face_detector: str = "auto",
                  face_box: Optional[Box] = None, yunet_path: Optional[str] = None,
-                 silence_db: float = -50.0):
+                 silence_db: float = -50.0, face_mesh=None):
         super().__init__(base, speech, fps, pads, smooth_frames, batch_size, face_detector,
                          face_box, yunet_path)
+        if face_box is not None:
+            locate, self.framing = box_locator(self.track.face_box), "face box"
+        elif face_mesh is not None:
+            locate, self.framing = mesh_locator(face_mesh), "face mesh"
+        else:
+            locate, self.framing = _auto_locator(self.track.detector)
+        self.track = FaceFraming(self.width, self.height, locate, pads, smooth_frames)
         self.models, self.silence_db = models, float(silence_db)
         self.samples = resample(speech.samples, speech.sample_rate, SAMPLE_RATE)
-        self.features = WhisperFeatures(self.samples, models)
+        self.features = WhisperFeatures(gate_silence(self.samples, self.silence_db), models)
         self._latents: "OrderedDict[bytes, object]" = OrderedDict()
 
-    def _sync(self, frames, boxes, indices):
-        times = [i / self.fps for i in indices]
-        weights = silence_weights(self.samples, times, self.silence_db)
-        speaking = [k for k, w in enumerate(weights) if w > 0]
-        results = list(frames)  # silent frames: the input face, untouched
-        if speaking:
-            faces = self._generate([frames[k] for k in speaking], [boxes[k] for k in speaking],
-                                   [times[k] for k in speaking])
-            for k, face in zip(speaking, faces):
-                results[k] = paste_face(frames[k], face, boxes[k], float(weights[k]))
-        return results
+    def _sync(self, frames, faces: list[Face], indices):
+        boxes = [f.box for f in faces]
+        generated = self._generate(frames, boxes, [i / self.fps for i in indices])
+        return [paste_face(frame, face, f.box, mask=f.mask())
+                for frame, face, f in zip(frames, generated, faces)]
 
     @staticmethod
     def crop(frame: np.ndarray, box: Box) -> np.ndarray:
@@ -321,3 +335,13 @@ class MuseTalkVisual(FaceSyncVisual):
             image = vae.decode(out.to(vparam.device, vparam.dtype) / vae.config.scaling_factor).sample
         image = ((image.float() / 2 + 0.5).clamp(0, 1) * 255.0).permute(0, 2, 3, 1).cpu().numpy()
         return list(image)
+
+
+def _auto_locator(detector):
+    """MediaPipe's face mesh over `detector` when it is installed, else the detector's points."""
+    from .face_mesh import FaceMesh
+    try:
+        return mesh_locator(FaceMesh(detector=detector)), "face mesh"
+    except PodiumError as err:  # not installed (or no LiteRT): say so once, frame from the points
+        log.warning("MuseTalk framing from the face detector's points, not the face mesh: %s", err)
+        return detector_locator(detector), "detector points"

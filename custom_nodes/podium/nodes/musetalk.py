@@ -47,9 +47,11 @@ def musetalk_files(model: str, vae: str, whisper: str) -> MuseTalkFiles:
 
 class PodiumMuseTalk:
     """MuseTalk 1.5 over the presenter, or over an IMAGE batch from any node (a core video
-    model's frames, an idle clip): faces found (YuNet, else OpenCV's Haar cascade) and smoothed
-    across frames, a 256x256 crop redrawn below the nose and blended back with a feathered
-    mask; silent stretches keep the input face. Frames are made when the video is written."""
+    model's frames, an idle clip): faces framed from landmarks as MuseTalk was trained (MediaPipe's
+    face mesh; else the detector's points), smoothed across frames; the 256x256 crop is redrawn
+    from the nose down and blended back over the mouth and jaw (nose and background kept); every
+    frame is the model's, quiet audio reaching it as silence. Frames are made when the video is
+    written."""
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -63,7 +65,7 @@ class PodiumMuseTalk:
                 "vae": (_ids(KIND_VAE), {"tooltip": "The VAE MuseTalk was trained with (sd-vae-ft-mse)."}),
                 "whisper": (_ids(KIND_WHISPER), {"tooltip": "The audio encoder MuseTalk was trained with (whisper-tiny)."}),
                 "pad_top": pad(0, "Pixels added above the detected face."),
-                "pad_bottom": pad(10, "Pixels added below the detected face: keep the chin inside."),
+                "pad_bottom": pad(10, "Pixels added below the chin (MuseTalk 1.5's extra margin: 10)."),
                 "pad_left": pad(0, "Pixels added left of the detected face."),
                 "pad_right": pad(0, "Pixels added right of the detected face."),
                 "smooth_frames": ("INT", {"default": 5, "min": 1, "max": 60,
@@ -72,13 +74,13 @@ class PodiumMuseTalk:
                                        "tooltip": "Frames per UNet run; one batch of frames is held in memory."}),
                 "face_detector": (["auto", "haar"], {"tooltip": "auto: the ONNX face detector (YuNet) when installed, else OpenCV's Haar cascade."}),
                 "silence_db": ("FLOAT", {"default": -50.0, "min": -120.0, "max": 0.0, "step": 1.0,
-                                         "tooltip": "Audio quieter than this (dBFS) keeps the input face: a closed, still mouth."}),
+                                         "tooltip": "Audio quieter than this (dBFS) reaches the model as silence: it draws a closed mouth."}),
             },
             "optional": {
                 "visual": ("PODIUM_VISUAL", {"tooltip": "The presenter (Podium Presenter, Upscale); or connect frames."}),
                 "frames": ("IMAGE", {"tooltip": "Frames from any image node (B, H, W, 3): one per video frame at "
                                     "fps, played back and forth to the narration's length; wins over visual."}),
-                "face_box": ("STRING", {"default": "", "tooltip": "Fixed framing: x1,y1,x2,y2 in pixels; skips detection."}),
+                "face_box": ("STRING", {"default": "", "tooltip": "Fixed face (brows to chin): x1,y1,x2,y2 in pixels; skips detection."}),
             },
         }
 
