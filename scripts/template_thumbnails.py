@@ -2,8 +2,9 @@
 in orange, ComfyUI core's in blue) under its title.
 
 ComfyUI's template browser (frontend 1.27) asks for `<template name>.jpg` beside the template's
-.json, so each thumbnail is written there as JPEG:
-    python scripts/template_thumbnails.py [custom_nodes/podium/example_workflows]
+.json, so each thumbnail is written there as JPEG (scripts/workflows_ui.py calls draw() when it
+stores a graph; this redraws them all):
+    python scripts/template_thumbnails.py [workflows]
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
 from podium.engines.fonts import font  # noqa: E402
 
-FOLDER = Path(__file__).resolve().parents[1] / "custom_nodes/podium/example_workflows"
+FOLDER = Path(__file__).resolve().parents[1] / "workflows"
 SIZE, BAR = (512, 384), 84
 BACKGROUND, PODIUM, CORE, NOTE = (24, 28, 38), (242, 153, 74), (86, 140, 200), (120, 120, 90)
 
 
-def title_of(name: str) -> str:
-    return name.removeprefix("podium_").replace("_", " ").capitalize()
+def title_of(workflow: dict, name: str) -> str:
+    return (workflow.get("extra") or {}).get("podium", {}).get("title") or name.replace("_", " ").capitalize()
 
 
 def draw(workflow: dict, title: str) -> Image.Image:
@@ -62,8 +63,8 @@ def main(folder: Path = FOLDER) -> list[Path]:
     written = []
     for path in sorted(folder.glob("*.json")):
         thumbnail = path.with_suffix(".jpg")
-        draw(json.loads(path.read_text(encoding="utf-8")), title_of(path.stem)).save(
-            thumbnail, "JPEG", quality=88)
+        workflow = json.loads(path.read_text(encoding="utf-8"))
+        draw(workflow, title_of(workflow, path.stem)).save(thumbnail, "JPEG", quality=88)
         written.append(thumbnail)
     return written
 
