@@ -184,9 +184,9 @@ def _widgets_values(node: dict, spec: dict) -> list:
 def finish(graph: dict, name: str) -> dict:
     """Title and description in `extra`, and a view that opens readable at the top-left."""
     title, description = about(name)
-    for n in graph["nodes"]:
-        if n["type"] == "Note" and not n.get("title"):
-            n["title"] = title
+    note = next((n for n in graph["nodes"] if n["type"] == "Note"), None)
+    if note is not None and not note["widgets_values"][0].startswith(title):
+        note["title"], note["widgets_values"][0] = title, f"{title}\n\n{note['widgets_values'][0]}"
     xs = [n["pos"][0] for n in graph["nodes"]] + [n["pos"][0] + n["size"][0] for n in graph["nodes"]]
     ys = [n["pos"][1] for n in graph["nodes"]] + [n["pos"][1] + n["size"][1] for n in graph["nodes"]]
     fit = min(VIEW[0] / (max(xs) - min(xs)), VIEW[1] / (max(ys) - min(ys)))

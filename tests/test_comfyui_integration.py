@@ -26,6 +26,7 @@ from conftest import COMFYUI_DIR, comfyui_server, live_comfyui, run_prompt  # no
 pytestmark = live_comfyui
 from orchestrator import embedded, local  # noqa: E402
 from orchestrator.prompt_errors import describe_prompt_error  # noqa: E402
+from orchestrator.workflow import load_workflow
 
 FFPROBE = "/usr/bin/ffprobe"
 PACK_NODES = {"PodiumDirectScript", "PodiumPiperTTS", "PodiumPresenter", "PodiumSubtitles", "PodiumSaveVideo"}
@@ -71,7 +72,7 @@ def decoded_md5(path: Path, stream: str) -> str:
 
 
 def small_graph(prefix: str, voice_path: str = "") -> dict:
-    graph = json.loads((REPO / "workflows/direct.json").read_text())
+    graph = load_workflow("direct")
     graph["1"]["inputs"]["text"] = "Hello from ComfyUI. This is a short test, in two sentences."
     graph["2"]["inputs"]["voice_path"] = voice_path
     graph["3"]["inputs"].update(width=320, height=180)
@@ -230,7 +231,7 @@ def test_example_workflow_is_served_and_equals_direct_json(comfy):
         assert link_id in output["links"] and target["link"] == link_id
         assert output["type"] == target["type"] == kind
     info = requests.get(comfy["url"] + "/object_info").json()
-    direct = json.loads((REPO / "workflows/direct.json").read_text())
+    direct = load_workflow("direct")
     assert ui_to_api(workflow, info) == with_defaults(direct, info)
 
 
