@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .comfy_client import ComfyClient, ComfyError
+from .workflow import link_templates
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = REPO / "user" / "podium-servers.json"
@@ -86,6 +87,7 @@ def up(comfyui_dir: Path, gpus: list[int], base_port: int, host: str = "127.0.0.
         raise FileNotFoundError(f"no ComfyUI at {comfyui_dir} (main.py missing): set COMFYUI_DIR "
                                 "or pass --comfyui-dir")
     started, processes, offsets = [], [], []
+    link_templates()  # the editor's template browser lists workflows/ (see orchestrator.workflow)
     try:
         for slot, gpu in enumerate(gpus or [None]):
             port, name = base_port + slot, f"gpu{gpu}" if gpu is not None else "cpu"

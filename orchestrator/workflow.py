@@ -33,6 +33,21 @@ REPO_WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 WORKFLOWS_DIR = _stored_dir()
 
 
+def link_templates(pack_dir: Path | None = None) -> Path | None:
+    """Link workflows/ as <pack>/example_workflows, where ComfyUI lists a pack's templates when
+    it runs with `--base-directory <repo>` (the pack is then custom_nodes/podium). Made when
+    `podium comfy up` starts, never tracked: a pack under a ComfyUI custom-node policy must hold
+    no symlinks, and a clone needs none (ComfyUI finds the clone's own workflows/)."""
+    link = Path(pack_dir or REPO_WORKFLOWS.parent / "custom_nodes" / "podium") / "example_workflows"
+    if link.is_symlink() or link.exists():
+        return link if link.resolve() == WORKFLOWS_DIR.resolve() else None
+    try:
+        link.symlink_to(WORKFLOWS_DIR, target_is_directory=True)
+    except OSError:  # no symlinks here (Windows without the privilege): the templates go unlisted
+        return None
+    return link
+
+
 def read_graph(name_or_path: str | Path) -> tuple[Path, object]:
     """(path, parsed JSON) of a file, or of a name in workflows/."""
     path = Path(name_or_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from PIL import Image
 
 from orchestrator import local
 from orchestrator.node_defs import stored_object_info
-from orchestrator.ui_format import ui_to_api, widget_names
-from orchestrator.workflow import load_workflow
+from orchestrator.ui_format import is_ui_format, ui_to_api, widget_names
+from orchestrator.workflow import link_templates, load_workflow
 from podium.nodes import NODE_CLASS_MAPPINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +32,17 @@ def test_the_graphs_are_there_once():
     assert NAMES == ["checkpoint_presenter", "cinema_humo", "cinema_infinitetalk", "cinema_s2v", "direct",
                      "direct_balanced", "direct_fast", "direct_music", "direct_quality", "guided", "idle_clip",
                      "idle_musetalk", "music", "presenter_image", "sfx", "video_model_lipsync"]
-    # --base-directory <repo>: ComfyUI scans custom_nodes/podium/, which links to the same folder
-    assert (REPO / "custom_nodes/podium/example_workflows").resolve() == TEMPLATES.resolve()
+    assert all(is_ui_format(json.loads((TEMPLATES / f"{n}.json").read_text())) for n in NAMES)
+
+
+def test_the_repository_holds_no_symlinks_and_comfy_up_links_the_templates(tmp_path):
+    """A pack under a ComfyUI custom-node policy must hold no symlinks; with --base-directory
+    <repo> ComfyUI scans custom_nodes/podium/, so `podium comfy up` links workflows/ there."""
+    tracked = subprocess.run(["git", "ls-files", "-s"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert not [line for line in tracked.stdout.splitlines() if line.startswith("120000")]
+    link = link_templates(tmp_path)
+    assert link == tmp_path / "example_workflows" and link.resolve() == TEMPLATES.resolve()
+    assert link_templates(tmp_path) == link  # already there: left as it is
 
 
 @pytest.mark.parametrize("name", NAMES)
