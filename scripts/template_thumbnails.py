@@ -53,7 +53,10 @@ def draw(workflow: dict, title: str) -> Image.Image:
         colour = NOTE if n["type"] == "Note" else PODIUM if n["type"].startswith("Podium") else CORE
         pen.rounded_rectangle([*at(x, y), *at(x + w, y + h)], 4, fill=colour + (215,))
     pen.rectangle([0, 0, SIZE[0], BAR], fill=(14, 16, 22))
-    pen.text((20, 14), title, font=font(30, bold=True), fill=(255, 255, 255))
+    size = 30
+    while size > 14 and pen.textlength(title, font=font(size, bold=True)) > SIZE[0] - 40:
+        size -= 1  # the whole title, however long: the card shows the picture, not the name
+    pen.text((20, 14 + (30 - size) // 2), title, font=font(size, bold=True), fill=(255, 255, 255))
     pen.text((20, 54), "Podium  \u00b7  orange: Podium nodes, blue: ComfyUI core",
              font=font(15), fill=(170, 178, 196))
     return image

@@ -61,7 +61,7 @@ ABOUT = {
     "video_model_lipsync": ("Podium video model + lip sync", "Core's Wan 2.2 TI2V 5B animates the "
                             "portrait; Podium lip-syncs the clip to the narration."),
 }
-GAP, WIDE = 60, 340
+GAP, WIDE, COLUMNS = 60, 340, 5
 NOTE_W = WIDE
 READABLE, VIEW = 0.8, (1500, 850)  # the editor hides node text below ~0.6
 
@@ -115,20 +115,26 @@ def api_to_ui(api: dict, name: str, info: dict | None = None) -> dict:
         raise SystemExit(f"{name}: no definition of {', '.join(missing)} (orchestrator/core_nodes.json)")
     depth = _depths(api)
     order = sorted(api, key=lambda k: (depth[k], ids[k]))
-    nodes, links, x_at, y_at = {}, [], {}, {}
-    for key in order:  # columns by depth, stacked
+    nodes, links, y_at = {}, [], {}
+    for key in order:  # columns by depth, stacked; COLUMNS columns to a band, bands downwards
         node, spec = api[key], info[api[key]["class_type"]]
-        col = depth[key]
-        x_at.setdefault(col, (col - 1) * (WIDE + GAP))
-        y = y_at.get(col, 0 if col > 1 else 260)
+        col = depth[key] - 1
+        y = y_at.get(col, 260 if col == 0 else 0)
         h = _height(spec, node)
         y_at[col] = y + h + 40
-        nodes[key] = {"id": ids[key], "type": node["class_type"], "pos": [x_at[col], y], "size": [WIDE, h],
+        nodes[key] = {"id": ids[key], "type": node["class_type"], "pos": [(col % COLUMNS) * (WIDE + GAP), y],
+                      "size": [WIDE, h],
                       "flags": {}, "order": order.index(key), "mode": 0, "inputs": [],
                       "outputs": [{"name": out_name, "type": out_type, "links": []} for out_type, out_name in
                                   zip(spec.get("output") or [], spec.get("output_name") or spec.get("output") or [])],
                       "title": node.get("_meta", {}).get("title") or spec.get("display_name") or node["class_type"],
                       "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": []}
+    band_top = {0: 0}
+    for band in range(1, max(depth.values()) // COLUMNS + 1):
+        previous = [y_at[c] for c in y_at if c // COLUMNS == band - 1]
+        band_top[band] = band_top[band - 1] + max(previous) + 2 * GAP
+    for key in order:
+        nodes[key]["pos"][1] += band_top[(depth[key] - 1) // COLUMNS]
     for key in order:
         node, spec, ui = api[key], info[api[key]["class_type"]], nodes[key]
         known = {s[0] for s in _sockets(spec)}

@@ -12,7 +12,6 @@ original is never written.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

@@ -4,7 +4,6 @@ offline; exact lengths, seeds, the missing-model error, the nodes, and workflows
 sfx.json run in-process (and in a live ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path

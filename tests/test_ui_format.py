@@ -6,13 +6,11 @@ Node definitions are /object_info entries of that server (tests/data/comfyui-0.3
 """
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import pytest
 
-from orchestrator import local
 from orchestrator.ui_format import is_ui_format, load_any_workflow, ui_to_api, widget_names
 from orchestrator.workflow import WorkflowError, load_workflow
 
