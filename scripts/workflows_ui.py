@@ -27,7 +27,7 @@ from orchestrator.node_defs import stored_object_info  # noqa: E402
 from orchestrator.ui_format import is_ui_format, widget_names  # noqa: E402
 from orchestrator.workflow import WORKFLOWS_DIR, load_workflow  # noqa: E402
 
-NEEDS_NEW = "Needs a ComfyUI newer than 0.3.64 (0.38 or later), whose core has {node}."
+NEEDS_NEW = "Needs a ComfyUI whose core has {node}: 0.38 has it, 0.3.64 does not."
 # name: (title, description). The editor's template browser shows the file name; the title and
 # description head the note inside the graph and the thumbnail.
 ABOUT = {

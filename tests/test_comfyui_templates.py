@@ -262,8 +262,14 @@ def test_template_browser_lists_loads_and_runs_podiums_templates(layout, tmp_pat
                 assert dialogs == [], (name, dialogs)
                 types = page.evaluate("() => window.app.graph.nodes.map(n => n.type)")
                 assert sorted(types) == sorted(n["type"] for n in stored["nodes"]), name
-                links = page.evaluate("() => window.app.graph.serialize().links.map(l => l.slice(0, 5))")
-                assert sorted(links) == sorted(link[:5] for link in stored["links"]), name
+                # links by input name: the editor gives every widget a socket of its own, so a
+                # widget fed by a link may sit at another slot index than in the file
+                links = page.evaluate("() => { const g = window.app.graph.serialize();"
+                                      " const by = Object.fromEntries(g.nodes.map(n => [n.id, n]));"
+                                      " return g.links.map(l => [l[1], l[2], l[3], by[l[3]].inputs[l[4]].name]) }")
+                by_id = {n["id"]: n for n in stored["nodes"]}
+                assert sorted(links) == sorted([a, a_slot, b, by_id[b]["inputs"][b_slot]["name"]]
+                                               for _, a, a_slot, b, b_slot, _ in stored["links"]), name
                 scale = page.evaluate("() => window.app.canvas.ds.scale")
                 assert scale >= 0.8, (name, scale)  # opens where node text shows
 
