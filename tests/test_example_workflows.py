@@ -134,3 +134,19 @@ def test_idle_template_plays_the_idle_clip_under_musetalk_like_the_balanced_grap
         node = by_class[cls][1]["inputs"]
         shared = [k for k, v in same[cls].items() if not isinstance(v, list)]
         assert {k: node[k] for k in shared} == {k: same[cls][k] for k in shared}, cls
+
+
+HAND_LAID = {"checkpoint_presenter", "idle_musetalk", "video_model_lipsync"}  # groups and notes of their own
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - HAND_LAID))
+def test_the_script_makes_the_stored_file_from_its_api_graph(name):
+    """scripts/workflows_ui.py is deterministic and loses nothing: the API graph a stored file
+    runs as gives back the same file (what the integrator relies on to regenerate graphs)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("workflows_ui", REPO / "scripts/workflows_ui.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stored = json.loads((TEMPLATES / f"{name}.json").read_text())
+    assert script.api_to_ui(load_workflow(name), name) == stored
