@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,12 @@ def test_the_script_makes_the_stored_file_from_its_api_graph(name):
     spec.loader.exec_module(script)
     stored = json.loads((TEMPLATES / f"{name}.json").read_text())
     assert script.api_to_ui(load_workflow(name), name) == stored
+
+
+def test_converting_the_stored_graphs_imports_no_torch():
+    """The orchestrator converts with the pack's node definitions and still never imports torch."""
+    code = ("import sys; from orchestrator.workflow import load_workflow; "
+            f"[load_workflow(n) for n in {NAMES!r}]; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
