@@ -9,9 +9,14 @@ format with the pack's node definitions, orchestrator.node_defs). Graphs edited 
     python scripts/workflows_ui.py                  # every workflows/*.json: API -> UI, notes, thumbnails
     python scripts/workflows_ui.py workflows/x.json # just these (API or UI format)
     python scripts/workflows_ui.py --to-api NAME    # print a stored graph in API format
+    python scripts/workflows_ui.py --to-api-dir DIR # every stored graph in API format, DIR/NAME.json
+    python scripts/workflows_ui.py --from-api-dir DIR
 
-When node definitions change (a widget added, a STRING turned into an upload combo), export the
-stored graphs with --to-api BEFORE the change, then run the script on those API files after it.
+When node definitions change (a widget added, a STRING turned into an upload combo), the stored
+files no longer match them (tests/test_example_workflows.py says which). Run --to-api-dir with
+the definitions the files were made for (e.g. on the branch before merging the change), then
+--from-api-dir with the new ones: graphs this script laid out are made anew; hand-laid ones
+(groups, notes of their own) keep their layout and get their widget values rewritten.
 """
 from __future__ import annotations
 
@@ -169,7 +174,7 @@ def api_to_ui(api: dict, name: str, info: dict | None = None) -> dict:
     graph = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"podium/workflows/{name}")), "revision": 0,
              "last_node_id": note["id"], "last_link_id": len(links),
              "nodes": [nodes[k] for k in order] + [note], "links": links, "groups": [], "config": {},
-             "extra": {}, "version": 0.4}
+             "extra": {"podium": {"layout": "scripts/workflows_ui.py"}}, "version": 0.4}
     return finish(graph, name)
 
 
@@ -199,15 +204,21 @@ def finish(graph: dict, name: str) -> dict:
     scale = round(min(1.0, max(READABLE, fit)), 2)
     graph["extra"] = {**graph.get("extra", {}),
                       "ds": {"scale": scale, "offset": [round(40 / scale - min(xs)), round(40 / scale - min(ys))]},
-                      "podium": {"title": title, "description": description}}
+                      "podium": {**graph.get("extra", {}).get("podium", {}), "title": title,
+                                 "description": description}}
     return graph
 
 
-def store(path: Path) -> Path:
-    """Rewrite `path` (API or UI format) as the stored UI file and draw its thumbnail."""
+def store(path: Path, api: dict | None = None) -> Path:
+    """Rewrite `path` (API or UI format) as the stored UI file and draw its thumbnail; with
+    `api` (the graph in API format), from that graph's values."""
     from template_thumbnails import draw
 
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else api
+    if is_ui_format(data) and api is not None and "layout" not in data["extra"].get("podium", {}):
+        data = revalue(data, api)  # hand-laid: keep the layout
+    elif api is not None:
+        data = api
     graph = finish(data, path.stem) if is_ui_format(data) else api_to_ui(data, path.stem)
     tmp = path.with_suffix(".json.part")
     tmp.write_text(json.dumps(graph, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -216,13 +227,36 @@ def store(path: Path) -> Path:
     return path
 
 
+def revalue(ui: dict, api: dict) -> dict:
+    """A UI graph's widget values rewritten from its API graph (same node ids) for the nodes'
+    current definitions."""
+    info = stored_object_info()
+    for node in ui["nodes"]:
+        twin = api.get(str(node["id"]))
+        if twin is not None and node["type"] in info:
+            node["widgets_values"] = _widgets_values(twin, info[node["type"]])
+    return ui
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--to-api", metavar="NAME")
+    parser.add_argument("--to-api-dir", metavar="DIR", type=Path)
+    parser.add_argument("--from-api-dir", metavar="DIR", type=Path)
     args = parser.parse_args(argv)
     if args.to_api:
         print(json.dumps(load_workflow(args.to_api), indent=1))
+        return 0
+    if args.to_api_dir:
+        args.to_api_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(WORKFLOWS_DIR.glob("*.json")):
+            (args.to_api_dir / path.name).write_text(json.dumps(load_workflow(path), indent=1) + "\n")
+            print(args.to_api_dir / path.name)
+        return 0
+    if args.from_api_dir:
+        for api in sorted(args.from_api_dir.glob("*.json")):
+            print(store(WORKFLOWS_DIR / api.name, json.loads(api.read_text(encoding="utf-8"))))
         return 0
     for path in args.files or sorted(WORKFLOWS_DIR.glob("*.json")):
         print(store(path))
