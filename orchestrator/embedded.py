@@ -60,14 +60,6 @@ def stage_table() -> str:
 def object_info() -> dict:
     """/object_info as ComfyUI builds it from the pack's V1 nodes (to convert UI-format files
     when no server is at hand)."""
-    import json
+    from .node_defs import pack_object_info
 
-    import podium
-
-    info = {}
-    for name, cls in podium.NODE_CLASS_MAPPINGS.items():
-        inputs = json.loads(json.dumps(cls.INPUT_TYPES()))
-        info[name] = {"input": inputs, "input_order": {k: list(v) for k, v in inputs.items()},
-                      "output": list(cls.RETURN_TYPES), "output_node": getattr(cls, "OUTPUT_NODE", False),
-                      "name": name, "display_name": podium.NODE_DISPLAY_NAME_MAPPINGS.get(name, name)}
-    return info
+    return pack_object_info()

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from podium.jsonio import JsonInputError, read_json
 
-from .workflow import WorkflowError, load_workflow
+from .workflow import WORKFLOWS_DIR, WorkflowError, load_workflow
 
 __all__ = ["ui_to_api", "is_ui_format", "load_any_workflow", "widget_names"]
 
@@ -154,8 +154,9 @@ def ui_to_api(ui_workflow: dict, object_info: dict) -> dict:
             continue
         info = object_info.get(cls)
         if info is None:
-            raise WorkflowError(f'node "{node.get("title") or cls}" (#{node_id}): the server has no node '
-                                f'class {cls!r}; install the node pack that provides it')
+            raise WorkflowError(f'node "{node.get("title") or cls}" (#{node_id}): no node class {cls!r} '
+                                'here; install the node pack that provides it, or give --server to '
+                                "convert with that server's nodes")
         inputs = _widget_values(node, info)
         for slot in node.get("inputs") or []:
             resolved = graph.resolve(slot.get("link"), slot.get("type"))
@@ -173,14 +174,16 @@ def ui_to_api(ui_workflow: dict, object_info: dict) -> dict:
 
 
 def load_any_workflow(path: str | Path, object_info_provider: Callable[[], dict] | dict) -> dict:
-    """An API-format graph from an API- or UI-format file; /object_info (a dict, or a callable
-    such as ComfyClient.object_info) is only asked for when the file needs converting."""
+    """An API-format graph from an API- or UI-format file, or a stored graph by name. A user's
+    UI-format file is converted with /object_info (a dict, or a callable such as
+    ComfyClient.object_info, only asked for then); the stored graphs (workflows/<name>) with
+    the pack's own node definitions, the same everywhere."""
     p = Path(path)
     try:
-        data = read_json(p) if p.exists() else None
+        data = read_json(p) if p.is_file() else None
     except JsonInputError:  # load_workflow says what is wrong with it
         data = None
-    if not is_ui_format(data):
-        return load_workflow(path)  # API format, or a name in workflows/; it reports errors
+    if not is_ui_format(data) or p.resolve().parent == WORKFLOWS_DIR.resolve():
+        return load_workflow(path)  # API format, or a stored graph; it reports errors
     info = object_info_provider() if callable(object_info_provider) else object_info_provider
-    return ui_to_api(data, info)
+    return load_workflow(p, info)

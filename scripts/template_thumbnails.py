@@ -2,8 +2,9 @@
 in orange, ComfyUI core's in blue) under its title.
 
 ComfyUI's template browser (frontend 1.27) asks for `<template name>.jpg` beside the template's
-.json, so each thumbnail is written there as JPEG:
-    python scripts/template_thumbnails.py [custom_nodes/podium/example_workflows]
+.json, so each thumbnail is written there as JPEG (scripts/workflows_ui.py calls draw() when it
+stores a graph; this redraws them all):
+    python scripts/template_thumbnails.py [workflows]
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
 from podium.engines.fonts import font  # noqa: E402
 
-FOLDER = Path(__file__).resolve().parents[1] / "custom_nodes/podium/example_workflows"
+FOLDER = Path(__file__).resolve().parents[1] / "workflows"
 SIZE, BAR = (512, 384), 84
 BACKGROUND, PODIUM, CORE, NOTE = (24, 28, 38), (242, 153, 74), (86, 140, 200), (120, 120, 90)
 
 
-def title_of(name: str) -> str:
-    return name.removeprefix("podium_").replace("_", " ").capitalize()
+def title_of(workflow: dict, name: str) -> str:
+    return (workflow.get("extra") or {}).get("podium", {}).get("title") or name.replace("_", " ").capitalize()
 
 
 def draw(workflow: dict, title: str) -> Image.Image:
@@ -52,7 +53,10 @@ def draw(workflow: dict, title: str) -> Image.Image:
         colour = NOTE if n["type"] == "Note" else PODIUM if n["type"].startswith("Podium") else CORE
         pen.rounded_rectangle([*at(x, y), *at(x + w, y + h)], 4, fill=colour + (215,))
     pen.rectangle([0, 0, SIZE[0], BAR], fill=(14, 16, 22))
-    pen.text((20, 14), title, font=font(30, bold=True), fill=(255, 255, 255))
+    size = 30
+    while size > 14 and pen.textlength(title, font=font(size, bold=True)) > SIZE[0] - 40:
+        size -= 1  # the whole title, however long: the card shows the picture, not the name
+    pen.text((20, 14 + (30 - size) // 2), title, font=font(size, bold=True), fill=(255, 255, 255))
     pen.text((20, 54), "Podium  \u00b7  orange: Podium nodes, blue: ComfyUI core",
              font=font(15), fill=(170, 178, 196))
     return image
@@ -62,8 +66,8 @@ def main(folder: Path = FOLDER) -> list[Path]:
     written = []
     for path in sorted(folder.glob("*.json")):
         thumbnail = path.with_suffix(".jpg")
-        draw(json.loads(path.read_text(encoding="utf-8")), title_of(path.stem)).save(
-            thumbnail, "JPEG", quality=88)
+        workflow = json.loads(path.read_text(encoding="utf-8"))
+        draw(workflow, title_of(workflow, path.stem)).save(thumbnail, "JPEG", quality=88)
         written.append(thumbnail)
     return written
 

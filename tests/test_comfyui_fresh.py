@@ -18,6 +18,8 @@ import pytest
 import requests
 from PIL import Image
 
+from orchestrator.workflow import load_workflow
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, live_comfyui, run_prompt  # noqa: E402
@@ -46,7 +48,7 @@ def comfy(tmp_path_factory, ollama):
 
 
 def graph_with_portrait(name: str) -> dict:
-    graph = json.loads((REPO / "workflows/direct.json").read_text())
+    graph = load_workflow("direct")  # stored in the editor's format, converted
     graph["1"]["inputs"]["text"] = "Hello from ComfyUI."
     graph["3"]["inputs"].update(width=160, height=120, portrait_path=name)
     graph["5"]["inputs"].update(fps=8, filename_prefix="podium/fresh")

@@ -12,7 +12,6 @@ original is never written.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, ffprobe, live_c
 
 pytestmark = live_comfyui
 from orchestrator import embedded  # noqa: E402
+from orchestrator.workflow import load_workflow
 
 CLONE = "comfyui-podium"  # not "podium": the pack must load whatever the folder is called
 OWN = {"custom_nodes", "models", "input", "output", "temp", "user", "__pycache__", ".git"}
@@ -66,7 +66,7 @@ def comfy(tmp_path_factory):
 
 
 def direct_graph(prefix: str) -> dict:
-    graph = json.loads((REPO / "workflows/direct.json").read_text())
+    graph = load_workflow("direct")
     graph["1"]["inputs"]["text"] = "Installed like every pack. Two short sentences."
     graph["3"]["inputs"].update(width=320, height=180)
     graph["5"]["inputs"].update(fps=12, filename_prefix=prefix)

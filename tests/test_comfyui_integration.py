@@ -26,10 +26,11 @@ from conftest import COMFYUI_DIR, comfyui_server, live_comfyui, run_prompt  # no
 pytestmark = live_comfyui
 from orchestrator import embedded, local  # noqa: E402
 from orchestrator.prompt_errors import describe_prompt_error  # noqa: E402
+from orchestrator.workflow import load_workflow
 
 FFPROBE = "/usr/bin/ffprobe"
 PACK_NODES = {"PodiumDirectScript", "PodiumPiperTTS", "PodiumPresenter", "PodiumSubtitles", "PodiumSaveVideo"}
-EXAMPLE = REPO / "custom_nodes/podium/example_workflows/podium_direct_draft.json"
+EXAMPLE = REPO / "workflows/direct.json"
 WIDGET_TYPES = {"STRING", "INT", "FLOAT", "BOOLEAN", "COMBO"}
 
 
@@ -42,6 +43,8 @@ def comfy(tmp_path_factory):
     for name in ("output", "temp", "user", "input"):
         (root / name).mkdir()
         args += [f"--{name}-directory", str(root / name)]
+    from orchestrator.workflow import link_templates
+    link_templates()  # as `podium comfy up` does: workflows/ as the pack's templates
     with comfyui_server(args, cwd=root, log_path=root / "comfyui.log") as server:
         yield {**server, "input": root / "input"}
 
@@ -71,7 +74,7 @@ def decoded_md5(path: Path, stream: str) -> str:
 
 
 def small_graph(prefix: str, voice_path: str = "") -> dict:
-    graph = json.loads((REPO / "workflows/direct.json").read_text())
+    graph = load_workflow("direct")
     graph["1"]["inputs"]["text"] = "Hello from ComfyUI. This is a short test, in two sentences."
     graph["2"]["inputs"]["voice_path"] = voice_path
     graph["3"]["inputs"].update(width=320, height=180)
@@ -193,6 +196,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
     links = {link[0]: link for link in workflow["links"]}
     graph = {}
     for node in workflow["nodes"]:
+        if node["type"] == "Note":  # the editor's own: never sent
+            continue
         info = object_info[node["type"]]
         widgets = widget_inputs(info)
         assert len(widgets) == len(node["widgets_values"]), (
@@ -219,8 +224,8 @@ def with_defaults(graph: dict, object_info: dict) -> dict:
 
 
 def test_example_workflow_is_served_and_equals_direct_json(comfy):
-    assert "podium_direct_draft" in requests.get(comfy["url"] + "/workflow_templates").json()["podium"]
-    served = requests.get(comfy["url"] + "/api/workflow_templates/podium/podium_direct_draft.json")
+    assert "direct" in requests.get(comfy["url"] + "/workflow_templates").json()["podium"]
+    served = requests.get(comfy["url"] + "/api/workflow_templates/podium/direct.json")
     assert served.status_code == 200 and served.json() == json.loads(EXAMPLE.read_text())
     workflow = served.json()
     assert workflow["version"] == 0.4 and workflow["last_node_id"] == max(n["id"] for n in workflow["nodes"])
@@ -230,7 +235,7 @@ def test_example_workflow_is_served_and_equals_direct_json(comfy):
         assert link_id in output["links"] and target["link"] == link_id
         assert output["type"] == target["type"] == kind
     info = requests.get(comfy["url"] + "/object_info").json()
-    direct = json.loads((REPO / "workflows/direct.json").read_text())
+    direct = load_workflow("direct")
     assert ui_to_api(workflow, info) == with_defaults(direct, info)
 
 

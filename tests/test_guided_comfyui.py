@@ -20,6 +20,7 @@ from conftest import run_prompt  # noqa: E402
 from test_comfyui_integration import REPO, comfy, pytestmark  # noqa: E402,F401
 
 from podium.engines.llm_script import HOSTS_ENV, NOT_ALLOWED  # noqa: E402
+from orchestrator.workflow import load_workflow
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,7 +39,7 @@ def allowed():
 
 
 def guided_graph(host: str, prefix: str) -> dict:
-    graph = json.loads((REPO / "workflows/guided.json").read_text())
+    graph = load_workflow("guided")
     graph["1"]["inputs"].update(topic=f"Plants ({prefix})", duration_s=10)  # not ComfyUI's cache
     graph["3"]["inputs"].update(width=160, height=90)
     graph["5"]["inputs"].update(fps=12, filename_prefix=prefix)

@@ -4,7 +4,6 @@ offline; exact lengths, seeds, the missing-model error, the nodes, and workflows
 sfx.json run in-process (and in a live ComfyUI when COMFYUI_DIR is set)."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
@@ -31,6 +30,7 @@ from podium.models import load_registry  # noqa: E402
 from podium.nodes.music import PodiumMusicGenerate, PodiumSoundEffect  # noqa: E402
 from podium.nodes.output import PodiumSaveAudio  # noqa: E402
 from podium import paths  # noqa: E402
+from orchestrator.workflow import load_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, SAO = "acestep-v15-xl-turbo", "stable-audio-open-1.0"
@@ -166,7 +166,7 @@ def test_nodes_return_comfy_audio(models_dir):
 
 
 def _graph(name: str, title: str, **inputs) -> dict:
-    graph = json.loads((REPO / "workflows" / name).read_text(encoding="utf-8"))
+    graph = load_workflow(REPO / "workflows" / name)
     node = next(n for n in graph.values() if n["_meta"]["title"] == title)
     assert {"prompt", "seconds", "seed", "model"} <= set(node["inputs"])
     assert node["inputs"]["model"] == MODEL

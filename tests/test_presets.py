@@ -37,7 +37,7 @@ def test_every_model_a_workflow_or_preset_names_is_in_the_registry():
     known = {entry.id for entry in load_registry().entries}
     order, table = presets.load_presets()
     for preset in table.values():
-        graph = json.loads((REPO / "workflows" / f"{preset.workflow}.json").read_text())
+        graph = presets.load_workflow(preset.workflow)
         combos = {v for node in graph.values() for k, v in node["inputs"].items()
                   if k == "model" and isinstance(v, str)}
         assert combos <= known, (preset.name, combos - known)
