@@ -7,7 +7,6 @@ host's models only; the pack's editor extension is served.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

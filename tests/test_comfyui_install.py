@@ -28,7 +28,7 @@ from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, ffprobe, live_c
 
 pytestmark = live_comfyui
 from orchestrator import embedded  # noqa: E402
-from orchestrator.workflow import load_workflow
+from orchestrator.workflow import load_workflow  # noqa: E402
 
 CLONE = "comfyui-podium"  # not "podium": the pack must load whatever the folder is called
 OWN = {"custom_nodes", "models", "input", "output", "temp", "user", "__pycache__", ".git"}

@@ -26,7 +26,7 @@ from conftest import COMFYUI_DIR, comfyui_server, live_comfyui, run_prompt  # no
 pytestmark = live_comfyui
 from orchestrator import embedded, local  # noqa: E402
 from orchestrator.prompt_errors import describe_prompt_error  # noqa: E402
-from orchestrator.workflow import load_workflow
+from orchestrator.workflow import load_workflow  # noqa: E402
 
 FFPROBE = "/usr/bin/ffprobe"
 PACK_NODES = {"PodiumDirectScript", "PodiumPiperTTS", "PodiumPresenter", "PodiumSubtitles", "PodiumSaveVideo"}

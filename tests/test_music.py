@@ -30,7 +30,7 @@ from podium.models import load_registry  # noqa: E402
 from podium.nodes.music import PodiumMusicGenerate, PodiumSoundEffect  # noqa: E402
 from podium.nodes.output import PodiumSaveAudio  # noqa: E402
 from podium import paths  # noqa: E402
-from orchestrator.workflow import load_workflow
+from orchestrator.workflow import load_workflow  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, SAO = "acestep-v15-xl-turbo", "stable-audio-open-1.0"

@@ -1,5 +1,4 @@
 """Preset choice: what runs here, what falls back, and the reasons given."""
-import json
 from pathlib import Path
 
 import pytest

@@ -96,8 +96,8 @@ def _wait_for(process, folders: list[Path], match, limit: float) -> str | None:
 def _wait_for_part_under(process, folder: Path, limit: float) -> str | None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and process.poll() is None:
-        for _root, _dirs, files in os.walk(folder):
-            for name in files:
+        for _root, _dirs, names in os.walk(folder):
+            for name in names:
                 if ".part" in name:
                     return name
         time.sleep(0.01)
