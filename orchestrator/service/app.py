@@ -15,6 +15,7 @@ With a token, /api and /metrics need `Authorization: Bearer TOKEN` (GET also tak
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
 import secrets
@@ -35,18 +36,22 @@ from starlette.datastructures import UploadFile
 from podium.files import atomic_write_text
 
 from . import __doc__ as SERVICE_DOC
+from .broker import BrokerUnavailable
+from .guard import BrowserGuard, served_names
 from .metrics import Metrics
 from .queue import make_queue
 from .runner import SCRIPT_TEXT, SUBTITLES, VIDEO, Runner, job_dir
 from .schemas import (JobList, JobRequest, JobView, RequestError, job_view, preset_names,
                       validation_error, voice_ids)
-from .store import ACTIVE, STATES, JobStore, new_id
+from .store import ACTIVE, STATES, JobStore, StoreUnavailable, new_id
 from .uploads import UPLOADS, remove_folder, store_upload
 
 STATIC = Path(__file__).resolve().parent / "static"
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_JSON_BYTES = 4 << 20
 FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "options")
+MAX_OFFSET = 2**62  # SQLite's integers end at 2**63
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -62,6 +67,11 @@ class Settings:
     max_upload_mb: float = 20.0
     broker: Optional[str] = None  # a Redis URL: jobs go to `podium worker` processes
     public_url: Optional[str] = None  # where workers reach this server (default http://host:port)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names taken besides the served ones
+    max_output_mb: float = 4000.0  # with --broker: the largest video a worker may upload
+    reconcile_s: float = 30.0  # with --broker: how often the store's queued jobs are checked against Redis
+    stale_s: float = 300.0  # with --broker: a running job silent this long and lost by Redis runs again
+    store_timeout_s: float = 30.0  # how long a store call waits for a database another holds
 
     @property
     def max_upload_bytes(self) -> int:
@@ -75,13 +85,14 @@ class Service:
         self.settings = settings
         data = Path(settings.data_dir)
         (data / "jobs").mkdir(parents=True, exist_ok=True)
-        self.store = JobStore(data / "jobs.sqlite3")
+        self.store = JobStore(data / "jobs.sqlite3", busy_timeout_s=settings.store_timeout_s)
         running = (lambda: self.store.counts()["running"]) if settings.broker else (lambda: len(self.runner.running()))
         self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(), running, settings.servers)
         self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe,
                              ollama_host=settings.ollama_host)
         self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished,
-                                broker=settings.broker, api=settings.public_url or _own_url(settings))
+                                broker=settings.broker, api=settings.public_url or _own_url(settings),
+                                reconcile_s=settings.reconcile_s, stale_s=settings.stale_s)
 
     def _finished(self, job_id: str, outcome) -> None:
         job = self.store.get(job_id)
@@ -113,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Podium", version="1", description=SERVICE_DOC, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: nothing leaves
+    app.add_middleware(BrowserGuard, names=served_names(settings.host, settings.allowed_hosts, settings.public_url),
+                       token=bool(settings.token))
 
     def service() -> Service:
         return service_holder["service"]
@@ -142,6 +155,12 @@ def create_app(settings: Settings) -> FastAPI:
         problem = validation_error(err.errors(), skip=1)  # ("query", "limit") -> limit
         return JSONResponse({"detail": str(problem), "field": problem.field}, status_code=422)
 
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(BrokerUnavailable)
+    async def _unavailable(_request: Request, err: Exception):
+        return JSONResponse({"detail": f"the server cannot take this now: {err}", "field": None},
+                            status_code=503, headers={"Retry-After": "5"})
+
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(_request: Request, _err: _Unauthorized):
         return JSONResponse({"detail": "Authorization: a Bearer token is required (the one `podium serve "
@@ -158,7 +177,11 @@ def create_app(settings: Settings) -> FastAPI:
         job_request, files = await _parse_submission(request, svc.settings)
         job_request.check()
         job = await run_in_threadpool(_create_job, svc, job_request, files)  # disk and SQLite
-        svc.queue.submit(job.id)
+        try:
+            await run_in_threadpool(svc.queue.submit, job.id)
+        except BrokerUnavailable:  # not taken: nothing of it stays (a client tries again)
+            await run_in_threadpool(_remove_job, svc, job.id)
+            raise
         svc.metrics.submitted.inc()
         return JSONResponse(job_view(job), status_code=201, headers={"Location": f"/api/jobs/{job.id}"})
 
@@ -168,8 +191,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise RequestError("state", f"unknown state {state!r}: one of {', '.join(STATES)}")
         if not 1 <= limit <= 1000:
             raise RequestError("limit", "must be from 1 to 1000")
-        if offset < 0:
-            raise RequestError("offset", "must be 0 or more")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise RequestError("offset", f"must be from 0 to {MAX_OFFSET}")
         svc = service()
         return {"jobs": [job_view(j, full=False) for j in svc.store.list(state, limit, offset)],
                 "counts": svc.store.counts()}
@@ -246,6 +269,13 @@ def _own_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def _remove_job(svc: Service, job_id: str) -> None:
+    try:
+        svc.store.delete(job_id)
+    finally:
+        remove_folder(job_dir(svc.settings.data_dir, job_id))
+
+
 def _create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile]):
     """The job's folder with its inputs, then its row: a worker never sees a job without its
     files, and a refused upload leaves nothing behind."""
@@ -260,6 +290,12 @@ def _create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFi
                   for name, upload in files.items()}
         record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
         return svc.store.create(record, job_id)
+    except OSError as err:
+        remove_folder(folder)
+        if err.errno in DISK_FULL:
+            raise RequestError("body", "the server's disk is full: the job was not taken (try again "
+                                       "once space is freed)", 507) from None
+        raise
     except BaseException:
         remove_folder(folder)
         raise

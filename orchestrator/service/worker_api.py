@@ -8,20 +8,27 @@ server (the job's own inputs folder, the fixed output names), never by a request
 """
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 import time
+from pathlib import Path
 from typing import Callable, Optional
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from podium.errors import one_line
 from podium.files import publish, temp_path
 
 from .runner import OUTPUTS, job_dir
-from .schemas import RequestError, job_view
+from .schemas import RequestError, SegmentView, StageView, job_view
 from .store import FINISHED
+
+MAX_TEXT_OUTPUT = 20_000_000  # subtitles and the script (JSON, Markdown): far more than any needs
+CHUNK = 1 << 20
 
 
 class Claim(BaseModel):
@@ -41,17 +48,32 @@ class Event(BaseModel):
     instance: Optional[str] = Field(None, max_length=200)
 
 
+class Detail(BaseModel):
+    """What a run reports of its segments and stages: the shapes GET /api/jobs answers with,
+    checked here so that no worker can store a job the API cannot show."""
+    model_config = ConfigDict(extra="forbid")
+    segments: list[SegmentView] = Field(default_factory=list, max_length=10_000)
+    stages: list[StageView] = Field(default_factory=list, max_length=1000)
+    failovers: int = Field(0, ge=0)
+    reused: Optional[int] = Field(None, ge=0)
+
+
+class Result(BaseModel):
+    """The CLI's result event as a worker passes it on: only `reused` is kept."""
+    reused: Optional[int] = Field(None, ge=0)
+
+
 class Progress(Attempt):
     progress: float = Field(0.0, ge=0, le=1)
-    eta_s: Optional[float] = None
-    detail: dict = Field(default_factory=dict)
+    eta_s: Optional[float] = Field(None, ge=0, le=1e7)
+    detail: Detail = Field(default_factory=Detail)
     events: list[Event] = Field(default_factory=list, max_length=1000)
 
 
 class Finish(Attempt):
     state: str = Field(..., pattern="^(done|failed)$")
     error: Optional[str] = Field(None, max_length=4000)
-    result: dict = Field(default_factory=dict)
+    result: Result = Field(default_factory=Result)
     events: list[Event] = Field(default_factory=list, max_length=1000)
 
 
@@ -107,7 +129,7 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
     def progress(id: str, body: Progress):  # noqa: A002
         svc = service()
         job = held(id, body)
-        detail = {**body.detail, "worker": body.worker, "attempt": body.attempt}
+        detail = {**body.detail.model_dump(), "worker": body.worker, "attempt": body.attempt}
         if not svc.store.update(job.id, only_if=("running",), progress=body.progress, eta_s=body.eta_s,
                                 detail=detail):
             raise RequestError("state", f"the job is {svc.job(id).state}", 409)
@@ -122,12 +144,17 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
         if key not in OUTPUTS:
             raise RequestError("key", f"unknown output {one_line(key, 40)!r}: one of {', '.join(OUTPUTS)}", 404)
         job = held(id, Attempt(worker=worker, attempt=attempt))
+        limit = int(svc.settings.max_output_mb * 1e6) if key == "video" else MAX_TEXT_OUTPUT
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise RequestError("body", f"the {key} is {int(length) / 1e6:.1f} MB; at most {limit / 1e6:g} MB "
+                                       "is taken (podium serve --max-output-mb)", 413)
         target = job_dir(svc.settings.data_dir, job.id) / OUTPUTS[key]
         tmp = temp_path(target)
         try:
-            with open(tmp, "wb") as out:
-                async for chunk in request.stream():
-                    out.write(chunk)
+            await _receive(request, tmp, limit, key)
+            if key == "video":
+                await run_in_threadpool(_check_video, tmp)
             publish(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -145,7 +172,7 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
             if "video" not in outputs:
                 raise RequestError("state", "done, but no video was uploaded: PUT outputs/video first", 422)
             fields.update(progress=1.0, eta_s=0.0, outputs=outputs,
-                          detail={**job.detail, "reused": body.result.get("reused")})
+                          detail={**job.detail, "reused": body.result.reused})
         elif not body.error:
             fields["error"] = "the render failed (the worker gave no reason)"
         if not svc.store.update(job.id, only_if=("running",), **fields):
@@ -163,3 +190,35 @@ def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
         svc.store.update(job.id, only_if=("running",), state="queued")
         return job_view(svc.job(id))
 
+
+
+async def _receive(request: Request, into: Path, limit: int, key: str) -> None:
+    """The body into `into`, refused (413) past `limit` bytes, 507 when the disk is full."""
+    size = 0
+    try:
+        with open(into, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError("body", f"the {key} is larger than the {limit / 1e6:g} MB taken "
+                                               "(podium serve --max-output-mb)", 413)
+                await run_in_threadpool(out.write, chunk)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RequestError("body", "the server's disk is full: the output was not taken", 507) from None
+        raise
+
+
+def _check_video(path: Path) -> None:
+    """An MP4 (ISO base media) that ffmpeg reads to the end with a video and an audio stream."""
+    from podium.engines.ffmpeg_exe import find_ffmpeg
+
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[4:8] != b"ftyp":
+        raise RequestError("body", "the video is not an MP4 file", 422)
+    check = subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0",
+                            "-map", "0:a:0", "-c", "copy", "-f", "null", "-"], capture_output=True, text=True)
+    if check.returncode:
+        why = one_line(check.stderr.replace(str(path), "video"), 200) or f"ffmpeg exit {check.returncode}"
+        raise RequestError("body", f"the video is not an MP4 with a video and an audio stream ({why})", 422)
