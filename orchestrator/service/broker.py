@@ -32,7 +32,7 @@ HEARTBEAT_TIMEOUT_S = 60.0  # Dramatiq's default: a worker silent this long is t
 MAINTENANCE_CHANCE = 10_000  # of a million broker calls (1 %; Dramatiq's default is 0.1 %)
 RECONCILE_S = 30.0  # how often the store's queued jobs are checked against what Redis holds
 STALE_S = 300.0  # a running job silent this long, with no message in Redis, is queued again
-FRESH_S = 10.0  # a job younger than this may still be on its way to Redis: left alone
+FRESH_S = 10.0  # a job younger than this (or two rounds) may still be on its way to Redis: left alone
 
 
 class BrokerError(UsageError):
@@ -139,7 +139,8 @@ class BrokerQueue:
     def reconcile(self) -> list[str]:
         """Enqueue what the store has and Redis lost; the job ids enqueued."""
         now, sent = time.time(), []
-        active = [job for job in self.store.active() if now - job.created >= FRESH_S]
+        fresh = min(FRESH_S, 2 * self.reconcile_s)
+        active = [job for job in self.store.active() if now - job.created >= fresh]
         if not active:
             return sent
         held = self.held()
