@@ -5,7 +5,6 @@ import argparse
 import errno
 import ipaddress
 import math
-import os
 import socket
 import sys
 from pathlib import Path
@@ -50,7 +49,7 @@ def add_parsers(commands) -> None:
     serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                        help="jobs, their files and the segment cache (default: the user data "
                             "folder, ~/.local/share/podium/serve on Linux)")
-    serve.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
+    serve.add_argument("--token", default=None,
                        help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN, "
                             "which other users cannot see in the process list)")
     serve.add_argument("--workers", type=_workers, default=1,
@@ -58,7 +57,7 @@ def add_parsers(commands) -> None:
     serve.add_argument("--server", action="append", metavar="URL",
                        help="a ComfyUI server to render on (repeat for several); none: in-process")
     serve.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
-    serve.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+    serve.add_argument("--ollama-host", default=None,
                        metavar="URL", help="Ollama server for guided jobs (default $OLLAMA_HOST or "
                                            "http://127.0.0.1:11434)")
     serve.add_argument("--max-upload-mb", type=_megabytes("--max-upload-mb"), default=20.0, metavar="MB",
@@ -95,7 +94,7 @@ def _add_worker_parser(commands) -> None:
                         help="the Redis URL `podium serve --broker` was given")
     worker.add_argument("--api", metavar="URL", default=None,
                         help="the server's address (default: the one it sends with each job)")
-    worker.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
+    worker.add_argument("--token", default=None,
                         help="the server's --token (default $PODIUM_TOKEN)")
     worker.add_argument("--name", default=None, help="how the server names this worker (default HOST:PID)")
     worker.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
@@ -107,7 +106,7 @@ def _add_worker_parser(commands) -> None:
     worker.add_argument("--server", action="append", metavar="URL",
                         help="a ComfyUI server to render on (repeat for several); none: in-process")
     worker.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
-    worker.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+    worker.add_argument("--ollama-host", default=None,
                         metavar="URL", help="Ollama server for guided jobs, as this machine reaches it "
                                             "(default $OLLAMA_HOST or http://127.0.0.1:11434)")
     worker.add_argument("--heartbeat-timeout", type=_positive("--heartbeat-timeout"), default=60.0,
@@ -145,8 +144,10 @@ def _megabytes(option: str):
 
 def worker_command(args) -> int:
     from .. import cli
+    from .environment import fill_from_environment
     from .worker import run_worker
 
+    fill_from_environment(args)
     args.server = cli._servers(args)
     return run_worker(args)
 
@@ -181,6 +182,9 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_command(args) -> int:
+    from .environment import fill_from_environment
+
+    fill_from_environment(args)
     if not is_loopback(args.host) and (not args.token or len(args.token.strip()) < MIN_TOKEN):
         import secrets
 

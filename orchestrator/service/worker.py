@@ -292,7 +292,7 @@ def run_worker(args) -> int:
                                  maintenance_chance=args.maintenance_chance)
     data_dir = Path(args.data_dir or _default_data_dir()).expanduser()
     cache_dir = Path(args.cache_dir or default_cache_dir()).expanduser()
-    worker = RenderWorker(broker, api=args.api, token=args.token or os.environ.get("PODIUM_TOKEN"),
+    worker = RenderWorker(broker, api=args.api, token=args.token,
                           name=args.name or default_name(), data_dir=data_dir, cache_dir=cache_dir,
                           servers=args.server, config=args.config, ollama_host=args.ollama_host)
     if args.api:

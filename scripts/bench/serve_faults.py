@@ -174,8 +174,9 @@ def _faults(args, procs, root: Path, broker: str, redis_port: int, url: str, hea
     victim = _rendering_worker(url, headers) or "w1"
     procs[victim].send_signal(signal.SIGKILL)
     procs[victim].wait()
-    note(f"SIGKILL to worker {victim} (rendering); worker w{len(procs)} started in its place")
-    procs[f"w{len(procs)}"] = start_worker(f"w{len(procs)}", broker, root)
+    fresh = f"w{sum(name.startswith('w') for name in procs) + 1}"
+    procs[fresh] = start_worker(fresh, broker, root)
+    note(f"SIGKILL to worker {victim} (rendering); worker {fresh} started in its place")
     at(0.5)
     stop(procs["redis"])
     procs["redis"] = start_redis(root / "redis", redis_port)
