@@ -143,7 +143,7 @@ async def put_output(id: str, key: str, request: Request, svc: Svc, attempt: int
                      worker: str = Query(..., min_length=1, max_length=200)):
     if key not in OUTPUTS:
         raise RequestError("key", f"unknown output {one_line(key, 40)!r}: one of {', '.join(OUTPUTS)}", 404)
-    job = held(svc, id, Attempt(worker=worker, attempt=attempt))
+    job = await run_in_threadpool(held, svc, id, Attempt(worker=worker, attempt=attempt))  # SQLite
     limit = int(svc.settings.max_output_mb * 1e6) if key == "video" else MAX_TEXT_OUTPUT
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
@@ -153,12 +153,17 @@ async def put_output(id: str, key: str, request: Request, svc: Svc, attempt: int
     tmp = temp_path(target)
     try:
         await _receive(request, tmp, limit, key)
-        if key == "video":
-            await run_in_threadpool(_check_video, tmp)
-        publish(tmp, target)
+        await run_in_threadpool(_keep, tmp, target, key)
     finally:
         tmp.unlink(missing_ok=True)
     return {"key": key, "bytes": target.stat().st_size}
+
+
+def _keep(received: Path, target: Path, key: str) -> None:
+    """A received output under its own name, once it is what it says (a video: checked)."""
+    if key == "video":
+        _check_video(received)
+    publish(received, target)
 
 
 @router.post("/{id}/finish",
@@ -195,13 +200,16 @@ async def _receive(request: Request, into: Path, limit: int, key: str) -> None:
     """The body into `into`, refused (413) past `limit` bytes, 507 when the disk is full."""
     size = 0
     try:
-        with open(into, "wb") as out:
+        out = await run_in_threadpool(open, into, "wb")  # the disk's work off the event loop
+        try:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
                     raise RequestError("body", f"the {key} is larger than the {limit / 1e6:g} MB taken "
                                                "(podium serve --max-output-mb)", 413)
                 await run_in_threadpool(out.write, chunk)
+        finally:
+            await run_in_threadpool(out.close)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise RequestError("body", "the server's disk is full: the output was not taken", 507) from None
