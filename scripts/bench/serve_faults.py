@@ -151,6 +151,11 @@ def run_faults(args) -> int:
         pool.shutdown()
         faults.join()
         rss.append((time.monotonic() - started, server.memory_info().rss / 2**20))
+        log.flush()
+        requeued = sum(int(line.split("enqueued again ")[1].split()[0])
+                       for line in (root / "serve.log").read_text(errors="replace").splitlines()
+                       if "enqueued again " in line)
+        note(f"the server enqueued again {requeued} job(s) Redis had lost")
         return _report(args, ids, jobs, refusals, rss, events, time.monotonic() - started)
     finally:
         for name, proc in reversed(list(procs.items())):
@@ -218,6 +223,8 @@ def _report(args, ids, jobs, refusals, rss, events, wall) -> int:
           f"{rss[-1][1]:>10.1f} | {max(r for _, r in rss):>10.1f} |")
     if refusals:
         print("\nsubmissions refused and sent again: " + "; ".join(f"{n} x {why}" for why, n in refusals.most_common()))
+    again = sum(jobs[i]["attempts"] > 1 for i in accepted if i in jobs)
+    print(f"jobs claimed more than once (a killed worker's, or a duplicate message): {again}")
     for reason, n in reasons.most_common(5):
         print(f"failed ({n}): {reason}")
     print("server RSS MB over time: " + ", ".join(f"{t:.0f} s {r:.1f}" for t, r in rss[:: max(1, len(rss) // 12)]))
