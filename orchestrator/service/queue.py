@@ -8,6 +8,7 @@ survives a restart (it resumes from the segment cache). A broker-backed queue fo
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue as stdlib_queue
 import threading
@@ -41,15 +42,16 @@ class Queue(Protocol):
 
 
 def execute(store: JobStore, runner: Runner, job_id: str) -> Optional[Outcome]:
-    """Take the job from queued to running, render it, store how it ended. None when it was
-    no longer queued (cancelled meanwhile, or another worker has it)."""
+    """Take the job from queued to running and render it; how it ended (the caller stores it).
+    None when it was no longer queued (cancelled meanwhile, or another worker has it). A store
+    that refuses raises StoreUnavailable only before the job is marked running."""
     job = store.get(job_id)
     if job is None or job.state != "queued":
         return None
-    if not store.update(job_id, only_if=("queued",), state="running", started=time.time(),
-                        attempts=job.attempts + 1, error=None):
+    fields = {"state": "running", "started": time.time(), "attempts": job.attempts + 1, "error": None}
+    if not store.update(job_id, only_if=("queued",), **fields):
         return None
-    job = store.get(job_id)
+    job = dataclasses.replace(job, **fields)  # as stored: no second read that could fail
     try:
         outcome = runner.run(job, lambda **fields: store.update(job_id, only_if=("running",), **fields))
     except OSError as err:  # the job folder or the child could not be set up
