@@ -31,25 +31,30 @@ TOKEN = "s3cret-token"  # the workers authenticate as any client does
 HEARTBEAT_S = 3  # how soon a dead worker's job goes to the other (Dramatiq's default is 60 s)
 
 
-@contextlib.contextmanager
-def redis_server(folder: Path):
-    """redis-server on a free loopback port, nothing persisted, in `folder`; yields its URL."""
+def start_redis(folder: Path, port: int) -> subprocess.Popen:
+    """redis-server on loopback `port`, nothing persisted (a restart starts it empty), answering."""
     import redis
 
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
                              "--save", "", "--appendonly", "no", "--logfile", str(folder / "redis.log")])
+    client, deadline = redis.Redis(port=port), time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_process(proc)
+                pytest.fail(f"redis-server did not start:\n{(folder / 'redis.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path):
+    """redis-server on a free loopback port, nothing persisted, in `folder`; yields its URL."""
+    proc = start_redis(folder, port := free_port())
     try:
-        client, deadline = redis.Redis(port=port), time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start:\n{(folder / 'redis.log').read_text()[-2000:]}")
-                time.sleep(0.1)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop_process(proc)
@@ -184,3 +189,107 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
     assert abs(float(served["format"]["duration"]) - frames * frame) <= frame
     assert abs(float(v["duration"]) - float(a["duration"])) <= frame
     assert len(parse_srt(subtitles)) == sum(len(parse_srt(e / "clip.srt")) for e in entries)
+
+
+def _held_job_ids(broker: str) -> set[str]:
+    """The job ids of the messages Redis holds for workers (waiting, delayed, or being worked on)."""
+    import redis
+    from dramatiq import Message
+
+    client = redis.Redis.from_url(broker)
+    return {Message.decode(data).args[0] for queue in ("podium", "podium.DQ")
+            for data in client.hvals(f"podium:{queue}.msgs")}
+
+
+def test_jobs_redis_lost_are_enqueued_again_and_a_post_it_refused_leaves_nothing(tmp_path):
+    port = free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    redis_proc = start_redis(tmp_path / "redis", port)
+    worker = None
+    try:
+        with podium_server(tmp_path / "data", "--broker", broker, "--reconcile-every", "0.5", token=TOKEN,
+                           tmpdir=tmp_path / "serve-tmp") as server:
+            api = requests.Session()
+            api.headers.update(server["headers"])
+            jobs = server["url"] + "/api/jobs"
+            first = api.post(jobs, json={"text": "Kept by the store.", "preset": "draft", "options": OPTIONS},
+                             timeout=30).json()["id"]
+            assert first in _held_job_ids(broker)
+
+            stop_process(redis_proc)  # Redis goes away, and comes back empty
+            folders = sorted((tmp_path / "data" / "jobs").iterdir())
+            refused = api.post(jobs, json={"text": "Sent while Redis is down.", "preset": "draft",
+                                           "options": OPTIONS}, timeout=30)
+            assert refused.status_code == 503, refused.text
+            assert "broker" in refused.json()["detail"] and "\n" not in refused.json()["detail"]
+            assert api.get(jobs, timeout=10).json()["counts"]["queued"] == 1, "the refused job stayed queued"
+            assert sorted((tmp_path / "data" / "jobs").iterdir()) == folders, "the refused job left files"
+
+            redis_proc = start_redis(tmp_path / "redis", port)
+            deadline = time.monotonic() + 60
+            while first not in _held_job_ids(broker):
+                assert time.monotonic() < deadline, "the job Redis lost was not enqueued again"
+                time.sleep(0.1)
+            worker, log = start_worker("w1", broker, tmp_path / "cache", tmp_path)
+            final = wait_for_job(server, first, lambda j: j["state"] in ("done", "failed"), timeout=180)[-1]
+            assert final["state"] == "done", (final, log.read_text()[-2000:])
+            assert final["attempts"] == 1, final  # one message: enqueued again once, not twice
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        stop_process(redis_proc)
+
+
+def test_the_worker_api_checks_what_a_worker_sends(tmp_path):
+    from conftest import FFMPEG
+
+    def mp4(name: str, *inputs: str) -> bytes:
+        path = tmp_path / name
+        subprocess.run([FFMPEG, "-v", "error", *inputs, "-t", "0.5", "-pix_fmt", "yuv420p", "-shortest",
+                        str(path)], check=True)
+        return path.read_bytes()
+
+    good = mp4("good.mp4", "-f", "lavfi", "-i", "testsrc=s=160x90:r=10", "-f", "lavfi", "-i", "sine=d=1")
+    silent = mp4("silent.mp4", "-f", "lavfi", "-i", "testsrc=s=160x90:r=10")
+    with redis_server(tmp_path / "redis") as broker, \
+            podium_server(tmp_path / "data", "--broker", broker, "--max-output-mb", "0.2", token=TOKEN,
+                          tmpdir=tmp_path / "serve-tmp") as server:
+        api = requests.Session()
+        api.headers.update(server["headers"])
+        jobs = server["url"] + "/api/jobs"
+        job_id = api.post(jobs, json={"text": "Checked.", "preset": "draft", "options": OPTIONS}, timeout=30).json()["id"]
+        claim = api.post(f"{jobs}/{job_id}/claim", json={"worker": "fake"}, timeout=10)
+        assert claim.status_code == 200, claim.text
+        who = {"worker": "fake", "attempt": claim.json()["job"]["attempts"]}
+
+        # a detail the job view cannot show is refused; the API keeps answering
+        odd = api.post(f"{jobs}/{job_id}/progress", timeout=10, json={**who, "progress": 0.5, "detail": {
+            "segments": [{"index": 0, "state": "exploded", "stage": None, "progress": 0.5}]}})
+        assert odd.status_code == 422 and odd.json()["field"].startswith("detail.segments"), odd.text
+        assert api.get(jobs, timeout=10).status_code == 200
+        assert api.get(f"{jobs}/{job_id}", timeout=10).status_code == 200
+        fine = api.post(f"{jobs}/{job_id}/progress", timeout=10, json={**who, "progress": 0.5, "detail": {
+            "segments": [{"index": 0, "state": "running", "stage": "Voice", "progress": 0.5}],
+            "stages": [{"name": "Voice", "seconds": 0.1, "runs": 1}], "failovers": 0}})
+        assert fine.status_code == 200, fine.text
+        assert api.get(f"{jobs}/{job_id}", timeout=10).json()["segments"][0]["stage"] == "Voice"
+
+        # stage names a worker makes up share one series past a bound
+        events = [{"event": "stage_end", "stage": f"made-up {n}", "seconds": 0.1} for n in range(300)]
+        assert api.post(f"{jobs}/{job_id}/progress", timeout=10, json={**who, "events": events}).status_code == 200
+        stages = {s.labels["stage"] for family in text_string_to_metric_families(
+            api.get(server["url"] + "/metrics", timeout=10).text)
+            if family.name == "podium_stage_duration_seconds" for s in family.samples}
+        assert "other" in stages and len(stages - {"other"}) <= 32, sorted(stages)
+
+        # outputs: too big, not an MP4, an MP4 without sound: refused, nothing kept
+        put = f"{jobs}/{job_id}/outputs/video"
+        for body, status in ((bytes(300_000), 413), (b"\x00" * 5000, 422), (silent, 422)):
+            answer = api.put(put, params=who, data=body, timeout=30)
+            assert answer.status_code == status, answer.text
+            assert "\n" not in answer.json()["detail"] and str(tmp_path) not in answer.text
+        assert not (tmp_path / "data" / "jobs" / job_id / "video.mp4").exists()
+        assert api.put(put, params=who, data=good, timeout=30).status_code == 200
+        finish = api.post(f"{jobs}/{job_id}/finish", json={**who, "state": "done", "result": {"reused": 0}}, timeout=10)
+        assert finish.status_code == 200 and finish.json()["state"] == "done", finish.text
+        assert api.get(f"{jobs}/{job_id}/video", timeout=10).content == good

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import time
@@ -158,7 +159,8 @@ def test_bad_requests_name_the_field(served):
     folders_before = sorted(jobs_folder.iterdir())
 
     def refused(status: int, field: str, **kwargs):
-        answer = requests.post(url, **kwargs)
+        # as the server's own page posts (a form post without a token must come from it)
+        answer = requests.post(url, headers={"Origin": served["url"], **kwargs.pop("headers", {})}, **kwargs)
         assert answer.status_code == status, answer.text
         body = answer.json()
         assert body["field"] == field and body["detail"].startswith(field), body
@@ -233,7 +235,7 @@ def test_uploads_stay_in_the_job_folder_under_server_names(served, tmp_path):
     answer = requests.post(served["url"] + "/api/jobs", data={
         "text": TEXT, "preset": "draft", "options": '{"size": "160x96", "fps": 12}'}, files={
         "image": ("../../../outside.png", png.getvalue(), "image/png"),
-        "voice_ref": (str(tmp_path / "abs.wav"), wav, "audio/wav")})
+        "voice_ref": (str(tmp_path / "abs.wav"), wav, "audio/wav")}, headers={"Origin": served["url"]})
     assert answer.status_code == 201, answer.text
     job = answer.json()
     requests.delete(served["url"] + f"/api/jobs/{job['id']}")  # not needed rendered
@@ -289,7 +291,15 @@ def test_off_loopback_a_token_is_required(tmp_path):
                            env=cli_env(tmp_path / "tmp"), capture_output=True, text=True, timeout=60)
     assert newer.returncode == 2 and "newer Podium" in newer.stderr and newer.stderr.count("\n") == 1, newer.stderr
 
-    with podium_server(tmp_path / "data", host="0.0.0.0", token="s3cret", tmpdir=tmp_path / "tmp") as server:
+    short = subprocess.run([*CLI, "serve", "--host", "0.0.0.0", "--token", " " * 3 + "x", "--data-dir",
+                            str(tmp_path / "d")], cwd=REPO, env=cli_env(tmp_path / "tmp"),
+                           capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and short.stderr.count("\n") == 1, short.stderr
+    assert "shorter than 16" in short.stderr and re.search(r"e\.g\. [\w-]{32}", short.stderr), short.stderr
+    assert not (tmp_path / "d").exists()
+
+    token = "s3cret-and-long-enough"  # 16 characters at least off loopback
+    with podium_server(tmp_path / "data", host="0.0.0.0", token=token, tmpdir=tmp_path / "tmp") as server:
         url = server["url"]
         for path in ("/api/jobs", "/metrics", "/api/jobs/" + "0" * 32, "/api/jobs/" + "0" * 32 + "/video"):
             answer = requests.get(url + path)
@@ -297,9 +307,9 @@ def test_off_loopback_a_token_is_required(tmp_path):
             assert answer.headers["WWW-Authenticate"] == "Bearer"
             assert requests.get(url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert requests.post(url + "/api/jobs", json=_job()).status_code == 401
-        assert requests.delete(url + "/api/jobs/" + "0" * 32, cookies={"podium_token": "s3cret"}).status_code == 401
+        assert requests.delete(url + "/api/jobs/" + "0" * 32, cookies={"podium_token": token}).status_code == 401
         assert requests.get(url + "/api/jobs", headers=server["headers"]).status_code == 200
-        assert requests.get(url + "/api/jobs", cookies={"podium_token": "s3cret"}).status_code == 200
+        assert requests.get(url + "/api/jobs", cookies={"podium_token": token}).status_code == 200
         assert requests.get(url + "/").status_code == 200  # the page itself holds no data
         assert _metrics(server)[("podium_queue_depth", frozenset())] == 0
 

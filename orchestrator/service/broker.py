@@ -14,22 +14,33 @@ truth, inputs and results travel over the HTTP API (orchestrator/service/worker.
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from typing import Optional
 
-from podium.errors import UsageError
+from podium.errors import PodiumError, UsageError, one_line
 
 from .store import FINISHED, JobStore
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAME = "podium"
 ACTOR_NAME = "podium_render"
 NAMESPACE = "podium"  # the Redis key prefix
 HEARTBEAT_TIMEOUT_S = 60.0  # Dramatiq's default: a worker silent this long is taken for dead
 MAINTENANCE_CHANCE = 10_000  # of a million broker calls (1 %; Dramatiq's default is 0.1 %)
+RECONCILE_S = 30.0  # how often the store's queued jobs are checked against what Redis holds
+STALE_S = 300.0  # a running job silent this long, with no message in Redis, is queued again
+FRESH_S = 10.0  # a job younger than this (or two rounds) may still be on its way to Redis: left alone
 
 
 class BrokerError(UsageError):
     """The broker URL is not one Podium can use, or the broker does not answer."""
+
+
+class BrokerUnavailable(PodiumError):
+    """Redis did not take a message now (down, restarting): the API answers 503."""
 
 
 def make_broker(url: str, heartbeat_timeout_s: float = HEARTBEAT_TIMEOUT_S,
@@ -67,23 +78,38 @@ def job_message(job_id: str, api: Optional[str]):
 
 
 class BrokerQueue:
-    """The server's side of the Queue interface with a broker: it only enqueues; workers
-    claim, render and report through the API. Redis holds the waiting jobs, so a restart of
-    the server loses none and does not enqueue them twice (a duplicate message would only be
-    refused at claim time, but it could start a second render of a running job)."""
+    """The server's side of the Queue interface with a broker: it enqueues; workers claim,
+    render and report through the API. The store is the truth, Redis a copy of its queued
+    jobs that can be lost (a Redis restarted empty): on start and every `reconcile_s` the
+    queued jobs Redis does not hold are enqueued again, and so are running jobs with no message
+    whose worker has been silent for `stale_s` (its message went with Redis). A duplicate
+    message does no harm beyond work: a claim of a finished job is refused, and a second claim
+    of a running one supersedes the first run."""
 
-    def __init__(self, store: JobStore, url: str, api: Optional[str] = None, broker=None):
+    def __init__(self, store: JobStore, url: str, api: Optional[str] = None, broker=None,
+                 reconcile_s: float = RECONCILE_S, stale_s: float = STALE_S):
         self.store, self.url, self.api = store, url, api
         self.broker = broker or make_broker(url)
+        self.reconcile_s, self.stale_s = reconcile_s, stale_s
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        pass  # the workers take from Redis; nothing of theirs lives in this process
+        self._thread = threading.Thread(target=self._reconcile_loop, name="podium-reconcile", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(10)
         self.broker.close()
 
     def submit(self, job_id: str) -> None:
-        self.broker.enqueue(job_message(job_id, self.api))
+        try:
+            self.broker.enqueue(job_message(job_id, self.api))
+        except Exception as err:  # noqa: BLE001 - redis-py's errors, and what a dropped socket raises
+            raise BrokerUnavailable(f"the broker does not take jobs now ({one_line(str(err), 120)}): "
+                                    "try again shortly") from None
 
     def cancel(self, job_id: str) -> bool:
         """Mark it cancelled; a worker that has it learns so at its next report and stops."""
@@ -95,3 +121,48 @@ class BrokerQueue:
 
     def depth(self) -> int:
         return self.store.counts()["queued"]
+
+    def held(self) -> set[str]:
+        """The job ids of every message Redis holds: waiting, delayed (a retry) or being worked on
+        (a message stays in its queue's hash until the worker acknowledges it)."""
+        from dramatiq import Message
+
+        client, ids = self.broker.client, set()
+        for queue in (QUEUE_NAME, f"{QUEUE_NAME}.DQ"):
+            for data in client.hvals(f"{NAMESPACE}:{queue}.msgs"):
+                try:
+                    ids.add(Message.decode(data).args[0])
+                except Exception:  # noqa: BLE001 - not a message of ours: not a job
+                    continue
+        return ids
+
+    def reconcile(self) -> list[str]:
+        """Enqueue what the store has and Redis lost; the job ids enqueued."""
+        now, sent = time.time(), []
+        fresh = min(FRESH_S, 2 * self.reconcile_s)
+        active = [job for job in self.store.active() if now - job.created >= fresh]
+        if not active:
+            return sent
+        held = self.held()
+        for job in active:
+            if job.id in held:
+                continue
+            if job.state == "running":
+                if now - job.updated < self.stale_s:
+                    continue  # its worker may still be at it: it reports, or it goes stale
+                if not self.store.update(job.id, only_if=("running",), state="queued"):
+                    continue
+            self.submit(job.id)
+            sent.append(job.id)
+        if sent:
+            log.warning("enqueued again %d job(s) the broker had lost", len(sent))
+        return sent
+
+    def _reconcile_loop(self) -> None:
+        wait = 0.0  # the first round at once: a server starting after Redis lost its jobs
+        while not self._stopping.wait(wait):
+            wait = self.reconcile_s
+            try:
+                self.reconcile()
+            except Exception as err:  # noqa: BLE001 - Redis or the store away: the next round
+                log.warning("reconciling with the broker: %s", one_line(str(err) or type(err).__name__, 200))

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
-import os
+import math
+import socket
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from ..options import servers
 from ..outputs import OutputError
 
 DEFAULT_PORT = 8000
+MIN_TOKEN = 16  # characters: a token a network can guess is no token
 EPILOG = """API (its OpenAPI schema: /openapi.json):
   POST   /api/jobs                JSON {"mode": "direct", "text": "...", "preset": "draft",
                                   "voice": "...", "options": {"size": "1280x720", ...}}, or
@@ -28,6 +31,7 @@ EPILOG = """API (its OpenAPI schema: /openapi.json):
 examples:
   podium serve --data-dir ~/podium-jobs --workers 2
   PODIUM_TOKEN=$(openssl rand -hex 16) podium serve --host 0.0.0.0 --server http://gpu-box:8188
+  podium serve --allowed-host podium.example.org     # behind a reverse proxy of that name
 """
 
 
@@ -46,7 +50,7 @@ def add_parsers(commands) -> None:
     serve.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                        help="jobs, their files and the segment cache (default: the user data "
                             "folder, ~/.local/share/podium/serve on Linux)")
-    serve.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
+    serve.add_argument("--token", default=None,
                        help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN, "
                             "which other users cannot see in the process list)")
     serve.add_argument("--workers", type=_workers, default=1,
@@ -54,17 +58,25 @@ def add_parsers(commands) -> None:
     serve.add_argument("--server", action="append", metavar="URL",
                        help="a ComfyUI server to render on (repeat for several); none: in-process")
     serve.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
-    serve.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+    serve.add_argument("--ollama-host", default=None,
                        metavar="URL", help="Ollama server for guided jobs (default $OLLAMA_HOST or "
                                            "http://127.0.0.1:11434)")
-    serve.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+    serve.add_argument("--max-upload-mb", type=_megabytes("--max-upload-mb"), default=20.0, metavar="MB",
                        help="largest portrait or voice reference taken (default 20)")
+    serve.add_argument("--max-output-mb", type=_megabytes("--max-output-mb"), default=4000.0, metavar="MB",
+                       help="with --broker: the largest video a worker may upload (default 4000)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a Host name browsers may reach this server by, besides the address it "
+                            "listens on and the loopback names (repeat; '*': any, e.g. behind a "
+                            "proxy that checks it)")
     serve.add_argument("--broker", metavar="redis://HOST:6379/0", default=None,
                        help="send jobs through Redis to `podium worker` processes (on any machine) "
                             "instead of rendering them here")
     serve.add_argument("--public-url", metavar="URL", default=None,
                        help="with --broker: the address workers reach this server at (default "
                             "http://HOST:PORT; a worker's own --api wins)")
+    for flag, default in (("--reconcile-every", 30.0), ("--stale-after", 300.0), ("--store-timeout", 30.0)):
+        serve.add_argument(flag, type=_positive(flag), default=default, help=argparse.SUPPRESS)  # tests, benches
     serve.set_defaults(service_command=serve_command)
     _add_worker_parser(commands)
 
@@ -83,7 +95,7 @@ def _add_worker_parser(commands) -> None:
                         help="the Redis URL `podium serve --broker` was given")
     worker.add_argument("--api", metavar="URL", default=None,
                         help="the server's address (default: the one it sends with each job)")
-    worker.add_argument("--token", default=os.environ.get("PODIUM_TOKEN") or None,
+    worker.add_argument("--token", default=None,
                         help="the server's --token (default $PODIUM_TOKEN)")
     worker.add_argument("--name", default=None, help="how the server names this worker (default HOST:PID)")
     worker.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
@@ -95,7 +107,7 @@ def _add_worker_parser(commands) -> None:
     worker.add_argument("--server", action="append", metavar="URL",
                         help="a ComfyUI server to render on (repeat for several); none: in-process")
     worker.add_argument("--config", metavar="FILE", help="YAML with `servers: [URL, ...]`")
-    worker.add_argument("--ollama-host", default=os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"),
+    worker.add_argument("--ollama-host", default=None,
                         metavar="URL", help="Ollama server for guided jobs, as this machine reaches it "
                                             "(default $OLLAMA_HOST or http://127.0.0.1:11434)")
     worker.add_argument("--heartbeat-timeout", type=_positive("--heartbeat-timeout"), default=60.0,
@@ -118,9 +130,24 @@ def _positive(option: str):
     return parse
 
 
+def _megabytes(option: str):
+    def parse(value: str) -> float:
+        try:
+            megabytes = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} takes megabytes, got {value!r}") from None
+        if not (math.isfinite(megabytes) and 0 < megabytes <= 1e6):
+            raise argparse.ArgumentTypeError(f"{option} must be a number of megabytes above 0 and at "
+                                             f"most 1000000, got {value!r}")
+        return megabytes
+    return parse
+
+
 def worker_command(args) -> int:
+    from .environment import fill_from_environment
     from .worker import run_worker
 
+    fill_from_environment(args)
     args.server = servers(args.server, args.config)
     return run_worker(args)
 
@@ -155,11 +182,15 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_command(args) -> int:
-    if not is_loopback(args.host) and not args.token:
-        raise OutputError(f"--host {args.host} lets other machines in: give a --token (or set "
-                          "PODIUM_TOKEN) that clients must send, or listen on 127.0.0.1")
-    if args.max_upload_mb <= 0:
-        raise OutputError("--max-upload-mb must be more than 0")
+    from .environment import fill_from_environment
+
+    fill_from_environment(args)
+    if not is_loopback(args.host) and (not args.token or len(args.token.strip()) < MIN_TOKEN):
+        import secrets
+
+        given = "give a --token" if not args.token else f"the token is shorter than {MIN_TOKEN} characters: give one"
+        raise OutputError(f"--host {args.host} lets other machines in: {given} (or set PODIUM_TOKEN) "
+                          f"that clients must send, e.g. {secrets.token_urlsafe(24)}, or listen on 127.0.0.1")
     try:
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
@@ -186,7 +217,10 @@ def serve_command(args) -> int:
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=servers(args.server, args.config),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,
-                        broker=args.broker, public_url=args.public_url)
+                        broker=args.broker, public_url=args.public_url, allowed_hosts=args.allowed_host,
+                        max_output_mb=args.max_output_mb, reconcile_s=args.reconcile_every,
+                        stale_s=args.stale_after, store_timeout_s=args.store_timeout)
+    _check_port(args.host, args.port)
 
     where = f"[{args.host}]" if ":" in args.host else args.host
     how = ('ComfyUI servers: ' + ', '.join(settings.servers) if settings.servers else 'rendering in-process')
@@ -200,6 +234,21 @@ def serve_command(args) -> int:
     except KeyboardInterrupt:  # the signal came between uvicorn's own handling
         pass
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port another program holds (or one this user may not use), said in one line before
+    uvicorn would log its traceback-like lines and exit 3. A port taken in the moment between
+    this check and uvicorn's own bind is still uvicorn's to report."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host.strip("[]"), port))
+    except OSError as err:
+        why = "another program listens there" if err.errno == errno.EADDRINUSE else (err.strerror or str(err))
+        raise OutputError(f"cannot listen on {host} port {port}: {why}; stop it, or give another "
+                          "--port") from None
 
 
 def _lock(data_dir: Path):

@@ -16,7 +16,11 @@ Names (scripts/grafana/podium.json plots them):
 """
 from __future__ import annotations
 
+import functools
+import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlparse
 
@@ -27,6 +31,9 @@ from prometheus_client.core import GaugeMetricFamily
 STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 JOB_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
 STATS_TIMEOUT_S = 2.0
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+EXTRA_LABELS = 32  # label values per label beyond the known ones that get a series
+OTHER = "other"  # every stage name past those
 
 
 class _Live:
@@ -100,18 +107,37 @@ class Metrics:
             self.finished.labels(state)  # every series exists from the start (rate() needs it)
         for how in ("rendered", "cached"):
             self.segments.labels(how)
+        self._extra: dict[str, set[str]] = {"stage": set(), "server": set()}
+        self._labels_lock = threading.Lock()
+
+    def _bounded(self, kind: str, name: str, known) -> str:
+        """A label value from a bounded set: the known ones (the shipped workflows' node titles,
+        the configured servers), the first EXTRA_LABELS others (a --config workflow's stages, the
+        workers' servers), then "other": a name a worker sends must not make a series for ever."""
+        if name in known:
+            return name
+        with self._labels_lock:
+            extra = self._extra[kind]
+            if name in extra:
+                return name
+            if len(extra) < EXTRA_LABELS and len(name) <= 100:
+                extra.add(name)
+                return name
+        return OTHER
 
     def observe(self, job_id: str, event: dict) -> None:
         """A Runner event (see orchestrator/progress_json.py)."""
         kind = event.get("event")
         if kind == "stage_end" and isinstance(event.get("seconds"), (int, float)):
-            self.stage_seconds.labels(str(event.get("stage"))).observe(event["seconds"])
+            stage = self._bounded("stage", str(event.get("stage")), known_stages())
+            self.stage_seconds.labels(stage).observe(event["seconds"])
         elif kind == "segment_done":
             self.segments.labels("rendered").inc()
         elif kind == "segment_cached":
             self.segments.labels("cached").inc()
         elif kind == "failover":
-            self.failovers.labels(self._server_url(str(event.get("instance")))).inc()
+            server = self._bounded("server", self._server_url(str(event.get("instance"))), self.servers)
+            self.failovers.labels(server).inc()
 
     def _server_url(self, instance: str) -> str:
         """The URL a server was given as (what the other server metrics say), from the
@@ -129,3 +155,18 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+@functools.lru_cache(maxsize=1)
+def known_stages() -> frozenset[str]:
+    """The node titles of the shipped workflows: the stages a render reports."""
+    titles = set()
+    for path in WORKFLOWS.glob("*.json"):
+        try:
+            graph = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(graph, dict):
+            titles.update(str(node.get("_meta", {}).get("title")) for node in graph.values()
+                          if isinstance(node, dict) and node.get("_meta", {}).get("title"))
+    return frozenset(titles)

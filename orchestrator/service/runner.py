@@ -11,6 +11,7 @@ PR_SET_PDEATHSIG), so a server killed outright leaves no render running behind i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from podium.errors import one_line
 from ..request import DEFAULT_VOICE, RenderRequest
 from .store import Job
 
+log = logging.getLogger(__name__)
 VIDEO, SUBTITLES, SCRIPT_TEXT, LOG = "video.mp4", "video.srt", "script.txt", "log.txt"
 REQUEST = "request.json"  # what the child renders (orchestrator/request.py's RenderRequest)
 OUTPUTS = {"video": VIDEO, "subtitles": SUBTITLES, "script_json": "video.json", "script_md": "video.md"}
@@ -48,6 +50,15 @@ _BOOT = (
     "from orchestrator.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
+
+
+def _tell(report: Callable[..., None], job_id: str, **fields) -> None:
+    """Progress is worth a try, not the render: a report that fails (a store that cannot be
+    written now) is logged and the next one carries the news."""
+    try:
+        report(**fields)
+    except Exception as err:  # noqa: BLE001 - whatever the store or the network raised
+        log.warning("job %s: progress not recorded: %s", job_id, one_line(str(err) or type(err).__name__, 200))
 
 
 def job_dir(data_dir: Path, job_id: str) -> Path:
@@ -249,8 +260,8 @@ class Runner:
                     now = time.monotonic()
                     if urgent or now - last >= REPORT_EVERY_S:
                         last = now
-                        report(progress=progress.progress, eta_s=progress.eta_s(),
-                               detail={**progress.detail(), "reused": result.get("reused")})
+                        _tell(report, job.id, progress=progress.progress, eta_s=progress.eta_s(),
+                              detail={**progress.detail(), "reused": result.get("reused")})
                 code = child.wait()
             finally:
                 if child.poll() is None:  # this thread is being torn down: stop the child too
@@ -263,7 +274,7 @@ class Runner:
         if code == 0:
             return Outcome("done", outputs={key: name for key, name in OUTPUTS.items()
                                             if (folder / name).is_file()}, result=result)
-        return Outcome("failed", error=self._error(folder / LOG, code))
+        return Outcome("failed", error=self._private(self._error(folder / LOG, code), job.id))
 
     def cancel(self, job_id: str, why: str = "cancelled") -> bool:
         """Stop the job's child (SIGTERM: the CLI cleans up); the run then ends as `why`
@@ -310,6 +321,16 @@ class Runner:
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         return env
+
+    def _private(self, message: str, job_id: str) -> str:
+        """The error as a client may see it: the server's own folders named, not spelled out
+        (a client has no business knowing where the data lives)."""
+        folders = {job_dir(self.data_dir, job_id): "<job folder>", self.cache_dir: "<segment cache>",
+                   self.data_dir: "<data folder>"}
+        for folder, name in folders.items():  # the longest first: a job folder is inside the data
+            for spelled in {str(folder), str(Path(folder).resolve())}:
+                message = message.replace(spelled + os.sep, name + os.sep).replace(spelled, name)
+        return message
 
     @staticmethod
     def _error(log: Path, code: int) -> str:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from podium.errors import UsageError
+from podium.errors import PodiumError, UsageError, one_line
 
 SCHEMA_VERSION = 1
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -50,6 +50,11 @@ class StoreError(UsageError):
     """The job database cannot be used (a newer schema, not a database)."""
 
 
+class StoreUnavailable(PodiumError):
+    """A read or write of the job database failed now (disk full or read-only, I/O error,
+    locked by another program): the API answers 503, a worker loop waits and tries again."""
+
+
 @dataclass
 class Job:
     id: str
@@ -77,13 +82,13 @@ def new_id() -> str:
 class JobStore:
     """The jobs of one data folder (`DATA/jobs.sqlite3`)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, busy_timeout_s: float = 30.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                       timeout=30)
+                                       timeout=busy_timeout_s)
             self._db.row_factory = sqlite3.Row
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -103,16 +108,13 @@ class JobStore:
     def create(self, request: dict, job_id: Optional[str] = None) -> Job:
         now = time.time()
         job = Job(id=job_id or new_id(), state="queued", request=request, created=now, updated=now)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs (id, state, created, updated, request) VALUES (?, ?, ?, ?, ?)",
-                (job.id, job.state, now, now, json.dumps(request)))
+        self._sql("INSERT INTO jobs (id, state, created, updated, request) VALUES (?, ?, ?, ?, ?)",
+                  (job.id, job.state, now, now, json.dumps(request)))
         return job
 
     def get(self, job_id: str) -> Optional[Job]:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row) if row else None
+        rows = self._sql("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall()
+        return _job(rows[0]) if rows else None
 
     def list(self, state: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[Job]:
         """Newest first."""
@@ -120,21 +122,16 @@ class JobStore:
         if state:
             query, params = query + " WHERE state = ?", [state]
         query += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
-        with self._lock:
-            rows = self._db.execute(query, (*params, limit, offset)).fetchall()
-        return [_job(r) for r in rows]
+        return [_job(r) for r in self._sql(query, (*params, limit, offset)).fetchall()]
 
     def active(self) -> list[Job]:
         """Queued and running jobs, oldest first: what a starting server re-queues."""
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs WHERE state IN ('queued', 'running') "
-                                    "ORDER BY created, rowid").fetchall()
-        return [_job(r) for r in rows]
+        rows = self._sql("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created, rowid")
+        return [_job(r) for r in rows.fetchall()]
 
     def counts(self) -> dict[str, int]:
         """Jobs by state, every state named (0 when none)."""
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        rows = self._sql("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         found = {state: 0 for state in STATES}
         found.update({state: n for state, n in rows})
         return found
@@ -153,15 +150,33 @@ class JobStore:
         if only_if:
             query += f" AND state IN ({', '.join('?' for _ in only_if)})"
             params.extend(only_if)
-        with self._lock:
-            return self._db.execute(query, params).rowcount == 1
+        return self._sql(query, params).rowcount == 1
 
     def delete(self, job_id: str) -> bool:
+        return self._sql("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+
+    def _sql(self, query: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        """One statement under the lock, its rows read before the lock is let go; a database
+        that cannot be read or written now is a StoreUnavailable naming the file and why."""
         with self._lock:
-            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+            try:
+                cursor = self._db.execute(query, params)
+                if cursor.description is not None:
+                    return _Rows(cursor.fetchall())
+                return cursor
+            except sqlite3.DatabaseError as err:
+                raise StoreUnavailable(f"the job database {self.path.name} cannot be used now "
+                                       f"({one_line(str(err), 120)})") from None
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.list(limit=-1))
+
+
+class _Rows(list):
+    """Rows already fetched, read as a cursor's would be."""
+
+    def fetchall(self) -> list:
+        return self
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -56,35 +56,32 @@ class ApiError(PodiumError):
 
 
 class Api:
-    """The calls a worker makes to `podium serve` (token in the Authorization header)."""
+    """The calls a worker makes to `podium serve` (token in the Authorization header). A patient
+    call is tried again by urllib3 (connection refused or reset, 500/502/503/504, Retry-After
+    honoured) for about `patience_s`, so a restart of the server or a store that is away for a
+    while loses no job; an impatient one (progress) is tried once."""
 
     def __init__(self, base: str, token: Optional[str], patience_s: float = PATIENCE_S):
         self.base = base.rstrip("/")
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
         self.patience_s = patience_s
+        self.session = _session(token, retries_for(patience_s))
+        self.once = _session(token, 0)
 
     def call(self, method: str, path: str, patient: bool = True, **kwargs) -> requests.Response:
-        """The response (any status below 500); a server that is down or answers 5xx is tried
-        again for `patience_s` when `patient` (a restart of the server loses no job)."""
-        deadline, pause = time.monotonic() + (self.patience_s if patient else 0), 0.5
+        """The response (any status below 500); a server that is down or answers 5xx (after the
+        tries, when `patient`) is an ApiError."""
         kwargs.setdefault("timeout", (10, 120))
-        while True:
-            body = kwargs.get("data")
-            if hasattr(body, "seek"):
-                body.seek(0)  # an upload starts over on each try
-            try:
-                response = self.session.request(method, self.base + path, **kwargs)
-                if response.status_code < 500:
-                    return response
-                problem = f"{response.status_code} {one_line(response.text, 200)}"
-            except requests.RequestException as err:
-                problem = one_line(str(err), 200)
-            if time.monotonic() >= deadline:
-                raise ApiError(f"{method} {self.base}{path}: {problem}")
-            time.sleep(pause)
-            pause = min(pause * 2, 10)
+        body = kwargs.get("data")
+        if hasattr(body, "seek"):
+            body.seek(0)  # urllib3 rewinds it for each further try from here
+        session = self.session if patient and self.patience_s > 0 else self.once
+        try:
+            response = session.request(method, self.base + path, **kwargs)
+        except requests.RequestException as err:
+            raise ApiError(f"{method} {self.base}{path}: {one_line(str(err), 200)}") from None
+        if response.status_code >= 500:
+            raise ApiError(f"{method} {self.base}{path}: {response.status_code} {one_line(response.text, 200)}")
+        return response
 
     @staticmethod
     def check(response: requests.Response) -> dict:
@@ -246,6 +243,33 @@ def check_api(base: str, token: Optional[str]) -> None:
         raise WorkerSetupError(f"--api {base} is not a podium serve ({response.status_code} on /api/jobs)")
 
 
+def retries_for(patience_s: float, first_pause_s: float = 0.5, longest_pause_s: float = 10.0) -> int:
+    """How many tries again urllib3's backoff (no pause, then `first_pause_s` doubling up to
+    `longest_pause_s`) makes in about `patience_s` of pauses."""
+    tries, waited, pause = 0, 0.0, 0.0
+    while waited < patience_s:
+        tries += 1
+        waited += pause
+        pause = min(first_pause_s if pause == 0 else pause * 2, longest_pause_s)
+    return tries
+
+
+def _session(token: Optional[str], retries: int) -> requests.Session:
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    retry = Retry(total=retries, backoff_factor=0.25, backoff_max=10.0, allowed_methods=None,
+                  status_forcelist=(500, 502, 503, 504), raise_on_status=False,
+                  respect_retry_after_header=True)
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class WorkerSetupError(UsageError):
     """`podium worker` cannot start as asked (the server's address or token)."""
 
@@ -268,7 +292,7 @@ def run_worker(args) -> int:
                                  maintenance_chance=args.maintenance_chance)
     data_dir = Path(args.data_dir or _default_data_dir()).expanduser()
     cache_dir = Path(args.cache_dir or default_cache_dir()).expanduser()
-    worker = RenderWorker(broker, api=args.api, token=args.token or os.environ.get("PODIUM_TOKEN"),
+    worker = RenderWorker(broker, api=args.api, token=args.token,
                           name=args.name or default_name(), data_dir=data_dir, cache_dir=cache_dir,
                           servers=args.server, config=args.config, ollama_host=args.ollama_host)
     if args.api:

@@ -8,20 +8,28 @@ server (the job's own inputs folder, the fixed output names), never by a request
 """
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 import time
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Optional
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from podium.errors import one_line
 from podium.files import publish, temp_path
 
+from .deps import GUARD, Svc
 from .runner import OUTPUTS, job_dir
-from .schemas import RequestError, job_view
+from .schemas import RequestError, SegmentView, StageView, job_view
 from .store import FINISHED
+
+MAX_TEXT_OUTPUT = 20_000_000  # subtitles and the script (JSON, Markdown): far more than any needs
+CHUNK = 1 << 20
 
 
 class Claim(BaseModel):
@@ -41,17 +49,32 @@ class Event(BaseModel):
     instance: Optional[str] = Field(None, max_length=200)
 
 
+class Detail(BaseModel):
+    """What a run reports of its segments and stages: the shapes GET /api/jobs answers with,
+    checked here so that no worker can store a job the API cannot show."""
+    model_config = ConfigDict(extra="forbid")
+    segments: list[SegmentView] = Field(default_factory=list, max_length=10_000)
+    stages: list[StageView] = Field(default_factory=list, max_length=1000)
+    failovers: int = Field(0, ge=0)
+    reused: Optional[int] = Field(None, ge=0)
+
+
+class Result(BaseModel):
+    """The CLI's result event as a worker passes it on: only `reused` is kept."""
+    reused: Optional[int] = Field(None, ge=0)
+
+
 class Progress(Attempt):
     progress: float = Field(0.0, ge=0, le=1)
-    eta_s: Optional[float] = None
-    detail: dict = Field(default_factory=dict)
+    eta_s: Optional[float] = Field(None, ge=0, le=1e7)
+    detail: Detail = Field(default_factory=Detail)
     events: list[Event] = Field(default_factory=list, max_length=1000)
 
 
 class Finish(Attempt):
     state: str = Field(..., pattern="^(done|failed)$")
     error: Optional[str] = Field(None, max_length=4000)
-    result: dict = Field(default_factory=dict)
+    result: Result = Field(default_factory=Result)
     events: list[Event] = Field(default_factory=list, max_length=1000)
 
 
@@ -60,106 +83,149 @@ def _observe(svc, job_id: str, events: list[Event]) -> None:
         svc.metrics.observe(job_id, event.model_dump(exclude_none=True))
 
 
-def add_worker_routes(app: FastAPI, service: Callable, guard: list) -> None:
-    """Mount the worker calls on `app`; `service()` is the running Service, `guard` its auth."""
-    tags = ["workers"]
+router = APIRouter(prefix="/api/jobs", tags=["workers"], dependencies=GUARD)
 
-    def held(job_id: str, body: Attempt):
-        """The job, if it is running under this attempt; else 409 saying why."""
-        job = service().job(job_id)
-        if job.state != "running":
-            raise RequestError("state", f"the job is {job.state}", 409)
-        if body.attempt != job.attempts:
-            raise RequestError("attempt", f"superseded: the job was claimed again (attempt {job.attempts} "
-                                          f"by {job.detail.get('worker', 'another worker')})", 409)
-        return job
 
-    @app.post("/api/jobs/{id}/claim", dependencies=guard, tags=tags,
-              summary="A worker takes the job: its request and the names of its input files")
-    def claim(id: str, body: Claim):  # noqa: A002
-        svc = service()
-        job = svc.job(id)
-        if job.state in FINISHED:
-            raise RequestError("state", f"the job is {job.state}", 409)
-        detail = {k: v for k, v in job.detail.items() if k not in ("worker", "attempt")}
-        attempt = job.attempts + 1
-        if not svc.store.update(job.id, only_if=("queued", "running"), state="running", started=time.time(),
-                                attempts=attempt, error=None,
-                                detail={**detail, "worker": body.worker, "attempt": attempt}):
-            raise RequestError("state", f"the job is {svc.job(id).state}", 409)
-        inputs = job_dir(svc.settings.data_dir, job.id) / "inputs"
-        names = sorted(p.name for p in inputs.iterdir() if p.is_file()) if inputs.is_dir() else []
-        return {"job": svc.job(id).as_dict(), "inputs": names}
+def held(svc, job_id: str, body: Attempt):
+    """The job, if it is running under this attempt; else 409 saying why."""
+    job = svc.job(job_id)
+    if job.state != "running":
+        raise RequestError("state", f"the job is {job.state}", 409)
+    if body.attempt != job.attempts:
+        raise RequestError("attempt", f"superseded: the job was claimed again (attempt {job.attempts} "
+                                      f"by {job.detail.get('worker', 'another worker')})", 409)
+    return job
 
-    @app.get("/api/jobs/{id}/inputs/{name}", dependencies=guard, tags=tags, response_class=FileResponse,
-             summary="One input file of the job (a name the claim listed)")
-    def get_input(id: str, name: str):  # noqa: A002
-        svc = service()
-        job = svc.job(id)
-        inputs = job_dir(svc.settings.data_dir, job.id) / "inputs"
-        names = set(os.listdir(inputs)) if inputs.is_dir() else set()
-        if name not in names or not (inputs / name).is_file():  # only the folder's own entries
-            raise RequestError("name", f"the job has no input {one_line(name, 80)!r}", 404)
-        return FileResponse(inputs / name, media_type="application/octet-stream")
 
-    @app.post("/api/jobs/{id}/progress", dependencies=guard, tags=tags,
-              summary="A worker's progress; 409 tells it to stop (cancelled, or claimed again)")
-    def progress(id: str, body: Progress):  # noqa: A002
-        svc = service()
-        job = held(id, body)
-        detail = {**body.detail, "worker": body.worker, "attempt": body.attempt}
-        if not svc.store.update(job.id, only_if=("running",), progress=body.progress, eta_s=body.eta_s,
-                                detail=detail):
-            raise RequestError("state", f"the job is {svc.job(id).state}", 409)
-        _observe(svc, job.id, body.events)
-        return {"state": "running"}
+@router.post("/{id}/claim",
+             summary="A worker takes the job: its request and the names of its input files")
+def claim(id: str, body: Claim, svc: Svc):  # noqa: A002
+    job = svc.job(id)
+    if job.state in FINISHED:
+        raise RequestError("state", f"the job is {job.state}", 409)
+    detail = {k: v for k, v in job.detail.items() if k not in ("worker", "attempt")}
+    attempt = job.attempts + 1
+    if not svc.store.update(job.id, only_if=("queued", "running"), state="running", started=time.time(),
+                            attempts=attempt, error=None,
+                            detail={**detail, "worker": body.worker, "attempt": attempt}):
+        raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+    inputs = job_dir(svc.settings.data_dir, job.id) / "inputs"
+    names = sorted(p.name for p in inputs.iterdir() if p.is_file()) if inputs.is_dir() else []
+    return {"job": svc.job(id).as_dict(), "inputs": names}
 
-    @app.put("/api/jobs/{id}/outputs/{key}", dependencies=guard, tags=tags,
-             summary="Upload one output (video, subtitles, script_json, script_md) as the raw body")
-    async def put_output(id: str, key: str, request: Request, attempt: int = Query(..., ge=1),  # noqa: A002
-                         worker: str = Query(..., min_length=1, max_length=200)):
-        svc = service()
-        if key not in OUTPUTS:
-            raise RequestError("key", f"unknown output {one_line(key, 40)!r}: one of {', '.join(OUTPUTS)}", 404)
-        job = held(id, Attempt(worker=worker, attempt=attempt))
-        target = job_dir(svc.settings.data_dir, job.id) / OUTPUTS[key]
-        tmp = temp_path(target)
+
+@router.get("/{id}/inputs/{name}", response_class=FileResponse,
+            summary="One input file of the job (a name the claim listed)")
+def get_input(id: str, name: str, svc: Svc):  # noqa: A002
+    job = svc.job(id)
+    inputs = job_dir(svc.settings.data_dir, job.id) / "inputs"
+    names = set(os.listdir(inputs)) if inputs.is_dir() else set()
+    if name not in names or not (inputs / name).is_file():  # only the folder's own entries
+        raise RequestError("name", f"the job has no input {one_line(name, 80)!r}", 404)
+    return FileResponse(inputs / name, media_type="application/octet-stream")
+
+
+@router.post("/{id}/progress",
+             summary="A worker's progress; 409 tells it to stop (cancelled, or claimed again)")
+def progress(id: str, body: Progress, svc: Svc):  # noqa: A002
+    job = held(svc, id, body)
+    detail = {**body.detail.model_dump(), "worker": body.worker, "attempt": body.attempt}
+    if not svc.store.update(job.id, only_if=("running",), progress=body.progress, eta_s=body.eta_s,
+                            detail=detail):
+        raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+    _observe(svc, job.id, body.events)
+    return {"state": "running"}
+
+
+@router.put("/{id}/outputs/{key}",
+            summary="Upload one output (video, subtitles, script_json, script_md) as the raw body")
+async def put_output(id: str, key: str, request: Request, svc: Svc, attempt: int = Query(..., ge=1),  # noqa: A002
+                     worker: str = Query(..., min_length=1, max_length=200)):
+    if key not in OUTPUTS:
+        raise RequestError("key", f"unknown output {one_line(key, 40)!r}: one of {', '.join(OUTPUTS)}", 404)
+    job = await run_in_threadpool(held, svc, id, Attempt(worker=worker, attempt=attempt))  # SQLite
+    limit = int(svc.settings.max_output_mb * 1e6) if key == "video" else MAX_TEXT_OUTPUT
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise RequestError("body", f"the {key} is {int(length) / 1e6:.1f} MB; at most {limit / 1e6:g} MB "
+                                   "is taken (podium serve --max-output-mb)", 413)
+    target = job_dir(svc.settings.data_dir, job.id) / OUTPUTS[key]
+    tmp = temp_path(target)
+    try:
+        await _receive(request, tmp, limit, key)
+        await run_in_threadpool(_keep, tmp, target, key)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"key": key, "bytes": target.stat().st_size}
+
+
+def _keep(received: Path, target: Path, key: str) -> None:
+    """A received output under its own name, once it is what it says (a video: checked)."""
+    if key == "video":
+        _check_video(received)
+    publish(received, target)
+
+
+@router.post("/{id}/finish",
+             summary="A worker's run ended: done (outputs uploaded) or failed (with the error)")
+def finish(id: str, body: Finish, svc: Svc):  # noqa: A002
+    job = held(svc, id, body)
+    folder = job_dir(svc.settings.data_dir, job.id)
+    outputs = {key: name for key, name in OUTPUTS.items() if (folder / name).is_file()}
+    fields = {"state": body.state, "finished": time.time(), "error": body.error}
+    if body.state == "done":
+        if "video" not in outputs:
+            raise RequestError("state", "done, but no video was uploaded: PUT outputs/video first", 422)
+        fields.update(progress=1.0, eta_s=0.0, outputs=outputs,
+                      detail={**job.detail, "reused": body.result.reused})
+    elif not body.error:
+        fields["error"] = "the render failed (the worker gave no reason)"
+    if not svc.store.update(job.id, only_if=("running",), **fields):
+        raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+    _observe(svc, job.id, body.events)
+    finished = svc.job(id)
+    svc.metrics.job_finished(body.state, finished.finished - finished.started if finished.started else None)
+    return job_view(finished)
+
+
+@router.post("/{id}/release",
+             summary="A stopping worker gives the job back: queued again")
+def release(id: str, body: Attempt, svc: Svc):  # noqa: A002
+    job = held(svc, id, body)
+    svc.store.update(job.id, only_if=("running",), state="queued")
+    return job_view(svc.job(id))
+
+
+async def _receive(request: Request, into: Path, limit: int, key: str) -> None:
+    """The body into `into`, refused (413) past `limit` bytes, 507 when the disk is full."""
+    size = 0
+    try:
+        out = await run_in_threadpool(open, into, "wb")  # the disk's work off the event loop
         try:
-            with open(tmp, "wb") as out:
-                async for chunk in request.stream():
-                    out.write(chunk)
-            publish(tmp, target)
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError("body", f"the {key} is larger than the {limit / 1e6:g} MB taken "
+                                               "(podium serve --max-output-mb)", 413)
+                await run_in_threadpool(out.write, chunk)
         finally:
-            tmp.unlink(missing_ok=True)
-        return {"key": key, "bytes": target.stat().st_size}
+            await run_in_threadpool(out.close)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RequestError("body", "the server's disk is full: the output was not taken", 507) from None
+        raise
 
-    @app.post("/api/jobs/{id}/finish", dependencies=guard, tags=tags,
-              summary="A worker's run ended: done (outputs uploaded) or failed (with the error)")
-    def finish(id: str, body: Finish):  # noqa: A002
-        svc = service()
-        job = held(id, body)
-        folder = job_dir(svc.settings.data_dir, job.id)
-        outputs = {key: name for key, name in OUTPUTS.items() if (folder / name).is_file()}
-        fields = {"state": body.state, "finished": time.time(), "error": body.error}
-        if body.state == "done":
-            if "video" not in outputs:
-                raise RequestError("state", "done, but no video was uploaded: PUT outputs/video first", 422)
-            fields.update(progress=1.0, eta_s=0.0, outputs=outputs,
-                          detail={**job.detail, "reused": body.result.get("reused")})
-        elif not body.error:
-            fields["error"] = "the render failed (the worker gave no reason)"
-        if not svc.store.update(job.id, only_if=("running",), **fields):
-            raise RequestError("state", f"the job is {svc.job(id).state}", 409)
-        _observe(svc, job.id, body.events)
-        finished = svc.job(id)
-        svc.metrics.job_finished(body.state, finished.finished - finished.started if finished.started else None)
-        return job_view(finished)
 
-    @app.post("/api/jobs/{id}/release", dependencies=guard, tags=tags,
-              summary="A stopping worker gives the job back: queued again")
-    def release(id: str, body: Attempt):  # noqa: A002
-        svc = service()
-        job = held(id, body)
-        svc.store.update(job.id, only_if=("running",), state="queued")
-        return job_view(svc.job(id))
+def _check_video(path: Path) -> None:
+    """An MP4 (ISO base media) that ffmpeg reads to the end with a video and an audio stream."""
+    from podium.engines.ffmpeg_exe import find_ffmpeg
 
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[4:8] != b"ftyp":
+        raise RequestError("body", "the video is not an MP4 file", 422)
+    check = subprocess.run([find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:v:0",
+                            "-map", "0:a:0", "-c", "copy", "-f", "null", "-"], capture_output=True, text=True)
+    if check.returncode:
+        why = one_line(check.stderr.replace(str(path), "video"), 200) or f"ffmpeg exit {check.returncode}"
+        raise RequestError("body", f"the video is not an MP4 with a video and an audio stream ({why})", 422)

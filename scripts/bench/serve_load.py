@@ -11,6 +11,16 @@ over time. Each job has its own text, so no job is served from another's cache.
     .venv/bin/python scripts/bench/serve_load.py                     # 20 jobs, 1 worker, in-process
     .venv/bin/python scripts/bench/serve_load.py --jobs 20 --workers 2
     .venv/bin/python scripts/bench/serve_load.py --server http://gpu-box:8188 --preset fast --size 1280x720
+
+With --faults (needs redis-server): `podium serve --broker` and `podium worker` processes, the
+jobs submitted over --submit-over seconds while, in turn, a worker is SIGKILLed mid-job, Redis
+is restarted empty, and the job store cannot be written for --store-outage seconds (another
+process holds its write lock; the server's busy timeout is 1 s, so every write fails as on a
+read-only or full disk). Every job must end done or failed with a reason: none lost, none left
+queued or running. Submissions the server refuses (503 while Redis or the store is away) are
+sent again, as a client would, honouring Retry-After.
+
+    .venv/bin/python scripts/bench/serve_load.py --faults --jobs 200 --workers 2
 """
 from __future__ import annotations
 
@@ -56,6 +66,11 @@ def ffprobe_streams(path: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--faults", action="store_true", help="the Redis run with faults (see above)")
+    parser.add_argument("--submit-over", type=float, default=60.0, metavar="S",
+                        help="--faults: seconds the submissions are spread over (default 60)")
+    parser.add_argument("--store-outage", type=float, default=10.0, metavar="S",
+                        help="--faults: seconds the store cannot be written (default 10)")
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="podium serve --workers (default 1)")
     parser.add_argument("--preset", default="draft")
@@ -66,6 +81,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800, metavar="S")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args()
+    if args.faults:
+        from serve_faults import run_faults  # scripts/bench/serve_faults.py
+
+        return run_faults(args)
 
     data = Path(tempfile.mkdtemp(prefix="podium-serve-load-"))
     port = free_port()

@@ -1,0 +1,75 @@
+"""What the routes share: the settings (one object, from `podium serve`'s options) and the
+running Service (the store, the runner, the queue, the metrics)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .metrics import Metrics
+from .queue import make_queue
+from .runner import Runner
+from .schemas import RequestError
+from .store import JobStore
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: Optional[str] = None
+    workers: int = 1
+    servers: list[str] = field(default_factory=list)
+    config: Optional[Path] = None
+    ollama_host: Optional[str] = None
+    max_upload_mb: float = 20.0
+    broker: Optional[str] = None  # a Redis URL: jobs go to `podium worker` processes
+    public_url: Optional[str] = None  # where workers reach this server (default http://host:port)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names taken besides the served ones
+    max_output_mb: float = 4000.0  # with --broker: the largest video a worker may upload
+    reconcile_s: float = 30.0  # with --broker: how often the store's queued jobs are checked against Redis
+    stale_s: float = 300.0  # with --broker: a running job silent this long and lost by Redis runs again
+    store_timeout_s: float = 30.0  # how long a store call waits for a database another holds
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1e6)
+
+
+class Service:
+    """What the routes share: the store, the runner, the queue, the metrics."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        data = Path(settings.data_dir)
+        (data / "jobs").mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(data / "jobs.sqlite3", busy_timeout_s=settings.store_timeout_s)
+        running = (lambda: self.store.counts()["running"]) if settings.broker else (lambda: len(self.runner.running()))
+        self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(), running, settings.servers)
+        self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe,
+                             ollama_host=settings.ollama_host)
+        self.queue = make_queue(self.store, self.runner, settings.workers, on_finished=self._finished,
+                                broker=settings.broker, api=settings.public_url or _own_url(settings),
+                                reconcile_s=settings.reconcile_s, stale_s=settings.stale_s)
+
+    def _finished(self, job_id: str, outcome) -> None:
+        job = self.store.get(job_id)
+        seconds = job.finished - job.started if job and job.finished and job.started else None
+        self.metrics.job_finished(outcome.state, seconds)
+
+    def job(self, job_id: str):
+        if not JOB_ID.match(job_id):
+            raise RequestError("id", f"{job_id[:40]!r} is not a job id (32 hexadecimal digits)", 422)
+        job = self.store.get(job_id)
+        if job is None:
+            raise RequestError("id", f"no job with id {job_id}", 404)
+        return job
+
+
+def _own_url(settings: Settings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
