@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from .. import jsonio
 from ..errors import PodiumError, UsageError
+from .scene_spec import check_fits, read_scene, scene_parts
 from .script_schema import FILE_SHAPE, ScriptFile, ScriptFormatError, format_error
 
 # Words that end in a period without ending a sentence.
@@ -58,6 +59,7 @@ class Segment:
     cues: list[SfxCue] = field(default_factory=list)
     music: str = ""  # this section's music prompt (empty: the script's)
     hold: float = 0.0  # seconds of silence when it has nothing to say (a deck page without notes)
+    scene: str = ""  # a [scene: ...] mark's text: the generated shot this narration plays over
 
     @property
     def text(self) -> str:
@@ -104,6 +106,8 @@ class Script:
             item = {"text": s.marked_text, "title": s.title, "bullets": s.bullets, "speaker": s.speaker}
             if s.music:
                 item["music"] = s.music
+            if s.scene:
+                item["scene"] = s.scene
             data["segments"].append(item)
         return data
 
@@ -231,19 +235,25 @@ def split_script(text: str, max_words: int = 60, title: str = "") -> Script:
         _text, _sounds, prompts = take_marks(joined)
         if prompts:  # [music: X]: before any narration the video's, else this section's
             music["video" if not segments and not heading else "section"] = prompts[-1]
-        sentences, marks = sentences_with_cues(joined)
+        for scene, part in scene_parts(joined):  # a [scene: ...] mark starts a segment
+            pack(scene, *sentences_with_cues(part))
+        body.clear()
+
+    def pack(scene: str, sentences: list[str], marks: list) -> None:
+        """Sentences into segments of up to max_words (each keeps the scene it plays over)."""
+        if scene:
+            check_fits(read_scene(scene), sum(len(s.split()) for s in sentences))
         current: list[str] = []
         cues: list[SfxCue] = []
         for index, sentence in enumerate(sentences):
             words = len(sentence.split())
             if current and sum(len(s.split()) for s in current) + words > max_words:
-                segments.append(Segment(current, title=heading, cues=cues, music=music["section"]))
+                segments.append(Segment(current, title=heading, cues=cues, music=music["section"], scene=scene))
                 current, cues = [], []
             cues += [SfxCue(name, len(current), at) for i, at, name in marks if i == index]
             current.append(sentence)
         if current:
-            segments.append(Segment(current, title=heading, cues=cues, music=music["section"]))
-        body.clear()
+            segments.append(Segment(current, title=heading, cues=cues, music=music["section"], scene=scene))
 
     for line in lines:
         if _HEADING.match(line):
@@ -288,14 +298,17 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
     except ValidationError as err:
         raise format_error(err) from None
     segments = []
-    for item in parsed.segments:
-        sentences, marks = sentences_with_cues(item.text)
-        prompts = take_marks(item.text)[2]
+    for number, item in enumerate(parsed.segments):
+        scene, text = _json_scene(item.scene, item.text, number)
+        sentences, marks = sentences_with_cues(text)
+        prompts = take_marks(text)[2]
+        if scene:
+            check_fits(read_scene(scene), sum(len(s.split()) for s in sentences))
         if sentences:
             segments.append(Segment(sentences, title=item.title, bullets=list(item.bullets),
                                     speaker=item.speaker,
                                     cues=[SfxCue(name, i, at) for i, at, name in marks],
-                                    music=item.music or (prompts[-1] if prompts else "")))
+                                    music=item.music or (prompts[-1] if prompts else ""), scene=scene))
     if not segments:
         raise ScriptFormatError("no segment has any narration (\"text\")", "segments")
     title = title or parsed.title or _first_words(segments[0].sentences[0])
@@ -303,6 +316,21 @@ def parse_script(raw: str, max_words: int = 60, title: str = "",
         segment.title = segment.title or title
         segment.bullets = segment.bullets or [_first_words(s, 9) for s in segment.sentences]
     return check_speakable(Script(title=title, segments=segments, stage=parsed.stage, music=parsed.music))
+
+
+def _json_scene(scene: str, text: str, number: int) -> tuple[str, str]:
+    """(the segment's scene, its text without the mark): its "scene" key, or one [scene: ...]
+    mark at the start of its text; a segment has one scene at most."""
+    parts = scene_parts(text)
+    marked = [s for s, _ in parts if s]
+    if len(marked) > 1 or (marked and (scene or parts[0][0] == "")):
+        raise ScriptFormatError("holds more than one scene, or narration before its scene mark: a segment "
+                                "plays over one shot from its start; split it "
+                                "where the next scene starts", f"segments[{number}].text")
+    scene = " ".join((scene or (marked[0] if marked else "")).split())
+    if scene:
+        read_scene(scene)
+    return scene, " ".join(t for _, t in parts)
 
 
 def _is_json(raw: str) -> bool:

@@ -43,6 +43,7 @@ class ScriptFileSegment(_Fields):
     bullets: Bullets
     speaker: str = ""
     music: str = ""  # this segment's music prompt; its text may mark [sfx: sound] cues inline
+    scene: str = ""  # the generated shot it plays over: "a lava lake at night, slow push-in"
 
 
 class ScriptFile(_Fields):
