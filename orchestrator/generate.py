@@ -15,7 +15,7 @@ from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
 from podium.models import load_registry
 
-from . import cinema, outputs, presets, soundtrack, timeline
+from . import cinema, outputs, presets, scenes, soundtrack, timeline
 from .dispatch import render_all
 from . import lecture
 from .lecture import Layout, page_script
@@ -355,6 +355,11 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
     sound = soundtrack.request_from_args(request)  # --music, --sfx: checked before any work too
     # an empty script is refused here, before any work too
     script = layout.talk.script if layout.talk else read_script(request, narration)
+    if scenes.has_scenes(script):  # a Scene node shows the shots (cached with their segments)
+        shots = scenes.generators(choice.preset)
+        graph = scenes.scene_graph(graph, tuple(request.size), request.seed, *shots)
+        picks = {name: replace(p, graph=scenes.scene_graph(p.graph, tuple(request.size), request.seed, *shots))
+                 for name, p in picks.items()}
     edit_target = timeline.check_target(request.timeline, target) if request.timeline else None
     soundtrack.check_generators(sound, script, check_models=not remote)
     # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none

@@ -1,6 +1,7 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
 from .color_match import PodiumColorMatch
 from .compose import PodiumCompose
+from .scene import PodiumScene
 from .deck import PodiumDeck, PodiumDeckSlides
 from .frames import PodiumFrames
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
@@ -50,6 +51,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumDeck": PodiumDeck,
     "PodiumDeckSlides": PodiumDeckSlides,
     "PodiumCompose": PodiumCompose,
+    "PodiumScene": PodiumScene,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -81,4 +83,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDeck": "Podium Deck (PPTX / PDF)",
     "PodiumDeckSlides": "Podium Deck Slides",
     "PodiumCompose": "Podium Compose (picture-in-picture)",
+    "PodiumScene": "Podium Scene (generated shots)",
 }
