@@ -26,8 +26,9 @@ from typing import Any, Iterable, Optional, Union
 from pydantic import ValidationError
 
 from .. import jsonio
-from ..errors import PodiumError
+from ..errors import PodiumError, ScriptFormatError
 from ..files import atomic_write_text
+from .scene_spec import MOVES, read_scene
 from .script import Script, Segment, SfxCue, _first_words, clean_text, sentences_with_cues
 from .script_schema import answer_model, answer_schema, format_error
 
@@ -140,7 +141,11 @@ def build_messages(topic: str, duration_s: float = 60, language: str = "en", aud
         "- segments, in speaking order, each with: slide_title (a few words); narration (what "
         "is said aloud: complete sentences in plain spoken words, numbers, symbols and "
         "abbreviations spelled out, no Markdown, no stage directions); bullets (2 to 4 short "
-        "points that summarise the narration, shown on the slide).",
+        "points that summarise the narration, shown on the slide); scene (optional, usually "
+        "\"\": a short description of a generated video shot shown instead of the slide while "
+        "this narration plays, e.g. \"a lava lake glowing at night\"; add \"with the presenter\" "
+        "to show the presenter in it); camera (the shot's camera move, one of "
+        f"{', '.join(MOVES)}).",
         "- music: the background music that suits the video, for a music generator: genre, "
         "instruments, mood, tempo (e.g. \"calm ambient piano, slow, warm\"); no lyrics.",
         "- sound_effects: usually none ([]); at most a few where a sound truly helps, each with "
@@ -211,6 +216,7 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
             "slide_title": _one_line(seg.slide_title, 200).lstrip("#").strip(),
             "bullets": [_one_line(b, 200) for b in seg.bullets if b.strip()],
             "speaker": getattr(seg, "speaker", "") if dialogue else (speakers[0] if speakers else ""),
+            "scene": _scene_of(seg.scene, seg.camera),
         })
     words = sum(len(seg["narration"].split()) for seg in out)
     if limits and words > limits.words:
@@ -226,6 +232,20 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
     }
 
 
+def _scene_of(prompt: str, camera: str) -> str:
+    """A segment's scene as a mark's text ("a lava lake, push-in"), "" for none or one that
+    could not be a shot (too long, only a camera move)."""
+    prompt = _one_line(prompt.replace("[", " ").replace("]", " "), 300).strip(" ,")
+    if not prompt:
+        return ""
+    text = prompt if camera == "static" else f"{prompt}, {camera}"
+    try:
+        read_scene(text)
+    except ScriptFormatError:
+        return ""
+    return text
+
+
 def count_words(data: dict) -> int:
     return sum(len(seg["narration"].split()) for seg in data["segments"])
 
@@ -238,7 +258,8 @@ def to_script(data: dict, topic: str = "") -> Script:
         if sentences:
             segments.append(Segment(sentences, title=seg["slide_title"],
                                     bullets=list(seg["bullets"]), speaker=seg["speaker"],
-                                    cues=[SfxCue(name, i, at) for i, at, name in marks]))
+                                    cues=[SfxCue(name, i, at) for i, at, name in marks],
+                                    scene=seg.get("scene", "")))
     title = data["title"] or _first_words(topic or segments[0].sentences[0])
     for segment in segments:
         segment.title = segment.title or title
@@ -691,6 +712,8 @@ def script_to_markdown(script: Script) -> str:
         lines += [f"## {_one_line(segment.title or script.title).lstrip('#').strip()}", ""]
         if segment.music:
             lines += [f"[music: {_one_line(segment.music)}]"]
+        if segment.scene:
+            lines += [f"[scene: {_one_line(segment.scene)}]"]
         lines += [_one_line(segment.marked_text, 1_000_000).lstrip("#").strip(), ""]
     return "\n".join(lines)
 

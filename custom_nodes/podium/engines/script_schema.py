@@ -15,6 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 
 from ..errors import ScriptFormatError  # noqa: F401 (raised here; its home is errors.py)
 from ..validation import field_path, problem_of
+from .scene_spec import MOVES
 
 FILE_SHAPE = '{"title": ..., "segments": [{"text": ...}]}'
 
@@ -65,6 +66,13 @@ class _AnswerSegment(_Fields):
             raise ValueError("is empty")
         return value
 
+    @field_validator("camera", mode="before", check_fields=False)
+    @classmethod
+    def _known_move(cls, value: Any) -> Any:
+        """A camera move not in the list is taken as none (static), not a reason to ask again."""
+        said = " ".join(str(value).replace("_", " ").split()).lower() if isinstance(value, str) else value
+        return said if said in MOVES else "static"
+
     @field_validator("speaker", mode="before", check_fields=False)
     @classmethod
     def _known_speaker(cls, value: Any, info: ValidationInfo) -> Any:
@@ -103,7 +111,8 @@ def _answer_model(speakers: tuple[str, ...]) -> type[Answer]:
     fields: dict[str, Any] = {}
     if len(speakers) > 1:  # a dialogue: each segment names one of them, first
         fields["speaker"] = (Literal[speakers], ...)
-    fields.update(slide_title=(str, ""), narration=(str, ...), bullets=(Bullets, ...))
+    fields.update(slide_title=(str, ""), narration=(str, ...), bullets=(Bullets, ...),
+                  scene=(str, ""), camera=(Literal[MOVES], "static"))  # optional: a generated shot
     segment = create_model("Segment", __base__=_AnswerSegment, **fields)
     return create_model("Script", __base__=Answer,
                         segments=(Annotated[list[segment], Field(min_length=1)], ...))
@@ -111,7 +120,7 @@ def _answer_model(speakers: tuple[str, ...]) -> type[Answer]:
 
 def answer_model(speakers: Optional[list[str]] = None) -> type[Answer]:
     """The answer's model (fields in the order the model writes them: speaker, slide title,
-    narration, bullets); with two or more speakers each segment must name one of them."""
+    narration, bullets, then the optional scene and its camera move); with two or more speakers each segment must name one of them."""
     return _answer_model(tuple(speakers or ()) if speakers and len(speakers) > 1 else ())
 
 
