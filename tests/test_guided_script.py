@@ -147,7 +147,7 @@ def test_dialogue_speakers(fake):
     assert body["format"] == script_schema(["Ana", "Ben"])
     items = segment_schema(body["format"])
     assert items["properties"]["speaker"]["enum"] == ["Ana", "Ben"]
-    assert list(items["properties"]) == ["speaker", "slide_title", "narration", "bullets"]
+    assert list(items["properties"]) == ["speaker", "slide_title", "narration", "bullets", "scene", "camera"]  # the optional scene last (issue 24)
     assert "speaker" in items["required"]
     assert "dialogue between Ana and Ben" in body["messages"][-1]["content"]
     assert [s.speaker for s in script.segments] == ["Ana", "Ben", "Ana"]

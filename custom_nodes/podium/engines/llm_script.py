@@ -216,7 +216,7 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
             "slide_title": _one_line(seg.slide_title, 200).lstrip("#").strip(),
             "bullets": [_one_line(b, 200) for b in seg.bullets if b.strip()],
             "speaker": getattr(seg, "speaker", "") if dialogue else (speakers[0] if speakers else ""),
-            "scene": _scene_of(seg.scene, seg.camera),
+            **_scene_of(seg.scene, seg.camera),  # a key only where the model gave a shot
         })
     words = sum(len(seg["narration"].split()) for seg in out)
     if limits and words > limits.words:
@@ -232,18 +232,16 @@ def parse_answer(content: str, speakers: Optional[list[str]] = None,
     }
 
 
-def _scene_of(prompt: str, camera: str) -> str:
-    """A segment's scene as a mark's text ("a lava lake, push-in"), "" for none or one that
-    could not be a shot (too long, only a camera move)."""
+def _scene_of(prompt: str, camera: str) -> dict:
+    """{"scene": a mark's text ("a lava lake, push-in")}, or {} for none or one that could not
+    be a shot (too long, only a camera move)."""
     prompt = _one_line(prompt.replace("[", " ").replace("]", " "), 300).strip(" ,")
-    if not prompt:
-        return ""
     text = prompt if camera == "static" else f"{prompt}, {camera}"
     try:
         read_scene(text)
     except ScriptFormatError:
-        return ""
-    return text
+        return {}
+    return {"scene": text}
 
 
 def count_words(data: dict) -> int:
