@@ -19,7 +19,7 @@ from podium.nodes import fingerprint
 # the nodes whose inputs name files or models, or that make something new each run
 READERS = {"PodiumPresenter", "PodiumIdleClip", "PodiumPiperTTS", "PodiumF5VoiceClone", "PodiumLipSync",
            "PodiumMuseTalk", "PodiumUpscale", "PodiumUpscaleImage", "PodiumPresenterImage",
-           "PodiumMusicGenerate", "PodiumSoundEffect", "PodiumMusicFile", "PodiumOllamaSettings"}
+           "PodiumMusicGenerate", "PodiumSoundEffect", "PodiumMusicFile", "PodiumOllamaSettings", "PodiumScene"}
 
 
 @pytest.fixture

@@ -206,3 +206,31 @@ def test_bad_scene_marks_stop_the_cli_in_one_line_and_write_nothing(tmp_path, te
     assert message in err and err.strip().count("\n") == 0, err
     after = {k: v for k, v in listing(tmp_path).items() if not k.startswith("scratch")}
     assert after == {k: v for k, v in before.items() if not k.startswith("scratch")}
+
+
+def _speech(segments: int, seconds: float = 1.0):
+    from podium.engines.speech import Speech
+
+    rate = 16000
+    bounds = [(i * seconds, (i + 1) * seconds) for i in range(segments)]
+    return Speech(np.zeros(int(rate * seconds * segments), np.float32), rate, [], bounds)
+
+
+def test_the_scene_node_says_which_generator_made_each_shot(wan, tmp_path):
+    """With the presenter: image-to-video on the portrait; a registry model that is not there
+    (or not on a GPU) is passed over by name and the title card made."""
+    from podium.engines.visual import PortraitMotion, load_image
+    from podium.nodes.scene import PodiumScene
+
+    script = parse_script("[scene: a lecture hall with the presenter, push-in] Welcome in. "
+                          "[scene: a lava lake, pan left] It glows.")
+    presenter = PortraitMotion(load_image(draw_portrait(tmp_path / "me.png", 120, 144)), W, H)
+    visual, lines = PodiumScene().make(script, _speech(2), W, H, scenes.OFF, scenes.OFF, 0, 2, 64, 0.5,
+                                       presenter=presenter, model_folder=str(wan))
+    assert lines.splitlines() == ["scene 'a lecture hall with the presenter': Wan 2.2 TI2V image-to-video "
+                                  "on the presenter, looped with a cross-fade",
+                                  "scene 'a lava lake': Wan 2.2 TI2V text-to-video, looped with a cross-fade"]
+    assert visual.render(0.5).shape == (H, W, 3)
+    assert np.abs(visual.render(0.5).astype(int) - visual.render(1.5)).mean() > 2  # two shots
+    _, lines = PodiumScene().make(script, _speech(2), W, H, "wan2.2-ti2v-5b", scenes.OFF, 0, 2, 64, 0.5)
+    assert all("title card with the camera" in line and "(not Wan 2.2 TI2V" in line for line in lines.splitlines())
