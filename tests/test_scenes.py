@@ -234,3 +234,24 @@ def test_the_scene_node_says_which_generator_made_each_shot(wan, tmp_path):
     assert np.abs(visual.render(0.5).astype(int) - visual.render(1.5)).mean() > 2  # two shots
     _, lines = PodiumScene().make(script, _speech(2), W, H, "wan2.2-ti2v-5b", scenes.OFF, 0, 2, 64, 0.5)
     assert all("title card with the camera" in line and "(not Wan 2.2 TI2V" in line for line in lines.splitlines())
+
+
+def test_without_a_video_model_a_still_from_the_image_model_moves(tmp_path):
+    """No video model: the tiny random-weight SD1.5 (diffusers' real loader) draws a still, shown
+    with the camera move (Ken Burns), never frozen."""
+    from test_presenter_image import build_sd15
+
+    from podium.nodes.scene import PodiumScene
+
+    folder = build_sd15(tmp_path / "sd15")
+    script = parse_script("[scene: a lava lake, pull-out] It glows and moves.")
+    try:
+        visual, line = PodiumScene().make(script, _speech(1, 2.0), W, H, scenes.OFF, scenes.OFF, 0, 2, 64, 0.5,
+                                          image_model_folder=str(folder))
+    finally:
+        get_manager().evict()
+    assert line == "scene 'a lava lake': a text-to-image still with the camera pull-out"
+    shot = visual.shots[0]
+    assert isinstance(shot, engine.MovingStill)
+    frames = [visual.render(t).astype(int) for t in (0.1, 1.0, 1.9)]
+    assert all(np.abs(a - b).mean() > 0.5 for a, b in zip(frames, frames[1:]))

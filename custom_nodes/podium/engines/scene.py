@@ -204,7 +204,7 @@ def make_shot(spec: SceneSpec, narration_s: float, width: int, height: int,
               makers: list[tuple[str, Callable[[], object]]]) -> Shot:
     """The first generator in `makers` ((name, make) pairs, best first) that makes the shot;
     each that cannot (a ModelMissingError, or `make` giving a reason as a str) is passed over
-    and named in the line; the title card is the last resort."""
+    and named in the line, one turned off (None) silently; the title card is the last resort."""
     from ..errors import ModelMissingError
 
     skipped = []
@@ -213,6 +213,8 @@ def make_shot(spec: SceneSpec, narration_s: float, width: int, height: int,
             made = make()
         except ModelMissingError as err:
             made = str(err).split(":")[0]
+        if made is None:  # not asked for (off)
+            continue
         if isinstance(made, str):
             skipped.append(f"{name}: {made}")
             continue

@@ -107,7 +107,7 @@ class PodiumScene:
 
         def video():
             if video_model == OFF and not model_folder:
-                return "off"
+                return None
             folder = wan.check_folder(model_folder_path(video_model, model_folder))
             vram = None if model_folder else load_registry().get(video_model).vram_gb
             why = wan.unfit_reason(wan.estimate_bytes(folder, vram), registry_model=not model_folder)
@@ -120,7 +120,7 @@ class PodiumScene:
 
         def image():
             if image_model == OFF and not image_model_folder:
-                return "off"
+                return None
             pipe = load_pipeline(model_folder_path(image_model, image_model_folder))
             long_side = min(resolution, DEFAULTS[family_of(pipe)][2])
             w, h = wan.generation_size(width, height, long_side, 16)
