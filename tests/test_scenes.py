@@ -255,3 +255,19 @@ def test_without_a_video_model_a_still_from_the_image_model_moves(tmp_path):
     assert isinstance(shot, engine.MovingStill)
     frames = [visual.render(t).astype(int) for t in (0.1, 1.0, 1.9)]
     assert all(np.abs(a - b).mean() > 0.5 for a, b in zip(frames, frames[1:]))
+
+
+def test_full_layout_shows_the_shot_full_frame_without_the_presenter(tmp_path):
+    """`--layout full` (the default) with a portrait: a scene's narration plays over its shot
+    alone (no presenter picture); the other segments show the presenter."""
+    (tmp_path / "talk.md").write_text(SCRIPT)
+    draw_portrait(tmp_path / "me.png", 120, 144)
+    rc, out, err = run_cli("generate", "--script", "talk.md", "--image", "me.png", "--preset", "draft",
+                           "--size", f"{W}x{H}", "--out", "v.mp4", "--quiet", cwd=tmp_path, tmpdir=tmp_path / "scratch")
+    assert rc == 0, err
+    frames = _frames(tmp_path / "v.mp4")
+    whole = (0, 0, W, H)
+    for start, end, text in parse_srt(tmp_path / "v.srt"):
+        middle = frames[int((start + end) / 2 * FPS)]
+        scene_cue = text in ("The lava glows deep orange.", "Whole towns are covered.")
+        assert (_face_share(middle, whole) < 0.02) == scene_cue, text  # the face: about 0.07
