@@ -42,8 +42,10 @@ class SceneSpec:
 
     @property
     def model_prompt(self) -> str:
-        """What the video model is told: the shot, then the camera move in words."""
-        return self.prompt if self.move == "static" else f"{self.prompt}, camera {self.move}"
+        """What the video model is told: the shot (the presenter as the person in the first
+        frame), then the camera move in words."""
+        shot = _PRESENTER.sub("with the same person as in the first frame", self.prompt)
+        return shot if self.move == "static" else f"{shot}, camera {self.move}"
 
 
 def _move_of(clause: str) -> str:
