@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
+from .faces import haar_cascade_path, haar_rects, shrink, yunet_rects
 from .media import frames_for
 from .speech import Speech, resample
 from .visual import Visual
@@ -29,7 +30,6 @@ FMIN, FMAX, PREEMPHASIS = 55.0, 7600.0, 0.97
 REF_LEVEL_DB, MIN_LEVEL_DB, MAX_ABS = 20.0, -100.0, 4.0
 MEL_FPS = SAMPLE_RATE / HOP  # 80 mel columns per second
 MEL_STEP = 16  # columns per window: 0.2 s
-DETECT_MAX_SIDE = 640  # frames are shrunk to this for detection
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2
 
 
@@ -87,13 +87,6 @@ def mel_window(mel: np.ndarray, frame_index: int, fps: float) -> np.ndarray:
 
 # ---- face detection --------------------------------------------------------------------
 
-def haar_cascade_path() -> Optional[str]:
-    """OpenCV's shipped frontal-face cascade, or None (OpenCV 5 ships neither it nor the class)."""
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    path = os.path.join(folder or "", "haarcascade_frontalface_default.xml")
-    return path if folder and hasattr(cv2, "CascadeClassifier") and os.path.isfile(path) else None
-
-
 def installed_face_detector_model() -> Optional[str]:
     """The first installed registry model of kind face-detector-onnx (YuNet), or None."""
     from ..models import load_registry
@@ -135,21 +128,13 @@ class FaceDetector:
         return cv2.FaceDetectorYN.create(self._yunet_path, "", (320, 320), 0.6, 0.3, 50)
 
     def detect(self, rgb: np.ndarray) -> Optional[Box]:
-        h, w = rgb.shape[:2]
-        scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-        small = cv2.resize(rgb, (max(round(w * scale), 1), max(round(h * scale), 1)),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        bgr, scale = shrink(rgb)
         if self.kind == "yunet":
             detector = get_manager().load(f"yunet:{self._yunet_path}", self._yunet, kind="onnx",
                                           size_bytes=os.path.getsize(self._yunet_path))
-            detector.setInputSize((bgr.shape[1], bgr.shape[0]))
-            faces = detector.detect(bgr)[1]
-            rects = [] if faces is None else [tuple(f[:4]) for f in faces]
+            rects = yunet_rects(detector, bgr)
         else:
-            gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-            min_side = max(24, min(gray.shape) // 10)
-            rects = list(self._haar.detectMultiScale(gray, 1.1, 5, minSize=(min_side, min_side)))
+            rects = haar_rects(self._haar, bgr)
         if not len(rects):
             return None
         x, y, bw, bh = max(rects, key=lambda r: r[2] * r[3])
