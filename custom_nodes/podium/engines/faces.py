@@ -23,6 +23,20 @@ def haar_cascade_path() -> Optional[str]:
     return path if folder and hasattr(cv2, "CascadeClassifier") and os.path.isfile(path) else None
 
 
+def installed_face_detector_model() -> Optional[str]:
+    """The first installed registry model of kind face-detector-onnx (YuNet), or None."""
+    from ..errors import ModelMissingError
+    from ..models import load_registry
+    registry = load_registry()
+    for entry in registry:
+        if entry.kind == "face-detector-onnx":
+            try:
+                return str(registry.resolve(entry.id))
+            except ModelMissingError:
+                continue
+    return None
+
+
 def shrink(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     """(the picture as BGR at most DETECT_MAX_SIDE on its long side, the scale used)."""
     h, w = rgb.shape[:2]

@@ -17,9 +17,9 @@ from typing import Callable, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..errors import ModelMissingError, PodiumError
+from ..errors import PodiumError
 from ..memory import get_manager
-from .faces import haar_cascade_path, haar_rects, shrink, yunet_rects
+from .faces import haar_cascade_path, haar_rects, installed_face_detector_model, shrink, yunet_rects
 from .media import frames_for
 from .speech import Speech, resample
 from .visual import Visual
@@ -86,19 +86,6 @@ def mel_window(mel: np.ndarray, frame_index: int, fps: float) -> np.ndarray:
 
 
 # ---- face detection --------------------------------------------------------------------
-
-def installed_face_detector_model() -> Optional[str]:
-    """The first installed registry model of kind face-detector-onnx (YuNet), or None."""
-    from ..models import load_registry
-    registry = load_registry()
-    for entry in registry:
-        if entry.kind == "face-detector-onnx":
-            try:
-                return str(registry.resolve(entry.id))
-            except ModelMissingError:
-                continue
-    return None
-
 
 class FaceDetector:
     """`detect(rgb) -> (x1, y1, x2, y2) | None`: the largest face, YuNet or Haar."""
