@@ -187,7 +187,8 @@ def _say_voice_ref_unused(request: RenderRequest, preset: str) -> None:
     order, known = presets.load_presets()
     cloning = " or ".join(n for n in order if known[n].cloned_voice)
     who = f"the {preset} preset speaks" if preset and request.workflow is None else "this workflow speaks"
-    print(f"warning: --voice-ref is not used: {who} with Piper; the {cloning} preset would clone "
+    what = f"profile {request.profile}'s voice sample" if request.profile else "--voice-ref"
+    print(f"warning: {what} is not used: {who} with Piper; the {cloning} preset would clone "
           "it (--preset NAME says what it needs)", file=sys.stderr)
 
 

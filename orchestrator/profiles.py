@@ -208,9 +208,17 @@ def check_not_used(name: str, doing: str) -> None:
 # ---- writing -----------------------------------------------------------------------------
 
 def _work_folder() -> Path:
+    """A new hidden folder in the store; those a killed run left (its PID dead) are removed."""
+    import tempfile
+
+    from .lifecycle import _alive
+
     root = store()
     root.mkdir(parents=True, exist_ok=True)
-    import tempfile
+    for left in root.glob(".podium-profile-*"):
+        pid = left.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
 
     return Path(tempfile.mkdtemp(prefix=f".{temp_prefix('profile')}", dir=root))
 

@@ -46,11 +46,12 @@ def shrink(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.cvtColor(small, cv2.COLOR_RGB2BGR), scale
 
 
-def haar_rects(classifier, bgr: np.ndarray) -> list:
-    """(x, y, w, h) of each face the cascade finds (faces at least a tenth of the short side)."""
+def haar_rects(classifier, bgr: np.ndarray, neighbours: int = 5) -> list:
+    """(x, y, w, h) of each face the cascade finds (faces at least a tenth of the short side;
+    more `neighbours`: fewer false faces, and fewer real ones)."""
     gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
     min_side = max(24, min(gray.shape) // 10)
-    return list(classifier.detectMultiScale(gray, 1.1, 5, minSize=(min_side, min_side)))
+    return list(classifier.detectMultiScale(gray, 1.1, neighbours, minSize=(min_side, min_side)))
 
 
 def yunet_rects(detector, bgr: np.ndarray) -> list:
@@ -61,13 +62,14 @@ def yunet_rects(detector, bgr: np.ndarray) -> list:
 
 
 def find_faces(rgb: np.ndarray, yunet_path: Optional[str] = None) -> list[Box]:
-    """Every face in an RGB picture, largest first; `yunet_path`: use YuNet, else Haar.
-    ValueError when neither detector is available."""
+    """Every face in an RGB picture, largest first; `yunet_path`: use YuNet, else Haar. Made
+    for counting (one person in a portrait?), so stricter than lip sync's tracking: a false face
+    would refuse a good picture. ValueError when neither detector is available."""
     bgr, scale = shrink(rgb)
     if yunet_path:
-        rects = yunet_rects(cv2.FaceDetectorYN.create(yunet_path, "", (320, 320), 0.6, 0.3, 50), bgr)
+        rects = yunet_rects(cv2.FaceDetectorYN.create(yunet_path, "", (320, 320), 0.8, 0.3, 50), bgr)
     elif haar_cascade_path():
-        rects = haar_rects(cv2.CascadeClassifier(haar_cascade_path()), bgr)
+        rects = haar_rects(cv2.CascadeClassifier(haar_cascade_path()), bgr, neighbours=8)
     else:
         raise ValueError("no face detector: pull the ONNX face detector (podium models list shows it, "
                          "kind face-detector-onnx), or use opencv-python-headless<5, whose Haar "
