@@ -33,9 +33,10 @@ def transcribe(model_dir: str | Path, wav_path: str | Path) -> str:
 
     recognise = pipeline("automatic-speech-recognition", model=str(model_dir), device="cpu")
     samples, rate = read_wav(wav_path)
-    limit = getattr(recognise.model.config, "max_target_positions", 448)
+    model = recognise.model  # at most 160 tokens (15 s of speech is ~40), within the model's own limits
+    limit = min(160, model.config.max_target_positions, model.generation_config.max_length or 448) - 8
     out = recognise({"raw": resample(samples, rate, RATE), "sampling_rate": RATE},
-                    generate_kwargs={"max_new_tokens": max(1, min(160, limit - 8))})
+                    generate_kwargs={"max_new_tokens": max(1, limit), "num_beams": 1})  # greedy
     return " ".join(str(out.get("text", "")).split())
 
 
