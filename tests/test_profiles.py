@@ -264,3 +264,12 @@ def test_transcript_by_speech_recognition(store, tmp_path):
     assert "transcript (corrected by the user): Hello, this is my voice." in run_cli("profile", "show", "ana")[1]
     manifest = json.loads((store / "ana/manifest.json").read_text())
     assert manifest["files"]["voice/transcript.txt"]["sha256"] == sha(store / "ana/voice/transcript.txt")
+
+
+def test_help_says_how_to_correct_the_transcript():
+    code, out, err = run_cli("profile", "--help")
+    assert code == 0, err
+    text = " ".join(out.split())
+    for action in ("create", "list", "show", "set-text", "delete", "export", "import"):
+        assert action in text
+    assert 'podium profile set-text NAME "exactly what it says"' in text and "$PODIUM_DATA_DIR" in text
