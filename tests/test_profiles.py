@@ -126,14 +126,18 @@ def test_create_show_export_import_delete(store, tmp_path):
 
 
 def test_generate_with_profile_names_it_in_the_video(store, tmp_path):
-    """generate --profile: the profile's portrait is the presenter, and the MP4's metadata
-    carries the profile's name and the consent's date; --profile with --image is one line."""
-    assert run_cli("profile", "create", "ana", "--image", photo(tmp_path / "me.jpg"), "--consent", CONSENT)[0] == 0
+    """generate --profile: the profile's portrait is the presenter and its sample the voice
+    reference (the draft preset speaks with Piper, and says so), and the MP4's metadata carries
+    the profile's name and the consent's date; a clash or an unknown profile is one line."""
+    sample = wav(tmp_path / "me.wav", speechlike(6))
+    assert run_cli("profile", "create", "ana", "--image", photo(tmp_path / "me.jpg"), "--voice", sample,
+                   "--voice-text", "Hello, this is my voice.", "--consent", CONSENT)[0] == 0
     date = json.loads((store / "ana/manifest.json").read_text())["consent"]["date"]
     out = tmp_path / "hello.mp4"
     code, _, err = run_cli("generate", "--profile", "ana", "--preset", "draft", "--text", "Hello there.",
                            "--size", "320x240", "--quiet", "--out", out, tmpdir=tmp_path)
     assert code == 0, err
+    assert "warning: profile ana's voice sample is not used: the draft preset speaks with Piper" in err
     info = ffprobe(out, count_frames=False)
     assert {s["codec_type"] for s in info["streams"]} == {"video", "audio"}
     tags = info["format"]["tags"]
@@ -141,7 +145,12 @@ def test_generate_with_profile_names_it_in_the_video(store, tmp_path):
     code, _, err = run_cli("generate", "--profile", "ana", "--image", photo(tmp_path / "x.jpg"),
                            "--text", "Hi.", "--out", tmp_path / "x.mp4")
     assert code == 2 and "give --profile or --image, not both" in one_error(err)
-    assert not (tmp_path / "x.mp4").exists()
+    code, _, err = run_cli("generate", "--profile", "ana", "--voice-ref", sample, "--preset", "draft",
+                           "--text", "Hi.", "--out", tmp_path / "x.mp4")
+    assert code == 2 and "brings its voice sample: give --profile or --voice-ref, not both" in one_error(err)
+    code, _, err = run_cli("generate", "--profile", "bo", "--text", "Hi.", "--out", tmp_path / "x.mp4")
+    assert code == 2 and "no profile named bo" in one_error(err)
+    assert not (tmp_path / "x.mp4").exists() and not list((store / ".in-use").iterdir())
 
 
 def _bad_voice(tmp_path: Path, kind: str) -> Path:
