@@ -167,7 +167,8 @@ def describe(profile: Profile) -> str:
 
 # ---- in use ------------------------------------------------------------------------------
 
-def _markers(name: str) -> Path:
+def _markers() -> Path:
+    """Where renders mark the profiles they hold: NAME.PID, one file each."""
     return store() / ".in-use"
 
 
@@ -176,7 +177,7 @@ def users(name: str) -> list[int]:
     from .lifecycle import _alive
 
     pids = []
-    for marker in _markers(name).glob(f"{name}.*"):
+    for marker in _markers().glob(f"{name}.*"):
         pid = int(marker.suffix[1:]) if marker.suffix[1:].isdigit() else None
         if pid is not None and _alive(pid):
             pids.append(pid)
@@ -188,7 +189,7 @@ def users(name: str) -> list[int]:
 @contextlib.contextmanager
 def using(name: str) -> Iterator[Profile]:
     """The profile, held for a render: it cannot be deleted or replaced until this ends."""
-    folder = _markers(name)
+    folder = _markers()
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / f"{check_name(name)}.{os.getpid()}"
     marker.write_text("", encoding="utf-8")
