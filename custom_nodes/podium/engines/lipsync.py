@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import PodiumError
 from ..memory import get_manager
-from .faces import haar_cascade_path, haar_rects, installed_face_detector_model, shrink, yunet_rects
+from .faces import DETECT_MAX_SIDE, haar_cascade_path, installed_face_detector_model
 from .media import frames_for
 from .speech import Speech, resample
 from .visual import Visual
@@ -115,13 +115,21 @@ class FaceDetector:
         return cv2.FaceDetectorYN.create(self._yunet_path, "", (320, 320), 0.6, 0.3, 50)
 
     def detect(self, rgb: np.ndarray) -> Optional[Box]:
-        bgr, scale = shrink(rgb)
+        h, w = rgb.shape[:2]
+        scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+        small = cv2.resize(rgb, (max(round(w * scale), 1), max(round(h * scale), 1)),
+                           interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         if self.kind == "yunet":
             detector = get_manager().load(f"yunet:{self._yunet_path}", self._yunet, kind="onnx",
                                           size_bytes=os.path.getsize(self._yunet_path))
-            rects = yunet_rects(detector, bgr)
+            detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+            faces = detector.detect(bgr)[1]
+            rects = [] if faces is None else [tuple(f[:4]) for f in faces]
         else:
-            rects = haar_rects(self._haar, bgr)
+            gray = cv2.equalizeHist(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+            min_side = max(24, min(gray.shape) // 10)
+            rects = list(self._haar.detectMultiScale(gray, 1.1, 5, minSize=(min_side, min_side)))
         if not len(rects):
             return None
         x, y, bw, bh = max(rects, key=lambda r: r[2] * r[3])
