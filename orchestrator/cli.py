@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import models_cli
 
     models_cli.add_parser(commands)
+    from . import profile_cli
+
+    profile_cli.add_parser(commands)
 
     servers = commands.add_parser("servers", help="health, queue and memory of ComfyUI servers")
     servers.add_argument("--server", action="append", metavar="URL",
@@ -341,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             from . import models_cli
             return models_cli.run(args)
+        if args.command == "profile":
+            from . import profile_cli
+            return profile_cli.run(args)
         return generate(args)
     except KeyboardInterrupt as err:
         what = f"stopped by {err}" if isinstance(err, lifecycle.Terminated) else "interrupted"

@@ -188,7 +188,8 @@ def _say_voice_ref_unused(request: RenderRequest, preset: str) -> None:
     order, known = presets.load_presets()
     cloning = " or ".join(n for n in order if known[n].cloned_voice)
     who = f"the {preset} preset speaks" if preset and request.workflow is None else "this workflow speaks"
-    print(f"warning: --voice-ref is not used: {who} with Piper; the {cloning} preset would clone "
+    what = f"profile {request.profile}'s voice sample" if request.profile else "--voice-ref"
+    print(f"warning: {what} is not used: {who} with Piper; the {cloning} preset would clone "
           "it (--preset NAME says what it needs)", file=sys.stderr)
 
 
@@ -305,7 +306,30 @@ def say_preset(requested: str, choice: presets.Choice) -> None:
 
 def run(request: RenderRequest, how: Run, narration_for, instances: list, load_graph) -> Result:
     """Render the request (`how`: this process's own flags): `narration_for(target)` gives the
-    script text, `load_graph(name_or_path)` reads a --workflow (API or UI format)."""
+    script text, `load_graph(name_or_path)` reads a --workflow (API or UI format). A --profile
+    is held (it cannot be deleted) while the render runs, and named in the video's metadata."""
+    if request.profile is None:
+        return _run(request, how, narration_for, instances, load_graph)
+    from . import profiles
+
+    with profiles.using(request.profile) as profile:
+        return _run(with_profile(request, profile), how, narration_for, instances, load_graph,
+                    metadata=profile.metadata())
+
+
+def with_profile(request: RenderRequest, profile) -> RenderRequest:
+    """The request with the profile's portrait, and its voice sample and transcript."""
+    update = {"image": str(profile.portrait)}
+    if profile.voice is not None:
+        if request.voice_ref:
+            raise UsageError(f"profile {profile.name} brings its voice sample: give --profile or "
+                             "--voice-ref, not both")
+        update |= {"voice_ref": str(profile.voice), "voice_ref_text": profile.voice_text}
+    return request.model_copy(update=update)
+
+
+def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_graph,
+         metadata: dict | None = None) -> Result:
     target = Path(request.out).expanduser().absolute()
     outputs.check_distinct(output_files(request, target), _inputs(request, how.config))  # even --force cannot allow it
     target = outputs.check_target(target, how.force)
@@ -409,7 +433,8 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
             "rerun with a shorter one takes seconds")
     try:
         stitch(clips, target, crossfade_s=request.crossfade, replace=how.force, mixer=mixer,
-               loudness=sound.settings.loudness_lufs, subtitles=request.subtitles != "none")
+               loudness=sound.settings.loudness_lufs, subtitles=request.subtitles != "none",
+               metadata=metadata)
     except FileExistsError as err:
         raise outputs.OutputError(
             f"{err.filename} appeared while rendering and was left as it is: pass --force to "

@@ -46,6 +46,15 @@ def _no_controls(value: str) -> str:
     return value
 
 
+def _profile_name(value: Optional[str]) -> Optional[str]:
+    from .profiles import NAME
+
+    if value is not None and not NAME.match(value):
+        raise ValueError("must be a profile's name (1-64 letters, digits, '-' or '_'): "
+                         "`podium profile list` shows them")
+    return value
+
+
 def _known_preset(value: str) -> str:
     if value not in preset_names():
         raise ValueError(f"unknown preset {value!r}: choose one of {', '.join(preset_names())}")
@@ -164,6 +173,9 @@ class RenderRequest(RenderOptions):
     image: Annotated[Optional[str], Field(description=(
         "portrait to animate (PNG/JPEG/WebP); without it the video shows slides made from the "
         "script")), Cli(metavar="FILE")] = None
+    profile: Annotated[Optional[str], AfterValidator(_profile_name), Field(description=(
+        "use this profile's portrait, voice sample and transcript (`podium profile create`); the "
+        "video's metadata names it and the consent's date")), Cli(metavar="NAME")] = None
     preset: Annotated[Preset, Field(description=PRESET_HELP), Cli(choices=preset_names)] = "auto"
     voice_ref: Annotated[Optional[str], Field(description=(
         "balanced/quality: 5-12 s of the voice to clone (WAV, or anything ffmpeg reads)")),
@@ -214,6 +226,8 @@ class RenderRequest(RenderOptions):
             raise ValueError("a deck brings its own narration (its notes, or --notes): drop text/script")
         if self.notes is not None and self.deck is None:
             raise ValueError("notes go with a deck: give --deck too")
+        if self.profile is not None and self.image is not None:
+            raise ValueError("a profile brings its portrait: give --profile or --image, not both")
         if self.layout == "full" and self.deck is not None:
             raise ValueError("a deck is shown with layout pip or slides, not full")
         return self

@@ -71,11 +71,12 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
                                                                    "superfast", "-crf", "23",
                                                                    "-pix_fmt", "yuv420p"),
            replace: bool = True, mixer: Optional[Mixer] = None, loudness: float = -16.0,
-           subtitles: bool = True) -> Path:
+           subtitles: bool = True, metadata: Optional[dict[str, str]] = None) -> Path:
     """Join `clips` in order into `out_path` (and `out_path.srt` when they have subtitles and
     `subtitles`), written under temporary names and renamed when whole. `replace=False`:
     FileExistsError, and nothing published, if either name was taken meanwhile. `mixer`: the
-    narration's samples in, the finished soundtrack out (it masters it itself)."""
+    narration's samples in, the finished soundtrack out (it masters it itself). `metadata`: tags
+    written into the MP4 (key: value, kept as they are named)."""
     if not clips:
         raise ValueError("nothing to stitch")
     fps = clips[0].fps
@@ -108,8 +109,10 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
                     "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                     *(["-af", ",".join(audio_filter)] if audio_filter else [])]
         try:
-            run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1",
-                        "-movflags", "+faststart", "-f", "mp4", str(tmp)])
+            tags = [a for key, value in (metadata or {}).items() for a in ("-metadata", f"{key}={value}")]
+            run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1", *tags,
+                        "-movflags", "+faststart+use_metadata_tags" if tags else "+faststart",
+                        "-f", "mp4", str(tmp)])
             merged = merge_subtitles(clips, offsets) if subtitles else None
             published = [(tmp, out_path)]  # the video first: subtitles never stand beside an old one
             if merged is not None:

@@ -17,8 +17,9 @@ from typing import Callable, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..errors import ModelMissingError, PodiumError
+from ..errors import PodiumError
 from ..memory import get_manager
+from .faces import DETECT_MAX_SIDE, haar_cascade_path, installed_face_detector_model
 from .media import frames_for
 from .speech import Speech, resample
 from .visual import Visual
@@ -29,7 +30,6 @@ FMIN, FMAX, PREEMPHASIS = 55.0, 7600.0, 0.97
 REF_LEVEL_DB, MIN_LEVEL_DB, MAX_ABS = 20.0, -100.0, 4.0
 MEL_FPS = SAMPLE_RATE / HOP  # 80 mel columns per second
 MEL_STEP = 16  # columns per window: 0.2 s
-DETECT_MAX_SIDE = 640  # frames are shrunk to this for detection
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2
 
 
@@ -86,26 +86,6 @@ def mel_window(mel: np.ndarray, frame_index: int, fps: float) -> np.ndarray:
 
 
 # ---- face detection --------------------------------------------------------------------
-
-def haar_cascade_path() -> Optional[str]:
-    """OpenCV's shipped frontal-face cascade, or None (OpenCV 5 ships neither it nor the class)."""
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    path = os.path.join(folder or "", "haarcascade_frontalface_default.xml")
-    return path if folder and hasattr(cv2, "CascadeClassifier") and os.path.isfile(path) else None
-
-
-def installed_face_detector_model() -> Optional[str]:
-    """The first installed registry model of kind face-detector-onnx (YuNet), or None."""
-    from ..models import load_registry
-    registry = load_registry()
-    for entry in registry:
-        if entry.kind == "face-detector-onnx":
-            try:
-                return str(registry.resolve(entry.id))
-            except ModelMissingError:
-                continue
-    return None
-
 
 class FaceDetector:
     """`detect(rgb) -> (x1, y1, x2, y2) | None`: the largest face, YuNet or Haar."""
