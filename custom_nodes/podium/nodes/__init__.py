@@ -1,5 +1,7 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
+from .chain import PodiumAudioSlice, PodiumWanChain
 from .color_match import PodiumColorMatch
+from .framing import PodiumFitPortrait
 from .frames import PodiumFrames
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
@@ -43,6 +45,9 @@ NODE_CLASS_MAPPINGS = {
     "PodiumColorMatch": PodiumColorMatch,
     "PodiumRetime": PodiumRetime,
     "PodiumFrames": PodiumFrames,
+    "PodiumWanChain": PodiumWanChain,
+    "PodiumAudioSlice": PodiumAudioSlice,
+    "PodiumFitPortrait": PodiumFitPortrait,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -70,4 +75,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumColorMatch": "Podium Color Match",
     "PodiumRetime": "Podium Retime (to output fps)",
     "PodiumFrames": "Podium Frames (IMAGE batch to visual)",
+    "PodiumWanChain": "Podium Wan Talking Chain (InfiniteTalk / S2V / HuMo, any length)",
+    "PodiumAudioSlice": "Podium Audio Slice",
+    "PodiumFitPortrait": "Podium Fit Portrait (pad to aspect)",
 }
