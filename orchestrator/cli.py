@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "graph's size: 10 min + 1 min per node + 10 s per character)")
     generate.add_argument("--workflow", default=None, metavar="NAME|FILE",
                           help="run this graph (API or UI format) instead of the preset's")
+    generate.add_argument("--plan", action="store_true",
+                          help="print the plan as JSON (segments, per server the graph and the "
+                               "chunks each generation makes, estimated GPU time) and render nothing")
     generate.add_argument("--progress-json", action="store_true",
                           help="print progress as JSON lines on stdout, the result last "
                                "(for programs that run podium; see orchestrator/progress_json.py)")

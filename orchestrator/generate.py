@@ -17,6 +17,7 @@ from podium.models import load_registry
 
 from . import cinema, outputs, presets, soundtrack
 from .dispatch import render_all
+from .plan import build as build_plan, show as show_plan
 from .progress_view import JobView
 from .segments import SegmentCache, content_key, default_cache_dir, plan, plan_per_server
 from .stitch import stitch
@@ -340,12 +341,11 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     cue_timings = soundtrack.needs_timings(sound, script) and args.subtitles == "none"
     if cue_timings and _has(graph, "Subtitles"):
         values[("Save video", "subtitle_mode")] = "srt"
-    if picks:
-        script = cinema.fit_segments(script, min(cinema.graph_capacity_s(p.graph, choice.preset.segment_s)
-                                                 for p in picks.values()))
     check_length(args, script)
     check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)
+    if getattr(args, "plan", False):  # print what would run and its cost; render nothing
+        show_plan(build_plan(script, choice.preset, graph, picks, instances, args.size, load_registry(), load_graph))
     started = time.perf_counter()
     view = JobView(graph, len(script.segments), enabled=not args.quiet,
                    sink=getattr(args, "progress_sink", None))

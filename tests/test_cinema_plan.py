@@ -138,8 +138,10 @@ def test_a_0_3_64_server_with_s2v_models_gets_s2v_fp8_at_480p_on_a_24_gb_card():
     unet = chosen.graph[find_node(chosen.graph, "Diffusion model")]["inputs"]["unet_name"]
     assert unet == "wan2.2_s2v_14B_fp8_scaled.safetensors"
     assert chosen.size == (848, 480)  # 480p's pixels in the output's 16:9, multiples of 16
-    chunk = chosen.graph[find_node(chosen.graph, "Chunk 1")]["inputs"]
+    chunk = chosen.graph[find_node(chosen.graph, "Talking chain")]["inputs"]
     assert (chunk["width"], chunk["height"]) == (848, 480)
+    portrait = chosen.graph[find_node(chosen.graph, "Generation size: portrait")]["inputs"]
+    assert (portrait["width"], portrait["height"]) == (848, 480)
     assert "cinema_s2v at 848x480" in chosen.line() and "wan2.2_s2v_14B_fp8_scaled" in chosen.line()
 
 
@@ -269,28 +271,29 @@ def test_the_cli_without_a_server_says_so_in_one_line(tmp_path):
 
 # ---- segments ----
 
-def test_segments_are_cut_between_sentences_to_what_one_generation_covers():
-    sentences = [f"Sentence number {i} is here." for i in range(12)]  # about 2.5 s each, slowly
-    script = parse_script("## Part\n" + " ".join(sentences))
-    fitted = cinema.fit_segments(script, 6.0)
-    assert [s for seg in fitted.segments for s in seg.sentences] == sentences  # nothing cut or lost
-    assert len(fitted.segments) > 1
-    for segment in fitted.segments:
-        assert cinema.spoken_seconds(segment.sentences) <= 6.0
-        assert segment.title == "Part" and len(segment.bullets) == len(segment.sentences)
+def test_no_sentence_is_refused_for_length_a_long_one_is_a_chain_of_chunks():
+    """(Was: segments cut to one generation and a long sentence refused; now a paragraph is one
+    take, chained by PodiumWanChain from its real audio, so nothing is cut or refused.)"""
+    from orchestrator.plan import segment_entries
+    from podium.engines.chunks import plan_chunks
+
+    sentence = ("This sentence goes on and on " * 10 + "to the end.")[:300]
+    script = parse_script(sentence + "\n\nYes.")
+    entries = segment_entries(script)
+    assert [e["text"] for e in entries] == [sentence, "Yes."]
+    for kind in ("infinitetalk", "s2v", "humo"):
+        assert len(plan_chunks(kind, entries[0]["estimated_s"]).chunks) > 1
+        assert len(plan_chunks(kind, entries[1]["estimated_s"]).chunks) == 1
+    assert not hasattr(cinema, "fit_segments")
 
 
-def test_a_sentence_longer_than_one_generation_is_refused_before_any_work():
-    script = parse_script("Short one. " + "This sentence goes on and on " * 6 + "to the end.")
-    with pytest.raises(UsageError, match="segment 1: the sentence \"This sentence goes on"):
-        cinema.fit_segments(script, 5.0)
-
-
-def test_graph_capacity_comes_from_its_frame_count():
-    s2v = load_workflow("cinema_s2v")
-    count = s2v[find_node(s2v, "PodiumFrameCount")]["inputs"]
-    assert cinema.graph_capacity_s(s2v, 5) == pytest.approx(count["max_frames"] / count["fps"])
-    assert cinema.graph_capacity_s({}, 5) == 5
+def test_a_server_without_the_distill_lora_runs_full_steps_and_says_so():
+    graph = load_workflow("cinema_s2v")
+    full = cinema.full_steps(graph)
+    assert all(n["class_type"] != "LoraLoaderModelOnly" for n in full.values())
+    assert full[find_node(full, "Model sampling")]["inputs"]["model"] == [find_node(full, "Diffusion model"), 0]
+    chain = full[find_node(full, "Talking chain")]["inputs"]
+    assert (chain["steps"], chain["cfg"]) == cinema.FULL_STEPS["s2v"]
 
 
 # ---- dispatch: each instance runs its own graph, and a failed-over segment the other's ----

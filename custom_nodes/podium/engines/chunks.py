@@ -33,6 +33,11 @@ MAX_FRAMES = {"infinitetalk": 81, "s2v": 77, "humo": 97}  # per generation, as t
 MOTION_FRAMES = 9  # InfiniteTalk's motion_frame_count default (nodes_wan.py, upstream)
 S2V_AUDIO_RATE = 30  # wan_sound_to_video resamples the wav2vec2 features to 30 per second
 S2V_SCALE = S2V_AUDIO_RATE / NATIVE_FPS["s2v"]
+# The node classes PodiumWanChain expands into: a server must have them all (0.3.64 lacks InfiniteTalk).
+_COMMON = ("AudioEncoderEncode", "KSampler", "VAEDecode")
+EXPANDS_TO = {"infinitetalk": ("WanInfiniteTalkToVideo", "ImageFromBatch", "ImageBatch") + _COMMON,
+              "s2v": ("WanSoundImageToVideo", "WanSoundImageToVideoExtend", "LatentConcat") + _COMMON,
+              "humo": ("WanHuMoImageToVideo", "PodiumAudioSlice", "ImageFromBatch", "ImageBatch") + _COMMON}
 
 
 @dataclass
