@@ -186,6 +186,7 @@ def draw_presenter(args, model: str, stage: str, instance, cache: SegmentCache, 
         ("Presenter image", "model"): model,
         ("Presenter image", "prompt"): args.presenter_prompt or stage or DEFAULT_PRESENTER,
         ("Presenter image", "seed"): args.seed,
+        ("Presenter image", "aspect"): round(args.size[0] / args.size[1], 4),  # native size, the video's shape
     })
     key = "presenter-" + content_key(graph, {})
     picture = cache.folder / key / "presenter.png"

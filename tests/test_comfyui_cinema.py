@@ -40,6 +40,9 @@ FPS = 25
 SIZE = {"s2v": 64, "humo": 32}
 PLACEHOLDERS = {"text_encoders": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                 "audio_encoders": "whisper_large_v3_encoder_fp16.safetensors"}
+# Frames per generation in the CPU runs: small, so that a sentence of a second or two is a
+# chain of several chunks (the continuation path), as a long sentence is at full size.
+CPU_MAX_FRAMES = {"s2v": 9, "humo": 13}
 # The model lists a graph's loaders name, pointed at the tiny files.
 TINY_NAMES = {
     "s2v": {("Diffusion model", "unet_name"): "tiny_wan22_s2v.safetensors",
@@ -66,6 +69,7 @@ def comfy(tmp_path_factory):
     for name in ("input", "output", "temp", "user"):
         (base / name).mkdir()
     install_tiny_cinema_models(base / "models", "all", COMFYUI_DIR)
+    install_empty_distill_loras(base / "models")
     for folder, name in PLACEHOLDERS.items():
         (base / "models" / folder).mkdir(parents=True, exist_ok=True)
         (base / "models" / folder / name).write_bytes(b"placeholder: not a model")
@@ -94,35 +98,41 @@ def shipped(kind: str) -> dict:
 
 
 def small(kind: str) -> dict:
-    """The shipped graph made small (64x64 / 32x32, 2 steps, Piper, the tiny upscaler; the frame count
-    is the graph's own, from the audio)
-    with the stand-ins in place of the encoders a CPU cannot run."""
+    """The shipped graph made small (64x64 / 32x32, 2 steps, Piper, the tiny upscaler, a few
+    frames per generation so that a short sentence is already a chain; the chunks are the
+    chain node's own, from the audio) with the stand-ins in place of the encoders a CPU cannot run."""
     graph = speak_with_piper(shipped(kind))
-    chunks = [t for t in ("Chunk 1", "Chunk 2", "HuMo") if any(
-        n["_meta"]["title"] == t for n in graph.values())]
-    samplers = [n["_meta"]["title"] for n in graph.values() if n["class_type"] == "KSampler"]
     values = {("Script", "text"): "Hello there.",
               ("Voice", "voice_path"): "joe.onnx",
               ("Upscale", "model_path"): "tiny_x2.pth", ("Upscale", "region"): "frame",
-              ("Output fps", "value"): FPS, ("Save video", "filename_prefix"): f"podium/cinema_{kind}"}
-    for title in chunks:
-        if "width" in graph[find_node(graph, title)]["inputs"]:
-            values[(title, "width")] = values[(title, "height")] = SIZE[kind]
-    for title in samplers:
-        values[(title, "steps")] = 2
+              ("Output fps", "value"): FPS, ("Save video", "filename_prefix"): f"podium/cinema_{kind}",
+              ("Talking chain", "steps"): 2, ("Talking chain", "max_frames"): CPU_MAX_FRAMES[kind]}
+    for title in ("Talking chain", "Generation size: portrait"):
+        values[(title, "width")] = values[(title, "height")] = SIZE[kind]
     graph = bind(graph, values)
     for title in ("Motion prompt", "Negative prompt"):  # umt5-xxl -> its stand-in
         node = graph[find_node(graph, title)]
         graph[find_node(graph, title)] = {"class_type": "TestStandInUMT5Encode",
                                           "inputs": {"text": node["inputs"]["text"]}, "_meta": node["_meta"]}
     del graph[find_node(graph, "Text encoder")]
-    if kind == "humo":  # whisper-large-v3 -> its stand-in
-        features = find_node(graph, "Audio features")
-        graph[features] = {"class_type": "TestStandInWhisperEncode",
-                           "inputs": {"audio": graph[features]["inputs"]["audio"]},
-                           "_meta": graph[features]["_meta"]}
-        del graph[find_node(graph, "Audio encoder")]
+    if kind == "humo":  # whisper-large-v3 -> its stand-in (ComfyUI's AudioEncoderEncode still runs)
+        loader = find_node(graph, "Audio encoder")
+        graph[loader] = {"class_type": "TestStandInWhisperLoader", "inputs": {}, "_meta": graph[loader]["_meta"]}
     return graph
+
+
+def install_empty_distill_loras(models: Path) -> None:
+    """The distill LoRA files the graphs name, holding no weights: ComfyUI's LoRA loader runs on
+    them for real (the tiny models have no layer a real LoRA could patch)."""
+    from safetensors.torch import save_file
+    import torch
+
+    (models / "loras").mkdir(parents=True, exist_ok=True)
+    for kind in ("infinitetalk", "s2v", "humo"):
+        graph = load_workflow(f"cinema_{kind}")
+        name = graph[find_node(graph, "Distill LoRA")]["inputs"]["lora_name"]
+        if not (models / "loras" / name).exists():
+            save_file({"podium.empty": torch.zeros(1)}, str(models / "loras" / name))
 
 
 def wait_history(comfy: dict, prompt_id: str, timeout: float = 300) -> dict:
@@ -156,7 +166,10 @@ def test_graph_runs_to_an_mp4_with_both_streams_in_step(comfy, tmp_path, kind, m
     entry, messages = run_prompt(comfy, graph)
     assert entry["status"]["status_str"] == "success", entry["status"]
     ran = {m["data"]["node"] for m in messages if m["type"] == "executing"} - {None}
-    assert {find_node(graph, t) for t in ("Diffusion model", "VAE decode", "Retime", "Save video")} <= ran
+    chain = find_node(graph, "Talking chain")
+    assert {find_node(graph, t) for t in ("Diffusion model", "Talking chain", "Retime", "Save video")} <= ran
+    expanded = {n for n in ran if n.startswith(chain + ".")}  # the nodes the chain expanded into
+    assert len(expanded) > 4, ran  # (one chunk is encoder, video node, sampler, decode)
     log = comfy["log"].read_text()
     assert f"Requested to load {model_class}" in log  # the tiny model really sampled
     video = entry["outputs"][find_node(graph, "Save video")]["images"][0]
