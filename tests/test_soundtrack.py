@@ -355,3 +355,21 @@ def test_cli_music_auto_runs_the_music_graph_once_with_the_scripts_prompt(tmp_pa
                  "--out", str(tmp_path / "b.mp4")]) == 2
     err = capsys.readouterr().err
     assert "podium models pull acestep-v15-xl-turbo" in err and err.count("\n") == 1
+
+
+def test_sound_effects_come_from_stable_audio_open_when_it_is_installed(tmp_path, monkeypatch):
+    """[sfx:] cues: Stable Audio Open (an effects model) when its files are in the models
+    folder of the process that makes them, not for --commercial (non-commercial licence), and
+    not guessed for a ComfyUI server; else the sfx graph's own model (ACE-Step)."""
+    from orchestrator.soundtrack import SFX_MODEL_PREFERRED, sfx_model
+
+    here = type("InProcess", (), {"in_process": True})()
+    server = type("Server", (), {"in_process": False})()
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path))
+    assert sfx_model(here, commercial=False) == "acestep-v15-xl-turbo"  # not installed
+    folder = tmp_path / "diffusers" / "stable-audio-open-1.0"
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    assert sfx_model(here, commercial=False) == SFX_MODEL_PREFERRED
+    assert sfx_model(here, commercial=True) == "acestep-v15-xl-turbo"
+    assert sfx_model(server, commercial=False) == "acestep-v15-xl-turbo"
