@@ -328,6 +328,7 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     graph = choice.graph if args.workflow is None else load_graph(args.workflow)
     if args.workflow is not None and getattr(args, "commercial", False):
         graph, choice.swaps = presets.commercial_workflow(graph)
+    every_server = list(instances)  # (--plan: those that can run nothing are listed with why)
     if picks:
         instances = [i for i in instances if i.name in picks]
         graph = picks[instances[0].name].graph
@@ -346,7 +347,7 @@ def run(args, narration_for, instances: list, load_graph) -> Result:
     check_crossfade(args.crossfade, script)
     say_preset(args.preset, choice)
     if getattr(args, "plan", False):  # print what would run and its cost; render nothing
-        show_plan(build_plan(script, choice.preset, graph, picks, instances, args.size, load_registry(), load_graph))
+        show_plan(build_plan(script, choice.preset, graph, picks, every_server, args.size, load_registry(), load_graph))
     started = time.perf_counter()
     view = JobView(graph, len(script.segments), enabled=not args.quiet,
                    sink=getattr(args, "progress_sink", None))

@@ -353,3 +353,53 @@ def test_a_server_without_the_models_folder_is_told_to_update_comfyui():
     chosen, unfit = cinema.choose_graph(workflows(), server, registry(), SIZES, (1280, 720))
     s2v = next(u for u in unfit if u.workflow == "cinema_s2v")
     assert chosen is None and "a folder this ComfyUI lacks: update it" in s2v.reason()
+
+
+# ---- podium generate --plan ----
+
+LONG = ("Give it a script, and a presenter speaks it, with a face that moves as the words do, "
+        "a voice that sounds like yours, and timing exact to the frame, whatever the length of the "
+        "sentence, because every sentence, however long, is generated as a chain of chunks that "
+        "continue one another until the whole of it is said.")
+
+
+def run_plan(tmp_path, *extra) -> subprocess.CompletedProcess:
+    from conftest import draw_portrait
+
+    portrait = draw_portrait(tmp_path / "face.png", 64, 64)
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--plan",
+                           "--text", f"{LONG}\n\nHello.", "--image", str(portrait),
+                           "--out", str(tmp_path / "v.mp4"), *extra],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_plan_over_servers_lists_each_servers_chain_and_names_the_pull_for_one_without_models(servers, tmp_path):
+    """A 300-character sentence and a one-word paragraph: the S2V server chains several chunks
+    for the first, one for the second; the server without models is told what to pull; nothing
+    is rendered."""
+    assert len(LONG) >= 300
+    s2v = servers(files(COMMON, S2V_FILES, {"loras": ["wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors"]}), 24)
+    bare = servers(files(COMMON), 24)
+    result = run_plan(tmp_path, "--preset", "cinema", "--server", f"http://{s2v.name}", "--server", f"http://{bare.name}")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [s["text"] for s in plan["segments"]] == [LONG, "Hello."]
+    assert plan["segments"][0]["estimated_s"] > 20 and plan["preset"] == "cinema"
+    by_name = {s["server"]: s for s in plan["servers"]}
+    runs = by_name[s2v.name]
+    assert runs["workflow"] == "cinema_s2v" and runs["size"] == "848x480"
+    long_take, word = runs["generations"]
+    assert len(long_take["chunks"]) > 1 and len(word["chunks"]) == 1
+    assert long_take["frames"] >= long_take["seconds"] * 16 and all(c["length"] <= 77 for c in long_take["chunks"])
+    assert "podium models pull" in by_name[bare.name]["error"] and "--comfyui-dir" in by_name[bare.name]["error"]
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_plan_in_process_names_the_preset_and_segments(tmp_path):
+    result = run_plan(tmp_path, "--preset", "draft")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["preset"] == "draft" and len(plan["segments"]) == 2
+    (only,) = plan["servers"]
+    assert only["workflow"] == "direct" and "chunks" not in only["generations"][0]
+    assert not (tmp_path / "v.mp4").exists()
