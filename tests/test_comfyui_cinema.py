@@ -53,17 +53,15 @@ TINY_NAMES = {
 }
 
 
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    """ComfyUI with its own base directory: the pack and the test-only stand-ins linked in,
-    the tiny cinema models and the placeholders in models/, a portrait, a still Piper voice and
-    a tiny Real-ESRGAN x2 in input/."""
+def make_base(base: Path) -> list[str]:
+    """A ComfyUI base directory: the pack and the test-only stand-ins linked in, the tiny cinema
+    models and the placeholders in models/, a portrait, a still Piper voice and a tiny
+    Real-ESRGAN x2 in input/; the ComfyUI command line that serves it."""
     from tiny_wan import install_tiny_cinema_models
     from test_upscale import build as build_upscaler
     from podium.models import resolve
 
-    base = tmp_path_factory.mktemp("comfyui-cinema")
-    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "podium").symlink_to(REPO / "custom_nodes" / "podium")
     (base / "custom_nodes" / "podium_test_stand_ins").symlink_to(REPO / "tests" / "comfy_stand_ins")
     for name in ("input", "output", "temp", "user"):
@@ -83,9 +81,13 @@ def comfy(tmp_path_factory):
     config = json.loads(Path(f"{voice}.json").read_text())
     config.setdefault("inference", {}).update(noise_scale=0.0, noise_w=0.0)
     (base / "input" / "joe.onnx.json").write_text(json.dumps(config))
+    return [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(base), "--database-url", "sqlite:///:memory:"]
 
-    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(base),
-            "--database-url", "sqlite:///:memory:"]
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfyui-cinema")
+    args = make_base(base)
     with comfyui_server(args, cwd=base, log_path=base / "comfyui.log") as server:
         yield {**server, "base": base}
 
@@ -102,7 +104,7 @@ def small(kind: str) -> dict:
     frames per generation so that a short sentence is already a chain; the chunks are the
     chain node's own, from the audio) with the stand-ins in place of the encoders a CPU cannot run."""
     graph = speak_with_piper(shipped(kind))
-    values = {("Script", "text"): "Hello there.",
+    values = {("Script", "text"): LONG_SENTENCE,
               ("Voice", "voice_path"): "joe.onnx",
               ("Upscale", "model_path"): "tiny_x2.pth", ("Upscale", "region"): "frame",
               ("Output fps", "value"): FPS, ("Save video", "filename_prefix"): f"podium/cinema_{kind}",
@@ -184,3 +186,42 @@ def test_graph_runs_to_an_mp4_with_both_streams_in_step(comfy, tmp_path, kind, m
     assert abs(v["duration"] - a["duration"]) <= 1 / FPS, (v["duration"], a["duration"])
     assert v["nb_frames"] == round(a["duration"] * FPS) or abs(v["nb_frames"] / FPS - a["duration"]) <= 1 / FPS
     assert a["duration"] > 0.5  # the narration is there, not an empty clip
+
+
+LONG_SENTENCE = "Hello there, everyone, and welcome to the show."  # a chain of several CPU-size chunks
+ONE_WORD = "Thanks."
+
+
+def test_a_long_sentence_and_a_one_word_paragraph_over_an_s2v_and_a_humo_server(comfy, tmp_path):
+    """Two servers, one running the S2V graph and one HuMo (each its own graph, as the cinema
+    preset gives them), the orchestrator's own segmenting, dispatch, cache and stitching: the
+    long sentence is a chain of chunks, the one word a single one, and every clip and the
+    stitched MP4 keep video and audio within a frame."""
+    from orchestrator.dispatch import render_all
+    from orchestrator.remote import ComfyInstance
+    from orchestrator.segments import SegmentCache, plan_per_server
+    from orchestrator.stitch import stitch
+    from podium.engines.chunks import plan_chunks
+    from podium.engines.script import parse_script
+
+    second = tmp_path / "second"
+    args = make_base(second)
+    with comfyui_server(args, cwd=second, log_path=second / "comfyui.log") as other:
+        servers = {"s2v": ComfyInstance(comfy["url"]), "humo": ComfyInstance(other["url"])}
+        script = parse_script(f"{LONG_SENTENCE}\n\n{ONE_WORD}")
+        assert len(script.segments) == 2
+        bound = {servers[kind].name: (small(kind), {}, {}) for kind in servers}  # portrait.png in both inputs
+        jobs = plan_per_server(bound, script)
+        clips = render_all(jobs, list(servers.values()), SegmentCache(tmp_path / "cache"), lambda *event: None)
+        out = stitch(clips, tmp_path / "talk.mp4")
+        logs = comfy["log"].read_text() + (second / "comfyui.log").read_text()
+    assert "Requested to load WAN22_S2V" in logs and "Requested to load WAN21_HuMo" in logs  # both ran
+    for clip in clips:
+        info = ffprobe(clip.path)
+        (v,), (a,) = streams(info, "video"), streams(info, "audio")
+        assert abs(v["duration"] - a["duration"]) <= 1 / FPS, (clip.path, v["duration"], a["duration"])
+    long_s = ffprobe(clips[0].path)["format"]["duration"]
+    assert len(plan_chunks("s2v", float(long_s), CPU_MAX_FRAMES["s2v"]).chunks) > 2  # it was a chain
+    info = ffprobe(out)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / FPS
