@@ -28,7 +28,7 @@ if [ "$SMOKE" = 1 ]; then
     [idle_clip]="$PY scripts/bench/idle_clip.py --tiny"
     [cinema]="$PY scripts/bench/cinema.py --smoke"
   )
-  declare -A LIMIT=([musetalk]=600 [music]=600 [stages]=600 [idle_clip]=600 [cinema]=600)
+  declare -A LIMIT=([musetalk]=900 [music]=900 [stages]=900 [idle_clip]=900 [cinema]=900)
   PHASES=("musetalk" "music" "stages" "idle_clip" "cinema")  # one at a time on a CPU
 else
   declare -A CMD=(
