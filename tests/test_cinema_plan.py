@@ -403,3 +403,16 @@ def test_plan_in_process_names_the_preset_and_segments(tmp_path):
     (only,) = plan["servers"]
     assert only["workflow"] == "direct" and "chunks" not in only["generations"][0]
     assert not (tmp_path / "v.mp4").exists()
+
+
+def test_infinitetalk_at_720p_keeps_the_480p_base_with_shift_11():
+    """The InfiniteTalk patch was trained on Wan2.1-I2V 480P; upstream runs 720p on that base
+    with sample_shift 11 (7 at 480p)."""
+    it = files(COMMON, IT_FILES, {"diffusion_models": ["wan2.1_i2v_480p_14B_fp16.safetensors"]})
+    big, _ = pick(it, vram_gb=80, current=True)
+    assert big.workflow == "cinema_infinitetalk" and big.size == (1280, 720)
+    assert big.graph[find_node(big.graph, "Diffusion model")]["inputs"]["unet_name"] == "wan2.1_i2v_480p_14B_fp16.safetensors"
+    assert big.graph[find_node(big.graph, "Model sampling")]["inputs"]["shift"] == 11.0
+    small, _ = pick(it, vram_gb=24, current=True)
+    assert small.size == (848, 480) and small.graph[find_node(small.graph, "Model sampling")]["inputs"]["shift"] == 7.0
+    assert small.graph[find_node(small.graph, "Diffusion model")]["inputs"]["unet_name"] == "wan2.1_i2v_480p_14B_fp8_scaled.safetensors"
