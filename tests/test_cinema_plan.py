@@ -294,6 +294,12 @@ def test_a_server_without_the_distill_lora_runs_full_steps_and_says_so():
     assert full[find_node(full, "Model sampling")]["inputs"]["model"] == [find_node(full, "Diffusion model"), 0]
     chain = full[find_node(full, "Talking chain")]["inputs"]
     assert (chain["steps"], chain["cfg"]) == cinema.FULL_STEPS["s2v"]
+    chosen, _ = pick(files(COMMON, S2V_FILES), vram_gb=24)  # a server with no models/loras
+    assert chosen.workflow == "cinema_s2v" and any("full steps" in n for n in chosen.notes)
+    assert all(n["class_type"] != "LoraLoaderModelOnly" for n in chosen.graph.values())
+    with_lora, _ = pick(files(COMMON, S2V_FILES, {"loras": [load_workflow("cinema_s2v")[
+        find_node(graph, "Distill LoRA")]["inputs"]["lora_name"]]}), vram_gb=24)
+    assert not with_lora.notes and find_node(with_lora.graph, "Distill LoRA")
 
 
 # ---- dispatch: each instance runs its own graph, and a failed-over segment the other's ----
