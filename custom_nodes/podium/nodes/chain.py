@@ -96,7 +96,10 @@ class PodiumWanChain:
         samples, rate = samples_from_audio(audio)
         seconds = len(samples) / rate
         cut = quiet_cut(samples, rate, NATIVE_FPS[kind]) if kind == "humo" else None
-        plan = plan_chunks(kind, seconds, max_frames or None, cut)
+        try:
+            plan = plan_chunks(kind, seconds, max_frames or None, cut)
+        except ValueError as err:  # a max_frames the model cannot chain with
+            raise PodiumError(f"PodiumWanChain: {err}; raise max_frames (0: the model's own)") from None
         links = _Links(GraphBuilder(), inputs, dict(width=width, height=height),
                        dict(seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, denoise=1.0))
         build = {"infinitetalk": _infinitetalk, "s2v": _s2v, "humo": _humo}[kind]
