@@ -11,6 +11,8 @@ chunks.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..engines.chunks import KINDS, MAX_FRAMES, MOTION_FRAMES, NATIVE_FPS, plan_chunks
@@ -22,11 +24,13 @@ MIN_SIDE = {"s2v": 64, "infinitetalk": 16, "humo": 16}  # S2V's motion packer: 4
 
 
 def _sampler_lists():
-    try:
-        import comfy.samplers
-        return comfy.samplers.KSampler.SAMPLERS, comfy.samplers.KSampler.SCHEDULERS
-    except ImportError:  # outside ComfyUI (unit tests): the names the graphs use
-        return ["uni_pc", "euler"], ["simple", "normal"]
+    """KSampler's own lists inside ComfyUI (which has always imported comfy.samplers by then);
+    outside it (the orchestrator's in-process port, unit tests) the names the graphs use,
+    without importing ComfyUI (that would probe for a GPU)."""
+    samplers = sys.modules.get("comfy.samplers")
+    if samplers is not None:
+        return samplers.KSampler.SAMPLERS, samplers.KSampler.SCHEDULERS
+    return ["uni_pc", "euler"], ["simple", "normal"]
 
 
 def quiet_cut(samples: np.ndarray, rate: int, fps: float) -> callable:
