@@ -16,13 +16,17 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from podium.engines.script import Script, Segment
+from podium.engines.chunks import EXPANDS_TO
 from podium.errors import UsageError
 
 from .workflow import load_workflow
 
 MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
-VIDEO_NODES = ("WanInfiniteTalkToVideo", "WanSoundImageToVideo", "WanHuMoImageToVideo")
+VIDEO_NODES = ("WanInfiniteTalkToVideo", "WanSoundImageToVideo", "WanHuMoImageToVideo", "PodiumWanChain")
+# InfiniteTalk at 720p: its patch was trained on the 480P base, which upstream runs at 720p with
+# sample_shift 11 (7 at 480p): the base stays the 480P file (models.yaml), the shift follows the size.
+INFINITETALK_720P_SHIFT = 11.0
+P720_PIXELS = 1280 * 720
 SLOW_CHARS_PER_S = 12.0  # a slow narrator (Piper and F5 speak about 14-16): lengths are upper bounds
 SENTENCE_PAUSE_S = 0.3   # the voices' pause after each sentence
 GB = 1024 ** 3
@@ -120,14 +124,60 @@ def _variants(registry, file_name: str) -> list:
     return sorted(same, key=lambda e: e.vram_gb or 0)
 
 
+# Full sampling without the distill LoRA: the S2V template's other variant (20 steps, cfg 6),
+# InfiniteTalk's and HuMo's upstream defaults (40 / 30+ steps, cfg 5).
+FULL_STEPS = {"infinitetalk": (40, 5.0), "s2v": (20, 6.0), "humo": (30, 5.0)}
+DISTILL_TITLE = "Distill LoRA"
+
+
+def full_steps(graph: dict) -> dict:
+    """The graph without its distill LoRA, sampling at the model's full steps and guidance (the
+    slow, reference-quality path)."""
+    graph = copy.deepcopy(graph)
+    lora_id = next((k for k, n in graph.items() if (n.get("_meta") or {}).get("title") == DISTILL_TITLE), None)
+    if lora_id is None:
+        return graph
+    source = graph.pop(lora_id)["inputs"]["model"]
+    for node in graph.values():
+        for name, value in node["inputs"].items():
+            if value == [lora_id, 0]:
+                node["inputs"][name] = source
+        if node["class_type"] == "PodiumWanChain":
+            node["inputs"]["steps"], node["inputs"]["cfg"] = FULL_STEPS[node["inputs"]["kind"]]
+    return graph
+
+
+def _without_missing_lora(graph: dict, offer: ServerOffer, notes: list[str]) -> dict:
+    """Full steps where the server lacks the distill LoRA (said in a note): slower, not unfit."""
+    node = next((n for n in graph.values() if (n.get("_meta") or {}).get("title") == DISTILL_TITLE), None)
+    if node is None:
+        return graph
+    options = input_options(offer.object_info, node["class_type"], "lora_name")
+    if options is None or node["inputs"]["lora_name"] in options:
+        return graph
+    notes.append(f"no {node['inputs']['lora_name']} in its models/loras: full steps (several times "
+                 "slower); podium models pull the lightx2v LoRA with --comfyui-dir for the fast path")
+    return full_steps(graph)
+
+
+def needed_classes(graph: dict) -> set[str]:
+    """Every class the graph runs, with those its PodiumWanChain expands into at run time."""
+    classes = {n["class_type"] for n in graph.values()}
+    for node in graph.values():
+        if node["class_type"] == "PodiumWanChain":
+            classes.update(EXPANDS_TO.get(node["inputs"].get("kind"), ()))
+    return classes
+
+
 def fit_graph(workflow: str, graph: dict, offer: ServerOffer, registry) -> tuple[Optional[dict], list[str], list[str], Unfit]:
     """(the graph with the server's best-fitting model files, files used, notes, what is
     missing). The graph is None when something is missing."""
     unfit = Unfit(workflow)
-    unfit.classes = sorted({n["class_type"] for n in graph.values() if n["class_type"] not in offer.object_info})
+    unfit.classes = sorted({c for c in needed_classes(graph) if c not in offer.object_info})
     if unfit.classes:
         return None, [], [], unfit
-    graph, used, notes = copy.deepcopy(graph), [], []
+    used, notes = [], []
+    graph = _without_missing_lora(copy.deepcopy(graph), offer, notes)
     for node_id, name, value in model_inputs(graph):
         class_type = graph[node_id]["class_type"]
         options = input_options(offer.object_info, class_type, name)
@@ -186,6 +236,16 @@ def set_size(graph: dict, size: tuple[int, int]) -> dict:
     return graph
 
 
+def set_shift(graph: dict, size: tuple[int, int]) -> dict:
+    """InfiniteTalk's sampling shift for the size: 11 at 720p (upstream's setting), else the graph's."""
+    kinds = {n["inputs"].get("kind") for n in graph.values() if n["class_type"] == "PodiumWanChain"}
+    if "infinitetalk" in kinds and size[0] * size[1] >= P720_PIXELS * 0.9:
+        for node in graph.values():
+            if node["class_type"] == "ModelSamplingSD3":
+                node["inputs"]["shift"] = INFINITETALK_720P_SHIFT
+    return graph
+
+
 def choose_graph(workflows: list[tuple[str, dict]], offer: ServerOffer, registry,
                  sizes: list[dict], out_size: tuple[int, int]) -> tuple[Optional[Pick], list[Unfit]]:
     """The first workflow (best first) that `offer` can run, fitted; else None and why each fails."""
@@ -196,7 +256,7 @@ def choose_graph(workflows: list[tuple[str, dict]], offer: ServerOffer, registry
             unfits.append(unfit)
             continue
         size = generation_size(sizes, offer.vram_gb, out_size)
-        return Pick(offer.name, workflow, set_size(fitted, size), size, used, notes), unfits
+        return Pick(offer.name, workflow, set_shift(set_size(fitted, size), size), size, used, notes), unfits
     return None, unfits
 
 
@@ -252,42 +312,3 @@ def what_to_pull(per_server: list[list[Unfit]]) -> str:
 def spoken_seconds(sentences: list[str]) -> float:
     """An upper estimate of how long a voice takes to say `sentences` (a slow narrator)."""
     return sum(len(s) / SLOW_CHARS_PER_S + SENTENCE_PAUSE_S for s in sentences)
-
-
-def graph_capacity_s(graph: dict, default_s: float) -> float:
-    """Seconds of narration one run of the graph covers: its PodiumFrameCount caps the frames
-    (`max_frames` at its `fps`; a chunk chain counts its chunks in that fps), so the audio fits
-    while seconds x fps <= max_frames; the tightest if several; else `default_s`."""
-    counts = [n["inputs"] for n in graph.values() if n["class_type"] == "PodiumFrameCount"]
-    seconds = [c["max_frames"] / c["fps"] for c in counts
-               if isinstance(c.get("max_frames"), int) and isinstance(c.get("fps"), (int, float)) and c["fps"] > 0]
-    return min(seconds) if seconds else default_s
-
-
-def fit_segments(script: Script, max_s: float) -> Script:
-    """The script with each segment cut, between sentences only, into runs that a voice says
-    within `max_s` seconds (estimated slow), so each is one generation. A sentence too long
-    on its own is refused before any work: it cannot be cut without cutting the narration."""
-    segments = []
-    for number, segment in enumerate(script.segments, 1):
-        for sentence in segment.sentences:
-            if spoken_seconds([sentence]) > max_s:
-                words = " ".join(sentence.split()[:8])
-                raise UsageError(
-                    f"segment {number}: the sentence \"{words}...\" takes about "
-                    f"{spoken_seconds([sentence]):.0f} s to say, more than the {max_s:.1f} s one "
-                    "cinema generation covers: split it into shorter sentences")
-        current: list[str] = []
-        for sentence in segment.sentences:
-            if current and spoken_seconds(current + [sentence]) > max_s:
-                segments.append(_part(segment, current))
-                current = []
-            current.append(sentence)
-        segments.append(_part(segment, current))
-    return Script(title=script.title, segments=segments, stage=script.stage)
-
-
-def _part(segment: Segment, sentences: list[str]) -> Segment:
-    first = segment.sentences.index(sentences[0])
-    bullets = segment.bullets[first:first + len(sentences)] if len(segment.bullets) == len(segment.sentences) else []
-    return Segment(list(sentences), title=segment.title, bullets=bullets, speaker=segment.speaker)

@@ -80,6 +80,9 @@ def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> Non
                             help="give a segment up on a server (and run it on another) when it "
                                  "has not finished after this long (default: generous, from the "
                                  "graph's size: 10 min + 1 min per node + 10 s per character)")
+        parser.add_argument("--plan", action="store_true",
+                            help="print the plan as JSON (segments, per server the graph and the "
+                                 "chunks each generation makes, estimated GPU time) and render nothing")
         parser.add_argument("--progress-json", action="store_true",
                             help="print progress as JSON lines on stdout, the result last "
                                  "(for programs that run podium; see orchestrator/progress_json.py)")
@@ -233,7 +236,8 @@ def generate(args) -> int:
     from .lifecycle import remove_stale
 
     request = render_request(args)
-    how = job.Run(force=args.force, yes=args.yes, quiet=args.quiet, config=args.config)
+    how = job.Run(force=args.force, yes=args.yes, quiet=args.quiet, config=args.config,
+                  plan=getattr(args, "plan", False))
     # what runs killed outright left (their PID is dead): temp folders, hidden .part files
     remove_stale(out_folder=Path(request.out).expanduser().absolute().parent)
 

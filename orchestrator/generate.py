@@ -19,6 +19,7 @@ from . import cinema, outputs, presets, scenes, soundtrack, timeline
 from .dispatch import render_all
 from . import lecture
 from .lecture import Layout, page_script
+from .plan import build as build_plan, show as show_plan
 from .progress_view import JobView
 from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
 from .segments import SegmentCache, content_key, default_cache_dir, plan_per_server
@@ -41,6 +42,7 @@ class Run:
     quiet: bool = False  # --quiet: no progress bars
     sink: object = None  # --progress-json: progress_json.JsonEvents
     config: str | None = None  # --config: an input file too, which no output may replace
+    plan: bool = False  # --plan: print what would run and its cost as JSON, render nothing
 
 
 @dataclass
@@ -199,6 +201,7 @@ def draw_presenter(request: RenderRequest, model: str, stage: str, instance, cac
         ("Presenter image", "model"): model,
         ("Presenter image", "prompt"): request.presenter_prompt or stage or DEFAULT_PRESENTER,
         ("Presenter image", "seed"): request.seed,
+        ("Presenter image", "aspect"): round(request.size[0] / request.size[1], 4),  # native size, the video's shape
     })
     key = "presenter-" + content_key(graph, {})
     picture = cache.folder / key / "presenter.png"
@@ -365,6 +368,7 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
     graph = choice.graph if request.workflow is None else load_graph(request.workflow)
     if request.workflow is not None and request.commercial:
         graph, choice.swaps = presets.commercial_workflow(graph)
+    every_server = list(instances)  # (--plan: those that can run nothing are listed with why)
     if picks:
         instances = [i for i in instances if i.name in picks]
         graph = picks[instances[0].name].graph
@@ -390,12 +394,12 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
     cue_timings = soundtrack.needs_timings(sound, script) and request.subtitles == "none"
     if cue_timings and _has(graph, "Subtitles"):
         values[("Save video", "subtitle_mode")] = "srt"
-    if picks:
-        script = cinema.fit_segments(script, min(cinema.graph_capacity_s(p.graph, choice.preset.segment_s)
-                                                 for p in picks.values()))
     check_length(script, how.yes)
     check_crossfade(request.crossfade, script)
     say_preset(request.preset, choice)
+    if how.plan:  # print what would run and its cost; render nothing
+        show_plan(build_plan(script, choice.preset, graph, picks, every_server, request.size, load_registry(),
+                             load_graph))
     started = time.perf_counter()
     view = JobView(graph, len(script.segments), enabled=not how.quiet, sink=how.sink)
     try:

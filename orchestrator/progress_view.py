@@ -39,7 +39,8 @@ class JobView:
         elif event == "executing":
             self._end_stage(instance)
             if data.get("node") is not None:
-                title = self.titles.get(data["node"], data["node"])
+                node = str(data["node"])  # a node expanded at run time ("20.0.1.5") counts for its parent
+                title = self.titles.get(node) or self.titles.get(node.split(".")[0], node)
                 self._stage_start[instance] = (title, time.perf_counter())
                 self._status[instance] = title
         elif event == "progress" and instance in self._stage_start:

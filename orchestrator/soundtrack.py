@@ -23,12 +23,16 @@ from podium.files import atomic_copy, temp_prefix
 
 from .segments import SegmentCache, content_key
 from .stitch import RATE, Clip
-from .workflow import bind, load_workflow
+from .workflow import bind, find_node, load_workflow
 
 AUTO = "auto"
 AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a")
 MAX_GENERATED_S = 120.0  # a generated track longer than this is looped, not generated longer
 SFX_SECONDS = 2.5  # how long a generated sound effect is
+# Sound effects: Stable Audio Open (made for effects and short sounds, up to 47 s) when installed
+# where the effect is made and the video is not --commercial (its licence is non-commercial);
+# else the sfx graph's own model (ACE-Step, a music model for 10 s and longer).
+SFX_MODEL_PREFERRED = "stable-audio-open-1.0"
 SECTION_CROSSFADE_S = 1.5  # between the tracks of sections with their own music
 LEAD_S = 0.25  # the silence the voice stages put before and after a segment's speech
 
@@ -43,6 +47,7 @@ class Request:
     sfx_auto: bool = False
     settings: engine.MixSettings = field(default_factory=engine.MixSettings)
     seed: int = 0
+    commercial: bool = False
 
     @property
     def wanted(self) -> bool:
@@ -54,7 +59,8 @@ def request_from_args(render) -> Request:
     file that is missing or not audio: one line, before any work)."""
     settings = engine.MixSettings(music_volume_db=render.music_volume, duck_db=render.duck,
                                   loudness_lufs=render.loudness).check()
-    request = Request(settings=settings, prompt=(render.music_prompt or "").strip(), seed=render.seed)
+    request = Request(settings=settings, prompt=(render.music_prompt or "").strip(), seed=render.seed,
+                      commercial=bool(render.commercial))
     if render.music:
         request.music = AUTO if render.music == AUTO else str(_audio_file(render.music, "--music"))
     for pair in render.sfx:
@@ -189,11 +195,26 @@ def cue_times(script, clips: list[Clip], offsets: list[float]) -> list[tuple[str
 
 # --- generating ---------------------------------------------------------------------------
 
+def sfx_model(instance, commercial: bool) -> str:
+    """The model that makes sound effects on `instance`: Stable Audio Open when it is installed
+    in this process's models and the video is not --commercial; else the sfx graph's own.
+    (A ComfyUI server runs the graph's own: which models it holds is not known here.)"""
+    graph = load_workflow("sfx")
+    default = graph[find_node(graph, "Sound effect")]["inputs"]["model"]
+    if commercial or not getattr(instance, "in_process", False):
+        return default
+    from podium.models import load_registry
+
+    from .presets import _missing
+
+    return default if _missing([SFX_MODEL_PREFERRED], load_registry()) else SFX_MODEL_PREFERRED
+
+
 def generate_audio(workflow: str, title: str, prompt: str, seconds: float, seed: int,
-                   instance, cache: SegmentCache, view) -> Path:
+                   instance, cache: SegmentCache, view, extra: Optional[dict] = None) -> Path:
     """Run the music or sound-effect graph once (cached by its bound content); the file."""
     graph = bind(load_workflow(workflow), {(title, "prompt"): prompt, (title, "seconds"): round(seconds, 2),
-                                           (title, "seed"): seed})
+                                           (title, "seed"): seed, **(extra or {})})
     key = f"{workflow}-" + content_key(graph, {})
     folder = cache.folder / key
     found = [p for p in folder.glob("audio.*")] if folder.is_dir() else []
@@ -233,10 +254,13 @@ def mixer_for(request: Request, script, clips: list[Clip], offsets: list[float],
         pieces.music.append((Path(request.music).expanduser(), 0.0, duration, "Music"))
     cues = []
     missing = set()
+    model = sfx_model(instance, request.commercial) if request.sfx_auto else None
     for name, time in cue_times(script, clips, offsets):
         path = request.sfx_files.get(sound_key(name))
         if path is None and request.sfx_auto:
-            path = generate_audio("sfx", "Sound effect", name, SFX_SECONDS, request.seed, instance, cache, view)
+            path = generate_audio("sfx", "Sound effect", name, SFX_SECONDS, request.seed, instance, cache, view,
+                                  {("Sound effect", "model"): model})
+            print(f"sound effect [{name}] at {time:.1f} s: made by {model}", file=sys.stderr)
         if path is None:
             missing.add(name)
             continue

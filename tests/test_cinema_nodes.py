@@ -135,3 +135,56 @@ def test_retime_output_count_follows_the_audio_not_the_clip():
 def test_retime_refuses_a_clip_too_short_for_the_audio():
     with pytest.raises(PodiumError, match="PodiumFrameCount"):
         PodiumRetime().retime(numbered_frames(33), 16.0, 25, audio(5.0))
+
+
+# ---- the chain's helpers ----
+
+def test_a_chain_that_cannot_run_says_which_and_why_in_one_line():
+    from podium.nodes.chain import check_inputs
+
+    with pytest.raises(PodiumError) as err:
+        check_inputs("s2v", 48, 48, None)
+    assert "s2v cannot draw 48x48" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(PodiumError, match="infinitetalk needs its model_patch"):
+        check_inputs("infinitetalk", 832, 480, None)
+    with pytest.raises(PodiumError, match="unknown kind 'wan'"):
+        check_inputs("wan", 832, 480, None)
+    check_inputs("humo", 32, 32, None)  # fine
+
+
+def test_humo_pieces_end_in_the_pause_between_words():
+    """Speech-like audio with a silent gap: the cut lands in the gap, on a frame boundary."""
+    from podium.nodes.chain import quiet_cut
+
+    rate, fps = 16000, 25.0
+    samples = np.sin(np.arange(rate * 5) * 0.3).astype(np.float32) * 0.5
+    samples[int(3.0 * rate):int(3.2 * rate)] = 0.0  # a 200 ms pause at 3.0-3.2 s
+    frame = quiet_cut(samples, rate, fps)(48, 97)
+    assert 3.0 <= frame / fps <= 3.2
+
+
+def test_audio_slice_is_the_piece_asked_for():
+    from podium.nodes.chain import PodiumAudioSlice
+
+    whole = {"waveform": torch.arange(SR * 2, dtype=torch.float32).reshape(1, 1, -1) / SR, "sample_rate": SR}
+    (piece,) = PodiumAudioSlice().slice(whole, 0.5, 1.25)
+    assert piece["waveform"].shape[-1] == int(0.75 * SR) and piece["sample_rate"] == SR
+    assert float(piece["waveform"][0, 0, 0]) == pytest.approx(0.5)
+    with pytest.raises(PodiumError, match="past the audio"):
+        PodiumAudioSlice().slice(whole, 3.0, 4.0)
+
+
+def test_the_portrait_is_padded_to_the_generation_aspect_not_cropped():
+    """A square portrait into 832x480: all of it (top of the head to the chin) is in the frame,
+    scaled to the height and centred; the sides are its own edges stretched out."""
+    from podium.nodes.framing import PodiumFitPortrait
+
+    square = np.zeros((1, 240, 240, 3), np.float32)
+    square[:, :20] = 1.0           # the top of the head: white band at the top
+    square[:, -20:, :, 0] = 1.0    # the chin: red band at the bottom
+    (fitted,) = PodiumFitPortrait().fit(torch.from_numpy(square), 832, 480)
+    out = fitted[0].numpy()
+    assert out.shape == (480, 832, 3)
+    middle = out[:, 416]
+    assert middle[0].min() > 0.9 and middle[-1][0] > 0.9 and middle[-1][1] < 0.1  # both ends kept
+    assert np.allclose(out[240, 0], out[240, 176], atol=0.05)  # the side: the edge colour stretched

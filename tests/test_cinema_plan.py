@@ -138,8 +138,10 @@ def test_a_0_3_64_server_with_s2v_models_gets_s2v_fp8_at_480p_on_a_24_gb_card():
     unet = chosen.graph[find_node(chosen.graph, "Diffusion model")]["inputs"]["unet_name"]
     assert unet == "wan2.2_s2v_14B_fp8_scaled.safetensors"
     assert chosen.size == (848, 480)  # 480p's pixels in the output's 16:9, multiples of 16
-    chunk = chosen.graph[find_node(chosen.graph, "Chunk 1")]["inputs"]
+    chunk = chosen.graph[find_node(chosen.graph, "Talking chain")]["inputs"]
     assert (chunk["width"], chunk["height"]) == (848, 480)
+    portrait = chosen.graph[find_node(chosen.graph, "Generation size: portrait")]["inputs"]
+    assert (portrait["width"], portrait["height"]) == (848, 480)
     assert "cinema_s2v at 848x480" in chosen.line() and "wan2.2_s2v_14B_fp8_scaled" in chosen.line()
 
 
@@ -269,28 +271,35 @@ def test_the_cli_without_a_server_says_so_in_one_line(tmp_path):
 
 # ---- segments ----
 
-def test_segments_are_cut_between_sentences_to_what_one_generation_covers():
-    sentences = [f"Sentence number {i} is here." for i in range(12)]  # about 2.5 s each, slowly
-    script = parse_script("## Part\n" + " ".join(sentences))
-    fitted = cinema.fit_segments(script, 6.0)
-    assert [s for seg in fitted.segments for s in seg.sentences] == sentences  # nothing cut or lost
-    assert len(fitted.segments) > 1
-    for segment in fitted.segments:
-        assert cinema.spoken_seconds(segment.sentences) <= 6.0
-        assert segment.title == "Part" and len(segment.bullets) == len(segment.sentences)
+def test_no_sentence_is_refused_for_length_a_long_one_is_a_chain_of_chunks():
+    """(Was: segments cut to one generation and a long sentence refused; now a paragraph is one
+    take, chained by PodiumWanChain from its real audio, so nothing is cut or refused.)"""
+    from orchestrator.plan import segment_entries
+    from podium.engines.chunks import plan_chunks
+
+    sentence = ("This sentence goes on and on " * 10 + "to the end.")[:300]
+    script = parse_script(sentence + "\n\nYes.")
+    entries = segment_entries(script)
+    assert [e["text"] for e in entries] == [sentence, "Yes."]
+    for kind in ("infinitetalk", "s2v", "humo"):
+        assert len(plan_chunks(kind, entries[0]["estimated_s"]).chunks) > 1
+        assert len(plan_chunks(kind, entries[1]["estimated_s"]).chunks) == 1
+    assert not hasattr(cinema, "fit_segments")
 
 
-def test_a_sentence_longer_than_one_generation_is_refused_before_any_work():
-    script = parse_script("Short one. " + "This sentence goes on and on " * 6 + "to the end.")
-    with pytest.raises(UsageError, match="segment 1: the sentence \"This sentence goes on"):
-        cinema.fit_segments(script, 5.0)
-
-
-def test_graph_capacity_comes_from_its_frame_count():
-    s2v = load_workflow("cinema_s2v")
-    count = s2v[find_node(s2v, "PodiumFrameCount")]["inputs"]
-    assert cinema.graph_capacity_s(s2v, 5) == pytest.approx(count["max_frames"] / count["fps"])
-    assert cinema.graph_capacity_s({}, 5) == 5
+def test_a_server_without_the_distill_lora_runs_full_steps_and_says_so():
+    graph = load_workflow("cinema_s2v")
+    full = cinema.full_steps(graph)
+    assert all(n["class_type"] != "LoraLoaderModelOnly" for n in full.values())
+    assert full[find_node(full, "Model sampling")]["inputs"]["model"] == [find_node(full, "Diffusion model"), 0]
+    chain = full[find_node(full, "Talking chain")]["inputs"]
+    assert (chain["steps"], chain["cfg"]) == cinema.FULL_STEPS["s2v"]
+    chosen, _ = pick(files(COMMON, S2V_FILES), vram_gb=24)  # a server with no models/loras
+    assert chosen.workflow == "cinema_s2v" and any("full steps" in n for n in chosen.notes)
+    assert all(n["class_type"] != "LoraLoaderModelOnly" for n in chosen.graph.values())
+    with_lora, _ = pick(files(COMMON, S2V_FILES, {"loras": [load_workflow("cinema_s2v")[
+        find_node(graph, "Distill LoRA")]["inputs"]["lora_name"]]}), vram_gb=24)
+    assert not with_lora.notes and find_node(with_lora.graph, "Distill LoRA")
 
 
 # ---- dispatch: each instance runs its own graph, and a failed-over segment the other's ----
@@ -350,3 +359,66 @@ def test_a_server_without_the_models_folder_is_told_to_update_comfyui():
     chosen, unfit = cinema.choose_graph(workflows(), server, registry(), SIZES, (1280, 720))
     s2v = next(u for u in unfit if u.workflow == "cinema_s2v")
     assert chosen is None and "a folder this ComfyUI lacks: update it" in s2v.reason()
+
+
+# ---- podium generate --plan ----
+
+LONG = ("Give it a script, and a presenter speaks it, with a face that moves as the words do, "
+        "a voice that sounds like yours, and timing exact to the frame, whatever the length of the "
+        "sentence, because every sentence, however long, is generated as a chain of chunks that "
+        "continue one another until the whole of it is said.")
+
+
+def run_plan(tmp_path, *extra) -> subprocess.CompletedProcess:
+    from conftest import draw_portrait
+
+    portrait = draw_portrait(tmp_path / "face.png", 64, 64)
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--plan",
+                           "--text", f"{LONG}\n\nHello.", "--image", str(portrait),
+                           "--out", str(tmp_path / "v.mp4"), *extra],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_plan_over_servers_lists_each_servers_chain_and_names_the_pull_for_one_without_models(servers, tmp_path):
+    """A 300-character sentence and a one-word paragraph: the S2V server chains several chunks
+    for the first, one for the second; the server without models is told what to pull; nothing
+    is rendered."""
+    assert len(LONG) >= 300
+    s2v = servers(files(COMMON, S2V_FILES, {"loras": ["wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors"]}), 24)
+    bare = servers(files(COMMON), 24)
+    result = run_plan(tmp_path, "--preset", "cinema", "--server", f"http://{s2v.name}", "--server", f"http://{bare.name}")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [s["text"] for s in plan["segments"]] == [LONG, "Hello."]
+    assert plan["segments"][0]["estimated_s"] > 20 and plan["preset"] == "cinema"
+    by_name = {s["server"]: s for s in plan["servers"]}
+    runs = by_name[s2v.name]
+    assert runs["workflow"] == "cinema_s2v" and runs["size"] == "848x480"
+    long_take, word = runs["generations"]
+    assert len(long_take["chunks"]) > 1 and len(word["chunks"]) == 1
+    assert long_take["frames"] >= long_take["seconds"] * 16 and all(c["length"] <= 77 for c in long_take["chunks"])
+    assert "podium models pull" in by_name[bare.name]["error"] and "--comfyui-dir" in by_name[bare.name]["error"]
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_plan_in_process_names_the_preset_and_segments(tmp_path):
+    result = run_plan(tmp_path, "--preset", "draft")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["preset"] == "draft" and len(plan["segments"]) == 2
+    (only,) = plan["servers"]
+    assert only["workflow"] == "direct" and "chunks" not in only["generations"][0]
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_infinitetalk_at_720p_keeps_the_480p_base_with_shift_11():
+    """The InfiniteTalk patch was trained on Wan2.1-I2V 480P; upstream runs 720p on that base
+    with sample_shift 11 (7 at 480p)."""
+    it = files(COMMON, IT_FILES, {"diffusion_models": ["wan2.1_i2v_480p_14B_fp16.safetensors"]})
+    big, _ = pick(it, vram_gb=80, current=True)
+    assert big.workflow == "cinema_infinitetalk" and big.size == (1280, 720)
+    assert big.graph[find_node(big.graph, "Diffusion model")]["inputs"]["unet_name"] == "wan2.1_i2v_480p_14B_fp16.safetensors"
+    assert big.graph[find_node(big.graph, "Model sampling")]["inputs"]["shift"] == 11.0
+    small, _ = pick(it, vram_gb=24, current=True)
+    assert small.size == (848, 480) and small.graph[find_node(small.graph, "Model sampling")]["inputs"]["shift"] == 7.0
+    assert small.graph[find_node(small.graph, "Diffusion model")]["inputs"]["unet_name"] == "wan2.1_i2v_480p_14B_fp8_scaled.safetensors"

@@ -40,6 +40,9 @@ FPS = 25
 SIZE = {"s2v": 64, "humo": 32}
 PLACEHOLDERS = {"text_encoders": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
                 "audio_encoders": "whisper_large_v3_encoder_fp16.safetensors"}
+# Frames per generation in the CPU runs: small, so that a sentence of a second or two is a
+# chain of several chunks (the continuation path), as a long sentence is at full size.
+CPU_MAX_FRAMES = {"s2v": 9, "humo": 13}
 # The model lists a graph's loaders name, pointed at the tiny files.
 TINY_NAMES = {
     "s2v": {("Diffusion model", "unet_name"): "tiny_wan22_s2v.safetensors",
@@ -50,22 +53,21 @@ TINY_NAMES = {
 }
 
 
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    """ComfyUI with its own base directory: the pack and the test-only stand-ins linked in,
-    the tiny cinema models and the placeholders in models/, a portrait, a still Piper voice and
-    a tiny Real-ESRGAN x2 in input/."""
+def make_base(base: Path) -> list[str]:
+    """A ComfyUI base directory: the pack and the test-only stand-ins linked in, the tiny cinema
+    models and the placeholders in models/, a portrait, a still Piper voice and a tiny
+    Real-ESRGAN x2 in input/; the ComfyUI command line that serves it."""
     from tiny_wan import install_tiny_cinema_models
     from test_upscale import build as build_upscaler
     from podium.models import resolve
 
-    base = tmp_path_factory.mktemp("comfyui-cinema")
-    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "podium").symlink_to(REPO / "custom_nodes" / "podium")
     (base / "custom_nodes" / "podium_test_stand_ins").symlink_to(REPO / "tests" / "comfy_stand_ins")
     for name in ("input", "output", "temp", "user"):
         (base / name).mkdir()
     install_tiny_cinema_models(base / "models", "all", COMFYUI_DIR)
+    install_empty_distill_loras(base / "models")
     for folder, name in PLACEHOLDERS.items():
         (base / "models" / folder).mkdir(parents=True, exist_ok=True)
         (base / "models" / folder / name).write_bytes(b"placeholder: not a model")
@@ -79,9 +81,13 @@ def comfy(tmp_path_factory):
     config = json.loads(Path(f"{voice}.json").read_text())
     config.setdefault("inference", {}).update(noise_scale=0.0, noise_w=0.0)
     (base / "input" / "joe.onnx.json").write_text(json.dumps(config))
+    return [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(base), "--database-url", "sqlite:///:memory:"]
 
-    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(base),
-            "--database-url", "sqlite:///:memory:"]
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("comfyui-cinema")
+    args = make_base(base)
     with comfyui_server(args, cwd=base, log_path=base / "comfyui.log") as server:
         yield {**server, "base": base}
 
@@ -94,35 +100,41 @@ def shipped(kind: str) -> dict:
 
 
 def small(kind: str) -> dict:
-    """The shipped graph made small (64x64 / 32x32, 2 steps, Piper, the tiny upscaler; the frame count
-    is the graph's own, from the audio)
-    with the stand-ins in place of the encoders a CPU cannot run."""
+    """The shipped graph made small (64x64 / 32x32, 2 steps, Piper, the tiny upscaler, a few
+    frames per generation so that a short sentence is already a chain; the chunks are the
+    chain node's own, from the audio) with the stand-ins in place of the encoders a CPU cannot run."""
     graph = speak_with_piper(shipped(kind))
-    chunks = [t for t in ("Chunk 1", "Chunk 2", "HuMo") if any(
-        n["_meta"]["title"] == t for n in graph.values())]
-    samplers = [n["_meta"]["title"] for n in graph.values() if n["class_type"] == "KSampler"]
-    values = {("Script", "text"): "Hello there.",
+    values = {("Script", "text"): LONG_SENTENCE,
               ("Voice", "voice_path"): "joe.onnx",
               ("Upscale", "model_path"): "tiny_x2.pth", ("Upscale", "region"): "frame",
-              ("Output fps", "value"): FPS, ("Save video", "filename_prefix"): f"podium/cinema_{kind}"}
-    for title in chunks:
-        if "width" in graph[find_node(graph, title)]["inputs"]:
-            values[(title, "width")] = values[(title, "height")] = SIZE[kind]
-    for title in samplers:
-        values[(title, "steps")] = 2
+              ("Output fps", "value"): FPS, ("Save video", "filename_prefix"): f"podium/cinema_{kind}",
+              ("Talking chain", "steps"): 2, ("Talking chain", "max_frames"): CPU_MAX_FRAMES[kind]}
+    for title in ("Talking chain", "Generation size: portrait"):
+        values[(title, "width")] = values[(title, "height")] = SIZE[kind]
     graph = bind(graph, values)
     for title in ("Motion prompt", "Negative prompt"):  # umt5-xxl -> its stand-in
         node = graph[find_node(graph, title)]
         graph[find_node(graph, title)] = {"class_type": "TestStandInUMT5Encode",
                                           "inputs": {"text": node["inputs"]["text"]}, "_meta": node["_meta"]}
     del graph[find_node(graph, "Text encoder")]
-    if kind == "humo":  # whisper-large-v3 -> its stand-in
-        features = find_node(graph, "Audio features")
-        graph[features] = {"class_type": "TestStandInWhisperEncode",
-                           "inputs": {"audio": graph[features]["inputs"]["audio"]},
-                           "_meta": graph[features]["_meta"]}
-        del graph[find_node(graph, "Audio encoder")]
+    if kind == "humo":  # whisper-large-v3 -> its stand-in (ComfyUI's AudioEncoderEncode still runs)
+        loader = find_node(graph, "Audio encoder")
+        graph[loader] = {"class_type": "TestStandInWhisperLoader", "inputs": {}, "_meta": graph[loader]["_meta"]}
     return graph
+
+
+def install_empty_distill_loras(models: Path) -> None:
+    """The distill LoRA files the graphs name, holding no weights: ComfyUI's LoRA loader runs on
+    them for real (the tiny models have no layer a real LoRA could patch)."""
+    from safetensors.torch import save_file
+    import torch
+
+    (models / "loras").mkdir(parents=True, exist_ok=True)
+    for kind in ("infinitetalk", "s2v", "humo"):
+        graph = load_workflow(f"cinema_{kind}")
+        name = graph[find_node(graph, "Distill LoRA")]["inputs"]["lora_name"]
+        if not (models / "loras" / name).exists():
+            save_file({"podium.empty": torch.zeros(1)}, str(models / "loras" / name))
 
 
 def wait_history(comfy: dict, prompt_id: str, timeout: float = 300) -> dict:
@@ -156,7 +168,10 @@ def test_graph_runs_to_an_mp4_with_both_streams_in_step(comfy, tmp_path, kind, m
     entry, messages = run_prompt(comfy, graph)
     assert entry["status"]["status_str"] == "success", entry["status"]
     ran = {m["data"]["node"] for m in messages if m["type"] == "executing"} - {None}
-    assert {find_node(graph, t) for t in ("Diffusion model", "VAE decode", "Retime", "Save video")} <= ran
+    chain = find_node(graph, "Talking chain")
+    assert {find_node(graph, t) for t in ("Diffusion model", "Talking chain", "Retime", "Save video")} <= ran
+    expanded = {n for n in ran if n.startswith(chain + ".")}  # the nodes the chain expanded into
+    assert len(expanded) > 4, ran  # (one chunk is encoder, video node, sampler, decode)
     log = comfy["log"].read_text()
     assert f"Requested to load {model_class}" in log  # the tiny model really sampled
     video = entry["outputs"][find_node(graph, "Save video")]["images"][0]
@@ -171,3 +186,43 @@ def test_graph_runs_to_an_mp4_with_both_streams_in_step(comfy, tmp_path, kind, m
     assert abs(v["duration"] - a["duration"]) <= 1 / FPS, (v["duration"], a["duration"])
     assert v["nb_frames"] == round(a["duration"] * FPS) or abs(v["nb_frames"] / FPS - a["duration"]) <= 1 / FPS
     assert a["duration"] > 0.5  # the narration is there, not an empty clip
+
+
+LONG_SENTENCE = "Hello there, and welcome."  # at CPU_MAX_FRAMES, a chain of three or more chunks
+ONE_WORD = "Thanks."
+
+
+@pytest.mark.timeout(1800)  # two CPU ComfyUIs on a shared 2-core machine: about 10-25 min
+def test_a_long_sentence_and_a_one_word_paragraph_over_an_s2v_and_a_humo_server(comfy, tmp_path):
+    """Two servers, one running the S2V graph and one HuMo (each its own graph, as the cinema
+    preset gives them), the orchestrator's own segmenting, dispatch, cache and stitching: the
+    long sentence is a chain of chunks, the one word a single one, and every clip and the
+    stitched MP4 keep video and audio within a frame."""
+    from orchestrator.dispatch import render_all
+    from orchestrator.remote import ComfyInstance
+    from orchestrator.segments import SegmentCache, plan_per_server
+    from orchestrator.stitch import stitch
+    from podium.engines.chunks import plan_chunks
+    from podium.engines.script import parse_script
+
+    second = tmp_path / "second"
+    args = make_base(second)
+    with comfyui_server(args, cwd=second, log_path=second / "comfyui.log") as other:
+        servers = {"s2v": ComfyInstance(comfy["url"]), "humo": ComfyInstance(other["url"])}
+        script = parse_script(f"{LONG_SENTENCE}\n\n{ONE_WORD}")
+        assert len(script.segments) == 2
+        bound = {servers[kind].name: (small(kind), {}, {}) for kind in servers}  # portrait.png in both inputs
+        jobs = plan_per_server(bound, script)
+        clips = render_all(jobs, list(servers.values()), SegmentCache(tmp_path / "cache"), lambda *event: None)
+        out = stitch(clips, tmp_path / "talk.mp4")
+        logs = comfy["log"].read_text() + (second / "comfyui.log").read_text()
+    assert "Requested to load WAN22_S2V" in logs and "Requested to load WAN21_HuMo" in logs  # both ran
+    for clip in clips:
+        info = ffprobe(clip.path)
+        (v,), (a,) = streams(info, "video"), streams(info, "audio")
+        assert abs(v["duration"] - a["duration"]) <= 1 / FPS, (clip.path, v["duration"], a["duration"])
+    long_s = ffprobe(clips[0].path)["format"]["duration"]
+    assert len(plan_chunks("s2v", float(long_s), CPU_MAX_FRAMES["s2v"]).chunks) > 2  # it was a chain
+    info = ffprobe(out)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / FPS

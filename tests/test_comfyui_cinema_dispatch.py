@@ -1,5 +1,5 @@
 """A multi-segment cinema job over two real ComfyUI servers (0.3.64, --cpu), one killed midway:
-`podium generate --preset cinema` picks each server's graph, cuts the script between sentences,
+`podium generate --preset cinema` picks each server's graph, takes each paragraph as one segment,
 renders the segments in parallel with the core Wan2.2-S2V nodes on tiny random-weight models
 (tests/tiny_wan.py), moves the killed server's segment to the other, and stitches a complete
 MP4 whose video and audio agree within one frame, in every segment and in the whole.
@@ -63,13 +63,12 @@ def busy(url: str) -> bool | None:
 
 
 def cpu_graph(path: Path) -> Path:
-    """cinema_s2v.json made runnable on a CPU, written where --workflow can read it. Each chunk
-    makes up to 13 frames (counted at 8 fps: two chunks at 16), so one run covers 1.6 s of
-    narration, a word or two: the orchestrator cuts the script to that."""
+    """cinema_s2v.json made runnable on a CPU, written where --workflow can read it: each
+    generation makes up to 9 frames at 16 fps, so a word or two is already a chain of chunks."""
     from test_comfyui_cinema import small
 
     graph = small("s2v")
-    graph = bind(graph, {("Voice", "voice_path"): "", ("Frames per chunk", "max_frames"): 13})
+    graph = bind(graph, {("Voice", "voice_path"): ""})
     path.write_text(json.dumps(graph))
     return path
 

@@ -194,3 +194,16 @@ def test_without_the_model_the_cli_says_so_and_segments_keep_the_procedural_moti
     assert values == {("Idle clip", "model"): OFF} and ("Idle clip", "clip_path") not in files
     assert capsys.readouterr().err.strip() == ("idle clip not made: wan2.2-ti2v-5b is not installed "
                                                "(podium models pull wan2.2-ti2v-5b); the procedural motion stays")
+
+
+def test_the_clip_is_sized_by_the_trained_area_in_the_videos_aspect():
+    """1280x704 (the template's and the training's size) for 16:9; a square or portrait video
+    gets the same number of pixels, not a 1280 long side (1.8x the area for a square)."""
+    assert engine.generation_size(1920, 1080) == (1280, 704)
+    assert engine.generation_size(1080, 1920) == (704, 1280)
+    w, h = engine.generation_size(1024, 1024)
+    assert (w, h) == (960, 960) and w % 32 == 0
+    for size in ((1920, 1080), (1024, 1024), (1080, 1350), (640, 480)):
+        w, h = engine.generation_size(*size)
+        assert w % 32 == 0 and h % 32 == 0
+        assert abs(w * h / (1280 * 704) - 1) < 0.1

@@ -299,3 +299,14 @@ def test_node_errors_are_clear(models, lora_file, tmp_path, monkeypatch):
     shutil.copytree(models["sd15"], tmp_path / "models" / "diffusers" / "stable-diffusion-v1-5")
     assert tuple(_node(models, lora_file, model_folder="").shape) == (1, 64, 64, 3)
     get_manager().evict(f"diffusers:{(tmp_path / 'models/diffusers/stable-diffusion-v1-5').resolve()}:float32")
+
+
+def test_the_picture_is_drawn_at_the_models_native_size_in_the_videos_shape():
+    """SDXL/FLUX draw about 1024² pixels, SD1.5 512², in the output's aspect (not 512x512 for all)."""
+    from podium.engines.presenter_image import native_size
+
+    assert native_size("sdxl", 16 / 9) == (1344, 768)  # an SDXL training bucket
+    assert native_size("sdxl", 1.0) == (1024, 1024)
+    assert native_size("sd15", 16 / 9) == (704, 384)
+    w, h = native_size("sdxl", 9 / 16)
+    assert (w, h) == (768, 1344)

@@ -407,3 +407,21 @@ def test_decode_streams_into_one_array_of_what_was_asked(hour_of_silence):
     assert abs(len(samples) - 60 * RATE) <= RATE // 10 and samples.dtype == np.float32
     # before: the whole pipe's bytes and a copy of them (2x); now the samples' array and a block
     assert peak < 1.2 * samples.nbytes + (4 << 20), f"peak {peak / 1e6:.1f} MB for {samples.nbytes / 1e6:.1f} MB"
+
+
+def test_sound_effects_come_from_stable_audio_open_when_it_is_installed(tmp_path, monkeypatch):
+    """[sfx:] cues: Stable Audio Open (an effects model) when its files are in the models
+    folder of the process that makes them, not for --commercial (non-commercial licence), and
+    not guessed for a ComfyUI server; else the sfx graph's own model (ACE-Step)."""
+    from orchestrator.soundtrack import SFX_MODEL_PREFERRED, sfx_model
+
+    here = type("InProcess", (), {"in_process": True})()
+    server = type("Server", (), {"in_process": False})()
+    monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path))
+    assert sfx_model(here, commercial=False) == "acestep-v15-xl-turbo"  # not installed
+    folder = tmp_path / "diffusers" / "stable-audio-open-1.0"
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    assert sfx_model(here, commercial=False) == SFX_MODEL_PREFERRED
+    assert sfx_model(here, commercial=True) == "acestep-v15-xl-turbo"
+    assert sfx_model(server, commercial=False) == "acestep-v15-xl-turbo"

@@ -6,6 +6,9 @@ never part of the pack and never in a shipped workflow.
   comfy/text_encoders/umt5_config_xxl.json) + CLIPTextEncode. It gives CONDITIONING of the shape
   that encoder gives: [1, 512, 4096] (512: the Wan tokenizer's min_length), rows past the text's
   tokens zero (umt5's zero_out_masked), the token rows seeded from the text's words.
+- TestStandInWhisperLoader replaces AudioEncoderLoader for HuMo: its AUDIO_ENCODER's
+  encode_audio gives what TestStandInWhisperEncode gives, so ComfyUI's own AudioEncoderEncode
+  (which PodiumWanChain expands into, once per audio piece) runs on it.
 - TestStandInWhisperEncode replaces AudioEncoderLoader + AudioEncoderEncode for HuMo
   (whisper-large-v3: a fixed 635 M config that always encodes 30 s). It gives the
   AUDIO_ENCODER_OUTPUT that encoder gives: 33 hidden states of [1, 1500, 1280] (50 per second
@@ -63,7 +66,27 @@ class TestStandInWhisperEncode:
                  "audio_samples": waveform.shape[2]},)
 
 
-NODE_CLASS_MAPPINGS = {"TestStandInUMT5Encode": TestStandInUMT5Encode,
+class _StandInWhisper:
+    """What AudioEncoderEncode calls: encode_audio(waveform, sample_rate)."""
+
+    def encode_audio(self, waveform, sample_rate):
+        return TestStandInWhisperEncode().encode({"waveform": waveform, "sample_rate": sample_rate})[0]
+
+
+class TestStandInWhisperLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}}
+
+    RETURN_TYPES = ("AUDIO_ENCODER",)
+    FUNCTION = "load"
+    CATEGORY = "testing/stand-ins"
+
+    def load(self):
+        return (_StandInWhisper(),)
+
+
+NODE_CLASS_MAPPINGS = {"TestStandInWhisperLoader": TestStandInWhisperLoader,"TestStandInUMT5Encode": TestStandInUMT5Encode,
                        "TestStandInWhisperEncode": TestStandInWhisperEncode}
-NODE_DISPLAY_NAME_MAPPINGS = {"TestStandInUMT5Encode": "TEST stand-in: umt5-xxl text encode",
+NODE_DISPLAY_NAME_MAPPINGS = {"TestStandInWhisperLoader": "TEST stand-in: whisper-large-v3 loader","TestStandInUMT5Encode": "TEST stand-in: umt5-xxl text encode",
                               "TestStandInWhisperEncode": "TEST stand-in: whisper-large-v3 encode"}

@@ -36,7 +36,8 @@ GiB = 1024**3
 PIPELINE = "WanImageToVideoPipeline"
 KNOWN_INDEXES = ("WanPipeline", "WanImageToVideoPipeline")  # TI2V-5B ships as WanPipeline
 CLIP_FPS = 24  # Wan2.2's frame rate
-LONG_SIDE = 1280  # TI2V-5B is trained at 1280x704 / 704x1280
+LONG_SIDE = 1280  # TI2V-5B is trained at 1280x704 / 704x1280 (template video_wan2_2_5B_ti2v: 1280x704)
+TRAINED_ASPECT = 704 / 1280
 STEPS, GUIDANCE = 30, 5.0
 WORK_BYTES = 3 * GiB  # activations and the tiled VAE decode at 720p, beyond the weights
 LOOPS = ("crossfade", "ping-pong")
@@ -165,9 +166,12 @@ def load_pipeline(folder: str | Path):
 
 
 def generation_size(width: int, height: int, long_side: int = LONG_SIDE, multiple: int = 32) -> tuple[int, int]:
-    """The clip's (width, height): the video's aspect, its long side `long_side`, both sides
-    multiples of `multiple` (the VAE's 16x times the 2x patch)."""
-    scale = long_side / max(width, height)
+    """The clip's (width, height): the video's aspect with the trained area (long_side x
+    long_side x 704/1280: 1280x704 at 1280), both sides multiples of `multiple` (the VAE's 16x
+    times the 2x patch). By area, not by the long side: a square video gets 960x960, not
+    1280x1280 (1.8x the pixels the model was trained on)."""
+    area = long_side * long_side * TRAINED_ASPECT
+    scale = (area / (width * height)) ** 0.5
     fit = lambda v: max(multiple, int(round(v * scale / multiple)) * multiple)
     return fit(width), fit(height)
 

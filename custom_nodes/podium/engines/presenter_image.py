@@ -127,6 +127,16 @@ def set_lora(pipe, path: Optional[str | Path] = None, scale: float = 1.0) -> Non
     pipe._podium_lora = (wanted, float(scale))
 
 
+def native_size(family: str, aspect: float = 1.0, multiple: int = 64) -> tuple[int, int]:
+    """(width, height) with the family's trained pixel count (512² SD1.5, 1024² SDXL/FLUX) in the
+    shape `aspect` (width / height), sides multiples of 64 (SDXL's training buckets: 1344x768 for
+    16:9)."""
+    side = DEFAULTS[family][2]
+    width = side * (aspect ** 0.5)
+    fit = lambda v: max(multiple, int(round(v / multiple)) * multiple)
+    return fit(width), fit(side * side / width)
+
+
 def draw(pipe, prompt: str, negative_prompt: str = "", width: int = 0, height: int = 0,
          steps: int = 0, guidance: Optional[float] = None, seed: int = 0) -> np.ndarray:
     """One image as RGB uint8 (height, width, 3); 0 / None take the model family's default.

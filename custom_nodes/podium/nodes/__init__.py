@@ -1,8 +1,10 @@
 """Every node of the pack, by the class name workflows use, and its editor name."""
+from .chain import PodiumAudioSlice, PodiumWanChain
 from .color_match import PodiumColorMatch
 from .compose import PodiumCompose
 from .scene import PodiumScene
 from .deck import PodiumDeck, PodiumDeckSlides
+from .framing import PodiumFitPortrait
 from .frames import PodiumFrames
 from .guided import PodiumGuidedScript, PodiumOllamaSettings
 from .idle_motion import PodiumIdleClip, PodiumSaveIdleClip
@@ -52,6 +54,9 @@ NODE_CLASS_MAPPINGS = {
     "PodiumDeckSlides": PodiumDeckSlides,
     "PodiumCompose": PodiumCompose,
     "PodiumScene": PodiumScene,
+    "PodiumWanChain": PodiumWanChain,
+    "PodiumAudioSlice": PodiumAudioSlice,
+    "PodiumFitPortrait": PodiumFitPortrait,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDirectScript": "Podium Direct Script",
@@ -84,4 +89,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDeckSlides": "Podium Deck Slides",
     "PodiumCompose": "Podium Compose (picture-in-picture)",
     "PodiumScene": "Podium Scene (generated shots)",
+    "PodiumWanChain": "Podium Wan Talking Chain (InfiniteTalk / S2V / HuMo, any length)",
+    "PodiumAudioSlice": "Podium Audio Slice",
+    "PodiumFitPortrait": "Podium Fit Portrait (pad to aspect)",
 }

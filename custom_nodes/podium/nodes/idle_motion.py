@@ -49,8 +49,9 @@ class PodiumIdleClip:
                 "steps": ("INT", {"default": 0, "min": 0, "max": 100, "tooltip": f"0: {engine.STEPS}."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
                 "resolution": ("INT", {"default": engine.LONG_SIDE, "min": 64, "max": 2048, "step": 32,
-                                       "tooltip": "Long side of the clip as made (1280: the model's own); "
-                                                  "it is scaled to the video's size when played."}),
+                                       "tooltip": "Size class of the clip as made: the pixels of a 16:9 clip this "
+                                                  "wide (1280: the model's own 1280x704), in the video's "
+                                                  "aspect; it is scaled to the video's size when played."}),
             },
             "optional": {
                 "presenter": ("PODIUM_VISUAL", {"tooltip": "Podium Presenter's portrait: its still is animated, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, load_pipeline, presenter_prompt, set_lora
+from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, family_of, load_pipeline, native_size, presenter_prompt, set_lora
 from ..errors import ModelMissingError, PodiumError
 from ..profiling import reported_stage
 from ..models import ids_of_kind, resolve, search_dirs
@@ -72,6 +72,9 @@ class PodiumPresenterImage:
                                          "holding one); put its trigger words in the prompt."}),
                 "lora_scale": ("FLOAT", {"default": 1.0, "min": -4.0, "max": 4.0, "step": 0.05}),
                 "script": ("PODIUM_SCRIPT",),
+                "aspect": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.001,
+                                     "tooltip": "Width / height when width and height are 0: the model's "
+                                                "native pixel count in this shape (the video's)."}),
             },
         }
 
@@ -99,7 +102,7 @@ class PodiumPresenterImage:
 
     @reported_stage("presenter_image")
     def make(self, model, prompt, negative, width, height, steps, guidance, seed,
-             model_folder="", lora_path="", lora_scale=1.0, script=None):
+             model_folder="", lora_path="", lora_scale=1.0, script=None, aspect=1.0):
         import torch
 
         if width % 8 or height % 8:
@@ -112,5 +115,7 @@ class PodiumPresenterImage:
         if lora and confined():
             lora = resolve_input(lora, "lora_path", models="loras", directory=None)
         set_lora(pipe, lora, lora_scale)
+        if not width and not height:
+            width, height = native_size(family_of(pipe), aspect)
         rgb = draw(pipe, prompt, negative, width, height, steps, guidance, seed)
         return (torch.from_numpy(rgb).float().div_(255.0)[None].contiguous(),)
