@@ -148,7 +148,7 @@ def bench_graph(name, args, device, real, sizes, stage_rows, table):
         table.append((name, f"{width}x{height}", str(frames), f"{loaded:.0f}", f"{per_pass:.2f}",
                       f"{(fixed + distill_steps * per_pass) / seconds:.1f}",
                       f"{(fixed + 2 * full_steps * per_pass) / seconds:.1f}", f"{peak_gb(device):.1f}"))
-    del model, vae, encoder
+    model = vae = encoder = None  # free the weights before the next graph
     mm.unload_all_models()
     mm.soft_empty_cache()
 

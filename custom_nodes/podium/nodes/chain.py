@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from ..engines.chunks import KINDS, MAX_FRAMES, MOTION_FRAMES, NATIVE_FPS, plan_chunks
+from ..engines.chunks import KINDS, MOTION_FRAMES, NATIVE_FPS, plan_chunks
 from ..errors import PodiumError
 from .comfy_types import audio_from_samples, samples_from_audio
 from .timing import audio_seconds
