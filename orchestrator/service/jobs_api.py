@@ -25,9 +25,10 @@ router = APIRouter(prefix="/api/jobs", dependencies=GUARD)
              responses={201: {"description": "queued; the job, its URL in Location"}})
 async def submit(request: Request, svc: Svc):
     """JSON (`JobRequest`), or multipart/form-data with the same fields (`options` as a JSON
-    string) and the files `image` (PNG/JPEG/WebP) and `voice_ref` (WAV/FLAC/MP3/Ogg/M4A)."""
+    string) and the files `image` (PNG/JPEG/WebP), `voice_ref` (WAV/FLAC/MP3/Ogg/M4A), `deck`
+    (PPTX/PDF: a lecture, its slide count in the job's `slides`) and `notes` (UTF-8 Markdown)."""
     job_request, files = await parse_submission(request, svc.settings)
-    job_request.check()
+    job_request.check(files)
     job = await run_in_threadpool(create_job, svc, job_request, files)  # disk and SQLite
     try:
         await run_in_threadpool(svc.queue.submit, job.id)

@@ -204,12 +204,13 @@ class Runner:
                   "preset": request.get("preset", "auto"), "voice": request.get("voice") or DEFAULT_VOICE,
                   "out": str(folder / VIDEO), "cache_dir": self.cache_dir}
         if request.get("mode") == "guided":
-            fields.update(topic=request["topic"])
+            if request.get("topic") is not None:
+                fields.update(topic=request["topic"])
             if self.ollama_host:
                 fields.update(ollama_host=self.ollama_host)
-        else:
+        elif not inputs.get("deck"):  # a deck brings its own narration
             fields["script"] = str(folder / "inputs" / SCRIPT_TEXT)
-        for name in ("image", "voice_ref"):
+        for name in ("image", "voice_ref", "deck", "notes"):
             if inputs.get(name):
                 fields[name] = str(folder / "inputs" / Path(inputs[name]).name)  # the server's own name
         return RenderRequest.model_validate(fields)

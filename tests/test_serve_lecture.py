@@ -1,0 +1,139 @@
+"""Lectures through `podium serve` (issue 22 item 6): a deck and notes uploaded with the layout
+options, the slide count known at submission, one segment a slide, the MP4 made from them; bad
+decks refused in one line with nothing stored. A real server process on loopback, real
+python-pptx / PIL decks made here, draft renders."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+import requests
+
+from conftest import ffprobe, frame_at, podium_server, streams, wait_for_job
+from test_deck import COLOURS, HAVE_OFFICE, NOTES, make_pdf, make_pptx
+
+W, H, FPS = 160, 96, 12
+SMALL = {"size": f"{W}x{H}", "fps": FPS}
+
+
+def _finished(job: dict) -> bool:
+    return job["state"] in ("done", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve-lecture")
+    with podium_server(root / "data", "--max-deck-mb", "0.5", tmpdir=root / "tmp") as server:
+        server["root"] = root
+        yield server
+
+
+def _post(server: dict, fields: dict, files: dict) -> requests.Response:
+    data = {k: json.dumps(v) if k == "options" else v for k, v in fields.items()}
+    return requests.post(server["url"] + "/api/jobs", data=data, files=files,
+                         headers={"Origin": server["url"]}, timeout=60)
+
+
+def test_a_pdf_with_notes_and_layout_options_renders_one_segment_a_slide(served, tmp_path, portrait_png):
+    pdf = make_pdf(tmp_path / "talk.pdf", size=(W * 2, H * 2))
+    notes = "\n---\n".join(["Red comes first.", "", "Blue is last, and says so."])
+    options = {**SMALL, "layout": "pip", "pip_position": "bottom-left", "pip_size": 0.4,
+               "pip_shape": "square", "pip_border": 2, "pip_margin": 4, "hold": 1.0}
+    answer = _post(served, {"preset": "draft", "options": options},
+                   {"deck": ("My talk.pdf", pdf.read_bytes(), "application/pdf"),
+                    "notes": ("talk.md", notes.encode(), "text/markdown"),
+                    "image": ("me.png", portrait_png.read_bytes(), "image/png")})
+    assert answer.status_code == 201, answer.text
+    job = answer.json()
+    assert job["slides"] == 3 and len(job["slide_titles"]) == 3, job  # known at submission
+    assert job["uploads"] == ["deck", "image", "notes"] and job["request"]["options"]["pip_shape"] == "square"
+    job = wait_for_job(served, job["id"], _finished, every=0.2)[-1]
+    assert job["state"] == "done", job
+    assert [s["index"] for s in job["segments"]] == [0, 1, 2]  # a segment a slide
+    assert all(s["state"] in ("done", "cached") for s in job["segments"]), job["segments"]
+
+    folder = served["root"] / "data" / "jobs" / job["id"]
+    request = json.loads((folder / "request.json").read_text())
+    assert request["deck"] == str(folder / "inputs" / "deck.pdf") and request["script"] is None
+    assert request["notes"] == str(folder / "inputs" / "notes.md")
+    assert (request["pip_position"], request["pip_size"], request["layout"]) == ("bottom-left", 0.4, "pip")
+
+    video = requests.get(served["url"] + job["links"]["video"], timeout=30)
+    out = tmp_path / "talk.mp4"
+    out.write_bytes(video.content)
+    info = ffprobe(out)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert (v["width"], v["height"]) == (W, H)
+    assert abs(float(v["duration"]) - float(a["duration"])) <= 1 / FPS
+    # the first slide's colour fills the frame away from the box (bottom-left), the box is not it
+    frame = frame_at(out, 0.3, W, H).astype(int)
+    assert abs(frame[8, W - 8] - COLOURS[0]).max() <= 16, frame[8, W - 8]
+    box = int(round(0.4 * H))
+    assert abs(frame[H - 4 - box // 2, 4 + box // 2] - COLOURS[0]).max() > 30
+
+
+@pytest.mark.skipif(not HAVE_OFFICE, reason="PPTX slides are drawn by LibreOffice (setup.sh installs it)")
+def test_a_pptx_job_takes_its_narration_from_the_speaker_notes(served, tmp_path):
+    deck = make_pptx(tmp_path / "talk.pptx")
+    answer = _post(served, {"preset": "draft", "options": {**SMALL, "hold": 0.5}},
+                   {"deck": ("talk.pptx", deck.read_bytes(), "application/octet-stream")})
+    assert answer.status_code == 201, answer.text
+    job = answer.json()
+    assert job["slides"] == 3 and job["title"] == f"Slide {COLOURS[0]}", job
+    job = wait_for_job(served, job["id"], _finished, every=0.2)[-1]
+    assert job["state"] == "done" and len(job["segments"]) == 3, job
+    srt = requests.get(served["url"] + job["links"]["subtitles"], timeout=30).text
+    spoken = " ".join(line for line in srt.splitlines()
+                      if line.strip() and not line.strip().isdigit() and "-->" not in line)
+    assert spoken == " ".join(n for n in NOTES if n)
+
+
+def _keynote() -> bytes:
+    """What a Keynote '09+ file is: a zip of Index/*.iwa, which no PowerPoint reader opens."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("Index/Document.iwa", b"\x00\x01keynote")
+        archive.writestr("Metadata/Properties.plist", b"<plist/>")
+    return buffer.getvalue()
+
+
+def test_bad_decks_and_notes_are_refused_in_one_line_and_nothing_is_stored(served, tmp_path):
+    pptx = make_pptx(tmp_path / "talk.pptx").read_bytes()
+    pdf = make_pdf(tmp_path / "talk.pdf").read_bytes()
+    jobs = served["root"] / "data" / "jobs"
+    before = sorted(jobs.iterdir())
+    draft = {"preset": "draft", "options": SMALL}
+    cases = [
+        (422, "deck", "empty", draft, {"deck": ("talk.pptx", b"", "application/octet-stream")}),
+        (422, "deck", "corrupt", draft, {"deck": ("talk.pptx", pptx[: len(pptx) // 2], "application/zip")}),
+        (422, "deck", "Keynote", draft, {"deck": ("talk.key", _keynote(), "application/x-iwork-keynote")}),
+        (422, "deck", "PowerPoint (.pptx) or PDF", draft, {"deck": ("talk.ppt", b"\xd0\xcf\x11\xe0" * 8, "")}),
+        (413, "deck", "0.5 MB", draft, {"deck": ("big.pdf", pdf + bytes(600_000), "application/pdf")}),
+        (422, "notes", "go with a deck", {**draft, "text": "Hello."}, {"notes": ("n.md", b"Hi.", "text/markdown")}),
+        (422, "notes", "is a PDF", draft, {"deck": ("talk.pdf", pdf, "application/pdf")}),
+        (422, "notes", "4 sections", draft, {"deck": ("talk.pdf", pdf, "application/pdf"),
+                                             "notes": ("n.md", b"a\n---\nb\n---\nc\n---\nd", "text/markdown")}),
+        (422, "notes", "UTF-8", draft, {"deck": ("talk.pdf", pdf, "application/pdf"),
+                                        "notes": ("n.md", b"caf\xe9", "text/markdown")}),
+        (422, "text", "drop the text", {**draft, "text": "Hello."}, {"deck": ("talk.pptx", pptx, "")}),
+        (422, "options.layout", "not full", {**draft, "options": {**SMALL, "layout": "full"}},
+         {"deck": ("talk.pptx", pptx, "")}),
+        (422, "options.pip_position", "", {**draft, "options": {**SMALL, "pip_position": "middle"}},
+         {"deck": ("talk.pptx", pptx, "")}),
+        (422, "options.pip_size", "", {**draft, "options": {**SMALL, "pip_size": 0.9}},
+         {"deck": ("talk.pptx", pptx, "")}),
+    ]
+    for status, field, words, fields, files in cases:
+        answer = _post(served, fields, files)
+        assert answer.status_code == status, (field, words, answer.text)
+        body = answer.json()
+        assert body["field"] == field and body["detail"].startswith(field), body
+        assert words in body["detail"] and "\n" not in body["detail"], body
+        assert "/" not in body["detail"].split(":", 1)[1].replace("'/'", ""), body  # no server path
+    assert sorted(jobs.iterdir()) == before, "a refused deck left files"
+    # as JSON, the layout fields validate through JobRequest.options too
+    answer = requests.post(served["url"] + "/api/jobs", timeout=30, json={
+        "text": "Hi.", "preset": "draft", "options": {"pip_shape": "hexagon"}})
+    assert answer.status_code == 422 and answer.json()["field"] == "options.pip_shape", answer.text
