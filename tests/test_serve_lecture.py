@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import pytest
@@ -137,3 +138,81 @@ def test_bad_decks_and_notes_are_refused_in_one_line_and_nothing_is_stored(serve
     answer = requests.post(served["url"] + "/api/jobs", timeout=30, json={
         "text": "Hi.", "preset": "draft", "options": {"pip_shape": "hexagon"}})
     assert answer.status_code == 422 and answer.json()["field"] == "options.pip_shape", answer.text
+
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+# every text a slide's line shows while the job is followed (its progress, not only its end)
+WATCH_SLIDES = """() => {
+    window.slideLines = [];
+    new MutationObserver(() => {
+        for (const li of document.querySelectorAll('#segments li')) window.slideLines.push(li.textContent);
+    }).observe(document.getElementById('segments'), {childList: true, subtree: true, characterData: true});
+}"""
+PLAY = """async () => {
+    const v = document.getElementById('player');
+    v.muted = true;
+    await v.play();
+    const start = performance.now();
+    while (v.currentTime < 0.5 && performance.now() - start < 20000) {
+        await new Promise(r => setTimeout(r, 100));
+    }
+    return {readyState: v.readyState, duration: v.duration, currentTime: v.currentTime,
+            width: v.videoWidth, height: v.videoHeight, error: v.error && v.error.code};
+}"""
+
+
+@pytest.mark.skipif(not HAVE_OFFICE, reason="PPTX slides are drawn by LibreOffice (setup.sh installs it)")
+@pytest.mark.skipif(not os.path.isfile(CHROMIUM), reason="needs Debian's chromium")
+def test_the_page_uploads_a_pptx_with_a_layout_follows_each_slide_and_plays_the_video(served, tmp_path,
+                                                                                       portrait_png):
+    playwright = pytest.importorskip("playwright.sync_api")
+    deck = make_pptx(tmp_path / "lecture.pptx")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            problems = []
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.goto(served["url"] + "/")
+            page.wait_for_function("document.querySelectorAll('#preset option').length > 2")
+            page.select_option("#preset", "draft")
+            page.select_option("#size", "320x180")
+            page.fill("#fps", "10")
+            page.set_input_files("#deck", str(deck))
+            assert page.is_disabled("#text") and page.is_visible("#deck-hint")  # the notes narrate
+            page.set_input_files("#image", str(portrait_png))
+            page.select_option("#layout", "pip")
+            page.select_option("#pip-position", "bottom-right")
+            page.select_option("#pip-size", "0.333")
+            page.select_option("#pip-shape", "circle")
+            page.evaluate(WATCH_SLIDES)
+            page.click("#submit")
+            page.wait_for_function("document.getElementById('error').hidden")
+            # the slide count is known from the submission on
+            playwright.expect(page.locator("#slide-count")).to_have_text("3 slides")
+            playwright.expect(page.locator("#segments-title")).to_have_text("Slides")
+            page.wait_for_function("document.getElementById('job-state').textContent.startsWith('done')",
+                                   timeout=240_000)
+            lines = page.eval_on_selector_all("#segments li", "items => items.map(i => i.textContent)")
+            seen = page.evaluate("window.slideLines")
+            played = page.evaluate(PLAY)
+            page.evaluate("document.getElementById('player').pause()")
+            page.screenshot(path=os.environ.get("PODIUM_PAGE_SCREENSHOT", str(tmp_path / "page.png")),
+                            full_page=True)
+            assert not problems, problems
+        finally:
+            browser.close()
+
+    assert lines == [f"Slide {i + 1} (Slide {c}): done" for i, c in enumerate(COLOURS)], lines
+    assert any(": running" in line for line in seen), seen  # its progress was shown slide by slide
+    job = requests.get(served["url"] + "/api/jobs", timeout=10).json()["jobs"][0]
+    assert job["state"] == "done" and job["uploads"] == ["deck", "image"], job
+    options = requests.get(served["url"] + job["links"]["self"], timeout=10).json()["request"]["options"]
+    assert {k: options[k] for k in ("layout", "pip_position", "pip_size", "pip_shape")} == {
+        "layout": "pip", "pip_position": "bottom-right", "pip_size": 0.333, "pip_shape": "circle"}, options
+    assert "text" not in job["request"] and job["slides"] == 3, job
+    assert played["error"] is None and played["readyState"] >= 2, played
+    assert played["currentTime"] >= 0.5, played  # it plays: its clock advances
+    assert (played["width"], played["height"]) == (320, 180), played
