@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import requests
 
-from conftest import ffprobe, frame_at, podium_server, streams, wait_for_job
+from conftest import ffprobe, frame_at, podium_server, stop_process, streams, wait_for_job
 from test_deck import COLOURS, HAVE_OFFICE, NOTES, make_pdf, make_pptx
 
 W, H, FPS = 160, 96, 12
@@ -216,3 +216,31 @@ def test_the_page_uploads_a_pptx_with_a_layout_follows_each_slide_and_plays_the_
     assert played["error"] is None and played["readyState"] >= 2, played
     assert played["currentTime"] >= 0.5, played  # it plays: its clock advances
     assert (played["width"], played["height"]) == (320, 180), played
+
+
+def test_a_remote_worker_fetches_the_deck_and_notes_through_the_api(tmp_path):
+    from test_queue_redis import REDIS, TOKEN, redis_server, start_worker
+
+    if REDIS is None:
+        pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
+    pdf = make_pdf(tmp_path / "talk.pdf", size=(W * 2, H * 2))
+    notes = ["Red comes first.", "Green is second.", "Blue is last."]
+    with redis_server(tmp_path / "redis") as broker, \
+            podium_server(tmp_path / "data", "--broker", broker, token=TOKEN, tmpdir=tmp_path / "serve-tmp") as server:
+        worker, log = start_worker("w1", broker, tmp_path / "cache", tmp_path)
+        try:
+            answer = requests.post(server["url"] + "/api/jobs", headers=server["headers"], timeout=60,
+                                   data={"preset": "draft", "options": json.dumps({**SMALL, "layout": "slides"})},
+                                   files={"deck": ("talk.pdf", pdf.read_bytes(), "application/pdf"),
+                                          "notes": ("talk.md", "\n---\n".join(notes).encode(), "text/markdown")})
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["slides"] == 3
+            job = wait_for_job(server, answer.json()["id"], _finished, timeout=240)[-1]
+            assert job["state"] == "done" and job["worker"] == "w1", (job, log.read_text()[-3000:])
+            assert len(job["segments"]) == 3, job
+            srt = requests.get(server["url"] + job["links"]["subtitles"], headers=server["headers"], timeout=30).text
+        finally:
+            stop_process(worker)
+    spoken = " ".join(line for line in srt.splitlines()
+                      if line.strip() and not line.strip().isdigit() and "-->" not in line)
+    assert spoken == " ".join(notes)  # the notes went to the worker with the deck
