@@ -25,9 +25,12 @@ def _finished(job: dict) -> bool:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    from fake_ollama import FakeOllama
+
     root = tmp_path_factory.mktemp("serve-lecture")
-    with podium_server(root / "data", "--max-deck-mb", "0.5", tmpdir=root / "tmp") as server:
-        server["root"] = root
+    with FakeOllama() as ollama, podium_server(root / "data", "--max-deck-mb", "0.5", "--ollama-host", ollama.url,
+                                               tmpdir=root / "tmp") as server:
+        server["root"], server["ollama"] = root, ollama
         yield server
 
 
@@ -89,6 +92,27 @@ def test_a_pptx_job_takes_its_narration_from_the_speaker_notes(served, tmp_path)
     spoken = " ".join(line for line in srt.splitlines()
                       if line.strip() and not line.strip().isdigit() and "-->" not in line)
     assert spoken == " ".join(n for n in NOTES if n)
+    assert "notes" not in job["links"]  # its notes are the deck's own: none written
+    missing = requests.get(served["url"] + job["links"]["self"] + "/notes", timeout=10)
+    assert missing.status_code == 404 and "only a guided deck job" in missing.json()["detail"], missing.text
+
+
+@pytest.mark.skipif(not HAVE_OFFICE, reason="PPTX slides are drawn by LibreOffice (setup.sh installs it)")
+def test_a_guided_deck_job_has_its_silent_slides_narrated_and_offers_the_notes(served, tmp_path):
+    deck = make_pptx(tmp_path / "talk.pptx")  # slide 2 has no notes
+    asked = len(served["ollama"].chats)
+    answer = _post(served, {"mode": "guided", "preset": "draft", "options": {**SMALL, "duration": 20}},
+                   {"deck": ("talk.pptx", deck.read_bytes(), "application/octet-stream")})
+    assert answer.status_code == 201, answer.text
+    job = wait_for_job(served, answer.json()["id"], _finished, every=0.2)[-1]
+    assert job["state"] == "done" and len(job["segments"]) == 3, job
+    assert len(served["ollama"].chats) - asked == 1  # only the slide without notes was written
+    notes = requests.get(served["url"] + job["links"]["notes"], timeout=30)
+    assert notes.status_code == 200 and notes.headers["content-type"].startswith("text/markdown")
+    sections = [s.strip() for s in notes.text.split("\n---\n")]
+    assert sections[0] == NOTES[0] and sections[2] == NOTES[2] and len(sections[1].split()) >= 5, sections
+    srt = requests.get(served["url"] + job["links"]["subtitles"], timeout=30).text
+    assert sections[1].split()[0] in srt  # the written narration is what was spoken
 
 
 def _keynote() -> bytes:

@@ -146,7 +146,8 @@ class JobView(BaseModel):
     slide_titles: list[str] = Field(default_factory=list, description="with a deck: each slide's title")
     request: dict
     uploads: list[str]
-    links: dict[str, str] = Field(description="self; video and subtitles once done")
+    links: dict[str, str] = Field(description=(
+        "self; video and subtitles once done; notes: a guided deck job's narration, to edit and send again"))
 
 
 class JobList(BaseModel):
@@ -194,6 +195,8 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
         view["links"]["video"] = f"{base}/{job.id}/video"
     if "subtitles" in job.outputs:
         view["links"]["subtitles"] = f"{base}/{job.id}/subtitles"
+    if "notes" in job.outputs:
+        view["links"]["notes"] = f"{base}/{job.id}/notes"
     return view
 
 

@@ -199,6 +199,9 @@ function render(job) {
     const subtitles = $("download-subtitles");
     subtitles.hidden = !job.links.subtitles;
     if (job.links.subtitles) subtitles.href = job.links.subtitles;
+    const notes = $("download-notes");  // a guided lecture's narration, to fix and send again
+    notes.hidden = !job.links.notes;
+    if (job.links.notes) { notes.href = job.links.notes; notes.download = `podium-${job.id}.notes.md`; }
   }
   for (const row of $("jobs").tBodies[0].rows) row.classList.toggle("current", row.dataset.id === job.id);
 }
