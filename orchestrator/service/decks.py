@@ -3,10 +3,12 @@ refused then (422, one line), not minutes later by the render, and the job knows
 (their count and titles) before any is drawn.
 
 Reading is python-pptx / pypdfium2 (podium.engines.deck, what the render reads with): no
-LibreOffice here, that runs in the render.
+LibreOffice here, that runs in the render. A PPTX's zip is looked into first: python-pptx
+unpacks it in memory, so one that would unpack to far more than it weighs is refused unread.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -27,21 +29,40 @@ def _shown(client_name: Optional[str], fallback: str) -> str:
     return f"'{name[:TITLE_CHARS]}'" if name and name.isprintable() else fallback
 
 
-def check_deck(inputs: Path, stored: dict[str, str], names: dict[str, Optional[str]], mode: str) -> Optional[dict]:
+def _check_zip(path: Path, shown: str, unpacked_limit: int) -> None:
+    """A PPTX is a zip that python-pptx unpacks in memory: one that is not a PowerPoint package,
+    or that unpacks to more than `unpacked_limit` bytes (a zip bomb), is refused before."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DeckError(f"{shown} cannot be opened as a PowerPoint deck: it is corrupt ({err}); "
+                        "save it again from PowerPoint or LibreOffice") from None
+    if "ppt/presentation.xml" not in {m.filename for m in members}:
+        raise DeckError(f"{shown} is a zip but not a PowerPoint deck (no ppt/presentation.xml): "
+                        "save it as .pptx or PDF")
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > unpacked_limit:
+        raise DeckError(f"{shown} unpacks to {unpacked / 1e6:.0f} MB, more than the {unpacked_limit / 1e6:g} MB "
+                        "a deck may (compress its pictures, or split it)")
+
+
+def check_deck(inputs: Path, stored: dict[str, str], names: dict[str, Optional[str]], mode: str,
+               unpacked_limit: int) -> Optional[dict]:
     """The deck's summary ({"kind", "count", "titles"}) for the job's record, or None without a
     deck; a RequestError naming `deck` or `notes` for what cannot be used."""
     if "deck" not in stored:
-        if "notes" in stored:
-            raise RequestError("notes", "go with a deck: upload the slides (deck) too, or drop the notes")
-        return None
+        return None  # (notes without a deck: refused by JobRequest.check)
     path = inputs / stored["deck"]
     shown = _shown(names.get("deck"), "the deck")
     try:
+        if path.suffix == ".pptx":
+            _check_zip(path, shown, unpacked_limit)
         deck = read_deck(path)
     except DeckError as err:
         message = _said(err, path, shown)
         if Path(names.get("deck") or "").suffix.lower() == ".key":
-            message = f"{shown} is a Keynote file: export it from Keynote as PowerPoint (.pptx) or PDF ({message})"
+            message = f"{shown} is a Keynote file: export it from Keynote as PowerPoint (.pptx) or PDF"
         raise RequestError("deck", message, 422) from None
     if "notes" in stored:
         notes = inputs / stored["notes"]

@@ -21,6 +21,7 @@ from .uploads import UPLOADS, remove_folder, store_upload
 MAX_JSON_BYTES = 4 << 20
 FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "options")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+UNPACKED_PER_PACKED = 10  # a PPTX may unpack to this many times the deck limit (its XML, its pictures)
 
 
 def remove_job(svc: Service, job_id: str) -> None:
@@ -43,7 +44,8 @@ def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFil
         stored = {name: store_upload(name, upload.file, inputs, svc.settings.upload_limit(name))
                   for name, upload in files.items()}
         record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
-        deck = check_deck(inputs, stored, {k: v.filename for k, v in files.items()}, job_request.mode)
+        deck = check_deck(inputs, stored, {k: v.filename for k, v in files.items()}, job_request.mode,
+                          UNPACKED_PER_PACKED * svc.settings.upload_limit("deck"))
         if deck is not None:
             record["deck"] = deck
         return svc.store.create(record, job_id)
