@@ -63,6 +63,8 @@ def add_parsers(commands) -> None:
                                            "http://127.0.0.1:11434)")
     serve.add_argument("--max-upload-mb", type=_megabytes("--max-upload-mb"), default=20.0, metavar="MB",
                        help="largest portrait or voice reference taken (default 20)")
+    serve.add_argument("--max-deck-mb", type=_megabytes("--max-deck-mb"), default=100.0, metavar="MB",
+                       help="largest slide deck (PPTX, PDF) taken (default 100)")
     serve.add_argument("--max-output-mb", type=_megabytes("--max-output-mb"), default=4000.0, metavar="MB",
                        help="with --broker: the largest video a worker may upload (default 4000)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
@@ -217,6 +219,7 @@ def serve_command(args) -> int:
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=servers(args.server, args.config),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,
+                        max_deck_mb=args.max_deck_mb,
                         broker=args.broker, public_url=args.public_url, allowed_hosts=args.allowed_host,
                         max_output_mb=args.max_output_mb, reconcile_s=args.reconcile_every,
                         stale_s=args.stale_after, store_timeout_s=args.store_timeout)

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .broker import BrokerUnavailable
 from .deps import GUARD, Store, Svc
-from .runner import SUBTITLES, VIDEO, job_dir
+from .runner import NOTES, SUBTITLES, VIDEO, job_dir
 from .schemas import JobList, JobView, RequestError, job_view
 from .state import Service
 from .store import ACTIVE, STATES
@@ -25,9 +25,10 @@ router = APIRouter(prefix="/api/jobs", dependencies=GUARD)
              responses={201: {"description": "queued; the job, its URL in Location"}})
 async def submit(request: Request, svc: Svc):
     """JSON (`JobRequest`), or multipart/form-data with the same fields (`options` as a JSON
-    string) and the files `image` (PNG/JPEG/WebP) and `voice_ref` (WAV/FLAC/MP3/Ogg/M4A)."""
+    string) and the files `image` (PNG/JPEG/WebP), `voice_ref` (WAV/FLAC/MP3/Ogg/M4A), `deck`
+    (PPTX/PDF: a lecture, its slide count in the job's `slides`) and `notes` (UTF-8 Markdown)."""
     job_request, files = await parse_submission(request, svc.settings)
-    job_request.check()
+    job_request.check(files)
     job = await run_in_threadpool(create_job, svc, job_request, files)  # disk and SQLite
     try:
         await run_in_threadpool(svc.queue.submit, job.id)
@@ -68,6 +69,12 @@ def get_subtitles(id: str, svc: Svc):  # noqa: A002
     return _output(svc, id, "subtitles", SUBTITLES, "application/x-subrip")
 
 
+@router.get("/{id}/notes", summary="A guided lecture's notes the LLM wrote (Markdown, one section a slide)",
+            response_class=FileResponse)
+def get_notes(id: str, svc: Svc):  # noqa: A002
+    return _output(svc, id, "notes", NOTES, "text/markdown; charset=utf-8")
+
+
 @router.delete("/{id}", status_code=204,
                summary="Cancel a queued or running job (202); delete a finished one (204)",
                responses={202: {"description": "cancelled; the job as it now is", "model": JobView},
@@ -93,7 +100,8 @@ def _output(svc: Service, job_id: str, key: str, name: str, media_type: str):
     if job.state != "done":
         raise RequestError("id", f"the job is {job.state}: its {key} exists once it is done", 409)
     if key not in job.outputs:
-        raise RequestError("id", f"the job has no {key}" + (" (subtitles: none)" if key == "subtitles" else ""), 404)
+        why = {"subtitles": " (subtitles: none)", "notes": " (only a guided deck job writes them)"}.get(key, "")
+        raise RequestError("id", f"the job has no {key}{why}", 404)
     path = job_dir(svc.settings.data_dir, job.id) / name
     if not path.is_file():
         raise RequestError("id", f"the job's {key} file is gone from the data folder", 410)

@@ -32,7 +32,9 @@ from .store import Job
 log = logging.getLogger(__name__)
 VIDEO, SUBTITLES, SCRIPT_TEXT, LOG = "video.mp4", "video.srt", "script.txt", "log.txt"
 REQUEST = "request.json"  # what the child renders (orchestrator/request.py's RenderRequest)
-OUTPUTS = {"video": VIDEO, "subtitles": SUBTITLES, "script_json": "video.json", "script_md": "video.md"}
+NOTES = "video.notes.md"  # a guided lecture's narration, one section a slide: edit, then upload as notes
+OUTPUTS = {"video": VIDEO, "subtitles": SUBTITLES, "script_json": "video.json", "script_md": "video.md",
+           "notes": NOTES}
 RENDER_SHARE = 0.97  # of the progress bar: segments; the rest is stitching
 REPORT_EVERY_S = 0.25  # progress reaches the store at most this often (segment events: always)
 STOP_GRACE_S = 30.0  # after SIGTERM, how long the CLI may take to clean up before SIGKILL
@@ -204,12 +206,13 @@ class Runner:
                   "preset": request.get("preset", "auto"), "voice": request.get("voice") or DEFAULT_VOICE,
                   "out": str(folder / VIDEO), "cache_dir": self.cache_dir}
         if request.get("mode") == "guided":
-            fields.update(topic=request["topic"])
+            if request.get("topic") is not None:
+                fields.update(topic=request["topic"])
             if self.ollama_host:
                 fields.update(ollama_host=self.ollama_host)
-        else:
+        elif not inputs.get("deck"):  # a deck brings its own narration
             fields["script"] = str(folder / "inputs" / SCRIPT_TEXT)
-        for name in ("image", "voice_ref"):
+        for name in ("image", "voice_ref", "deck", "notes"):
             if inputs.get(name):
                 fields[name] = str(folder / "inputs" / Path(inputs[name]).name)  # the server's own name
         return RenderRequest.model_validate(fields)

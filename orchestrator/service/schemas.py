@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Literal, Optional
+from typing import Collection, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,7 +36,7 @@ def voice_ids() -> tuple[str, ...]:
 
 class JobRequest(BaseModel):
     """POST /api/jobs as JSON (multipart sends the same fields as form fields, `options` as a
-    JSON string, with the files `image` and `voice_ref`)."""
+    JSON string, with the files `image`, `voice_ref`, `deck` and `notes`)."""
 
     model_config = ConfigDict(extra="forbid")
     mode: Mode = "direct"
@@ -78,9 +78,14 @@ class JobRequest(BaseModel):
                              "(a Piper voice id of models.yaml; files are not taken)")
         return value
 
-    def check(self) -> None:
-        """What the fields cannot say alone: the narration or topic the mode needs."""
-        if self.mode == "direct":
+    def check(self, uploads: Collection[str] = ()) -> None:
+        """What the fields cannot say alone: the narration or topic the mode needs (a deck
+        upload brings its own: its notes, or guided mode writes them)."""
+        if "notes" in uploads and "deck" not in uploads:
+            raise RequestError("notes", "go with a deck: upload the slides (deck) too, or drop the notes")
+        if "deck" in uploads:
+            self._check_deck()
+        elif self.mode == "direct":
             if self.topic is not None:
                 raise RequestError("topic", "goes with mode guided; in direct mode give text")
             if self.text is None or not self.text.strip():
@@ -90,6 +95,15 @@ class JobRequest(BaseModel):
                 raise RequestError("text", "goes with mode direct; in guided mode give a topic")
             if self.topic is None or not self.topic.strip():
                 raise RequestError("topic", "guided mode needs a topic: what the video is about")
+
+    def _check_deck(self) -> None:
+        if self.text is not None and self.text.strip():
+            raise RequestError("text", "a deck brings its own narration (its speaker notes, or a notes "
+                                       "upload): drop the text")
+        if self.topic is not None and self.topic.strip():
+            raise RequestError("topic", "a deck is narrated from its slides: drop the topic")
+        if self.options.layout == "full":
+            raise RequestError("options.layout", "a deck is shown with layout pip or slides, not full")
 
 
 class SegmentView(BaseModel):
@@ -127,9 +141,13 @@ class JobView(BaseModel):
     reused: Optional[int] = Field(None, description="segments taken from the cache")
     failovers: int = 0
     worker: Optional[str] = Field(None, description="with --broker: the `podium worker` that has it")
+    slides: Optional[int] = Field(None, description=(
+        "with a deck: its slide count (known at submission); each segment is then a slide"))
+    slide_titles: list[str] = Field(default_factory=list, description="with a deck: each slide's title")
     request: dict
     uploads: list[str]
-    links: dict[str, str] = Field(description="self; video and subtitles once done")
+    links: dict[str, str] = Field(description=(
+        "self; video and subtitles once done; notes: a guided deck job's narration, to edit and send again"))
 
 
 class JobList(BaseModel):
@@ -155,6 +173,7 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
     """A job as GET /api/jobs/{id} answers it (`full=False`, for lists: the request without
     its text)."""
     detail = job.detail or {}
+    deck = job.request.get("deck") or {}
     view = {
         "id": job.id, "state": job.state, "progress": job.progress, "eta_s": job.eta_s,
         "error": job.error if job.state == "failed" else None,
@@ -166,7 +185,9 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
         "segments": detail.get("segments", []), "stages": detail.get("stages", []),
         "reused": detail.get("reused"), "failovers": detail.get("failovers", 0),
         "worker": detail.get("worker"),  # with a broker: the `podium worker` that has it
-        "request": {k: v for k, v in job.request.items() if k != "inputs" and (full or k != "text")},
+        "slides": deck.get("count"), "slide_titles": deck.get("titles", []) if full else [],
+        "request": {k: v for k, v in job.request.items() if k not in ("inputs", "deck")
+                    and (full or k != "text")},
         "uploads": sorted((job.request.get("inputs") or {})),
         "links": {"self": f"{base}/{job.id}"},
     }
@@ -174,12 +195,16 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
         view["links"]["video"] = f"{base}/{job.id}/video"
     if "subtitles" in job.outputs:
         view["links"]["subtitles"] = f"{base}/{job.id}/subtitles"
+    if "notes" in job.outputs:
+        view["links"]["notes"] = f"{base}/{job.id}/notes"
     return view
 
 
 def _title(request: dict) -> str:
     """A few words to list the job by: the topic, or the script's title or first line."""
     source = request.get("topic") or request.get("text") or ""
+    if not source.strip() and request.get("deck"):  # a deck: its first slide's title
+        source = next((t for t in request["deck"].get("titles", []) if t), "")
     for line in source.splitlines():
         line = re.sub(r"^#+\s*", "", line).strip()
         if line:

@@ -27,6 +27,7 @@ class Settings:
     config: Optional[Path] = None
     ollama_host: Optional[str] = None
     max_upload_mb: float = 20.0
+    max_deck_mb: float = 100.0  # a slide deck upload (PPTX, PDF)
     broker: Optional[str] = None  # a Redis URL: jobs go to `podium worker` processes
     public_url: Optional[str] = None  # where workers reach this server (default http://host:port)
     allowed_hosts: list[str] = field(default_factory=list)  # Host names taken besides the served ones
@@ -38,6 +39,11 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1e6)
+
+    def upload_limit(self, field: str) -> int:
+        """The most bytes an upload of `field` may have: a deck has its own limit (slides with
+        pictures are larger than a portrait)."""
+        return int(self.max_deck_mb * 1e6) if field == "deck" else self.max_upload_bytes
 
 
 class Service:

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from podium import jsonio
 from podium.files import atomic_write_text
 
+from .decks import check_deck
 from .runner import SCRIPT_TEXT, job_dir
 from .schemas import JobRequest, RequestError, validation_error
 from .state import Service, Settings
@@ -20,6 +21,7 @@ from .uploads import UPLOADS, remove_folder, store_upload
 MAX_JSON_BYTES = 4 << 20
 FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "options")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+UNPACKED_PER_PACKED = 10  # a PPTX may unpack to this many times the deck limit (its XML, its pictures)
 
 
 def remove_job(svc: Service, job_id: str) -> None:
@@ -37,11 +39,15 @@ def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFil
     inputs = folder / "inputs"
     try:
         inputs.mkdir(parents=True)
-        if job_request.mode == "direct":
+        if job_request.mode == "direct" and "deck" not in files:
             atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
-        stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
+        stored = {name: store_upload(name, upload.file, inputs, svc.settings.upload_limit(name))
                   for name, upload in files.items()}
         record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
+        deck = check_deck(inputs, stored, {k: v.filename for k, v in files.items()}, job_request.mode,
+                          UNPACKED_PER_PACKED * svc.settings.upload_limit("deck"))
+        if deck is not None:
+            record["deck"] = deck
         return svc.store.create(record, job_id)
     except OSError as err:
         remove_folder(folder)
@@ -67,12 +73,13 @@ async def parse_submission(request: Request, settings: Settings) -> tuple[JobReq
             raise RequestError("body", "must be a JSON object", 422)
         return _validated(data), {}
     if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        limit = len(UPLOADS) * settings.max_upload_bytes + MAX_JSON_BYTES
+        limit = sum(settings.upload_limit(name) for name in UPLOADS) + MAX_JSON_BYTES
         if length is None:
             raise RequestError("body", "send a Content-Length with an upload", 411)
         if int(length) > limit:
             raise RequestError("body", f"the request is {int(length) / 1e6:.1f} MB; each upload may be "
-                                       f"{settings.max_upload_mb:g} MB at most", 413)
+                                       f"{settings.max_upload_mb:g} MB at most (a deck "
+                                       f"{settings.max_deck_mb:g} MB)", 413)
         form = await request.form(max_files=len(UPLOADS), max_fields=len(FORM_FIELDS))
         data, files = {}, {}
         for name, value in form.multi_items():
@@ -123,5 +130,9 @@ def submit_openapi() -> dict:
             "topic": {"type": "string"}, "preset": {"type": "string"}, "voice": {"type": "string"},
             "options": {"type": "string", "description": "JSON object: JobRequest.options"},
             "image": {**upload, "description": "portrait: PNG, JPEG or WebP"},
-            "voice_ref": {**upload, "description": "voice to clone: WAV, FLAC, MP3, Ogg or M4A"}}}},
+            "voice_ref": {**upload, "description": "voice to clone: WAV, FLAC, MP3, Ogg or M4A"},
+            "deck": {**upload, "description": "slides to narrate: PPTX (its speaker notes are the "
+                                              "narration) or PDF (with notes); then no text or topic"},
+            "notes": {**upload, "description": "the deck's narration as UTF-8 Markdown: one section "
+                                               "per slide, '---' lines between"}}}},
     }}}

@@ -19,16 +19,26 @@ class Kind:
     field: str
     what: str
     accepted: str  # said when a file is refused
+    status: int = 415  # a file whose bytes are not a type the field takes
 
 
 UPLOADS = {
     "image": Kind("image", "portrait", "a PNG, JPEG or WebP picture"),
     "voice_ref": Kind("voice_ref", "voice reference", "WAV, FLAC, MP3, Ogg or M4A audio"),
+    "deck": Kind("deck", "slide deck", "a PowerPoint (.pptx) or PDF file (export other formats, "
+                                       "Keynote's too, to one of them)", 422),
+    "notes": Kind("notes", "notes file", "UTF-8 text: one section per slide, '---' lines between", 422),
 }
 
 
 def sniff(field: str, head: bytes) -> Optional[str]:
     """The file's real type as a suffix, from its first bytes; None if not one `field` takes."""
+    if field == "deck":
+        if head.startswith(b"%PDF-"):
+            return ".pdf"
+        return ".pptx" if head.startswith(b"PK\x03\x04") else None  # a zip: opened before it is taken
+    if field == "notes":
+        return ".md" if b"\x00" not in head else None  # all of it is read as UTF-8 (decks.py)
     if field == "image":
         if head.startswith(b"\x89PNG\r\n\x1a\n"):
             return ".png"
@@ -52,12 +62,15 @@ def sniff(field: str, head: bytes) -> Optional[str]:
 
 def store_upload(field: str, source: BinaryIO, inputs: Path, limit_bytes: int) -> str:
     """Copy an upload into `inputs` as `<field><suffix>`; the name it got. The client's file
-    name is never used. Too big: 413; not a type the field takes: 415 (both name the field)."""
+    name is never used. Too big: 413; empty: 422; not a type the field takes: 415 (a deck or
+    notes: 422), each naming the field."""
     kind = UPLOADS[field]
     head = source.read(16)
+    if not head and kind.status == 422:
+        raise RequestError(field, f"the {kind.what} is empty (0 bytes): send the file itself", 422)
     suffix = sniff(field, head)
     if suffix is None:
-        raise RequestError(field, f"the {kind.what} must be {kind.accepted} (its content is not)", 415)
+        raise RequestError(field, f"the {kind.what} must be {kind.accepted} (its content is not)", kind.status)
     target = inputs / f"{field}{suffix}"
     part = temp_path(target)
     size = len(head)

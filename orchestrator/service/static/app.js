@@ -74,21 +74,43 @@ function showMode() {
   for (const block of document.querySelectorAll("[data-mode]")) block.hidden = block.dataset.mode !== mode();
 }
 
+function showDeck() {
+  // a deck brings its own narration (its notes): the script and the topic are not sent
+  const deck = Boolean($("deck").files[0]);
+  $("text").disabled = deck;
+  $("topic").disabled = deck;
+  $("deck-hint").hidden = !deck;
+}
+
+function layoutOptions(options, deck) {
+  // the layout fields of RenderOptions: the corner box's only where there can be one
+  const layout = $("layout").value;
+  if (layout) options.layout = layout;
+  if (layout === "pip" || (!layout && deck)) {
+    options.pip_position = $("pip-position").value;
+    options.pip_size = Number($("pip-size").value);
+    options.pip_shape = $("pip-shape").value;
+  }
+}
+
 function request() {
   const options = { size: $("size").value, subtitles: $("subtitles").value, fps: Number($("fps").value) };
   if ($("voice-ref-text").value.trim()) options.voice_ref_text = $("voice-ref-text").value.trim();
+  const uploads = { image: $("image").files[0], voice_ref: $("voice-ref").files[0],
+                    deck: $("deck").files[0], notes: $("notes").files[0] };
+  layoutOptions(options, uploads.deck);
   const job = { mode: mode(), preset: $("preset").value, voice: $("voice").value, options };
-  if (job.mode === "direct") job.text = $("text").value;
-  else { job.topic = $("topic").value; options.duration = Number($("duration").value); }
-  const image = $("image").files[0];
-  const voiceRef = $("voice-ref").files[0];
-  if (!image && !voiceRef) return job;
+  if (job.mode === "direct" && !uploads.deck) job.text = $("text").value;
+  else if (job.mode === "guided") {
+    if (!uploads.deck) job.topic = $("topic").value;
+    options.duration = Number($("duration").value);
+  }
+  if (!Object.values(uploads).some(Boolean)) return job;
   const form = new FormData();  // uploads: the same fields as form fields, options as JSON
   for (const [key, value] of Object.entries(job)) {
     form.append(key, key === "options" ? JSON.stringify(value) : value);
   }
-  if (image) form.append("image", image);
-  if (voiceRef) form.append("voice_ref", voiceRef);
+  for (const [key, file] of Object.entries(uploads)) if (file) form.append(key, file);
   return form;
 }
 
@@ -147,11 +169,18 @@ function render(job) {
   const error = $("job-error");
   error.hidden = !job.error;
   error.textContent = job.error || "";
+  // with a deck each segment is a slide: its count is known from the submission on
+  const slides = job.slides || 0;
+  $("slide-count").hidden = !slides;
+  $("slide-count").textContent = slides ? `${slides} slide${slides === 1 ? "" : "s"}` : "";
+  $("segments-title").textContent = slides ? "Slides" : "Segments";
   $("segments").replaceChildren(...(job.segments || []).map((s) => {
     const item = document.createElement("li");
     item.className = s.state;
     const within = s.state === "running" && s.stage ? ` - ${s.stage} ${Math.round(100 * s.progress)}%` : "";
-    item.textContent = `${s.state}${within}`;
+    const title = slides ? (job.slide_titles || [])[s.index] : "";
+    item.textContent = slides ? `Slide ${s.index + 1}${title ? ` (${title})` : ""}: ${s.state}${within}`
+      : `${s.state}${within}`;
     return item;
   }));
   $("stages").tBodies[0].replaceChildren(...(job.stages || []).map((s) => {
@@ -170,6 +199,9 @@ function render(job) {
     const subtitles = $("download-subtitles");
     subtitles.hidden = !job.links.subtitles;
     if (job.links.subtitles) subtitles.href = job.links.subtitles;
+    const notes = $("download-notes");  // a guided lecture's narration, to fix and send again
+    notes.hidden = !job.links.notes;
+    if (job.links.notes) { notes.href = job.links.notes; notes.download = `podium-${job.id}.notes.md`; }
   }
   for (const row of $("jobs").tBodies[0].rows) row.classList.toggle("current", row.dataset.id === job.id);
 }
@@ -225,8 +257,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("save-token").addEventListener("click", () => { setToken($("token").value.trim()); showError(""); refreshList(); });
   for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", showMode);
   $("job-form").addEventListener("submit", submit);
+  $("deck").addEventListener("change", showDeck);
   $("cancel").addEventListener("click", () => drop(current));
   showMode();
+  showDeck();
   loadChoices();
   refreshList();
   setInterval(refreshList, POLL_LIST_MS);
