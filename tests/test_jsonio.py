@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from podium import jsonio
-from podium.engines import llm_script
+from podium.engines import guided as llm_script
 from podium.engines.script import parse_script
 from podium.errors import ScriptFormatError
 

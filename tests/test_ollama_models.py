@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from fake_ollama import FakeOllama, closed_port
-from podium.engines import llm_script
+from podium.engines import guided as llm_script
 from podium.nodes import ollama_models
 from podium.torch_check import torch_warning
 

@@ -31,7 +31,7 @@ from ..files import atomic_write_text
 from .script import Script, Segment, SfxCue, _first_words, clean_text, sentences_with_cues
 from .script_schema import answer_model, answer_schema, format_error
 
-log = logging.getLogger("podium.llm_script")
+log = logging.getLogger("podium.guided")
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODEL = "llama3.2"

@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
-from .media import frames_for
+from .output import frames_for
 from .speech import Speech, resample
-from .visual import Visual
+from .presenter import Visual
 
 # Wav2Lip's hparams.py
 SAMPLE_RATE, N_FFT, HOP, WIN, N_MELS = 16000, 800, 200, 800, 80

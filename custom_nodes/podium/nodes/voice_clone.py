@@ -2,7 +2,7 @@
 import tempfile
 from pathlib import Path
 
-from ..engines import tts_f5
+from ..engines import voice_clone as engine
 from ..engines.speech import write_wav
 from ..errors import PodiumError
 from ..files import temp_prefix
@@ -47,7 +47,7 @@ def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_c
         raise PodiumError(f"no vocab.txt beside {ckpt}: give vocab_path")
     vocoder = _path(vocoder_dir, "vocoder_dir", MODEL_FOLDER, directory=True) or (registry or load_registry()).resolve(VOCODER_ID).parent
     config = model_config.strip() if model_config and model_config.strip() else (
-        model if model in tts_f5.shipped_configs() else DEFAULT_CONFIG)
+        model if model in engine.shipped_configs() else DEFAULT_CONFIG)
     if config.endswith(".yaml"):
         config = str(resolve_input(config, "model_config", models=MODEL_FOLDER))
     return ckpt, vocab, vocoder, config
@@ -99,7 +99,7 @@ class PodiumF5VoiceClone:
                         vocab_path=None, vocoder_dir=None):
         # Linked inputs arrive as None: only values typed in the node are checked here.
         if ref_text is not None and not ref_text.strip():
-            return tts_f5.EMPTY_REF_TEXT
+            return engine.EMPTY_REF_TEXT
         for name, value, models, directory in (
                 ("reference_audio", reference_audio, None, False), ("ckpt_path", ckpt_path, MODEL_FOLDER, False),
                 ("vocab_path", vocab_path, MODEL_FOLDER, False), ("vocoder_dir", vocoder_dir, MODEL_FOLDER, True)):
@@ -116,7 +116,7 @@ class PodiumF5VoiceClone:
               sentence_pause, audio=None, ckpt_path="", vocab_path="", vocoder_dir="",
               model_config=""):
         if not (ref_text or "").strip():
-            raise PodiumError(tts_f5.EMPTY_REF_TEXT)
+            raise PodiumError(engine.EMPTY_REF_TEXT)
         ckpt, vocab, vocoder, config = model_files(model, ckpt_path, vocab_path, vocoder_dir,
                                                    model_config)
         with tempfile.TemporaryDirectory(prefix=temp_prefix("ref")) as tmp:
@@ -128,8 +128,8 @@ class PodiumF5VoiceClone:
             else:
                 raise PodiumError("give reference_audio (a recording of the voice to clone) "
                                   "or connect an AUDIO input")
-            reference = tts_f5.reference_wav(reference, tmp)  # checked before the model loads
-            f5 = tts_f5.load_f5(ckpt, vocab, vocoder, model_name=config)
-            speech = tts_f5.clone(f5, script, reference, ref_text, nfe_step=nfe_step, speed=speed,
+            reference = engine.reference_wav(reference, tmp)  # checked before the model loads
+            f5 = engine.load_f5(ckpt, vocab, vocoder, model_name=config)
+            speech = engine.clone(f5, script, reference, ref_text, nfe_step=nfe_step, speed=speed,
                                   seed=seed, cross_fade_s=cross_fade, sentence_pause=sentence_pause)
         return speech, audio_from_samples(speech.samples, speech.sample_rate)
