@@ -18,7 +18,8 @@ from conftest import FFMPEG, ffprobe, run_cli, streams
 from orchestrator import soundtrack as orchestrated
 from orchestrator.stitch import Clip
 from podium.engines import soundtrack
-from podium.engines.guided import parse_answer, script_to_markdown, to_script
+from podium.engines.guided_answer import parse_answer, to_script
+from podium.engines.script_files import script_to_markdown
 from podium.engines.script import parse_script
 from podium.errors import PodiumError, UsageError
 
