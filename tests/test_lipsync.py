@@ -329,7 +329,7 @@ def test_node(onnx_path, tmp_path):
 
 
 def test_frame_sequence_plays_back_and_forth():
-    from podium.engines.presenter import FrameSequence
+    from podium.engines.frames import FrameSequence
 
     clip = FrameSequence(np.zeros((4, 8, 6, 3), np.uint8), 10)
     assert (clip.width, clip.height) == (6, 8)

@@ -21,7 +21,7 @@ from ..errors import ModelMissingError, PodiumError
 from ..memory import get_manager
 from .output import frames_for
 from .speech import Speech, resample
-from .presenter import Visual
+from .frames import Visual
 
 # Wav2Lip's hparams.py
 SAMPLE_RATE, N_FFT, HOP, WIN, N_MELS = 16000, 800, 200, 800, 80
