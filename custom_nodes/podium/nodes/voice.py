@@ -2,8 +2,7 @@
 from ..profiling import reported_stage
 from ..engines import voice as engine
 from ..errors import PodiumError
-from ..models import ids_of_kind, resolve
-from ..paths import resolve_input
+from ..models import entry_path, given_path, ids_of_kind, model_path
 from .comfy_types import audio_from_samples
 from .fingerprint import stat_stamp
 
@@ -15,9 +14,15 @@ def piper_voice_ids() -> list[str]:
 VOICE_FOLDER = "tts/piper"
 
 
-def _voice_file(path: str, what: str):
-    """A .onnx voice given by path: inside ComfyUI from the input or tts model folders only."""
-    return resolve_input(path, what, models=VOICE_FOLDER)
+def _voice(voice: str, voice_path: str = ""):
+    """The .onnx of a registry voice, or one given by path (inside ComfyUI from the input or
+    tts model folders only)."""
+    return model_path(voice, voice_path, what="voice_path", folder=VOICE_FOLDER)
+
+
+def _speaker_voice(value: str):
+    """A speaker's voice: a registry id, or a .onnx path as for voice_path."""
+    return given_path(value, "speaker_voices", VOICE_FOLDER) if value.endswith(".onnx") else entry_path(value)
 
 
 class PodiumPiperTTS:
@@ -57,8 +62,8 @@ class PodiumPiperTTS:
     @classmethod
     def IS_CHANGED(cls, voice="", voice_path="", speaker_voices="", **_):
         def files():
-            mains = [_voice_file(voice_path, "voice_path") if voice_path else resolve(voice)]
-            mains += [_voice_file(v, "speaker_voices") if v.endswith(".onnx") else resolve(v)
+            mains = [_voice(voice, voice_path)]
+            mains += [_speaker_voice(v)
                       for v in engine.parse_speaker_voices(speaker_voices or "").values()]
             return [f for m in mains for f in (m, m.with_name(m.name + ".json"))]
         return stat_stamp(files)
@@ -76,8 +81,8 @@ class PodiumPiperTTS:
     @reported_stage("voice")
     def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1,
               noise_scale=-1.0, noise_w=-1.0, speaker_voices=""):
-        piper = engine.load_voice(_voice_file(voice_path, "voice_path") if voice_path else resolve(voice))
-        others = {name: engine.load_voice(_voice_file(v, "speaker_voices") if v.endswith(".onnx") else resolve(v))
+        piper = engine.load_voice(_voice(voice, voice_path))
+        others = {name: engine.load_voice(_speaker_voice(v))
                   for name, v in engine.parse_speaker_voices(speaker_voices).items()}
         if speaker_id >= 0 and speaker_id >= piper.config.num_speakers:
             raise PodiumError(f"speaker_id {speaker_id} is out of range: this voice has "

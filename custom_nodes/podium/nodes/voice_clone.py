@@ -7,8 +7,7 @@ from ..engines.speech import write_wav
 from ..errors import PodiumError
 from ..files import temp_prefix
 from ..profiling import reported_stage
-from ..models import ids_of_kind, load_registry
-from ..paths import resolve_input
+from ..models import entry_path, given_path, ids_of_kind, load_registry
 from .comfy_types import audio_from_samples, samples_from_audio
 from .fingerprint import content_hash, stat_stamp, upload_combo
 
@@ -28,13 +27,13 @@ def _path(text: str, what: str = "path", models: str = None, directory: bool = F
     """A path input, or None when empty; inside ComfyUI confined (see paths.resolve_input)."""
     if not text or not text.strip():
         return None
-    return resolve_input(text.strip(), what, models=models, directory=directory)
+    return given_path(text, what, models, directory=directory)
 
 
 def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_config=""):
     """(checkpoint, vocab.txt, vocoder folder, config) from the registry, overridden by paths."""
     registry = load_registry() if model != NO_MODEL else None
-    ckpt = _path(ckpt_path, "ckpt_path", MODEL_FOLDER) or (registry.resolve(model) if registry else None)
+    ckpt = _path(ckpt_path, "ckpt_path", MODEL_FOLDER) or (entry_path(model, registry) if registry else None)
     if ckpt is None:
         raise PodiumError("no F5-TTS model in models.yaml: give ckpt_path, vocab_path and vocoder_dir")
     vocab = _path(vocab_path, "vocab_path", MODEL_FOLDER)
@@ -45,11 +44,11 @@ def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_c
         vocab = registry.resolve_file(model, names[0] if names else "vocab.txt")
     if vocab is None:
         raise PodiumError(f"no vocab.txt beside {ckpt}: give vocab_path")
-    vocoder = _path(vocoder_dir, "vocoder_dir", MODEL_FOLDER, directory=True) or (registry or load_registry()).resolve(VOCODER_ID).parent
+    vocoder = _path(vocoder_dir, "vocoder_dir", MODEL_FOLDER, directory=True) or entry_path(VOCODER_ID, registry, folder=True)
     config = model_config.strip() if model_config and model_config.strip() else (
         model if model in engine.shipped_configs() else DEFAULT_CONFIG)
     if config.endswith(".yaml"):
-        config = str(resolve_input(config, "model_config", models=MODEL_FOLDER))
+        config = str(given_path(config, "model_config", MODEL_FOLDER))
     return ckpt, vocab, vocoder, config
 
 
