@@ -248,6 +248,42 @@ def test_a_server_that_drips_bytes_is_given_up_at_the_deadline(stream):
     assert elapsed < 120  # it ended by its own deadline: the drip alone lasts over 200 s
 
 
+def test_a_server_that_drips_its_headers_leaves_nothing_reading_after_the_deadline():
+    """Headers one byte every 0.1 s (no read ever times out, no body ever comes): the call
+    ends at its deadline in the caller's thread, and no helper is left reading the drip."""
+    import socketserver
+    import threading
+
+    stop = threading.Event()
+
+    class Drip(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            header = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 100_000
+            for byte in header:
+                if stop.wait(0.1):
+                    return
+                try:
+                    self.request.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    server = socketserver.TCPServer(("127.0.0.1", 0), Drip)  # one thread serves, in turn
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        before = set(threading.enumerate())
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(PodiumError) as excinfo:
+            write_script(TOPIC, settings_for(url, timeout_s=1.0), max_attempts=1)
+        assert set(threading.enumerate()) - before == set()  # nothing outlives the call
+        assert one_line_error(excinfo).startswith(f"Ollama at {url} did not answer within 1 s")
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize("timeout", [0, -5, float("nan"), float("inf")])
 def test_a_timeout_must_be_a_positive_number(fake, timeout):
     with pytest.raises(PodiumError) as excinfo:
