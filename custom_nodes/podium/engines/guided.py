@@ -47,6 +47,25 @@ def _ask(client, settings, messages, speakers, attempts: int, stream: bool,
                       f"{'s' if attempts != 1 else ''}: {problem}; {advice}")
 
 
+def _check_request(topic: str, settings: OllamaSettings, duration_s: float, words_per_minute: float,
+                   max_attempts: int) -> None:
+    """One line for a request that cannot be asked, before anything is sent."""
+    if not topic:
+        raise PodiumError("guided mode needs a topic: say what the video is about (--topic \"...\")")
+    if not (math.isfinite(duration_s) and duration_s > 0):  # nan, inf: a traceback before
+        raise PodiumError(f"the duration must be a positive number of seconds, not {duration_s:g}")
+    if words_per_minute <= 0:
+        raise PodiumError(f"words_per_minute must be positive, not {words_per_minute:g}")
+    if max_attempts < 1:
+        raise PodiumError("max_attempts must be at least 1")
+    timeout = settings.timeout_s
+    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise PodiumError(f"the Ollama timeout must be a positive number of seconds, not "
+                          f"{timeout!r} ({_names(settings)['timeout']})")
+    if not (settings.model or "").strip():
+        raise PodiumError("no Ollama model given: name one (--llm-model, e.g. llama3.2)")
+
+
 def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration_s: float = 60,
                  language: str = "en", audience: str = "", tone: str = "",
                  speakers: Union[str, Iterable[str], None] = None,
@@ -61,21 +80,8 @@ def write_script(topic: str, settings: Optional[OllamaSettings] = None, duration
     the closest valid script is kept. Every failure is a PodiumError of one line.
     """
     topic = (topic or "").strip()
-    if not topic:
-        raise PodiumError("guided mode needs a topic: say what the video is about (--topic \"...\")")
-    if not (math.isfinite(duration_s) and duration_s > 0):  # nan, inf: a traceback before
-        raise PodiumError(f"the duration must be a positive number of seconds, not {duration_s:g}")
-    if words_per_minute <= 0:
-        raise PodiumError(f"words_per_minute must be positive, not {words_per_minute:g}")
-    if max_attempts < 1:
-        raise PodiumError("max_attempts must be at least 1")
     settings = settings or OllamaSettings()
-    timeout = settings.timeout_s
-    if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
-        raise PodiumError(f"the Ollama timeout must be a positive number of seconds, not "
-                          f"{timeout!r} ({_names(settings)['timeout']})")
-    if not (settings.model or "").strip():
-        raise PodiumError("no Ollama model given: name one (--llm-model, e.g. llama3.2)")
+    _check_request(topic, settings, duration_s, words_per_minute, max_attempts)
     names = parse_speakers(speakers)
     try:
         import ollama
