@@ -29,12 +29,8 @@ def set_output_directory(path: Optional[str | Path]) -> None:
 def output_directory() -> Path:
     if _output_dir is not None:
         return _output_dir
-    try:
-        import folder_paths  # only inside ComfyUI
-
-        return Path(folder_paths.get_output_directory())
-    except ImportError:
-        return Path.cwd() / "output"
+    folder_paths = _folder_paths()  # inside ComfyUI (looked up, never imported)
+    return Path(folder_paths.get_output_directory()) if folder_paths is not None else Path.cwd() / "output"
 
 
 def _folder_paths():
