@@ -182,7 +182,9 @@ def _guided_script(request: RenderRequest, how, target: Path) -> str:
     """Have the LLM write the script, save it beside the video (.json, .md), return its JSON."""
     import json
 
-    from podium.engines.llm_script import OllamaSettings, save_script_files, write_script
+    from podium.engines.guided import write_script
+    from podium.engines.ollama_chat import OllamaSettings
+    from podium.engines.script_files import save_script_files
 
     if not request.topic or not request.topic.strip():
         raise outputs.OutputError("guided mode needs a topic: --topic \"what the video is about\"")

@@ -216,7 +216,8 @@ def _slide_topic(deck: Deck, index: int) -> str:
 def write_notes(request, target: Path, replace: bool) -> Path:
     """Narration for every slide without notes, written by the LLM (a PPTX's own notes are kept),
     saved as NAME.notes.md beside the video: the user can edit it and rerun with --notes."""
-    from podium.engines.llm_script import OllamaSettings, write_script
+    from podium.engines.guided import write_script
+    from podium.engines.ollama_chat import OllamaSettings
     from podium.files import atomic_write_text
 
     import sys

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+import psutil
+
 from podium.files import temp_folder_owner, temp_owner
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGHUP: 129}  # 128 + the signal, as shells report it
@@ -74,15 +76,13 @@ def signals_deferred() -> Iterator[None]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process has this PID (someone else's counts: psutil says so for them too)."""
     if pid == os.getpid():
         return True
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # (no PID is that large)
+        return psutil.pid_exists(pid)
+    except OverflowError:  # (no PID is that large)
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def stale_entries(folder: Path, owner=temp_owner, want_dir: bool = False) -> list[Path]:

@@ -24,7 +24,7 @@ import srt
 
 from podium.files import publish_all, temp_path, temp_prefix
 
-from .ffmpeg import run_ffmpeg
+from podium.engines.ffmpeg_exe import run_ffmpeg  # pure: no torch, no numpy
 
 RATE = 48000  # Hz: the rate every clip's audio is decoded to and the final AAC has
 LOUDNESS = "loudnorm=I={lufs:g}:TP=-1.5:LRA=11"  # EBU R128; -16 LUFS suits spoken online video

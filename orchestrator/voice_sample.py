@@ -17,7 +17,7 @@ import numpy as np
 
 from podium.errors import ModelMissingError, PodiumError, UsageError
 
-from .ffmpeg import FFmpegError, run_ffmpeg
+from podium.engines.ffmpeg_exe import FFmpegError, run_ffmpeg
 
 RATE = 24000  # stored rate: F5-TTS's own
 MIN_S, MAX_S = 5.0, 30.0  # what a sample may last

@@ -18,7 +18,7 @@ import math
 import pytest
 
 from podium.engines.chunks import MAX_FRAMES, NATIVE_FPS, latents, plan_chunks, s2v_window_is_whole
-from podium.engines.media import frames_for
+from podium.engines.output import frames_for
 from podium.engines.timing import retime_indices
 
 DURATIONS = [round(0.05 + 0.01 * i, 2) for i in range(int(round((30 - 0.05) / 0.01)) + 1)]

@@ -283,7 +283,7 @@ def test_a_very_long_script_needs_yes(tmp_path):
 
 
 def test_a_long_llm_narration_is_not_cut():
-    from podium.engines.llm_script import parse_answer
+    from podium.engines.guided_answer import parse_answer
 
     narration = " ".join(["Words go on and on."] * 30_000)  # 570,000 characters
     answer = json.dumps({"title": "T", "segments": [{"narration": narration}]})

@@ -55,7 +55,7 @@ def test_a_guided_duration_that_is_no_length_is_a_usage_error(tmp_path, value):
 
 
 def test_the_engine_refuses_a_duration_that_is_not_finite():
-    from podium.engines.llm_script import write_script
+    from podium.engines.guided import write_script
     from podium.errors import PodiumError
 
     for value in (float("nan"), float("inf")):
@@ -129,7 +129,8 @@ def test_punctuation_alone_is_not_read_out_within_a_script():
 
 
 def test_escape_sequences_from_the_llm_stay_out_of_the_script_files(tmp_path):
-    from podium.engines.llm_script import parse_answer, save_script_files, to_script
+    from podium.engines.guided_answer import parse_answer, to_script
+    from podium.engines.script_files import save_script_files
 
     answer = ('{"title": "Tides\\u001b[2J\\u001b]0;owned\\u0007 explained", "stage": "a beach",'
               ' "segments": [{"narration": "The sea rises\\u001b[31m twice a day.",'

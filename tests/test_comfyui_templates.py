@@ -106,7 +106,7 @@ def of_class(graph: dict, class_type: str) -> str:
 
 def test_checkpoint_presenter_template_renders_with_an_sd15_checkpoint(comfy, tmp_path):
     from orchestrator.ui_format import ui_to_api
-    from podium.engines.visual import PortraitMotion
+    from podium.engines.presenter import PortraitMotion
 
     info = requests.get(comfy["url"] + "/object_info").json()
     assert CHECKPOINT in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]

@@ -19,7 +19,7 @@ from fake_ollama import SECRET_BODY, FakeOllama  # noqa: E402
 from conftest import run_prompt  # noqa: E402
 from test_comfyui_integration import REPO, comfy, pytestmark  # noqa: E402,F401
 
-from podium.engines.llm_script import HOSTS_ENV, NOT_ALLOWED  # noqa: E402
+from podium.engines.ollama_hosts import HOSTS_ENV, NOT_ALLOWED  # noqa: E402
 from orchestrator.workflow import load_workflow
 
 

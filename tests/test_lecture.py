@@ -111,7 +111,7 @@ def test_the_presenter_over_the_scripts_own_slides_without_a_deck(tmp_path):
                            cwd=tmp_path, tmpdir=tmp_path / "scratch")
     assert rc == 0, err
     frame = frame_at(tmp_path / "v.mp4", 1.0, W, H).astype(int)
-    from podium.engines.visual import SlideDeck
+    from podium.engines.presenter import SlideDeck
 
     assert np.abs(frame[H // 2, W // 3] - SlideDeck.BACKGROUND).max() <= 12  # the slide's background
     box = Pip().box_size(W, H)

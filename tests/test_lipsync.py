@@ -15,7 +15,7 @@ from conftest import ffprobe, frame_at, streams
 from podium.engines import lipsync
 from podium.engines.lipsync import (FaceDetector, LipSyncVisual, load_wav2lip, mel_spectrogram,
                                     mel_window, wav2lip_io)
-from podium.engines.media import encode_video, frames_for
+from podium.engines.output import encode_video, frames_for
 from podium.engines.speech import Speech
 from podium.engines.wav2lip_net import INPUT_NAMES, Wav2Lip, export_onnx
 from podium.errors import PodiumError
@@ -329,7 +329,7 @@ def test_node(onnx_path, tmp_path):
 
 
 def test_frame_sequence_plays_back_and_forth():
-    from podium.engines.visual import FrameSequence
+    from podium.engines.frames import FrameSequence
 
     clip = FrameSequence(np.zeros((4, 8, 6, 3), np.uint8), 10)
     assert (clip.width, clip.height) == (6, 8)

@@ -9,10 +9,10 @@ import pytest
 
 from podium.engines import face_mesh as fm
 from podium.engines import mouth
-from podium.engines import tts_piper
+from podium.engines import voice as tts_piper
 from podium.engines.alignment import is_sound
 from podium.engines.script import split_script
-from podium.engines.visual import PortraitMotion, SlideDeck
+from podium.engines.presenter import PortraitMotion, SlideDeck
 from podium.engines.visemes import MouthTrack
 
 skimage_data = pytest.importorskip("skimage.data")

@@ -16,7 +16,7 @@ import torch
 import tiny_musetalk
 from conftest import ffprobe, streams
 from podium.engines.lipsync import paste_face
-from podium.engines.media import encode_video, frames_for
+from podium.engines.output import encode_video, frames_for
 from podium.engines.musetalk import (AUDIO_FPS, MuseTalkFiles, MuseTalkModels,
                                      MuseTalkVisual, encoder_window, gate_silence,
                                      position_encoding)

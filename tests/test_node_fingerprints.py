@@ -148,7 +148,7 @@ def test_registry_models_are_fingerprinted_where_they_lie(tmp_path, monkeypatch)
     from podium.nodes import music, musetalk
 
     files = make_model_files(tmp_path / "ace", "model_index.json", "transformer/w.safetensors")
-    monkeypatch.setattr(music, "resolve", lambda model: files[0] if model == "ace" else 1 / 0)
+    monkeypatch.setattr(music, "entry_path", lambda model, folder=False: files[0].parent if model == "ace" else 1 / 0)
     first = NODES["PodiumMusicGenerate"].IS_CHANGED(model="ace")
     assert first == NODES["PodiumSoundEffect"].IS_CHANGED(model="ace") and "unavailable" not in first
     grow(files[1])

@@ -12,7 +12,7 @@ import pytest
 from conftest import decode_audio, ffprobe, listing, parse_srt, streams
 from podium import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, paths
 from podium.engines.speech import SpeechBuilder
-from podium.engines.visual import PortraitMotion, SlideDeck, load_image
+from podium.engines.presenter import PortraitMotion, SlideDeck, load_image
 from podium.errors import PodiumError
 from podium.nodes.output import PodiumSaveVideo
 from podium.nodes.presenter import PodiumPresenter

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 from fake_ollama import FakeOllama, closed_port
-from podium.engines import llm_script
+from podium.engines import ollama_hosts
 from podium.nodes import ollama_models
 from podium.torch_check import torch_warning
 
@@ -49,7 +49,7 @@ def serve_route(env: dict, queries: list[str]) -> list[tuple[int, dict]]:
 def test_the_route_lists_the_models_of_the_allowed_hosts_only(monkeypatch):
     with FakeOllama(models=("llama3.2:latest", "qwen3:8b")) as allowed, \
             FakeOllama(models=("secret-model:latest",)) as other:
-        monkeypatch.setenv(llm_script.HOSTS_ENV, f"{allowed.url},http://127.0.0.1:{closed_port()}")
+        monkeypatch.setenv(ollama_hosts.HOSTS_ENV, f"{allowed.url},http://127.0.0.1:{closed_port()}")
         answers = serve_route({}, ["", f"?host={allowed.url}", f"?host={other.url}",
                                    "?host=http://169.254.169.254/latest"])
         assert not other.requests  # a host off the list is never asked, whatever the query says
@@ -62,9 +62,9 @@ def test_the_route_lists_the_models_of_the_allowed_hosts_only(monkeypatch):
 
 
 def test_with_any_host_allowed_the_route_still_asks_only_this_machine(monkeypatch):
-    monkeypatch.setenv(llm_script.HOSTS_ENV, "*")
+    monkeypatch.setenv(ollama_hosts.HOSTS_ENV, "*")
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
-    assert ollama_models.hosts_to_ask() == [llm_script.normalize_host(llm_script.DEFAULT_HOST)]
+    assert ollama_models.hosts_to_ask() == [ollama_hosts.normalize_host(ollama_hosts.DEFAULT_HOST)]
     with pytest.raises(Exception, match="operator"):
         ollama_models.hosts_to_ask("http://example.invalid:11434")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import draw_portrait
+from conftest import draw_portrait, requires_comfyui
 from podium import paths
 from podium.errors import PodiumError
 from podium.nodes.lipsync import PodiumLipSync
@@ -143,3 +143,34 @@ def test_the_cli_uploads_a_voice_with_its_config_side_by_side(tmp_path):
         assert instance._upload(picture) == "podium/face.png"  # no companion: the usual folder
     finally:
         server.stop()
+
+
+@requires_comfyui
+def test_inside_comfyui_its_own_reading_of_the_prefix_names_outputs(tmp_path):
+    """ComfyUI's folder_paths.get_save_image_path reads a save node's prefix (%year%, subfolders,
+    the output-folder check); the number is Podium's (<stem>_00001.<ext>, then _00002)."""
+    import subprocess
+    import textwrap
+    import time
+
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.environ["COMFYUI_DIR"]!r})
+        import folder_paths
+        folder_paths.set_output_directory({str(tmp_path)!r})
+        from podium import paths
+        first = paths.next_output_path("talks/%year%/clip", "mp4")
+        first[0].write_bytes(b"x")
+        second = paths.next_output_path("talks/%year%/clip", "mp4")
+        print(first[1], first[2], second[2])
+        try:
+            paths.next_output_path("../escape/clip", "mp4")
+        except ValueError as err:
+            print(err)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"talks/{time.localtime().tm_year} clip_00001.mp4 clip_00002.mp4"
+    assert lines[1] == "filename_prefix '../escape/clip' points outside the output folder"
+    assert not (tmp_path.parent / "escape").exists()

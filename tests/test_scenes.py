@@ -29,7 +29,7 @@ from podium.engines import scene as engine  # noqa: E402
 from podium.engines.compose import Pip  # noqa: E402
 from podium.engines.scene_spec import read_scene  # noqa: E402
 from podium.engines.script import parse_script  # noqa: E402
-from podium.engines.visual import SlideDeck  # noqa: E402
+from podium.engines.presenter import SlideDeck  # noqa: E402
 from podium.errors import ScriptFormatError  # noqa: E402
 from podium.memory import get_manager  # noqa: E402
 
@@ -219,7 +219,7 @@ def _speech(segments: int, seconds: float = 1.0):
 def test_the_scene_node_says_which_generator_made_each_shot(wan, tmp_path):
     """With the presenter: image-to-video on the portrait; a registry model that is not there
     (or not on a GPU) is passed over by name and the title card made."""
-    from podium.engines.visual import PortraitMotion, load_image
+    from podium.engines.presenter import PortraitMotion, load_image
     from podium.nodes.scene import PodiumScene
 
     script = parse_script("[scene: a lecture hall with the presenter, push-in] Welcome in. "

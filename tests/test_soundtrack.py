@@ -18,7 +18,8 @@ from conftest import FFMPEG, ffprobe, run_cli, streams
 from orchestrator import soundtrack as orchestrated
 from orchestrator.stitch import Clip
 from podium.engines import soundtrack
-from podium.engines.llm_script import parse_answer, script_to_markdown, to_script
+from podium.engines.guided_answer import parse_answer, to_script
+from podium.engines.script_files import script_to_markdown
 from podium.engines.script import parse_script
 from podium.errors import PodiumError, UsageError
 
@@ -294,7 +295,7 @@ def test_stitch_mixes_the_soundtrack_into_its_one_encode_with_cross_faded_segmen
     """(Without a cross-fade: the CLI test below.)"""
     crossfade = 0.3
     from orchestrator.stitch import stitch
-    from podium.engines.media import encode_video
+    from podium.engines.output import encode_video
 
     rng = np.random.default_rng(4)
     clips = []

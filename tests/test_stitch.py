@@ -9,7 +9,7 @@ import pytest
 import srt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
-from podium.engines.media import encode_video  # noqa: E402
+from podium.engines.output import encode_video  # noqa: E402
 
 from orchestrator.stitch import Clip, stitch  # noqa: E402
 from podium.errors import PodiumError  # noqa: E402

@@ -17,7 +17,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from podium.engines import tts_f5  # noqa: E402
+from podium.engines import voice_clone as tts_f5  # noqa: E402
 from podium.engines.script import Script, Segment  # noqa: E402
 from podium.errors import PodiumError  # noqa: E402
 from podium.memory import get_manager  # noqa: E402

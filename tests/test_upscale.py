@@ -18,7 +18,7 @@ pytest.importorskip("spandrel")
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from podium.engines.media import encode_video, frames_for  # noqa: E402
+from podium.engines.output import encode_video, frames_for  # noqa: E402
 from podium.engines.upscale import (UpscaleVisual, load_upscaler, upscale_image,  # noqa: E402
                                     upscale_rgb)
 from podium.errors import ModelMissingError, PodiumError  # noqa: E402

@@ -330,6 +330,63 @@ def resolve(model_id: str, registry: Optional[Registry] = None) -> Path:
     return (registry or load_registry()).resolve(model_id)
 
 
+def entry_path(model_id: str, registry: Optional[Registry] = None, folder: bool = False) -> Path:
+    """A registry entry on disk: its main file, or with `folder` the folder that file is in
+    (a diffusers entry's first file is model_index.json)."""
+    path = resolve(model_id, registry)
+    return path.parent if folder else path
+
+
+def entry_files(model_id: str, registry: Optional[Registry] = None) -> list[Path]:
+    """Every file of a registry entry on disk, or one ModelMissingError naming
+    `podium models pull <id>` for the first that is missing."""
+    registry = registry or load_registry()
+    return [registry.resolve_file(model_id, f.name) for f in registry.get(model_id).files]
+
+
+def entry_folder(model_id: str, registry: Optional[Registry] = None) -> Path:
+    """The folder a diffusers / transformers entry's files are in (its first file's)."""
+    registry = registry or load_registry()
+    first_name = registry.get(model_id).files[0].name
+    return entry_files(model_id, registry)[0].parents[len(Path(first_name).parts) - 1]
+
+
+def given_path(given: str, what: str, folder: str, *, directory: Optional[bool] = False,
+               marker: str = "", search: bool = False, label: str = "",
+               error: type = ModelMissingError) -> Path:
+    """A model file (a folder when `directory`) the user named in a node input.
+
+    Inside ComfyUI: a name under the input folder or `folder`'s model folders only
+    (paths.resolve_input), a folder without `marker` refused. Outside it: as resolve_input
+    reads it, or with `search` an absolute path as is and a relative one looked for in
+    `folder`'s model folders (the first holding `marker`, or the file), else `error` saying
+    where it looked (`label` names the model)."""
+    from .paths import confined, refused, resolve_input
+
+    name = given.strip()
+    if confined() or not search:
+        path = resolve_input(name, what, models=folder, directory=directory)
+        if marker and confined() and not (path / marker).is_file():
+            raise refused(what, name, folder)
+        return path
+    path = Path(name).expanduser()
+    candidates = [path] if path.is_absolute() else [d / path for d in search_dirs(folder)]
+    for candidate in candidates:
+        if (candidate / marker).is_file() if marker else candidate.is_file():
+            return candidate
+    looked = ", ".join(map(str, candidates))
+    raise error(f"{label} {name!r} not found " + (f"(no {marker} in {looked})" if marker else f"(looked for {looked})"))
+
+
+def model_path(model_id: str, given: str = "", *, what: str, folder: str, **how) -> Path:
+    """The one way a node turns its model inputs into a path: a path the user `given` wins
+    (given_path, with `how`), else the registry entry `model_id` (its folder when
+    `how['directory']`)."""
+    if (given or "").strip():
+        return given_path(given, what, folder, **how)
+    return entry_path(model_id, folder=bool(how.get("directory")))
+
+
 def register_comfy_folders(registry: Optional[Registry] = None) -> list[str]:
     """Tell ComfyUI about the folders the registry uses (no-op outside ComfyUI); run when the pack
     loads. Registers each folder's first part (`tts`, `lipsync`, ...) under ComfyUI's models dir,

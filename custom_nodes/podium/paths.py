@@ -29,12 +29,8 @@ def set_output_directory(path: Optional[str | Path]) -> None:
 def output_directory() -> Path:
     if _output_dir is not None:
         return _output_dir
-    try:
-        import folder_paths  # only inside ComfyUI
-
-        return Path(folder_paths.get_output_directory())
-    except ImportError:
-        return Path.cwd() / "output"
+    folder_paths = _folder_paths()  # inside ComfyUI (looked up, never imported)
+    return Path(folder_paths.get_output_directory()) if folder_paths is not None else Path.cwd() / "output"
 
 
 def _folder_paths():
@@ -116,10 +112,20 @@ def resolve_input(path: str, what: str = "path", *, models: Optional[str] = None
 def next_output_path(prefix: str, extension: str) -> tuple[Path, str, str]:
     """A fresh `<prefix>_00001.<ext>` under the output folder, ComfyUI style.
 
-    Returns (full path, subfolder relative to the output folder, file name).
+    Returns (full path, subfolder relative to the output folder, file name). Inside ComfyUI
+    the prefix is read by ComfyUI's own `get_save_image_path` (its %year%, %date% ... variables,
+    subfolders and output-folder check); the number stays ours (ComfyUI counts only names
+    ending in `_NNNNN_`, and Podium's end in `_NNNNN.<ext>`).
     """
     root = output_directory().resolve()
     target = (root / prefix).resolve()
+    get_save_path = getattr(_folder_paths(), "get_save_image_path", None)
+    if get_save_path is not None:
+        try:
+            folder, stem = get_save_path(prefix, str(output_directory()))[:2]
+        except Exception:  # ComfyUI raises a bare Exception for a folder outside the output folder
+            raise ValueError(f"filename_prefix {prefix!r} points outside the output folder") from None
+        target = (Path(folder) / stem).resolve()
     if root != target and root not in target.parents:
         raise ValueError(f"filename_prefix {prefix!r} points outside the output folder")
     folder, stem = target.parent, target.name

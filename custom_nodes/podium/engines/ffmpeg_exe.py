@@ -1,10 +1,16 @@
-"""Which ffmpeg to run (pure stdlib, so the torch-free orchestrator shares it)."""
+"""Which ffmpeg to run and how to run it once (pure stdlib: the torch-free orchestrator and the
+pack share this one runner)."""
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 from ..errors import PodiumError
+
+
+class FFmpegError(PodiumError):
+    """ffmpeg failed; the message carries the end of its log."""
 
 
 def find_ffmpeg() -> str:
@@ -19,3 +25,12 @@ def find_ffmpeg() -> str:
     except (ImportError, RuntimeError):
         raise PodiumError("ffmpeg not found: install it (apt-get install ffmpeg) or "
                           "pip install imageio-ffmpeg") from None
+
+
+def run_ffmpeg(args: list[str], stdout=None) -> subprocess.CompletedProcess:
+    """Run ffmpeg quietly to the end; raise FFmpegError with its last words if it fails."""
+    result = subprocess.run([find_ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
+                            stdout=stdout, stderr=subprocess.PIPE)
+    if result.returncode:
+        raise FFmpegError(f"ffmpeg failed: {result.stderr.decode(errors='replace')[-800:]}")
+    return result

@@ -20,9 +20,9 @@ import numpy as np
 from ..errors import PodiumError
 from ..memory import get_manager
 from .faces import DETECT_MAX_SIDE, haar_cascade_path, installed_face_detector_model
-from .media import frames_for
+from .output import frames_for
 from .speech import Speech, resample
-from .visual import Visual
+from .frames import Visual
 
 # Wav2Lip's hparams.py
 SAMPLE_RATE, N_FFT, HOP, WIN, N_MELS = 16000, 800, 200, 800, 80

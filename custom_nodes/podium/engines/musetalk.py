@@ -45,7 +45,7 @@ from .lipsync import Box, FaceSyncVisual, paste_face
 from .musetalk_face import (EXTRA_MARGIN, Face, FaceFraming, box_locator, detector_locator,
                             mesh_locator)
 from .speech import Speech, resample
-from .visual import Visual
+from .frames import Visual
 
 CROP = 256  # face crop side, px
 SAMPLE_RATE = 16000  # Whisper's

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..errors import PodiumError
-from .media import frames_for
+from .output import frames_for
 
 
 def wan_frame_count(seconds: float, fps: float, max_frames: int) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import PodiumError
 from ..memory import get_manager
-from .visual import Visual
+from .frames import Visual
 
 log = logging.getLogger("podium.upscale")
 MIN_TILE = 32

@@ -1,6 +1,6 @@
 """Frames node: an IMAGE batch from core nodes (a video model's clip) as a Podium visual, so
 Podium's Upscale and Save video take it."""
-from ..engines.visual import FrameSequence
+from ..engines.frames import FrameSequence
 from ..errors import PodiumError
 from .comfy_types import rgb_frames_from_image
 

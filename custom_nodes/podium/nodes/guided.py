@@ -1,13 +1,13 @@
 """Guided-mode nodes: a local LLM (Ollama) writes the script from a topic.
 
 Inside ComfyUI a graph comes from anyone who reaches the server, so its Ollama host must be
-one the operator allows (llm_script.confine_host; default: Ollama on this machine); run
+one the operator allows (ollama_hosts.confine_host; default: Ollama on this machine); run
 in-process, the user's own host is used as given.
 """
 import sys
 
-from ..engines import llm_script
-from ..engines.llm_script import OllamaSettings
+from ..engines import guided, guided_prompt, ollama_chat, ollama_hosts
+from ..engines.ollama_chat import OllamaSettings
 from ..errors import PodiumError
 from ..profiling import reported_stage
 from .fingerprint import new_each_run
@@ -19,7 +19,7 @@ def _inside_comfyui() -> bool:
 
 def _host_for_graph(host: str) -> str:
     """The host's URL; inside ComfyUI only one the operator allows (one neutral message)."""
-    return llm_script.confine_host(host or "") if _inside_comfyui() else llm_script.check_host(host or "")
+    return ollama_hosts.confine_host(host or "") if _inside_comfyui() else ollama_hosts.check_host(host or "")
 
 
 class PodiumOllamaSettings:
@@ -29,10 +29,10 @@ class PodiumOllamaSettings:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "host": ("STRING", {"default": llm_script.DEFAULT_HOST,
+                "host": ("STRING", {"default": ollama_hosts.DEFAULT_HOST,
                                     "tooltip": "The Ollama server (`ollama serve` listens on http://127.0.0.1:11434). "
-                                               f"Inside ComfyUI only the hosts the operator allows ({llm_script.HOSTS_ENV}; default: this machine)."}),
-                "model": ("STRING", {"default": llm_script.DEFAULT_MODEL,
+                                               f"Inside ComfyUI only the hosts the operator allows ({ollama_hosts.HOSTS_ENV}; default: this machine)."}),
+                "model": ("STRING", {"default": ollama_chat.DEFAULT_MODEL,
                                      "tooltip": "An Ollama model you have pulled (`ollama pull llama3.2`); "
                                                 "'choose an installed model' lists the allowed hosts' models."}),
                 "keep_alive": ("STRING", {"default": "5m",
@@ -77,7 +77,7 @@ class PodiumOllamaSettings:
         options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
         if seed >= 0:
             options["seed"] = int(seed)
-        return (OllamaSettings(host=host.strip() or llm_script.DEFAULT_HOST, model=model.strip(),
+        return (OllamaSettings(host=host.strip() or ollama_hosts.DEFAULT_HOST, model=model.strip(),
                                keep_alive=keep_alive.strip(), options=options,
                                timeout_s=float(timeout_s)),)
 
@@ -98,7 +98,7 @@ class PodiumGuidedScript:
                 "tone": ("STRING", {"default": "", "tooltip": "e.g. 'friendly', 'formal', 'enthusiastic'."}),
                 "speakers": ("STRING", {"default": "",
                                         "tooltip": "Comma-separated names for a dialogue; empty: one narrator."}),
-                "words_per_minute": ("INT", {"default": llm_script.DEFAULT_WORDS_PER_MINUTE, "min": 60, "max": 300,
+                "words_per_minute": ("INT", {"default": guided_prompt.DEFAULT_WORDS_PER_MINUTE, "min": 60, "max": 300,
                                              "tooltip": "Speaking rate of the voice, to size the script (Piper joe: 165)."}),
             },
             "optional": {
@@ -120,7 +120,7 @@ class PodiumGuidedScript:
         if settings is not None and not isinstance(settings, OllamaSettings):
             raise PodiumError("settings must come from a Podium Ollama Settings node")
         _host_for_graph((settings or OllamaSettings()).host)
-        return (llm_script.write_script(
+        return (guided.write_script(
             topic, settings or OllamaSettings(), duration_s=duration_s, language=language,
             audience=audience, tone=tone, speakers=speakers, words_per_minute=words_per_minute,
         ),)

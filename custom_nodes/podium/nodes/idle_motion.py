@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ..engines import idle_motion as engine
-from ..engines.visual import PortraitMotion, load_image
+from ..engines.presenter import PortraitMotion, load_image
 from ..errors import ModelMissingError, PodiumError
 from ..files import atomic_write_text
 from ..models import ids_of_kind, load_registry

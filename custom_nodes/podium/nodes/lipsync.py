@@ -2,8 +2,8 @@
 from ..engines.lipsync import LipSyncVisual, load_wav2lip
 from ..errors import PodiumError
 from ..profiling import reported_stage
-from ..models import ids_of_kind, resolve
-from ..paths import resolve_input
+from .. import models
+from ..models import ids_of_kind
 from .fingerprint import stat_stamp
 from .frames import frame_sequence
 
@@ -25,6 +25,12 @@ def parse_face_box(text: str):
     if len(box) != 4:
         raise PodiumError(f"face_box must be four whole numbers x1,y1,x2,y2, got {text!r}")
     return box
+
+
+def _model_file(model: str, model_path: str = ""):
+    """The Wav2Lip .onnx: `model_path` when given (inside ComfyUI from the input or lipsync model
+    folders only), else the registry's."""
+    return models.model_path(model, model_path, what="model_path", folder="lipsync")
 
 
 def source_visual(visual, frames, fps):
@@ -80,8 +86,7 @@ class PodiumLipSync:
 
     @classmethod
     def IS_CHANGED(cls, model=NO_MODEL, model_path="", **_):
-        return stat_stamp(lambda: resolve_input(model_path, "model_path", models="lipsync")
-                          if model_path else resolve(model))
+        return stat_stamp(lambda: _model_file(model, model_path))
 
     @classmethod
     def VALIDATE_INPUTS(cls, face_box="", model_path=""):
@@ -98,12 +103,9 @@ class PodiumLipSync:
              smooth_frames, batch_size, face_detector, visual=None, frames=None, model_path="",
              face_box=""):
         visual = source_visual(visual, frames, fps)
-        if model_path:
-            path = resolve_input(model_path, "model_path", models="lipsync")
-        elif model == NO_MODEL:
+        if not model_path and model == NO_MODEL:
             raise PodiumError("no Wav2Lip model in models.yaml: give model_path")
-        else:
-            path = resolve(model)
+        path = _model_file(model, model_path)
         load_wav2lip(path)  # fails now, not halfway through the video, if the file is wrong
         result = LipSyncVisual(visual, speech, lambda: load_wav2lip(path), fps,
                                pads=(pad_top, pad_bottom, pad_left, pad_right),

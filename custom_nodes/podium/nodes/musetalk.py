@@ -4,7 +4,8 @@ from pathlib import Path
 
 from ..engines.musetalk import MuseTalkFiles, MuseTalkModels, MuseTalkVisual
 from ..errors import PodiumError
-from ..models import ids_of_kind, load_registry
+from .. import models
+from ..models import ids_of_kind
 from ..profiling import reported_stage
 from .fingerprint import stat_stamp
 from .lipsync import parse_face_box, source_visual
@@ -18,18 +19,11 @@ def _ids(kind: str) -> list[str]:
 
 
 def installed_files(model_id: str) -> list[Path]:
-    """Every file of a models.yaml entry on disk, or one ModelMissingError naming
-    `podium models pull <id>` for the first that is missing."""
-    registry = load_registry()
-    entry = registry.get(model_id)
-    return [registry.resolve_file(model_id, f.name) for f in entry.files]
+    return models.entry_files(model_id)
 
 
 def _folder(model_id: str) -> Path:
-    """The folder a diffusers / transformers entry's files are in (its first file's)."""
-    entry_files = load_registry().get(model_id).files
-    first = installed_files(model_id)[0]
-    return first.parents[len(Path(entry_files[0].name).parts) - 1]
+    return models.entry_folder(model_id)
 
 
 def musetalk_files(model: str, vae: str, whisper: str) -> MuseTalkFiles:

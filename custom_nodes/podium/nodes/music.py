@@ -3,7 +3,7 @@ diffusers, from models.yaml; AUDIO out."""
 from __future__ import annotations
 
 from ..engines.music import MAX_SECONDS, generate, load_pipeline, sound_effect
-from ..models import ids_of_kind, resolve
+from ..models import entry_path, ids_of_kind
 from ..profiling import reported_stage
 from .comfy_types import audio_from_channels
 from .fingerprint import stat_stamp
@@ -59,11 +59,11 @@ class PodiumMusicGenerate:
 
     @classmethod
     def IS_CHANGED(cls, model="", **_):
-        return stat_stamp(lambda: resolve(model).parent)
+        return stat_stamp(lambda: entry_path(model, folder=True))
 
     @reported_stage("music")
     def make(self, prompt, seconds, seed, model, steps=0):
-        pipe = load_pipeline(resolve(model).parent)  # the entry's first file is model_index.json
+        pipe = load_pipeline(entry_path(model, folder=True))  # the entry's first file is model_index.json
         return (audio_from_channels(*generate(pipe, prompt, seconds, seed, steps)),)
 
 
@@ -83,9 +83,9 @@ class PodiumSoundEffect:
 
     @classmethod
     def IS_CHANGED(cls, model="", **_):
-        return stat_stamp(lambda: resolve(model).parent)
+        return stat_stamp(lambda: entry_path(model, folder=True))
 
     @reported_stage("sound_effect")
     def make(self, prompt, seconds, seed, model, steps=0):
-        pipe = load_pipeline(resolve(model).parent)
+        pipe = load_pipeline(entry_path(model, folder=True))
         return (audio_from_channels(*sound_effect(pipe, prompt, seconds, seed, steps)),)

@@ -1,7 +1,7 @@
 """The Ollama models the guided node can use, for the editor's model list: a route on ComfyUI's
 server, GET /podium/ollama/models[?host=URL].
 
-It asks only the hosts the operator allows a graph to use (llm_script.allowed_hosts, the same
+It asks only the hosts the operator allows a graph to use (ollama_hosts.allowed_hosts, the same
 allow-list the guided node obeys), never a URL from the request: with ?host= the host must be on
 that list (with "*", any host allowed, only this machine's Ollama is on it).
 """
@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from ..engines import llm_script
+from ..engines import ollama_hosts
 from ..errors import PodiumError
 
 log = logging.getLogger("podium.ollama_models")
@@ -24,15 +24,15 @@ def hosts_to_ask(host: str = "") -> list[str]:
     """The base URLs to list models from: `host` if the operator allows it (one neutral
     PodiumError if not), else every allowed host. Where any host is allowed ("*"), only this
     machine's Ollama (and $OLLAMA_HOST): the route never asks a URL it was merely given."""
-    allowed = llm_script.allowed_hosts()
+    allowed = ollama_hosts.allowed_hosts()
     if allowed is None:
-        allowed = {llm_script.normalize_host(h) for h in
-                   (llm_script.DEFAULT_HOST, os.environ.get("OLLAMA_HOST", "").strip())}
+        allowed = {ollama_hosts.normalize_host(h) for h in
+                   (ollama_hosts.DEFAULT_HOST, os.environ.get("OLLAMA_HOST", "").strip())}
     if not host.strip():
         return sorted(allowed)
-    url = llm_script.check_host(host)
+    url = ollama_hosts.check_host(host)
     if url not in allowed:
-        raise PodiumError(llm_script.NOT_ALLOWED)
+        raise PodiumError(ollama_hosts.NOT_ALLOWED)
     return [url]
 
 

@@ -3,7 +3,7 @@
 from PIL import Image
 
 from ..profiling import reported_stage
-from ..engines.media import AUDIO_FORMATS, encode_video, frames_for, load_preset, write_audio
+from ..engines.output import AUDIO_FORMATS, encode_video, frames_for, load_preset, write_audio
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError
 from ..files import atomic_write_text, writing

@@ -1,6 +1,6 @@
 """Presenter nodes: what the viewer sees while the narration plays."""
 from ..profiling import reported_stage
-from ..engines.visual import PortraitMotion, SlideDeck, load_image
+from ..engines.presenter import PortraitMotion, SlideDeck, load_image
 from ..errors import PodiumError
 from ..paths import resolve_input
 from .comfy_types import rgb_from_image

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..engines.presenter_image import PRESENTER_NEGATIVE, draw, family_of, load_pipeline, native_size, presenter_prompt, set_lora
-from ..errors import ModelMissingError, PodiumError
+from ..errors import PodiumError
 from ..profiling import reported_stage
-from ..models import ids_of_kind, resolve, search_dirs
-from ..paths import confined, refused, resolve_input
+from .. import models
+from ..models import ids_of_kind
+from ..paths import confined
 from .fingerprint import stat_stamp
 
 KIND = "diffusers"
@@ -23,21 +24,8 @@ def diffusers_model_ids() -> list[str]:
 
 def model_folder_path(model: str, model_folder: str = "") -> Path:
     """`model_folder` when given (relative: in the diffusers model folders), else the registry's."""
-    name = (model_folder or "").strip()
-    if not name:
-        return resolve(model).parent  # the entry's first file is model_index.json
-    if confined():
-        folder = resolve_input(name, "model_folder", models=FOLDER, directory=True)
-        if (folder / "model_index.json").is_file():
-            return folder
-        raise refused("model_folder", name, FOLDER)
-    path = Path(name).expanduser()
-    candidates = [path] if path.is_absolute() else [d / path for d in search_dirs(FOLDER)]
-    for candidate in candidates:
-        if (candidate / "model_index.json").is_file():
-            return candidate
-    raise ModelMissingError(f"diffusers model folder {name!r} not found (no model_index.json in "
-                            f"{', '.join(map(str, candidates))})")
+    return models.model_path(model, model_folder, what="model_folder", folder=FOLDER, directory=True,
+                             marker="model_index.json", search=True, label="diffusers model folder")
 
 
 class PodiumPresenterImage:
@@ -89,7 +77,7 @@ class PodiumPresenterImage:
         def files():
             lora = (lora_path or "").strip()
             if lora and confined():
-                lora = resolve_input(lora, "lora_path", models="loras", directory=None)
+                lora = models.given_path(lora, "lora_path", "loras", directory=None)
             return [model_folder_path(model, model_folder)] + ([Path(lora)] if lora else [])
         return stat_stamp(files)
 
@@ -113,7 +101,7 @@ class PodiumPresenterImage:
         pipe = load_pipeline(model_folder_path(model, model_folder))
         lora = lora_path.strip() or None
         if lora and confined():
-            lora = resolve_input(lora, "lora_path", models="loras", directory=None)
+            lora = models.given_path(lora, "lora_path", "loras", directory=None)
         set_lora(pipe, lora, lora_scale)
         if not width and not height:
             width, height = native_size(family_of(pipe), aspect)

@@ -7,8 +7,8 @@ from pathlib import Path
 from ..engines.upscale import MIN_TILE, REGIONS, UpscaleVisual, load_upscaler, upscale_tensor
 from ..errors import PodiumError
 from ..profiling import reported_stage
-from ..models import ids_of_kind, resolve, search_dirs
-from ..paths import confined, resolve_input
+from .. import models
+from ..models import ids_of_kind
 from .fingerprint import stat_stamp
 
 KIND = "realesrgan"
@@ -23,17 +23,8 @@ def upscaler_ids() -> list[str]:
 
 def upscaler_path(model: str, model_path: str = "") -> Path:
     """`model_path` when given (relative: in the upscale_models folders), else the registry's file."""
-    name = (model_path or "").strip()
-    if not name:
-        return resolve(model)  # a missing model names `podium models pull <id>`
-    if confined():
-        return resolve_input(name, "model_path", models=FOLDER)
-    path = Path(name).expanduser()
-    candidates = [path] if path.is_absolute() else [d / path for d in search_dirs(FOLDER)]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise PodiumError(f"upscale model {name!r} not found (looked for {', '.join(map(str, candidates))})")
+    return models.model_path(model, model_path, what="model_path", folder=FOLDER, search=True,
+                             label="upscale model", error=PodiumError)
 
 
 def _model_inputs() -> dict:

@@ -1,9 +1,8 @@
 """Voice nodes: narration audio from a script."""
 from ..profiling import reported_stage
-from ..engines import tts_piper
+from ..engines import voice as engine
 from ..errors import PodiumError
-from ..models import ids_of_kind, resolve
-from ..paths import resolve_input
+from ..models import entry_path, given_path, ids_of_kind, model_path
 from .comfy_types import audio_from_samples
 from .fingerprint import stat_stamp
 
@@ -15,9 +14,15 @@ def piper_voice_ids() -> list[str]:
 VOICE_FOLDER = "tts/piper"
 
 
-def _voice_file(path: str, what: str):
-    """A .onnx voice given by path: inside ComfyUI from the input or tts model folders only."""
-    return resolve_input(path, what, models=VOICE_FOLDER)
+def _voice(voice: str, voice_path: str = ""):
+    """The .onnx of a registry voice, or one given by path (inside ComfyUI from the input or
+    tts model folders only)."""
+    return model_path(voice, voice_path, what="voice_path", folder=VOICE_FOLDER)
+
+
+def _speaker_voice(value: str):
+    """A speaker's voice: a registry id, or a .onnx path as for voice_path."""
+    return given_path(value, "speaker_voices", VOICE_FOLDER) if value.endswith(".onnx") else entry_path(value)
 
 
 class PodiumPiperTTS:
@@ -28,7 +33,7 @@ class PodiumPiperTTS:
         return {
             "required": {
                 "script": ("PODIUM_SCRIPT",),
-                "voice": (piper_voice_ids(), {"default": tts_piper.DEFAULT_VOICE,
+                "voice": (piper_voice_ids(), {"default": engine.DEFAULT_VOICE,
                                               "tooltip": "A voice from models.yaml (podium models list)."}),
                 "length_scale": ("FLOAT", {"default": 1.0, "min": 0.5, "max": 2.0, "step": 0.05,
                                            "tooltip": "Above 1 speaks slower, below 1 faster."}),
@@ -57,9 +62,9 @@ class PodiumPiperTTS:
     @classmethod
     def IS_CHANGED(cls, voice="", voice_path="", speaker_voices="", **_):
         def files():
-            mains = [_voice_file(voice_path, "voice_path") if voice_path else resolve(voice)]
-            mains += [_voice_file(v, "speaker_voices") if v.endswith(".onnx") else resolve(v)
-                      for v in tts_piper.parse_speaker_voices(speaker_voices or "").values()]
+            mains = [_voice(voice, voice_path)]
+            mains += [_speaker_voice(v)
+                      for v in engine.parse_speaker_voices(speaker_voices or "").values()]
             return [f for m in mains for f in (m, m.with_name(m.name + ".json"))]
         return stat_stamp(files)
 
@@ -68,7 +73,7 @@ class PodiumPiperTTS:
         if voice_path and not voice_path.endswith(".onnx"):
             return f"voice_path must be a Piper .onnx voice, got {voice_path!r}"
         try:
-            tts_piper.parse_speaker_voices(speaker_voices or "")
+            engine.parse_speaker_voices(speaker_voices or "")
         except PodiumError as err:
             return str(err)
         return True
@@ -76,13 +81,13 @@ class PodiumPiperTTS:
     @reported_stage("voice")
     def speak(self, script, voice, length_scale, sentence_pause, voice_path="", speaker_id=-1,
               noise_scale=-1.0, noise_w=-1.0, speaker_voices=""):
-        piper = tts_piper.load_voice(_voice_file(voice_path, "voice_path") if voice_path else resolve(voice))
-        others = {name: tts_piper.load_voice(_voice_file(v, "speaker_voices") if v.endswith(".onnx") else resolve(v))
-                  for name, v in tts_piper.parse_speaker_voices(speaker_voices).items()}
+        piper = engine.load_voice(_voice(voice, voice_path))
+        others = {name: engine.load_voice(_speaker_voice(v))
+                  for name, v in engine.parse_speaker_voices(speaker_voices).items()}
         if speaker_id >= 0 and speaker_id >= piper.config.num_speakers:
             raise PodiumError(f"speaker_id {speaker_id} is out of range: this voice has "
                               f"{piper.config.num_speakers} speaker(s)")
-        speech = tts_piper.synthesize(
+        speech = engine.synthesize(
             piper, script, length_scale=length_scale,
             speaker_id=speaker_id if speaker_id >= 0 else None, sentence_pause=sentence_pause,
             speaker_voices=others,

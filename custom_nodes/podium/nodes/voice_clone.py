@@ -2,13 +2,12 @@
 import tempfile
 from pathlib import Path
 
-from ..engines import tts_f5
+from ..engines import voice_clone as engine
 from ..engines.speech import write_wav
 from ..errors import PodiumError
 from ..files import temp_prefix
 from ..profiling import reported_stage
-from ..models import ids_of_kind, load_registry
-from ..paths import resolve_input
+from ..models import entry_path, given_path, ids_of_kind, load_registry
 from .comfy_types import audio_from_samples, samples_from_audio
 from .fingerprint import content_hash, stat_stamp, upload_combo
 
@@ -28,13 +27,13 @@ def _path(text: str, what: str = "path", models: str = None, directory: bool = F
     """A path input, or None when empty; inside ComfyUI confined (see paths.resolve_input)."""
     if not text or not text.strip():
         return None
-    return resolve_input(text.strip(), what, models=models, directory=directory)
+    return given_path(text, what, models, directory=directory)
 
 
 def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_config=""):
     """(checkpoint, vocab.txt, vocoder folder, config) from the registry, overridden by paths."""
     registry = load_registry() if model != NO_MODEL else None
-    ckpt = _path(ckpt_path, "ckpt_path", MODEL_FOLDER) or (registry.resolve(model) if registry else None)
+    ckpt = _path(ckpt_path, "ckpt_path", MODEL_FOLDER) or (entry_path(model, registry) if registry else None)
     if ckpt is None:
         raise PodiumError("no F5-TTS model in models.yaml: give ckpt_path, vocab_path and vocoder_dir")
     vocab = _path(vocab_path, "vocab_path", MODEL_FOLDER)
@@ -45,11 +44,11 @@ def model_files(model: str, ckpt_path="", vocab_path="", vocoder_dir="", model_c
         vocab = registry.resolve_file(model, names[0] if names else "vocab.txt")
     if vocab is None:
         raise PodiumError(f"no vocab.txt beside {ckpt}: give vocab_path")
-    vocoder = _path(vocoder_dir, "vocoder_dir", MODEL_FOLDER, directory=True) or (registry or load_registry()).resolve(VOCODER_ID).parent
+    vocoder = _path(vocoder_dir, "vocoder_dir", MODEL_FOLDER, directory=True) or entry_path(VOCODER_ID, registry, folder=True)
     config = model_config.strip() if model_config and model_config.strip() else (
-        model if model in tts_f5.shipped_configs() else DEFAULT_CONFIG)
+        model if model in engine.shipped_configs() else DEFAULT_CONFIG)
     if config.endswith(".yaml"):
-        config = str(resolve_input(config, "model_config", models=MODEL_FOLDER))
+        config = str(given_path(config, "model_config", MODEL_FOLDER))
     return ckpt, vocab, vocoder, config
 
 
@@ -99,7 +98,7 @@ class PodiumF5VoiceClone:
                         vocab_path=None, vocoder_dir=None):
         # Linked inputs arrive as None: only values typed in the node are checked here.
         if ref_text is not None and not ref_text.strip():
-            return tts_f5.EMPTY_REF_TEXT
+            return engine.EMPTY_REF_TEXT
         for name, value, models, directory in (
                 ("reference_audio", reference_audio, None, False), ("ckpt_path", ckpt_path, MODEL_FOLDER, False),
                 ("vocab_path", vocab_path, MODEL_FOLDER, False), ("vocoder_dir", vocoder_dir, MODEL_FOLDER, True)):
@@ -116,7 +115,7 @@ class PodiumF5VoiceClone:
               sentence_pause, audio=None, ckpt_path="", vocab_path="", vocoder_dir="",
               model_config=""):
         if not (ref_text or "").strip():
-            raise PodiumError(tts_f5.EMPTY_REF_TEXT)
+            raise PodiumError(engine.EMPTY_REF_TEXT)
         ckpt, vocab, vocoder, config = model_files(model, ckpt_path, vocab_path, vocoder_dir,
                                                    model_config)
         with tempfile.TemporaryDirectory(prefix=temp_prefix("ref")) as tmp:
@@ -128,8 +127,8 @@ class PodiumF5VoiceClone:
             else:
                 raise PodiumError("give reference_audio (a recording of the voice to clone) "
                                   "or connect an AUDIO input")
-            reference = tts_f5.reference_wav(reference, tmp)  # checked before the model loads
-            f5 = tts_f5.load_f5(ckpt, vocab, vocoder, model_name=config)
-            speech = tts_f5.clone(f5, script, reference, ref_text, nfe_step=nfe_step, speed=speed,
+            reference = engine.reference_wav(reference, tmp)  # checked before the model loads
+            f5 = engine.load_f5(ckpt, vocab, vocoder, model_name=config)
+            speech = engine.clone(f5, script, reference, ref_text, nfe_step=nfe_step, speed=speed,
                                   seed=seed, cross_fade_s=cross_fade, sentence_pause=sentence_pause)
         return speech, audio_from_samples(speech.samples, speech.sample_rate)

@@ -22,7 +22,7 @@ from ..progress import Progress
 from .script import Script
 from .speech import Speech, SpeechBuilder
 
-log = logging.getLogger("podium.tts_f5")
+log = logging.getLogger("podium.voice_clone")
 SAMPLE_RATE = 24000
 MIN_REF_S, CLIP_REF_S, MAX_REF_S = 3.0, 12.0, 15.0
 WORK_BYTES = 2 * 1024**3  # activations of a ~30 s generation with classifier-free guidance

@@ -9,7 +9,6 @@ import bisect
 import math
 import textwrap
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -19,14 +18,6 @@ from ..errors import PodiumError
 from .fonts import font
 from .script import Script
 from .speech import Speech
-
-
-class Visual(Protocol):
-    width: int
-    height: int
-
-    def render(self, t: float) -> np.ndarray:
-        """The RGB uint8 frame (height, width, 3) at time t seconds."""
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -95,30 +86,6 @@ class PortraitMotion:
         matrix = cv2.getRotationMatrix2D(centre, angle, scale)
         matrix[:, 2] += (dx, dy)
         return matrix
-
-
-class FrameSequence:
-    """Frames from any image node (e.g. a video model's clip), one per output frame at `fps`,
-    played back and forth so a short clip covers narration of any length without a jump."""
-
-    def __init__(self, frames: np.ndarray, fps: float):
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
-            raise PodiumError(f"frames must be a (B, H, W, 3) batch, got shape {frames.shape}")
-        if fps <= 0:
-            raise PodiumError(f"fps must be above 0, got {fps}")
-        self.frames, self.fps = frames, float(fps)
-        self.height, self.width = frames.shape[1:3]
-
-    def index(self, t: float) -> int:
-        n, i = len(self.frames), max(int(round(t * self.fps)), 0)
-        if n == 1:
-            return 0
-        k = i % (2 * n - 2)
-        return k if k < n else 2 * n - 2 - k
-
-    def render(self, t: float) -> np.ndarray:
-        return self.frames[self.index(t)]
 
 
 def portrait_box(w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
