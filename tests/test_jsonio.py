@@ -79,7 +79,9 @@ def test_workflow_files_refuse_deep_json(tmp_path):
 
 
 def test_the_api_body_refuses_deep_json(tmp_path):
-    from orchestrator.service import app
+    from orchestrator.service import submission
+    from orchestrator.service.schemas import RequestError
+    from orchestrator.service.state import Settings
 
     body = DEEP.encode()
 
@@ -88,8 +90,8 @@ def test_the_api_body_refuses_deep_json(tmp_path):
 
     request = Request({"type": "http", "method": "POST", "path": "/api/jobs", "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]}, receive)
-    with pytest.raises(app.RequestError) as caught:
-        asyncio.run(app._parse_submission(request, app.Settings(data_dir=tmp_path)))
+    with pytest.raises(RequestError) as caught:
+        asyncio.run(submission.parse_submission(request, Settings(data_dir=tmp_path)))
     assert caught.value.status == 400 and "deep" in caught.value.message  # not a bare 500
 
 
