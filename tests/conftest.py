@@ -293,3 +293,27 @@ def wait_for_job(server: dict, job_id: str, until, timeout: float = 180, every: 
             pytest.fail(f"job {job_id} still {job.get('state')} after {timeout} s: {job}\n"
                         f"{server['log'].read_text()[-2000:]}")
         time.sleep(every)
+
+
+def one_error_line(err: str) -> str:
+    """The one `error: ...` line a failed CLI run printed (and that it printed only that)."""
+    assert "Traceback" not in err, err
+    message = err.strip()
+    assert message and "\n" not in message, f"expected one line on stderr, got:\n{err}"
+    assert message.startswith("error: "), message
+    return message
+
+
+# In a page: play the <video id="player"> muted and wait until its clock passes 0.5 s (or 20 s pass);
+# what it reports then.
+PLAY_VIDEO = """async () => {
+    const v = document.getElementById('player');
+    v.muted = true;
+    await v.play();
+    const start = performance.now();
+    while (v.currentTime < 0.5 && performance.now() - start < 20000) {
+        await new Promise(r => setTimeout(r, 100));
+    }
+    return {readyState: v.readyState, duration: v.duration, currentTime: v.currentTime,
+            width: v.videoWidth, height: v.videoHeight, error: v.error && v.error.code};
+}"""

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import (CLI, COMFYUI_DIR, cache_dir_for, cli_env, ffprobe, listing, parse_srt,  # noqa: E402
+from conftest import (CLI, COMFYUI_DIR, cache_dir_for, cli_env, ffprobe, listing, one_error_line, parse_srt,  # noqa: E402
                       requires_comfyui, run_cli, start_cli, stop_process, streams)
 from test_downloads import FileServer  # noqa: E402
 
@@ -39,14 +39,6 @@ MISSING_VOICE = "piper-en_US-lessac-medium"  # in models.yaml, never installed b
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` with its bytes (hidden ones too)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    message = err.strip()
-    assert message and "\n" not in message, f"expected one line on stderr, got:\n{err}"
-    assert message.startswith("error: "), message
-    return message
 
 
 def generate(tmp_path: Path, *args, scratch: str = "scratch") -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import run_cli, start_cli  # noqa: E402
+from conftest import one_error_line, run_cli, start_cli  # noqa: E402
 
 SIZE = "160x90"
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -25,14 +25,6 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 def generate(tmp_path: Path, *args, timeout: float = 300) -> tuple[int, str, str]:
     return run_cli("generate", *args, "--size", SIZE, "--quiet", cwd=tmp_path, tmpdir=tmp_path / "scratch",
                    timeout=timeout)
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    message = err.strip()
-    assert message and "\n" not in message, f"expected one line on stderr, got:\n{err}"
-    assert message.startswith("error: "), message
-    return message
 
 
 def test_a_yaml_alias_bomb_config_is_refused_unexpanded(tmp_path):

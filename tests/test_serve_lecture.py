@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import requests
 
-from conftest import ffprobe, frame_at, podium_server, stop_process, streams, wait_for_job
+from conftest import PLAY_VIDEO, ffprobe, frame_at, podium_server, stop_process, streams, wait_for_job
 from test_deck import COLOURS, HAVE_OFFICE, NOTES, make_pdf, make_pptx
 
 W, H, FPS = 160, 96, 12
@@ -185,17 +185,7 @@ WATCH_SLIDES = """() => {
         for (const li of document.querySelectorAll('#segments li')) window.slideLines.push(li.textContent);
     }).observe(document.getElementById('segments'), {childList: true, subtree: true, characterData: true});
 }"""
-PLAY = """async () => {
-    const v = document.getElementById('player');
-    v.muted = true;
-    await v.play();
-    const start = performance.now();
-    while (v.currentTime < 0.5 && performance.now() - start < 20000) {
-        await new Promise(r => setTimeout(r, 100));
-    }
-    return {readyState: v.readyState, duration: v.duration, currentTime: v.currentTime,
-            width: v.videoWidth, height: v.videoHeight, error: v.error && v.error.code};
-}"""
+PLAY = PLAY_VIDEO
 
 
 @pytest.mark.skipif(not HAVE_OFFICE, reason="PPTX slides are drawn by LibreOffice (setup.sh installs it)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ffprobe, podium_server, streams
+from conftest import PLAY_VIDEO, ffprobe, podium_server, streams
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -60,17 +60,7 @@ def test_the_page_submits_a_job_follows_it_and_plays_the_video(tmp_path, portrai
             assert page.eval_on_selector("#progress", "p => p.value") == 1
 
             # the video plays: it has its metadata and its clock advances
-            played = page.evaluate("""async () => {
-                const v = document.getElementById('player');
-                v.muted = true;
-                await v.play();
-                const start = performance.now();
-                while (v.currentTime < 0.5 && performance.now() - start < 20000) {
-                    await new Promise(r => setTimeout(r, 100));
-                }
-                return {readyState: v.readyState, duration: v.duration, currentTime: v.currentTime,
-                        width: v.videoWidth, height: v.videoHeight, error: v.error && v.error.code};
-            }""")
+            played = page.evaluate(PLAY_VIDEO)
             with page.expect_download() as download:
                 page.click("#download-video")
             saved = tmp_path / "downloaded.mp4"

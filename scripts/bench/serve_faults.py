@@ -21,24 +21,11 @@ import requests
 
 from serve_load import CLI, REPO, free_port
 
+sys.path.insert(0, str(REPO / "tests"))
+from test_queue_redis import start_redis  # noqa: E402 - the tests' redis-server, answering
+
 TOKEN = "bench-token-long-enough-0123"
 FINISHED = ("done", "failed", "cancelled")
-
-
-def start_redis(folder: Path, port: int) -> subprocess.Popen:
-    import redis
-
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                             "--save", "", "--appendonly", "no", "--logfile", str(folder / "redis.log")])
-    client, deadline = redis.Redis(port=port), time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            return proc
-        except redis.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not start: {(folder / 'redis.log').read_text()[-500:]}")
-            time.sleep(0.1)
 
 
 def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
