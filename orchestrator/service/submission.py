@@ -29,9 +29,9 @@ def remove_job(svc: Service, job_id: str) -> None:
         remove_folder(job_dir(svc.settings.data_dir, job_id))
 
 
-def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile]):
-    """The job's folder with its inputs, then its row: a worker never sees a job without its
-    files, and a refused upload leaves nothing behind."""
+def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile], owner: int = 0):
+    """The job's folder with its inputs, then its row (the job `owner`'s): a worker never sees a
+    job without its files, and a refused upload leaves nothing behind."""
     job_id = new_id()
     folder = job_dir(svc.settings.data_dir, job_id)
     inputs = folder / "inputs"
@@ -42,7 +42,7 @@ def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFil
         stored = {name: store_upload(name, upload.file, inputs, svc.settings.max_upload_bytes)
                   for name, upload in files.items()}
         record = {**job_request.model_dump(mode="json", exclude_none=True), "inputs": stored}
-        return svc.store.create(record, job_id)
+        return svc.store.create(record, job_id, owner=owner)
     except OSError as err:
         remove_folder(folder)
         if err.errno in DISK_FULL:
