@@ -31,7 +31,8 @@ async def submit(request: Request, svc: Svc, user: Writer):
     """JSON (`JobRequest`), or multipart/form-data with the same fields (`options` as a JSON
     string) and the files `image` (PNG/JPEG/WebP) and `voice_ref` (WAV/FLAC/MP3/Ogg/M4A)."""
     length = request.headers.get("content-length", "")
-    await run_in_threadpool(_admit, svc, user, int(length) if length.isdigit() else 0)
+    form = request.headers.get("content-type", "").startswith("multipart/")
+    await run_in_threadpool(_admit, svc, user, int(length) if form and length.isdigit() else 0)  # uploads
     job_request, files = await parse_submission(request, svc.settings)
     job_request.check()
     job = await run_in_threadpool(_create, svc, user, job_request, files)  # disk and SQLite
