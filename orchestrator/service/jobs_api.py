@@ -56,7 +56,8 @@ def _create(svc: Service, user: User, job_request, files):
         _admit(svc, user, 0)
         job = create_job(svc, job_request, files, owner=user.id)
     inputs = job_dir(svc.settings.data_dir, job.id) / "inputs"
-    svc.users.record(user.id, uploaded=sum(p.stat().st_size for p in inputs.iterdir() if p.is_file()))
+    uploads = (job.request.get("inputs") or {}).values()  # the files sent (not the script's text)
+    svc.users.record(user.id, uploaded=sum((inputs / name).stat().st_size for name in uploads))
     return job
 
 
