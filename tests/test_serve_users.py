@@ -231,3 +231,58 @@ def test_on_loopback_with_nothing_configured_it_is_the_local_admin(tmp_path):
         assert code == 0, err
         # a user exists now: the server asks who you are from the next request on
         assert requests.get(server["url"] + "/api/jobs").status_code == 401
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_the_page_signs_in_and_shows_only_that_users_jobs(team):
+    playwright = pytest.importorskip("playwright.sync_api")
+    from test_serve_page import LAUNCH_ARGS
+
+    url, who = team["url"], team["as"]
+    mine, theirs = _submit(team, "ana"), _submit(team, "bo")
+    ana_token = who["ana"]["Authorization"][7:]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            problems = []
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.goto(url + "/")
+            page.locator("#sign-in").wait_for(state="visible")
+            page.fill("#token", "pod_0123456789ab_" + "x" * 32)
+            page.click("#sign-in-button")
+            playwright.expect(page.locator("#sign-in-note")).to_contain_text("unknown or revoked")
+
+            page.fill("#token", ana_token)
+            page.click("#sign-in-button")
+            playwright.expect(page.locator("#who-name")).to_have_text(NAMES["ana"])
+            page.locator(f"#jobs tr[data-id='{mine}']").wait_for()
+            shown = set(page.eval_on_selector_all("#jobs tbody tr", "rows => rows.map(r => r.dataset.id)"))
+            hers = {j["id"] for j in requests.get(url + "/api/jobs", headers=who["ana"]).json()["jobs"]}
+            assert mine in shown and theirs not in shown and shown <= hers, (shown, hers)
+            assert page.locator("#admin").is_hidden()
+            # the session is an HttpOnly, SameSite=Strict cookie: the page's scripts never see it
+            (cookie,) = [c for c in context.cookies() if c["name"] == "podium_session"]
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert "podium_session" not in page.evaluate("document.cookie")
+            assert ana_token not in page.evaluate("JSON.stringify(localStorage)")
+
+            page.click("#sign-out")
+            page.locator("#sign-in").wait_for(state="visible")
+            assert page.eval_on_selector_all("#jobs tbody tr", "rows => rows.length") == 0
+            page.reload()
+            page.locator("#sign-in").wait_for(state="visible")
+
+            page.fill("#token", ADMIN_TOKEN)
+            page.click("#sign-in-button")
+            page.locator("#admin").wait_for(state="visible")
+            page.locator(f"#users tr[data-name='{NAMES['bo']}']").wait_for()
+            assert "member" in page.inner_text(f"#users tr[data-name='{NAMES['bo']}']")
+            page.locator(f"#jobs tr[data-id='{theirs}']").wait_for()  # admins see everyone's
+            assert not problems, problems
+        finally:
+            browser.close()
