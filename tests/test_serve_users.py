@@ -282,7 +282,31 @@ def test_the_page_signs_in_and_shows_only_that_users_jobs(team):
             page.locator("#admin").wait_for(state="visible")
             page.locator(f"#users tr[data-name='{NAMES['bo']}']").wait_for()
             assert "member" in page.inner_text(f"#users tr[data-name='{NAMES['bo']}']")
+            playwright.expect(page.locator("#audit tbody")).to_contain_text("job.create")
             page.locator(f"#jobs tr[data-id='{theirs}']").wait_for()  # admins see everyone's
             assert not problems, problems
         finally:
             browser.close()
+
+
+def test_a_job_database_of_before_users_keeps_its_jobs_as_the_admins(tmp_path):
+    from orchestrator.service.store import JobStore
+
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:  # schema 1, as the server before users wrote it
+        db.executescript("""CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, progress REAL NOT NULL
+            DEFAULT 0, detail TEXT NOT NULL DEFAULT '{}', eta_s REAL, error TEXT, created REAL NOT NULL,
+            updated REAL NOT NULL, started REAL, finished REAL, attempts INTEGER NOT NULL DEFAULT 0,
+            request TEXT NOT NULL, outputs TEXT NOT NULL DEFAULT '{}');
+            INSERT INTO jobs (id, state, created, updated, request) VALUES ('a' || hex(zeroblob(15)), 'done', 1, 1, '{}');
+            PRAGMA user_version = 1;""")
+    store = JobStore(path)
+    try:
+        (old,) = store.list()
+        assert old.owner == 0 and store.get(old.id, seen_by=None) is not None
+        assert store.get(old.id, seen_by=7) is None and store.list(seen_by=7) == []  # not a member's
+        mine = store.create({}, owner=7)
+        assert [j.id for j in store.list(seen_by=7)] == [mine.id] and store.counts(seen_by=7)["queued"] == 1
+        assert not store.delete(old.id, seen_by=7) and store.get(old.id) is not None
+    finally:
+        store.close()

@@ -73,6 +73,18 @@
       return row;
     });
     el("users").tBodies[0].replaceChildren(...rows);
+    const trail = await call("GET", "/api/audit?limit=5000");
+    if (trail.status !== 200) return;
+    const events = trail.data.audit.slice(-50).reverse().map((event) => {
+      const row = document.createElement("tr");
+      for (const value of [new Date(event.at * 1000).toLocaleString(), event.actor, event.action, event.target || ""]) {
+        const td = document.createElement("td");
+        td.textContent = value;
+        row.append(td);
+      }
+      return row;
+    });
+    el("audit").tBodies[0].replaceChildren(...events);
   }
 
   document.addEventListener("podium:unauthorized", () => { if (el("sign-in").hidden) whoAmI(); });
