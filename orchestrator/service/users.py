@@ -122,6 +122,7 @@ class UserStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._known: dict[str, int] = {}  # sha256(token) -> token id, once scrypt said yes
+        self._hashing = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                        timeout=busy_timeout_s)
@@ -236,6 +237,13 @@ class UserStore:
             if user is None:
                 self._known.pop(_digest(token), None)
             return user
+        with self._hashing:  # one scrypt at a time: 16 MiB each, and a first burst of requests waits for one
+            known = self._known.get(_digest(token))
+            if known is not None:
+                return self._token_user("t.id = ?", (known,))
+            return self._verify(token)
+
+    def _verify(self, token: str) -> Optional[User]:
         match = TOKEN.match(token)
         tries = [("t.lookup = ?", (match.group(1),), match.group(2))] if match else []
         tries.append(("t.lookup IS NULL", (), token))  # the tokens chosen at start-up (few)
