@@ -47,7 +47,8 @@ def team(tmp_path_factory):
                 assert added.status_code == 201, added.text
                 token = requests.post(f"{url}/api/users/{name}/tokens", headers=admin).json()["token"]
                 headers[key] = {"Authorization": f"Bearer {token}"}
-            yield {**server, "root": root, "data": root / "data", "as": headers}
+            yield {**server, "root": root, "data": root / "data", "as": headers,
+                   "broker": f"redis://127.0.0.1:{port}/0"}
     finally:
         stop_process(redis)
 
@@ -221,6 +222,11 @@ def test_bad_credentials_and_names_each_get_one_clear_line(team, tmp_path):
     wrong = requests.post(url + "/api/session", json={"token": "not-a-token-of-anyone"})
     assert wrong.status_code == 401 and "unknown or revoked" in _one_line(wrong)
 
+    # a member's token does not make a worker
+    code, _, err = run_cli("worker", "--broker", team["broker"], "--api", url, "--token",
+                           team["as"]["ana"]["Authorization"][7:], tmpdir=tmp_path / "worker", timeout=60)
+    assert code == 2 and "needs a worker token" in err and err.count("\n") == 1, err
+
 
 def test_on_loopback_with_nothing_configured_it_is_the_local_admin(tmp_path):
     with podium_server(tmp_path / "data", tmpdir=tmp_path / "tmp") as server:
@@ -229,6 +235,8 @@ def test_on_loopback_with_nothing_configured_it_is_the_local_admin(tmp_path):
         code, out, err = run_cli("serve", "users", "add", "solo", "--role", "admin", "--data-dir",
                                  tmp_path / "data", tmpdir=tmp_path / "cli")
         assert code == 0, err
+        code, out, err = run_cli("serve", "users", "list", "--data-dir", tmp_path / "data", tmpdir=tmp_path / "cli")
+        assert code == 0 and out.split()[:2] == ["solo", "admin"], (out, err)
         # a user exists now: the server asks who you are from the next request on
         assert requests.get(server["url"] + "/api/jobs").status_code == 401
 

@@ -60,6 +60,8 @@ def identify(request: Request) -> User:
         user, expired = svc.users.session(session)
         if user is not None:
             return user
+        if svc.implicit_admin():  # a cookie of another server once on this port: nothing to sign in to
+            return LOCAL_ADMIN
         if expired:
             raise Unauthorized("session: your sign-in has expired: sign in again with your token", expired=True)
         raise Unauthorized("session: you are signed out (or your token was revoked): sign in again", expired=True)
