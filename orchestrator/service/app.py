@@ -9,8 +9,9 @@ Paths clients and dashboards rely on:
                                    it and its files (204)
   GET    /metrics                  Prometheus;  GET /: the page;  GET /openapi.json: the schema
 A bad request is a 4xx whose JSON names the field: {"detail": "options.fps: ...", "field": "options.fps"}.
-With a token, /api and /metrics need `Authorization: Bearer TOKEN` (GET also takes the
-`podium_token` cookie, so the page's <video> can play).
+With users (`podium serve users add`) or a --token, /api and /metrics need `Authorization:
+Bearer TOKEN`, or the page's session cookie (POST /api/session). Each user sees only its own jobs
+(admins: all); another's answers 404. Users, sessions, the audit trail: users_api.py.
 """
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import __doc__ as SERVICE_DOC
-from . import jobs_api, page
+from . import jobs_api, page, users_api
 from .broker import BrokerUnavailable
-from .deps import Unauthorized
+from .deps import SESSION_COOKIE, Unauthorized
 from .guard import BrowserGuard, served_names
+from .quotas import OverLimit
 from .schemas import JobRequest, RequestError, preset_names, validation_error, voice_ids
 from .state import Service, Settings
 from .store import StoreUnavailable
@@ -47,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             service.queue.stop()
             service.store.close()
+            service.users.close()
 
     app = FastAPI(title="Podium", version="1", description=SERVICE_DOC, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: nothing leaves
@@ -55,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
                        token=bool(settings.token))
     _add_error_handlers(app)
     app.include_router(jobs_api.router)
+    app.include_router(users_api.router)
     if settings.broker:
         from . import worker_api
 
@@ -85,7 +89,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestError)
     async def _request_error(_request: Request, err: RequestError):
-        return JSONResponse({"detail": str(err), "field": err.field}, status_code=err.status)
+        headers = {"Retry-After": str(err.retry_after)} if isinstance(err, OverLimit) else None
+        return JSONResponse({"detail": str(err), "field": err.field}, status_code=err.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, err: RequestValidationError):
@@ -99,7 +104,10 @@ def _add_error_handlers(app: FastAPI) -> None:
                             status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Unauthorized)
-    async def _unauthorized(_request: Request, _err: Unauthorized):
-        return JSONResponse({"detail": "Authorization: a Bearer token is required (the one `podium serve "
-                                       "--token` was given)", "field": "Authorization"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    async def _unauthorized(_request: Request, err: Unauthorized):
+        field = str(err).split(":")[0]
+        answer = JSONResponse({"detail": str(err), "field": field}, status_code=401,
+                              headers={"WWW-Authenticate": "Bearer"})
+        if err.expired:
+            answer.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return answer

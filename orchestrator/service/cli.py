@@ -32,6 +32,13 @@ examples:
   podium serve --data-dir ~/podium-jobs --workers 2
   PODIUM_TOKEN=$(openssl rand -hex 16) podium serve --host 0.0.0.0 --server http://gpu-box:8188
   podium serve --allowed-host podium.example.org     # behind a reverse proxy of that name
+
+a server for a team (each user sees only their own jobs; admins see all):
+  podium serve --host 0.0.0.0 --admin-token "$(openssl rand -hex 16)"   # the first admin
+  podium serve users add ana --role member        # admin, member, viewer, or worker
+  podium serve tokens create ana                  # shown once; revoke: tokens revoke pod_…
+  podium serve --limit member.jobs_at_once=3 --limit member.render_minutes_per_day=60
+  podium serve audit --json                       # who created, cancelled, deleted what
 """
 
 
@@ -53,6 +60,13 @@ def add_parsers(commands) -> None:
     serve.add_argument("--token", default=None,
                        help="clients must send `Authorization: Bearer TOKEN` (default $PODIUM_TOKEN, "
                             "which other users cannot see in the process list)")
+    serve.add_argument("--admin-token", default=None, metavar="TOKEN",
+                       help="with no users yet: the first admin (user `admin`) signs in with this "
+                            "token; off loopback without it or --token, a terminal asks for one")
+    serve.add_argument("--limit", action="append", default=[], metavar="ROLE.NAME=VALUE",
+                       help="a quota per role (member, viewer, admin, worker): jobs_at_once, "
+                            "render_minutes_per_day, upload_mb_per_day, requests_per_minute; "
+                            "VALUE none: no limit (repeat)")
     serve.add_argument("--workers", type=_workers, default=1,
                        help="jobs rendered at the same time (default 1)")
     serve.add_argument("--server", action="append", metavar="URL",
@@ -80,6 +94,9 @@ def add_parsers(commands) -> None:
     for flag, default in (("--reconcile-every", 30.0), ("--stale-after", 300.0), ("--store-timeout", 30.0)):
         serve.add_argument(flag, type=_positive(flag), default=default, help=argparse.SUPPRESS)  # tests, benches
     serve.set_defaults(service_command=serve_command)
+    from .users_cli import add_parsers as add_user_parsers
+
+    add_user_parsers(serve)
     _add_worker_parser(commands)
 
 
@@ -187,12 +204,21 @@ def serve_command(args) -> int:
     from .environment import fill_from_environment
 
     fill_from_environment(args)
-    if not is_loopback(args.host) and (not args.token or len(args.token.strip()) < MIN_TOKEN):
+    data_dir = (args.data_dir or _default_data_dir()).expanduser().absolute()
+    if args.serve_action:
+        from .users_cli import manage
+
+        return manage(args, data_dir)
+    limits = _limits(args.limit)
+    off_loopback = not is_loopback(args.host)
+    if off_loopback and (args.token or not (args.admin_token or _has_users(data_dir) or sys.stdin.isatty())) \
+            and (not args.token or len(args.token.strip()) < MIN_TOKEN):
         import secrets
 
-        given = "give a --token" if not args.token else f"the token is shorter than {MIN_TOKEN} characters: give one"
+        given = ("give a --token" if not args.token else f"the token is shorter than {MIN_TOKEN} characters: give one")
         raise OutputError(f"--host {args.host} lets other machines in: {given} (or set PODIUM_TOKEN) "
-                          f"that clients must send, e.g. {secrets.token_urlsafe(24)}, or listen on 127.0.0.1")
+                          f"that clients must send, e.g. {secrets.token_urlsafe(24)}, or --admin-token and "
+                          "users (podium serve users add), or listen on 127.0.0.1")
     try:
         import fastapi  # noqa: F401
         import multipart  # noqa: F401
@@ -203,7 +229,6 @@ def serve_command(args) -> int:
                           "(pip install -e '.[serve]'; scripts/setup.sh does)") from None
     from .app import Settings, create_app
 
-    data_dir = (args.data_dir or _default_data_dir()).expanduser().absolute()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -216,13 +241,18 @@ def serve_command(args) -> int:
     from .store import JobStore
 
     JobStore(data_dir / "jobs.sqlite3").close()  # a database it cannot use: said here, in one line
+    from .users_cli import first_admin
+
+    first_admin(data_dir, args.admin_token, needed=off_loopback and not args.token)
+    if off_loopback and not args.token and not _has_users(data_dir):
+        raise OutputError(f"--host {args.host} lets other machines in: give --admin-token (or --token)")
     settings = Settings(data_dir=data_dir, host=args.host, port=args.port, token=args.token,
                         workers=args.workers, servers=servers(args.server, args.config),
                         ollama_host=args.ollama_host, max_upload_mb=args.max_upload_mb,
                         max_deck_mb=args.max_deck_mb,
                         broker=args.broker, public_url=args.public_url, allowed_hosts=args.allowed_host,
                         max_output_mb=args.max_output_mb, reconcile_s=args.reconcile_every,
-                        stale_s=args.stale_after, store_timeout_s=args.store_timeout)
+                        stale_s=args.stale_after, store_timeout_s=args.store_timeout, limits=limits)
     _check_port(args.host, args.port)
 
     where = f"[{args.host}]" if ":" in args.host else args.host
@@ -237,6 +267,31 @@ def serve_command(args) -> int:
     except KeyboardInterrupt:  # the signal came between uvicorn's own handling
         pass
     return 0
+
+
+def _limits(given: list[str]):
+    from .quotas import DEFAULT_LIMITS, parse_limit
+
+    limits = dict(DEFAULT_LIMITS)
+    for text in given:
+        try:
+            limits = parse_limit(text, limits)
+        except ValueError as err:
+            raise OutputError(f"--limit {err}") from None
+    return limits
+
+
+def _has_users(data_dir: Path) -> bool:
+    path = data_dir / "users.sqlite3"
+    if not path.is_file():
+        return False
+    from .users import UserStore
+
+    store = UserStore(path)
+    try:
+        return store.any_users()
+    finally:
+        store.close()
 
 
 def _check_port(host: str, port: int) -> None:

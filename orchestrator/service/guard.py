@@ -11,7 +11,9 @@ now resolves to 127.0.0.1) reads answers as if it were same-origin. So:
   - without a token, a form post (what an HTML form can send) is taken only from this server's
     own page: Origin this server, or Sec-Fetch-Site same-origin.
 Programs (curl, requests, `podium worker`) send no Origin and no Sec-Fetch-Site; JSON from them
-is taken as before.
+is taken as before, and a form post that carries an Authorization header (a page on another site
+cannot add one without a preflight this server does not answer).
+A token in the query string is refused on every path: URLs end up in logs and browser history.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ import ipaddress
 import json
 import socket
 from typing import Iterable, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "localhost.localdomain")
 WILDCARDS = ("0.0.0.0", "::", "")
 CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 FORMS = ("multipart/form-data", "application/x-www-form-urlencoded", "text/plain")
+TOKEN_PARAMS = ("token", "access_token", "api_key", "apikey", "auth", "session", "podium_token")
 
 
 def served_names(host: str, extra: Iterable[str] = (), public_url: Optional[str] = None) -> Optional[set[str]]:
@@ -79,7 +82,7 @@ class BrowserGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        problem = self.problem(scope["method"], headers)
+        problem = self.problem(scope["method"], headers) or _token_in_query(scope.get("query_string", b""))
         if problem is None:
             return await self.app(scope, receive, send)
         status, field, message = problem
@@ -103,11 +106,19 @@ class BrowserGuard:
         if fetch_site in ("cross-site", "same-site") and not same:
             return (403, "Sec-Fetch-Site", "the request came from another site's page")
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind in FORMS and not self.token and not (same or fetch_site == "same-origin"):
+        if kind in FORMS and not (self.token or "authorization" in headers) and not (same or fetch_site == "same-origin"):
             return (403, "Origin", "a form post is taken from this server's own page (Origin this "
                                    "server) or with the server's token; programs: send JSON, or an "
                                    "Origin header naming this server")
         return None
+
+
+def _token_in_query(query: bytes) -> Optional[tuple[int, str, str]]:
+    names = {name.lower() for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
+    if names & set(TOKEN_PARAMS):
+        return (400, "token", "a token in the URL is refused (URLs end up in logs and browser history): "
+                              "send it as `Authorization: Bearer TOKEN`, or sign in on the page")
+    return None
 
 
 def _same_origin(origin: str, host: str) -> bool:

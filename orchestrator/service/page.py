@@ -7,14 +7,15 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .deps import GUARD, Svc
+from .deps import Admin, Svc
 
 STATIC = Path(__file__).resolve().parent / "static"
 router = APIRouter()
 
 
-@router.get("/metrics", dependencies=GUARD, summary="Prometheus metrics", response_class=Response)
-def metrics(svc: Svc):
+@router.get("/metrics", summary="Prometheus metrics (admins: the whole server's; no label carries a user's text)",
+            response_class=Response)
+def metrics(svc: Svc, _admin: Admin):
     return Response(svc.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

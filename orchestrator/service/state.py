@@ -3,15 +3,18 @@ running Service (the store, the runner, the queue, the metrics)."""
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .metrics import Metrics
+from .quotas import DEFAULT_LIMITS, Limits, RateLimiter
 from .queue import make_queue
 from .runner import Runner
 from .schemas import RequestError
 from .store import JobStore
+from .users import User, UserStore
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -35,6 +38,8 @@ class Settings:
     reconcile_s: float = 30.0  # with --broker: how often the store's queued jobs are checked against Redis
     stale_s: float = 300.0  # with --broker: a running job silent this long and lost by Redis runs again
     store_timeout_s: float = 30.0  # how long a store call waits for a database another holds
+    limits: dict[str, Limits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))  # per role (quotas.py)
+    session_hours: float = 12.0  # how long the page's sign-in lasts
 
     @property
     def max_upload_bytes(self) -> int:
@@ -54,6 +59,9 @@ class Service:
         data = Path(settings.data_dir)
         (data / "jobs").mkdir(parents=True, exist_ok=True)
         self.store = JobStore(data / "jobs.sqlite3", busy_timeout_s=settings.store_timeout_s)
+        self.users = UserStore(data / "users.sqlite3", busy_timeout_s=settings.store_timeout_s)
+        self.limiter = RateLimiter()
+        self.submitting = threading.Lock()  # a user's jobs-at-once check and its new job together
         running = (lambda: self.store.counts()["running"]) if settings.broker else (lambda: len(self.runner.running()))
         self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(), running, settings.servers)
         self.runner = Runner(data, settings.servers, settings.config, observe=self.metrics.observe,
@@ -63,14 +71,30 @@ class Service:
                                 reconcile_s=settings.reconcile_s, stale_s=settings.stale_s)
 
     def _finished(self, job_id: str, outcome) -> None:
+        self.job_ended(job_id, outcome.state)
+
+    def job_ended(self, job_id: str, state: str) -> None:
+        """A run ended (here or on a worker): counted in /metrics and in its owner's minutes."""
         job = self.store.get(job_id)
         seconds = job.finished - job.started if job and job.finished and job.started else None
-        self.metrics.job_finished(outcome.state, seconds)
+        self.metrics.job_finished(state, seconds)
+        if job is not None and seconds:
+            self.users.record(job.owner, rendered_s=seconds)
 
-    def job(self, job_id: str):
+    def implicit_admin(self) -> bool:
+        """Loopback, no --token, no users: whoever reaches the server is its admin (as before users)."""
+        from .cli import is_loopback
+
+        return is_loopback(self.settings.host) and not self.settings.token and not self.users.any_users()
+
+    def limits_of(self, user: User) -> Limits:
+        return self.settings.limits.get(user.role, Limits())
+
+    def job(self, job_id: str, seen_by: Optional[int] = None):
+        """The job, if `seen_by` (a user id; None: anyone) may see it; else 404, as for none."""
         if not JOB_ID.match(job_id):
             raise RequestError("id", f"{job_id[:40]!r} is not a job id (32 hexadecimal digits)", 422)
-        job = self.store.get(job_id)
+        job = self.store.get(job_id, seen_by=seen_by)
         if job is None:
             raise RequestError("id", f"no job with id {job_id}", 404)
         return job

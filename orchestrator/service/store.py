@@ -4,6 +4,10 @@ One row per job: its state, progress and the detail the page shows (stages, segm
 request as submitted and where its outputs are. The schema carries a version
 (`PRAGMA user_version`); a file written by a newer Podium is refused rather than misread.
 Every call takes the one lock: SQLite is shared by the HTTP threads and the workers.
+
+Each job has an owner (a user id; 0: the server's own admin). Who may see a job is a filter in
+the queries themselves (`seen_by`: the owner, or a user it is shared with; None: everyone), so
+no route can forget it: another user's job is simply not found.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from typing import Any, Iterator, Optional
 
 from podium.errors import PodiumError, UsageError, one_line
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: jobs.owner, shares
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")  # a job in these states is re-queued when the server starts
 FINISHED = ("done", "failed", "cancelled")
@@ -37,9 +41,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
     request TEXT NOT NULL,
-    outputs TEXT NOT NULL DEFAULT '{}'
+    outputs TEXT NOT NULL DEFAULT '{}',
+    owner INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created);
+"""
+_SCHEMA_2 = """
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created);
+CREATE TABLE IF NOT EXISTS shares (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL,
+    PRIMARY KEY (job_id, user_id)
+);
 """
 _JSON_COLUMNS = ("detail", "request", "outputs")
 _COLUMNS = ("state", "progress", "detail", "eta_s", "error", "started", "finished", "attempts",
@@ -70,6 +83,7 @@ class Job:
     finished: Optional[float] = None
     attempts: int = 0  # how many times a worker started it (a restart or a retry adds one)
     outputs: dict = field(default_factory=dict)  # {"video": "video.mp4", ...} inside its folder
+    owner: int = 0  # the user's id (users.py); 0: the server's own admin
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +109,11 @@ class JobStore:
                 raise StoreError(f"{self.path} was written by a newer Podium (job schema {version}, "
                                  f"this one knows {SCHEMA_VERSION}): upgrade, or use another --data-dir")
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            if version == 1:  # a job database of before users: its jobs are the admin's
+                self._db.execute("ALTER TABLE jobs ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
+            self._db.executescript(_SCHEMA_2)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as err:
             raise StoreError(f"{self.path} is not a usable job database ({err}): "
@@ -105,33 +123,49 @@ class JobStore:
         with self._lock:
             self._db.close()
 
-    def create(self, request: dict, job_id: Optional[str] = None) -> Job:
+    def create(self, request: dict, job_id: Optional[str] = None, owner: int = 0) -> Job:
         now = time.time()
-        job = Job(id=job_id or new_id(), state="queued", request=request, created=now, updated=now)
-        self._sql("INSERT INTO jobs (id, state, created, updated, request) VALUES (?, ?, ?, ?, ?)",
-                  (job.id, job.state, now, now, json.dumps(request)))
+        job = Job(id=job_id or new_id(), state="queued", request=request, created=now, updated=now, owner=owner)
+        self._sql("INSERT INTO jobs (id, state, created, updated, request, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                  (job.id, job.state, now, now, json.dumps(request), owner))
         return job
 
-    def get(self, job_id: str) -> Optional[Job]:
-        rows = self._sql("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall()
+    def get(self, job_id: str, seen_by: Optional[int] = None) -> Optional[Job]:
+        """The job, if `seen_by` (a user id; None: anyone) may see it."""
+        where, params = _seen(seen_by)
+        rows = self._sql(f"SELECT * FROM jobs WHERE id = ? AND {where}", (job_id, *params)).fetchall()
         return _job(rows[0]) if rows else None
 
-    def list(self, state: Optional[str] = None, limit: int = 100, offset: int = 0) -> list[Job]:
-        """Newest first."""
-        query, params = "SELECT * FROM jobs", []
+    def list(self, state: Optional[str] = None, limit: int = 100, offset: int = 0,
+             seen_by: Optional[int] = None) -> list[Job]:
+        """Newest first, those `seen_by` may see."""
+        where, params = _seen(seen_by)
+        query = f"SELECT * FROM jobs WHERE {where}"
         if state:
-            query, params = query + " WHERE state = ?", [state]
+            query, params = query + " AND state = ?", [*params, state]
         query += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
         return [_job(r) for r in self._sql(query, (*params, limit, offset)).fetchall()]
+
+    def share(self, job_id: str, user_id: int, shared: bool = True) -> None:
+        if shared:
+            self._sql("INSERT OR IGNORE INTO shares (job_id, user_id) VALUES (?, ?)", (job_id, user_id))
+        else:
+            self._sql("DELETE FROM shares WHERE job_id = ? AND user_id = ?", (job_id, user_id))
+
+    def active_of(self, owner: int) -> int:
+        """Queued and running jobs `owner` has (its quota of jobs at once)."""
+        return self._sql("SELECT COUNT(*) FROM jobs WHERE owner = ? AND state IN ('queued', 'running')",
+                         (owner,)).fetchall()[0][0]
 
     def active(self) -> list[Job]:
         """Queued and running jobs, oldest first: what a starting server re-queues."""
         rows = self._sql("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created, rowid")
         return [_job(r) for r in rows.fetchall()]
 
-    def counts(self) -> dict[str, int]:
-        """Jobs by state, every state named (0 when none)."""
-        rows = self._sql("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+    def counts(self, seen_by: Optional[int] = None) -> dict[str, int]:
+        """Jobs by state (those `seen_by` may see), every state named (0 when none)."""
+        where, params = _seen(seen_by)
+        rows = self._sql(f"SELECT state, COUNT(*) FROM jobs WHERE {where} GROUP BY state", params).fetchall()
         found = {state: 0 for state in STATES}
         found.update({state: n for state, n in rows})
         return found
@@ -152,8 +186,9 @@ class JobStore:
             params.extend(only_if)
         return self._sql(query, params).rowcount == 1
 
-    def delete(self, job_id: str) -> bool:
-        return self._sql("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+    def delete(self, job_id: str, seen_by: Optional[int] = None) -> bool:
+        where, params = _seen(seen_by, shared=False)
+        return self._sql(f"DELETE FROM jobs WHERE id = ? AND {where}", (job_id, *params)).rowcount == 1
 
     def _sql(self, query: str, params: tuple | list = ()) -> sqlite3.Cursor:
         """One statement under the lock, its rows read before the lock is let go; a database
@@ -170,6 +205,15 @@ class JobStore:
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.list(limit=-1))
+
+
+def _seen(user_id: Optional[int], shared: bool = True) -> tuple[str, list]:
+    """The WHERE clause of the jobs `user_id` may see: its own and (`shared`) those shared with it."""
+    if user_id is None:
+        return "1 = 1", []
+    if not shared:
+        return "owner = ?", [user_id]
+    return "(owner = ? OR id IN (SELECT job_id FROM shares WHERE user_id = ?))", [user_id, user_id]
 
 
 class _Rows(list):

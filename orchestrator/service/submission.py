@@ -31,9 +31,9 @@ def remove_job(svc: Service, job_id: str) -> None:
         remove_folder(job_dir(svc.settings.data_dir, job_id))
 
 
-def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile]):
-    """The job's folder with its inputs, then its row: a worker never sees a job without its
-    files, and a refused upload leaves nothing behind."""
+def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFile], owner: int = 0):
+    """The job's folder with its inputs, then its row (the job `owner`'s): a worker never sees a
+    job without its files, and a refused upload leaves nothing behind."""
     job_id = new_id()
     folder = job_dir(svc.settings.data_dir, job_id)
     inputs = folder / "inputs"
@@ -48,7 +48,7 @@ def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFil
                           UNPACKED_PER_PACKED * svc.settings.upload_limit("deck"))
         if deck is not None:
             record["deck"] = deck
-        return svc.store.create(record, job_id)
+        return svc.store.create(record, job_id, owner=owner)
     except OSError as err:
         remove_folder(folder)
         if err.errno in DISK_FULL:

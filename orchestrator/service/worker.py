@@ -230,17 +230,23 @@ class RenderWorker:
 
 
 def check_api(base: str, token: Optional[str]) -> None:
-    """Refuse to start against a server that does not answer or does not take the token."""
+    """Refuse to start against a server that does not answer or does not take the token (a
+    worker token, the server's --token, or an admin's)."""
     try:
-        response = Api(base, token, patience_s=0).call("GET", "/api/jobs?limit=1", patient=False, timeout=10)
+        response = Api(base, token, patience_s=0).call("GET", "/api/me", patient=False, timeout=10)
     except ApiError as err:
         raise WorkerSetupError(f"--api {base} does not answer ({err}): start `podium serve --broker ...` "
                                "there, or check the address") from None
     if response.status_code == 401:
-        raise WorkerSetupError(f"--api {base} refused the token: give the server's --token "
+        raise WorkerSetupError(f"--api {base} refused the token: give a worker token (`podium serve users add "
+                               "NAME --role worker`, then `tokens create NAME`) or the server's --token "
                                "(or set PODIUM_TOKEN)")
     if response.status_code >= 400:
-        raise WorkerSetupError(f"--api {base} is not a podium serve ({response.status_code} on /api/jobs)")
+        raise WorkerSetupError(f"--api {base} is not a podium serve ({response.status_code} on /api/me)")
+    role = response.json().get("role")
+    if role not in ("worker", "admin"):
+        raise WorkerSetupError(f"--api {base}: the token is a {role}'s; a worker needs a worker token "
+                               "(`podium serve users add NAME --role worker`, then `tokens create NAME`)")
 
 
 def retries_for(patience_s: float, first_pause_s: float = 0.5, longest_pause_s: float = 10.0) -> int:

@@ -5,6 +5,7 @@ Every call after the claim carries the attempt number the claim gave; a call fro
 attempt (a worker taken for dead whose job another worker has claimed since) gets 409 and
 stops, so only one run's progress and one run's files make the job. Files are named by the
 server (the job's own inputs folder, the fixed output names), never by a request value.
+Only worker tokens (and admins) may call them; a worker token may call nothing else.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from podium.errors import one_line
 from podium.files import publish, temp_path
 
-from .deps import GUARD, Svc
+from .deps import Svc, WorkerRole
 from .runner import OUTPUTS, job_dir
 from .schemas import RequestError, SegmentView, StageView, job_view
 from .store import FINISHED
@@ -83,7 +84,11 @@ def _observe(svc, job_id: str, events: list[Event]) -> None:
         svc.metrics.observe(job_id, event.model_dump(exclude_none=True))
 
 
-router = APIRouter(prefix="/api/jobs", tags=["workers"], dependencies=GUARD)
+def _worker(_user: WorkerRole) -> None:
+    """Only workers' tokens (and admins) claim, report and upload."""
+
+
+router = APIRouter(prefix="/api/jobs", tags=["workers"], dependencies=[Depends(_worker)])
 
 
 def held(svc, job_id: str, body: Attempt):
@@ -183,9 +188,8 @@ def finish(id: str, body: Finish, svc: Svc):  # noqa: A002
     if not svc.store.update(job.id, only_if=("running",), **fields):
         raise RequestError("state", f"the job is {svc.job(id).state}", 409)
     _observe(svc, job.id, body.events)
-    finished = svc.job(id)
-    svc.metrics.job_finished(body.state, finished.finished - finished.started if finished.started else None)
-    return job_view(finished)
+    svc.job_ended(job.id, body.state)
+    return job_view(svc.job(id))
 
 
 @router.post("/{id}/release",

@@ -21,6 +21,13 @@ queued or running. Submissions the server refuses (503 while Redis or the store 
 sent again, as a client would, honouring Retry-After.
 
     .venv/bin/python scripts/bench/serve_load.py --faults --jobs 200 --workers 2
+
+With --users N: a server shared by N members (the first admin from --admin-token, the members and
+their tokens made through the admin API), each submitting --jobs-per-user jobs with their own
+token; every poll lists each member's jobs and fails the run if any member sees another's, and a
+sample of cross reads must answer 404.
+
+    .venv/bin/python scripts/bench/serve_load.py --users 3 --jobs-per-user 30
 """
 from __future__ import annotations
 
@@ -64,6 +71,21 @@ def ffprobe_streams(path: Path) -> dict[str, float]:
     return {s["codec_type"]: float(s.get("duration", "nan")) for s in json.loads(out)["streams"]}
 
 
+ADMIN_TOKEN = "serve-load-admin-token-0123456789"
+
+
+def make_members(url: str, count: int) -> list[dict]:
+    """`count` members made through the admin API; the Authorization header of each."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    headers = []
+    for number in range(count):
+        name = f"member{number}"
+        requests.post(url + "/api/users", json={"name": name, "role": "member"}, headers=admin, timeout=30).raise_for_status()
+        token = requests.post(f"{url}/api/users/{name}/tokens", headers=admin, timeout=30).json()["token"]
+        headers.append({"Authorization": f"Bearer {token}"})
+    return headers
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faults", action="store_true", help="the Redis run with faults (see above)")
@@ -80,7 +102,11 @@ def main() -> int:
     parser.add_argument("--sample-every", type=float, default=1.0, metavar="S")
     parser.add_argument("--timeout", type=float, default=1800, metavar="S")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument("--users", type=int, default=0, help="members sharing the server (see above)")
+    parser.add_argument("--jobs-per-user", type=int, default=30, metavar="N", help="with --users (default 30)")
     args = parser.parse_args()
+    if args.users:
+        args.jobs = args.users * args.jobs_per_user
     if args.faults:
         from serve_faults import run_faults  # scripts/bench/serve_faults.py
 
@@ -90,6 +116,8 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [*CLI, "serve", "--port", str(port), "--data-dir", str(data), "--workers", str(args.workers)]
+    if args.users:  # every member may queue all of its jobs at once
+        command += ["--admin-token", ADMIN_TOKEN, "--limit", "member.jobs_at_once=none"]
     for server in args.server:
         command += ["--server", server]
     log = open(data / "serve.log", "wb")
@@ -109,17 +137,21 @@ def main() -> int:
                 return 1
             time.sleep(0.2)
         rss_idle = server.memory_info().rss / 2**20
+        tokens = make_members(url, args.users) if args.users else [{}]
+        owner_of: dict[str, int] = {}
+        crossed: list[str] = []  # what a member saw of another's jobs
 
         ids: list[str | None] = [None] * args.jobs
         gate = threading.Barrier(args.jobs)
 
         def submit(number: int) -> None:
             gate.wait()
-            answer = requests.post(url + "/api/jobs", timeout=60, json={
+            answer = requests.post(url + "/api/jobs", timeout=60, headers=tokens[number % len(tokens)], json={
                 "text": text_for(number), "preset": args.preset,
                 "options": {"size": args.size, "fps": args.fps}})
             if answer.status_code == 201:
                 ids[number] = answer.json()["id"]
+                owner_of[ids[number]] = number % len(tokens)
             else:
                 print(f"job {number}: HTTP {answer.status_code} {answer.text[:200]}", file=sys.stderr)
 
@@ -135,7 +167,11 @@ def main() -> int:
         next_sample = 0.0
         while True:
             now = time.monotonic() - started
-            listed = requests.get(url + "/api/jobs", params={"limit": 1000}, timeout=30).json()["jobs"]
+            listed = []
+            for member, headers in enumerate(tokens):
+                theirs = requests.get(url + "/api/jobs", params={"limit": 1000}, headers=headers, timeout=30).json()["jobs"]
+                crossed += [j["id"] for j in theirs if args.users and owner_of.get(j["id"]) != member]
+                listed += theirs
             jobs = {j["id"]: j for j in listed if j["id"] in accepted}
             ended = sum(j["state"] in ("done", "failed", "cancelled") for j in jobs.values())
             if now >= next_sample:
@@ -148,6 +184,12 @@ def main() -> int:
         wall = time.monotonic() - started
         samples.append((wall, server.memory_info().rss / 2**20, ended, 0))
 
+        if args.users:  # reads across members: each of a sample must be 404
+            for job_id in accepted[:: max(1, len(accepted) // 30)]:
+                other = tokens[(owner_of[job_id] + 1) % len(tokens)]
+                for path in ("", "/video"):
+                    if requests.get(f"{url}/api/jobs/{job_id}{path}", headers=other, timeout=30).status_code != 404:
+                        crossed.append(job_id + path)
         lost = [i for i in accepted if i not in jobs]
         done = [j for j in jobs.values() if j["state"] == "done"]
         bad_videos = []
@@ -165,7 +207,8 @@ def main() -> int:
 
         print(f"\npodium serve load: {args.jobs} {args.preset} jobs at {args.size}, {args.fps} fps, "
               f"--workers {args.workers}, {'servers: ' + ', '.join(args.server) if args.server else 'in-process'}, "
-              f"{psutil.cpu_count()} CPUs")
+              f"{psutil.cpu_count()} CPUs" + (f"; {args.users} members x {args.jobs_per_user} jobs, "
+                                              f"seen across members: {len(crossed)}" if args.users else ""))
         print(f"| {'submitted':>9} | {'accepted':>8} | {'done':>4} | {'failed':>6} | {'lost':>4} | {'bad video':>9} "
               f"| {'submit s':>8} | {'wall s':>7} | {'jobs/min':>8} | {'wait p50/p95 s':>14} | {'render p50/p95 s':>16} |")
         print(f"| {args.jobs:>9} | {len(accepted):>8} | {len(done):>4} | "
@@ -184,7 +227,7 @@ def main() -> int:
               f"{sum(rss_values[half:]) / max(len(rss_values) - half, 1):.1f} MB")
         for failed in [j for j in jobs.values() if j["state"] == "failed"][:3]:
             print(f"failed {failed['id']}: {failed['error']}", file=sys.stderr)
-        ok = len(done) == args.jobs and not lost and not bad_videos
+        ok = len(done) == args.jobs and not lost and not bad_videos and not crossed
         print("all finished, none lost" if ok else "NOT all jobs finished well")
         return 0 if ok else 1
     finally:

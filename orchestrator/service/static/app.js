@@ -10,14 +10,6 @@ let current = null;      // id of the job shown
 let shownVideo = null;   // id whose video the player holds
 let jobTimer = null;
 
-function token() { return localStorage.getItem("podium_token") || ""; }
-
-function setToken(value) {
-  localStorage.setItem("podium_token", value);
-  // GET requests also take the cookie, so <video> and download links work with a token
-  document.cookie = `podium_token=${encodeURIComponent(value)}; path=/; SameSite=Strict`;
-}
-
 function showError(message) {
   const line = $("error");
   if (!message) { line.hidden = true; line.textContent = ""; return; }
@@ -27,8 +19,7 @@ function showError(message) {
 }
 
 async function api(method, path, body) {
-  const headers = {};
-  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const headers = {};  // who: the session cookie team.js signs in with (HttpOnly: not seen here)
   let payload = body;
   if (body && !(body instanceof FormData)) {
     headers["Content-Type"] = "application/json";
@@ -40,7 +31,7 @@ async function api(method, path, body) {
   } catch (err) {
     throw new Error(`the server cannot be reached (${err.message})`);
   }
-  if (response.status === 401) $("access").open = true;
+  if (response.status === 401) document.dispatchEvent(new CustomEvent("podium:unauthorized"));
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
@@ -252,9 +243,7 @@ async function drop(id) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("token").value = token();
-  if (token()) setToken(token());
-  $("save-token").addEventListener("click", () => { setToken($("token").value.trim()); showError(""); refreshList(); });
+  document.addEventListener("podium:signed-in", () => { showError(""); refreshList(); });
   for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", showMode);
   $("job-form").addEventListener("submit", submit);
   $("deck").addEventListener("change", showDeck);
