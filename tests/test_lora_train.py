@@ -163,3 +163,33 @@ def test_a_checkpoint_of_other_pictures_is_not_resumed(models, crops, tmp_path):
                lambda step, _l: seen.append(step))
     assert seen == [1, 2]
     assert "the checkpoint was made from other images or settings: starting over" in said
+
+
+def test_profile_train_stores_the_lora_in_the_profile(models, tmp_path, monkeypatch, capsys):
+    """`podium profile create` then `podium profile train` through the real command line; needs
+    the profile store (orchestrator/profiles.py, branch `profiles`)."""
+    profiles = pytest.importorskip("orchestrator.profiles")
+    from orchestrator.cli import main
+
+    monkeypatch.setenv("PODIUM_DATA_DIR", str(tmp_path / "data"))
+    consent = "I, Ana Lima, agree that Podium may make videos with my face and voice"
+    images = [a for p in photos(tmp_path / "in") for a in ("--image", str(p))]
+    assert main(["profile", "create", "ana", *images, "--consent", consent]) == 0
+    assert main(["profile", "train", "ana", "--base", str(models["sd15"]), "--steps", "2", "--rank", "2",
+                 "--token", "ana"]) == 0
+    profile = profiles.load("ana")  # every file's sha256 checked against the manifest
+    lora = profile.manifest["lora"]
+    assert lora["caption"] == "a photo of ana person" and lora["steps"] == 2 and lora["folder"] == "lora"
+    assert "lora/pytorch_lora_weights.safetensors" in profile.manifest["files"]
+    assert "LoRA: yes" in capsys.readouterr().out
+    assert not (tmp_path / "data" / "training" / "ana").exists()  # checkpoints gone once stored
+    pipe = load_pipeline(models["sd15"])
+    plain = draw(pipe, "a photo of ana person", width=64, height=64, steps=2, seed=1)
+    set_lora(pipe, profile.folder / "lora")
+    try:
+        assert not np.array_equal(plain, draw(pipe, "a photo of ana person", width=64, height=64, steps=2, seed=1))
+    finally:
+        set_lora(pipe, None)
+
+    assert main(["profile", "train", "nobody", "--base", str(models["sd15"])]) == 2
+    assert "no profile named nobody" in capsys.readouterr().err
