@@ -28,6 +28,8 @@ def add_parser(actions) -> None:
                        help="the model it is learnt for: sd15, sdxl (their models.yaml ids) or a diffusers folder")
     train.add_argument("--steps", type=int, default=500, help="training steps (default 500)")
     train.add_argument("--rank", type=int, default=16, help="the LoRA's rank (default 16)")
+    train.add_argument("--size", type=int, default=0,
+                       help="side of the training pictures in pixels (default: the model's own, 512 / 1024)")
     train.add_argument("--token", default="sks", help="the word that names you in prompts (default sks)")
 
 
@@ -48,15 +50,16 @@ def base_folder(base: str) -> tuple[Path, dict]:
 
 
 def train(name: str, base: str = "sd15", steps: int = 500, rank: int = 16, token: str = "sks",
-          say=lambda line: print(line, file=sys.stderr)):
+          size: int = 0, say=lambda line: print(line, file=sys.stderr)):
     """Train (or resume) the LoRA of profile `name` and store it in the profile."""
     from podium.errors import UsageError
 
     from . import profiles
     from .train_runner import train_identity_lora
 
-    if steps < 1 or rank < 1:
-        raise UsageError(f"--steps and --rank must be at least 1 (got {steps}, {rank})")
+    if steps < 1 or rank < 1 or not (size == 0 or 64 <= size <= 2048 and size % 64 == 0):
+        raise UsageError(f"--steps and --rank must be at least 1 and --size a multiple of 64 from 64 to 2048 "
+                         f"(got {steps}, {rank}, {size})")
     if not token.isalnum():
         raise UsageError(f"--token must be one word of letters or digits, not {token!r}")
     profile = profiles.load(name)
@@ -64,7 +67,8 @@ def train(name: str, base: str = "sd15", steps: int = 500, rank: int = 16, token
     work = profiles.data_dir() / "training" / name
     out = work / "lora"
     images = [profile.folder / rel for rel in profile.manifest["images"]]
-    info = train_identity_lora(folder, images, out, work, steps=steps, rank=rank, token=token, say=say)
+    info = train_identity_lora(folder, images, out, work, steps=steps, rank=rank, token=token,
+                               size=size, say=say)
     return store_lora(name, out, {**info, **licence})
 
 

@@ -10,7 +10,7 @@ from . import embedded
 
 
 def train_identity_lora(base: Path, images: Sequence[Path], out: Path, work: Path, *, steps: int,
-                        rank: int, token: str, say: Callable[[str], None]) -> dict:
+                        rank: int, token: str, size: int = 0, say: Callable[[str], None]) -> dict:
     """Face crops of `images`, then a LoRA trained (or resumed from `work`) into folder `out`;
     returns what lora.json records (token, caption, family, steps, ...)."""
     import json
@@ -22,8 +22,8 @@ def train_identity_lora(base: Path, images: Sequence[Path], out: Path, work: Pat
     from podium.engines.presenter_image import detect_family
 
     family = detect_family(base)
-    config = TrainConfig(steps=steps, rank=rank, token=token)
-    crops = face_crops(images, SIZES.get(family, 512), say=say)
+    config = TrainConfig(steps=steps, rank=rank, token=token, size=size)
+    crops = face_crops(images, size or SIZES.get(family, 512), say=say)
     progress.set_hook(_bar if sys.stderr.isatty() else None)
     try:
         train_lora(base, crops, out, work, config, say)

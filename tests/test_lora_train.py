@@ -176,7 +176,7 @@ def test_profile_train_stores_the_lora_in_the_profile(models, tmp_path, monkeypa
     images = [a for p in photos(tmp_path / "in") for a in ("--image", str(p))]
     assert main(["profile", "create", "ana", *images, "--consent", consent]) == 0
     assert main(["profile", "train", "ana", "--base", str(models["sd15"]), "--steps", "2", "--rank", "2",
-                 "--token", "ana"]) == 0
+                 "--token", "ana", "--size", "64"]) == 0
     profile = profiles.load("ana")  # every file's sha256 checked against the manifest
     lora = profile.manifest["lora"]
     assert lora["caption"] == "a photo of ana person" and lora["steps"] == 2 and lora["folder"] == "lora"
