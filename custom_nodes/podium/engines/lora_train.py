@@ -245,7 +245,7 @@ def train_lora(base: Path, images: Sequence[np.ndarray], out: Path, work: Path,
                     save_checkpoint(checkpoint, unet, optimizer, step, mark)
                     saved = step
                     rate = (step - start) / (time.perf_counter() - began)
-                    say(f"step {step}/{config.steps}  loss {float(loss):.4f}  {rate:.2f} steps/s")
+                    say(f"step {step}/{config.steps}  loss {loss.item():.4f}  {rate:.2f} steps/s")
         except KeyboardInterrupt:
             if done > saved:  # the last whole step (a step cut short is made again)
                 save_checkpoint(checkpoint, unet, optimizer, done, mark)
