@@ -193,3 +193,43 @@ def test_profile_train_stores_the_lora_in_the_profile(models, tmp_path, monkeypa
 
     assert main(["profile", "train", "nobody", "--base", str(models["sd15"])]) == 2
     assert "no profile named nobody" in capsys.readouterr().err
+
+
+def test_a_real_ctrl_c_keeps_the_steps_done(models, crops, tmp_path):
+    """SIGINT to a training process (what Ctrl-C sends): the run after it goes on from there."""
+    import signal
+    import subprocess
+    import time
+
+    np.save(tmp_path / "crops.npy", np.stack(crops))
+    code = (
+        "import sys, numpy as np, torch; torch.set_num_threads(1)\n"
+        "from podium.engines.lora_train import TrainConfig, train_lora\n"
+        f"crops = list(np.load({str(tmp_path / 'crops.npy')!r}))\n"
+        "config = TrainConfig(steps=int(sys.argv[1]), rank=2, size=64, checkpoint_every=1000)\n"
+        f"train_lora({str(models['sd15'])!r}, crops, __import__('pathlib').Path({str(tmp_path / 'lora')!r}), "
+        f"__import__('pathlib').Path({str(tmp_path / 'work')!r}), config, lambda l: print(l, flush=True), "
+        "lambda s, _l: print(f'done {s}', flush=True))\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    child = subprocess.Popen([sys.executable, "-c", code, "10000"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 240
+    for line in child.stdout:  # wait until three steps are done, then press Ctrl-C
+        lines.append(line.strip())
+        if line.startswith("done 3") or time.monotonic() > deadline:
+            break
+    child.send_signal(signal.SIGINT)
+    lines += [line.strip() for line in child.stdout]
+    assert child.wait(timeout=120) != 0 and "done 3" in lines
+    stopped = next(line for line in lines if line.startswith("interrupted at step"))
+    reached = int(stopped.split()[3].rstrip(":"))
+    assert reached >= 3 and not (tmp_path / "lora").exists()
+
+    again = subprocess.run([sys.executable, "-c", code, str(reached + 1)], capture_output=True, text=True,
+                           env=env, timeout=240)
+    assert again.returncode == 0, again.stderr[-2000:]
+    out = again.stdout.splitlines()
+    assert f"resuming from step {reached}" in " ".join(out)
+    assert [line for line in out if line.startswith("done")] == [f"done {reached + 1}"]
+    assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()
