@@ -202,7 +202,7 @@ def train_step(pipe, unet, stats, text, extra, step: int, seed: int):
 
 
 def train_lora(base: Path, images: Sequence[np.ndarray], out: Path, work: Path,
-               config: TrainConfig = TrainConfig(), say: Callable[[str], None] = print,
+               config: Optional[TrainConfig] = None, say: Callable[[str], None] = print,
                on_step: Optional[Callable[[int, float], None]] = None) -> Path:
     """Train (or resume) an identity LoRA on `images` (square RGB uint8 face crops) over the
     diffusers model in `base`; checkpoints go to `work`, the LoRA folder to `out`. Returns the
@@ -210,6 +210,7 @@ def train_lora(base: Path, images: Sequence[np.ndarray], out: Path, work: Path,
     import torch
     from diffusers import DDPMScheduler
 
+    config = config or TrainConfig()
     if config.steps < 1:
         raise PodiumError(f"--steps must be at least 1, not {config.steps}")
     pipe, family, key = load_base(Path(base))
