@@ -196,6 +196,12 @@ def test_profile_train_stores_the_lora_in_the_profile(models, tmp_path, monkeypa
 
     assert main(["profile", "train", "nobody", "--base", str(models["sd15"])]) == 2
     assert "no profile named nobody" in capsys.readouterr().err
+    assert main(["profile", "create", "solo", *images[:2], "--consent", consent]) == 0
+    capsys.readouterr()
+    assert main(["profile", "train", "solo", "--base", str(models["sd15"])]) == 2
+    err = capsys.readouterr().err
+    assert "training needs 5 to 30 images, the profile has 1" in err and "Traceback" not in err
+    assert "lora" not in profiles.load("solo").manifest  # the profile is as it was
 
 
 def test_a_real_ctrl_c_keeps_the_steps_done(models, crops, tmp_path):
