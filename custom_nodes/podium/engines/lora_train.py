@@ -73,10 +73,13 @@ def load_base(folder: Path):
     extra = {"safety_checker": None, "feature_extractor": None,
              "requires_safety_checker": False} if family == "sd15" else {}
 
+    from diffusers.utils import deprecation_utils
+    # newer diffusers name it `dtype` and warn about `torch_dtype`; older ones know only that
+    extra["dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"] = dtype
+
     def loader():
         try:
-            pipe = getattr(diffusers, PIPELINES[family]).from_pretrained(
-                folder, torch_dtype=dtype, local_files_only=True, **extra)
+            pipe = getattr(diffusers, PIPELINES[family]).from_pretrained(folder, local_files_only=True, **extra)
         except (OSError, ValueError) as exc:
             raise PodiumError(f"cannot load the base model in {folder}: {exc}. Pull it again with "
                               "`podium models pull <id>`") from None
