@@ -55,6 +55,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     imported = actions.add_parser("import", help="add a profile from an archive `profile export` wrote")
     imported.add_argument("file", metavar="FILE", type=Path)
     imported.add_argument("--force", action="store_true", help="replace a profile of that name")
+    from .profile_train import add_parser as add_train
+
+    add_train(actions)
     return parser
 
 
@@ -77,6 +80,10 @@ def run(args) -> int:
         print(profiles.describe(profiles.load(args.name)))
     elif action == "set-text":
         print(profiles.describe(profiles.set_text(args.name, args.text)))
+    elif action == "train":
+        from .profile_train import train
+
+        print(profiles.describe(train(args.name, args.base, args.steps, args.rank, args.token, args.size)))
     elif action == "delete":
         profiles.delete(args.name)
         print(f"deleted profile {args.name}")
