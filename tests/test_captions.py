@@ -114,3 +114,35 @@ def test_styles_are_data_and_a_wrong_name_is_one_line():
     assert style.alignment == pysubs2.Alignment.TOP_CENTER and style.fontsize == round(32 * H / 720)
     with pytest.raises(PodiumError, match=r"unknown caption style 'neon'; choose one of: .*default"):
         load_style("neon")
+
+
+def test_the_cli_writes_stitched_karaoke_captions_beside_the_srt(tmp_path):
+    from conftest import ffprobe, parse_srt, run_cli, streams
+
+    text = "# Talk\n## One\nFirst part here.\n\n## Two\nSecond part follows now."
+    video = tmp_path / "talk.mp4"
+    rc, _, err = run_cli("generate", "--text", text, "--captions", "karaoke", "--caption-style", "bold",
+                         "--subtitles", "burn", "--out", video, "--size", "320x180", "--quiet",
+                         cwd=tmp_path, tmpdir=tmp_path / "tmp")
+    assert rc == 0, err
+    ass = pysubs2.load(str(video.with_suffix(".ass")))
+    cues = parse_srt(video.with_suffix(".srt"))
+    assert len(cues) == 2 and ass.info["PlayResX"] == "320"
+    assert ass.styles["Default"].bold and ass.styles["Default"].fontsize == round(44 * 180 / 720)
+    # karaoke: one event per word, the line whole in each; the second segment's shifted like the srt's
+    second = [e for e in ass.events if e.plaintext.startswith("Second")]
+    assert [len(e.plaintext.split()) for e in second] == [4] * 4
+    shown = [e.plaintext.split()[i] for i, e in enumerate(second)]
+    assert shown == ["Second", "part", "follows", "now"]
+    assert abs(second[0].start / 1000 - cues[1][0]) < 0.15 and second[-1].end / 1000 <= cues[1][1] + 0.02
+    video_s = float(streams(ffprobe(video, count_frames=False), "video")[0]["duration"])
+    assert ass.events[-1].end / 1000 <= video_s
+
+
+def test_an_unknown_caption_style_is_one_line_before_rendering(tmp_path):
+    from conftest import run_cli
+
+    rc, _, err = run_cli("generate", "--text", "Hi there.", "--caption-style", "neon",
+                         "--out", tmp_path / "x.mp4", cwd=tmp_path, tmpdir=tmp_path / "tmp")
+    assert rc != 0 and "unknown caption style 'neon'" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.mp4").exists()

@@ -9,30 +9,38 @@ from ..models import ids_of_kind
 from ..profiling import reported_stage
 
 log = logging.getLogger("podium.subtitles")
+ALIGNER_KIND = "whisper-words"  # models.yaml: a whole Whisper checkpoint, tokenizer included
+AUTO_ALIGNER = "auto (an installed Whisper)"
 NO_ALIGNER = "none (share each sentence over its words)"
 
 
 def _aligner_choices() -> list[str]:
-    return [*ids_of_kind("whisper"), NO_ALIGNER]
+    """auto first: a graph does not need a Whisper model installed to run (models_in)."""
+    return [AUTO_ALIGNER, *ids_of_kind(ALIGNER_KIND), NO_ALIGNER]
 
 
 class _LazyAligner:
     """Loads the Whisper model only if a sentence lacks the voice's own word times; a model
     that is not installed leaves the words spread (the note says so), it is not an error."""
 
-    def __init__(self, model_id: str):
-        self.model_id, self._aligner, self.failed = model_id, None, False
+    def __init__(self, model_ids: list[str]):
+        self.model_ids, self._aligner, self.failed = model_ids, None, False
 
     def __call__(self, samples, rate):
         if self._aligner is None and not self.failed:
-            from .musetalk import _folder
-
-            try:
-                self._aligner = WhisperAligner(_folder(self.model_id))
-            except (PodiumError, ImportError, KeyError) as err:
-                log.info("word timings: Whisper %s not usable (%s)", self.model_id, str(err)[:200])
-                self.failed = True
+            self._aligner = self._load()
+            self.failed = self._aligner is None
         return self._aligner(samples, rate) if self._aligner else []
+
+    def _load(self):
+        from .musetalk import _folder
+
+        for model_id in self.model_ids:
+            try:
+                return WhisperAligner(_folder(model_id))
+            except (PodiumError, ImportError, KeyError) as err:
+                log.info("word timings: Whisper %s not usable (%s)", model_id, str(err)[:200])
+        return None
 
 
 class PodiumSubtitles:
@@ -71,8 +79,9 @@ class PodiumSubtitles:
         captions = Captions(cues_from_speech(speech, line_chars=line_chars), mode=mode,
                             style=load_style(style))
         if mode != "sentence":
-            choice = aligner or _aligner_choices()[0]
-            align = None if choice == NO_ALIGNER else _LazyAligner(choice)
+            choice = aligner or AUTO_ALIGNER
+            ids = ids_of_kind(ALIGNER_KIND) if choice == AUTO_ALIGNER else [choice]
+            align = None if choice == NO_ALIGNER else _LazyAligner(ids)
             captions.sentences, note = sentence_words(speech, align)
             if note:
                 log.warning(note)
