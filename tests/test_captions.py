@@ -146,3 +146,33 @@ def test_an_unknown_caption_style_is_one_line_before_rendering(tmp_path):
                          "--out", tmp_path / "x.mp4", cwd=tmp_path, tmpdir=tmp_path / "tmp")
     assert rc != 0 and "unknown caption style 'neon'" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_whisper_checkpoint_times_the_words_of_a_voice_without_alignments(tmp_path):
+    from tiny_whisper import make_tiny_whisper
+    from podium.engines.word_timing import WhisperAligner
+
+    aligner = WhisperAligner(make_tiny_whisper(tmp_path / "whisper"))
+    rng = np.random.default_rng(0)
+    builder = SpeechBuilder(16000)
+    for text in ("Cloned voices have no alignments.", "Whisper hears them."):
+        builder.add_sentence(text, rng.normal(0, 0.1, 16000).astype(np.float32))
+    builder.end_segment()
+    speech = builder.build()
+    heard = aligner(speech.samples[:16000], 16000)
+    assert heard and all(0 <= w.start <= w.end <= 1.0 + 0.02 for w in heard)
+    words, note = sentence_words(speech, aligner)
+    assert note is None  # timed by the aligner, not spread
+    for span, timed in zip(speech.sentences, words):
+        assert [w.text for w in timed] == text_words(span.text)
+        assert all(span.start <= w.start <= w.end <= span.end for w in timed)
+        assert all(a.end <= b.start for a, b in zip(timed, timed[1:]))
+
+
+def test_an_incomplete_whisper_checkpoint_is_one_line(tmp_path):
+    from podium.engines.word_timing import WhisperAligner
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(PodiumError, match=r"is not a whole Whisper checkpoint \(missing "
+                                          r"preprocessor_config.json, generation_config.json\)"):
+        WhisperAligner(tmp_path)
