@@ -43,6 +43,18 @@ def test_piper_word_spans_lie_inside_their_sentences_in_order(speech):
         assert all(a.end <= b.start for a, b in zip(timed, timed[1:]))
 
 
+def test_words_spoken_as_several_are_shown_as_the_script_writes_them():
+    from podium.engines import tts_piper
+
+    voice = tts_piper.load_voice(joe.model_path())
+    speech = tts_piper.synthesize(voice, parse_script("Dr. Smith paid 3.14 dollars."), noise_scale=0, noise_w=0)
+    (words,), _ = sentence_words(speech)
+    span = speech.sentences[0]
+    assert [w.text for w in words] == ["Dr", "Smith", "paid", "3.14", "dollars"]
+    assert all(span.start <= w.start <= w.end <= span.end for w in words)
+    assert all(a.end <= b.start for a, b in zip(words, words[1:]))
+
+
 def test_the_words_captions_show_the_narrations_words_in_order(speech):
     words, _ = sentence_words(speech)
     captions = Captions(cues_from_speech(speech), words, "words", load_style("default"))

@@ -45,6 +45,9 @@ def sentence_words(speech: Speech, aligner=None) -> tuple[list[list[WordSpan]], 
     for span in speech.sentences:
         mine = [w for w in speech.words if span.start - 1e-6 <= w.start < span.end]
         names = text_words(span.text)
+        if mine and len(mine) != len(names):  # "3.14" spoken as several words: the script's words
+            mine = fit(names, [WordSpan(w.text, w.start - span.start, w.end - span.start) for w in mine],
+                       span.start, span.end)
         if not mine and names and aligner is not None:
             audio = speech.samples[int(span.start * speech.sample_rate):int(span.end * speech.sample_rate)]
             mine = fit(names, aligner(audio, speech.sample_rate), span.start, span.end)
