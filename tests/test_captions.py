@@ -1,6 +1,5 @@
 """Word-level captions: Piper's word timings, the words and karaoke modes drawn by libass (checked
 on decoded frames), styles as data, PiP boxes kept clear, the fallback without word timings."""
-import logging
 
 import numpy as np
 import pysubs2
@@ -188,3 +187,20 @@ def test_an_incomplete_whisper_checkpoint_is_one_line(tmp_path):
     with pytest.raises(PodiumError, match=r"is not a whole Whisper checkpoint \(missing "
                                           r"preprocessor_config.json, generation_config.json\)"):
         WhisperAligner(tmp_path)
+
+
+def test_captions_keep_clear_of_a_pip_box_on_their_own_side():
+    from podium.engines.compose import Pip, PipVisual
+
+    class Blank:
+        width, height = W, H
+
+        def render(self, t):
+            return np.zeros((H, W, 3), np.uint8)
+
+    top = PipVisual(Blank(), Blank(), Pip(position="top-right"))
+    assert top.caption_margins_at("top") and top.caption_margins_at("middle")
+    assert top.caption_margins_at("bottom") is None and top.caption_margins is None
+    bottom = PipVisual(Blank(), Blank(), Pip(position="bottom-left"))
+    assert bottom.caption_margins_at("bottom") == bottom.caption_margins and bottom.caption_margins
+    assert bottom.caption_margins_at("top") is None

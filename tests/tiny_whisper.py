@@ -5,13 +5,16 @@ plumbing, not accuracy. Nothing is downloaded."""
 import json
 from pathlib import Path
 
-def bytes_to_unicode():
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-to-printable-character table (what byte-level BPE vocabularies are keyed by)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
     for b in range(256):
         if b not in bs:
-            bs.append(b); cs.append(256 + n); n += 1
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
     return dict(zip(bs, (chr(c) for c in cs)))
 
 def make_tiny_whisper(folder: Path) -> Path:

@@ -150,7 +150,7 @@ def _pop_on(flat: list[WordSpan], style: CaptionStyle):
         end = groups[i + 1][0].start if i + 1 < len(groups) else group[-1].end
         text = " ".join(w.text for w in group)
         lines = textwrap.wrap(text, style.line_chars) or [text]
-        yield group[0].start, max(end, group[0].start + 0.01), "\\N".join(_escape(l) for l in lines)
+        yield group[0].start, max(end, group[0].start + 0.01), "\\N".join(_escape(line) for line in lines)
 
 
 def _escape(text: str) -> str:
