@@ -41,7 +41,8 @@ titles the slide for what follows, '# Title' on the first line names the video.
 '[sfx: NAME]' marks a sound effect where it stands (never spoken); '[music: TEXT]' says what
 the music should be, for the video (before any narration) or for its '## section'.
 
-written beside the video, under its name: NAME.srt, the subtitles (unless --subtitles none);
+written beside the video, under its name: NAME.srt, the subtitles, and NAME.ass, the captions as
+drawn (--captions, --caption-style) (unless --subtitles none);
 guided mode also NAME.json and NAME.md, the script the LLM wrote. None of them may be an input
 file or another output, and none replaces an existing file without --force.
 
@@ -259,6 +260,7 @@ def generate(args) -> int:
                        segments=result.segments, reused=result.reused,
                        preset=result.preset, wall=result.wall)
     extra = f", subtitles {result.target.with_suffix('.srt')}" if request.subtitles != "none" else ""
+    extra += " and .ass" if extra and result.target.with_suffix(".ass").exists() else ""
     summary = [f"wrote {result.target}: {result.duration:.1f} s of video ({result.segments} segments, "
           f"{result.reused} from cache) at {request.fps} fps, {request.size[0]}x{request.size[1]}, "
           f"{result.preset} preset, in {result.wall:.1f} s "

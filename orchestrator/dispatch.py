@@ -60,15 +60,15 @@ def output_files(outputs: dict, locate: Callable[[dict], Path]) -> dict[str, lis
     return found
 
 
-def render_segment(instance: Instance, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, Optional[Path], dict]:
-    """(video, subtitles or None, video info) of one segment."""
+def render_segment(instance: Instance, job: SegmentJob, workdir: Path, on_event) -> tuple[Path, list[Path], dict]:
+    """(video, its subtitle files (.srt, .ass; none when it has none), video info) of one segment."""
     graph, files = job.work_for(instance.name)
     produced = instance.produce(graph, files, workdir, on_event)
     videos = [(p, info) for p, info in produced.get("images", []) if p.suffix in VIDEO_SUFFIXES]
     if not videos:
         raise RenderFailed("the workflow produced no video: does it end in a Podium Save Video node?")
     subtitles = produced.get("subtitles", [])
-    return videos[0][0], (subtitles[0][0] if subtitles else None), videos[0][1]
+    return videos[0][0], [p for p, _ in subtitles], videos[0][1]
 
 
 def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: SegmentCache,
@@ -94,12 +94,18 @@ def render_all(jobs: list[SegmentJob], instances: list[Instance], cache: Segment
 def _render_one(instance: Instance, job: SegmentJob, cache: SegmentCache, on_status: StatusSink) -> Clip:
     on_status(instance.name, "segment_start", {"segment": job.index})
     with tempfile.TemporaryDirectory(prefix=temp_prefix("segment")) as work:
-        video, srt, info = render_segment(instance, job, Path(work),
+        video, subtitles, info = render_segment(instance, job, Path(work),
                                           lambda t, d: on_status(instance.name, t, d))
         with signals_deferred():  # a finished segment reaches the cache, Ctrl-C or not
-            clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), srt)
+            clip = cache.put(job.key, video, int(info["frames"]), float(info["fps"]), *_by_kind(subtitles))
     on_status(instance.name, "segment_done", {"segment": job.index})
     return clip
+
+
+def _by_kind(subtitles: list[Path]) -> tuple[Optional[Path], Optional[Path]]:
+    """(the .srt, the .ass) among a segment's subtitle files, None for one it lacks."""
+    pick = lambda suffix: next((p for p in subtitles if p.suffix == suffix), None)
+    return pick(".srt"), pick(".ass")
 
 
 def _render_parallel(todo, instances, cache, on_status, clips) -> None:

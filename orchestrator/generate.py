@@ -102,6 +102,7 @@ def output_files(request: RenderRequest, target: Path) -> dict[str, Path]:
     written = {"the video (--out)": target}
     if request.subtitles != "none":
         written["the subtitles"] = target.with_suffix(".srt")
+        written["the captions (.ass)"] = target.with_suffix(".ass")
     if request.mode == "guided" and request.deck:
         written["the notes the LLM wrote"] = target.with_suffix(".notes.md")
     elif request.mode == "guided":
@@ -156,6 +157,11 @@ def bindings(request: RenderRequest, graph: dict, preset: str = "") -> tuple[dic
     if graph[find_node(graph, "Save video")]["class_type"] == "PodiumSaveVideo":
         # Segments keep their audio lossless (PCM in a .mov): it is encoded once, when stitched.
         values[("Save video", "intermediate")] = True
+    if _has(graph, "Subtitles"):  # only when asked: graphs rendered as before keep their cache keys
+        if request.captions != "sentence":
+            values[("Subtitles", "mode")] = request.captions
+        if request.caption_style != "default":
+            values[("Subtitles", "style")] = request.caption_style
     if _has(graph, "Lip sync"):
         values[("Lip sync", "fps")] = request.fps  # each frame takes the audio of its own time
     if _has(graph, "Upscale"):
@@ -338,6 +344,7 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
     target = outputs.check_target(target, how.force)
     if request.subtitles != "none":
         outputs.check_target(target.with_suffix(".srt"), how.force)
+        outputs.check_target(target.with_suffix(".ass"), how.force)
     cache = SegmentCache(request.cache_dir or default_cache_dir())
     cache.check_writable()
     narration = narration_for(target)

@@ -61,6 +61,14 @@ def _known_preset(value: str) -> str:
     return value
 
 
+def _known_caption_style(value: str) -> str:
+    from podium.engines.captions import style_names
+
+    if value not in style_names():
+        raise ValueError(f"unknown caption style {value!r}: choose one of {', '.join(style_names())}")
+    return value
+
+
 def _size(value):
     if isinstance(value, (tuple, list)) and len(value) == 2:
         value = f"{value[0]}x{value[1]}"
@@ -100,6 +108,13 @@ class RenderOptions(BaseModel):
     subtitles: Annotated[Literal["none", "srt", "burn"], Field(description=(
         "srt: a .srt file beside the video (default); burn: drawn into the picture and the .srt "
         "too; none")), Cli()] = "srt"
+    captions: Annotated[Literal["sentence", "words", "karaoke"], Field(description=(
+        "sentence: each sentence while it is spoken (default); words: a few words at a time as "
+        "they are spoken; karaoke: the line stays and the spoken word is highlighted (a .ass "
+        "file beside the .srt; burned with --subtitles burn)")), Cli()] = "sentence"
+    caption_style: Annotated[str, AfterValidator(_known_caption_style), Field(description=(
+        "a caption style (font, size, colours, position) from the pack's presets/captions.json: "
+        "default, bold, top, shorts")), Cli(metavar="NAME")] = "default"
     fps: Annotated[int, Field(ge=1, le=120, description="frames per second"), Cli()] = 25
     size: Annotated[Size, Field(description="video size"), Cli(metavar="WxH")] = (1280, 720)
     crossfade: Annotated[Seconds, Field(ge=0, le=5, description=(

@@ -94,12 +94,12 @@ class CacheError(PodiumError):
     """The segment cache folder cannot be written (read-only, full)."""
 
 
-CLIP_NAMES = ("clip.mov", "clip.mp4", "clip.srt")  # what an entry may hold
+CLIP_NAMES = ("clip.mov", "clip.mp4", "clip.srt", "clip.ass")  # what an entry may hold
 
 
 class SegmentCache:
     """Finished segment clips under `<dir>/<key>/` (clip.mov or clip.mp4 as the workflow made
-    it, clip.srt, info.json).
+    it, clip.srt and clip.ass, info.json).
 
     info.json records each file's size and sha256, so an entry that was cut short or damaged
     is noticed when it is used: it is dropped, `warn` says so, and the segment is made again.
@@ -161,8 +161,8 @@ class SegmentCache:
                 return None, f"{name} is {size} bytes, {want.get('size')} were written"
             if sha256_file(path) != want.get("sha256"):
                 return None, f"{name} does not match its checksum"
-        srt_path = entry / "clip.srt"
-        return Clip(entry / clip_name, frames, float(fps), srt_path if "clip.srt" in files else None), None
+        side = lambda name: entry / name if name in files else None
+        return Clip(entry / clip_name, frames, float(fps), side("clip.srt"), side("clip.ass")), None
 
     def _drop(self, entry: Path) -> None:
         """Take a bad entry out of the way (renamed first, so no reader sees it half-deleted)."""
@@ -173,7 +173,8 @@ class SegmentCache:
             doomed = entry
         shutil.rmtree(doomed, ignore_errors=True)
 
-    def put(self, key: str, video: Path, frames: int, fps: float, srt_path: Optional[Path]) -> Clip:
+    def put(self, key: str, video: Path, frames: int, fps: float, srt_path: Optional[Path],
+            ass_path: Optional[Path] = None) -> Clip:
         """Move a finished clip in; the entry appears whole (one rename) or not at all."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +184,7 @@ class SegmentCache:
         try:
             files = {}
             clip_name = "clip" + Path(video).suffix
-            for source, name in ((video, clip_name), (srt_path, "clip.srt")):
+            for source, name in ((video, clip_name), (srt_path, "clip.srt"), (ass_path, "clip.ass")):
                 if source is not None:
                     shutil.move(str(source), staging / name)
                     files[name] = {"size": (staging / name).stat().st_size,

@@ -16,11 +16,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Optional
 
-import srt
+import pysubs2
 
 from podium.files import publish_all, temp_path, temp_prefix
 
@@ -33,12 +32,14 @@ Mixer = Callable[["object"], "object"]  # joined narration (float32 numpy, RATE)
 
 @dataclass
 class Clip:
-    """One rendered segment: its MP4, its exact frame count and rate, its subtitles if any."""
+    """One rendered segment: its MP4, its exact frame count and rate, its subtitles if any
+    (.srt: sentence cues; .ass: the captions as drawn, words and karaoke included)."""
 
     path: Path
     frames: int
     fps: float
     srt_path: Optional[Path] = None
+    ass_path: Optional[Path] = None
 
     @property
     def duration(self) -> float:
@@ -54,16 +55,30 @@ def _exact_audio(clip: Clip, dest: Path) -> None:
                 "-f", "f32le", str(dest)])
 
 
-def merge_subtitles(clips: list[Clip], offsets: list[float]) -> Optional[str]:
-    """All clips' cues in one SRT, each shifted to where its clip starts in the result."""
-    cues = []
-    for clip, offset in zip(clips, offsets):
-        if clip.srt_path is None:
+SUBTITLE_FILES = {".srt": "srt_path", ".ass": "ass_path"}  # suffix -> the Clip's field
+
+
+def merge_subtitles(clips: list[Clip], offsets: list[float], suffix: str = ".srt") -> Optional[str]:
+    """All clips' subtitles of one kind (.srt or .ass, read and written by pysubs2) in one file,
+    each event shifted to where its clip starts in the result (to the nearest millisecond; ASS
+    keeps centiseconds). ASS keeps the first clip's styles (every segment has the same). None
+    when no clip has any, or when some clip lacks its file while others have one (an older
+    cache entry): a file with a segment's captions missing would mislead."""
+    field = SUBTITLE_FILES[suffix]
+    paths = [getattr(clip, field) for clip in clips]
+    if suffix != ".srt" and any(p is None and c.srt_path is not None for p, c in zip(paths, clips)):
+        return None
+    merged = None
+    for path, offset in zip(paths, offsets):
+        if path is None:
             continue
-        shift = timedelta(milliseconds=round(offset * 1000))  # SRT's resolution, to the nearest
-        for cue in srt.parse(clip.srt_path.read_text(encoding="utf-8")):
-            cues.append(srt.Subtitle(0, cue.start + shift, cue.end + shift, cue.content))
-    return srt.compose(cues, reindex=True) if cues else None
+        part = pysubs2.SSAFile.from_string(path.read_text(encoding="utf-8"), format_=suffix[1:])
+        part.shift(ms=round(offset * 1000))
+        if merged is None:
+            merged = part
+        else:
+            merged.events += part.events
+    return merged.to_string(suffix[1:]) if merged is not None and merged.events else None
 
 
 def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
@@ -72,7 +87,7 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
                                                                    "-pix_fmt", "yuv420p"),
            replace: bool = True, mixer: Optional[Mixer] = None, loudness: float = -16.0,
            subtitles: bool = True, metadata: Optional[dict[str, str]] = None) -> Path:
-    """Join `clips` in order into `out_path` (and `out_path.srt` when they have subtitles and
+    """Join `clips` in order into `out_path` (and `out_path.srt`, `.ass` when they have subtitles and
     `subtitles`), written under temporary names and renamed when whole. `replace=False`:
     FileExistsError, and nothing published, if either name was taken meanwhile. `mixer`: the
     narration's samples in, the finished soundtrack out (it masters it itself). `metadata`: tags
@@ -90,7 +105,7 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
         offsets.append(start)
         start += clip.duration - crossfade_s
     tmp = temp_path(out_path.with_suffix(".mp4"))
-    srt_tmp = temp_path(out_path.with_suffix(".srt"))
+    side_tmps = {suffix: temp_path(out_path.with_suffix(suffix)) for suffix in SUBTITLE_FILES}
     with tempfile.TemporaryDirectory(prefix=temp_prefix("stitch")) as work:
         work = Path(work)
         for i, clip in enumerate(clips):
@@ -113,15 +128,17 @@ def stitch(clips: list[Clip], out_path: Path, crossfade_s: float = 0.0,
             run_ffmpeg([*args, "-c:a", "aac", "-b:a", "160k", "-ar", str(RATE), "-ac", "1", *tags,
                         "-movflags", "+faststart+use_metadata_tags" if tags else "+faststart",
                         "-f", "mp4", str(tmp)])
-            merged = merge_subtitles(clips, offsets) if subtitles else None
             published = [(tmp, out_path)]  # the video first: subtitles never stand beside an old one
-            if merged is not None:
-                srt_tmp.write_text(merged, encoding="utf-8")
-                published.append((srt_tmp, out_path.with_suffix(".srt")))
+            for suffix, side_tmp in side_tmps.items():
+                merged = merge_subtitles(clips, offsets, suffix) if subtitles else None
+                if merged is not None:
+                    side_tmp.write_text(merged, encoding="utf-8")
+                    published.append((side_tmp, out_path.with_suffix(suffix)))
             publish_all(published, replace=replace)
         finally:
             tmp.unlink(missing_ok=True)
-            srt_tmp.unlink(missing_ok=True)
+            for side_tmp in side_tmps.values():
+                side_tmp.unlink(missing_ok=True)
     return out_path
 
 

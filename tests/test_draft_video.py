@@ -161,7 +161,9 @@ def test_cli_reports_what_it_wrote(run, request):
     assert f"{made.fps} fps" in made.out and SIZE in made.out
     # Nothing but the outputs is left in the folder (no staging folder, no .part file).
     names = set(listing(made.folder))
-    expected = {made.video.name} | ({made.srt.name} if made.cues is not None else set())
+    # the subtitles come as .srt (sentence cues) and .ass (the captions as drawn) together
+    expected = {made.video.name} | ({made.srt.name, made.video.with_suffix(".ass").name}
+                                    if made.cues is not None else set())
     assert names == expected
     assert leftovers(made.scratch) == []  # nor in the temporary folder
 
@@ -515,7 +517,7 @@ def test_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path):
     info = ffprobe(target, count_frames=False)
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"]
     assert [c[2] for c in parse_srt(srt)] == ["Hello there."]
-    assert sorted(listing(folder)) == ["v.mp4", "v.srt"]
+    assert sorted(listing(folder)) == ["v.ass", "v.mp4", "v.srt"]
 
 
 # ---- Ctrl-C ----

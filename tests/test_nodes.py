@@ -233,12 +233,14 @@ def test_save_video_writes_srt_beside_the_mp4(out_dir, still):
     speech = builder.build()
     (cues,) = PodiumSubtitles().cue(speech, 42)
     result = PodiumSaveVideo().save(still, _audio(speech.samples[None, None]), FPS, "sub", "srt", subtitles=cues)
-    assert result["ui"]["subtitles"] == [{"filename": "sub_00001.srt", "subfolder": "", "type": "output"}]
+    # the .srt first (what the orchestrator stitches as subtitles), then the captions as drawn (.ass)
+    assert result["ui"]["subtitles"] == [{"filename": f"sub_00001.{ext}", "subfolder": "", "type": "output"}
+                                         for ext in ("srt", "ass")]
     parsed = parse_srt(out_dir / "sub_00001.srt")
     assert [c[2] for c in parsed] == ["First words here.", "Then some more."]
     assert parsed[0][0] == pytest.approx(0.25, abs=1e-3) and parsed[0][1] == pytest.approx(0.85, abs=1e-3)
     assert parsed[1][0] == pytest.approx(1.15, abs=1e-3) and parsed[1][1] == pytest.approx(1.65, abs=1e-3)
-    assert sorted(listing(out_dir)) == ["sub_00001.mp4", "sub_00001.srt"]
+    assert sorted(listing(out_dir)) == ["sub_00001.ass", "sub_00001.mp4", "sub_00001.srt"]
 
 
 def test_save_video_errors_leave_nothing(out_dir, still):

@@ -233,7 +233,8 @@ def test_what_a_sigkilled_run_really_left_goes_and_the_users_files_stay(tmp_path
     assert rc == 0, err
     assert [n for n in listing(folder) if ".part" in n] == [] and leftovers(scratch) == []
     assert [p.read_bytes() for p in mine] == [b"the user's own"] * 2
-    assert sorted(listing(folder)) == ["new.mp4", "new.srt", "podium-drafts-2019-old", "podium-talk-2024-final.mp4"]
+    assert sorted(listing(folder)) == ["new.ass", "new.mp4", "new.srt", "podium-drafts-2019-old",
+                                      "podium-talk-2024-final.mp4"]  # .ass: the captions beside the .srt
 
 
 def test_a_leftover_name_is_ours_only_with_its_check():

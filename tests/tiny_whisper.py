@@ -1,7 +1,7 @@
-"""A tiny random-weight Whisper for speech recognition, built at test time: a folder the
-transformers ASR pipeline loads offline (config, weights, generation config, a byte-level
-tokenizer of a few letters, a feature extractor as the real one). What it says is noise
-in letters: the tests check that the text is plumbed, stored and shown, not what it reads."""
+"""Tiny random-weight Whisper checkpoints built at test time for transformers' speech
+recognition pipeline, nothing downloaded: `build` (a few letters' vocabulary; `real_size` for the
+benchmark) for a profile's transcript, `make_tiny_whisper` (byte-level vocabulary and alignment
+heads) for word timestamps. The tests check plumbing, not what they read."""
 from __future__ import annotations
 
 import json
@@ -50,4 +50,51 @@ def build(folder: Path, real_size: bool = False) -> Path:
         suppress_tokens=[i for t, i in ids.items() if t != end])  # in letters
 
     model.save_pretrained(folder)
+    return folder
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-to-printable-character table (what byte-level BPE vocabularies are keyed by)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+def make_tiny_whisper(folder: Path) -> Path:
+    from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
+                              WhisperTokenizer, GenerationConfig)
+    import torch
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
+                "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
+    specials += [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
+    for s in specials:
+        vocab[s] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tok = WhisperTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                           additional_special_tokens=specials[1:])
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=len(vocab), num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                           max_source_positions=1500, max_target_positions=64,
+                           decoder_start_token_id=vocab["<|startoftranscript|>"], eos_token_id=vocab["<|endoftext|>"],
+                           pad_token_id=vocab["<|endoftext|>"], bos_token_id=vocab["<|endoftext|>"])
+    model = WhisperForConditionalGeneration(config)
+    model.save_pretrained(folder)
+    gen = GenerationConfig(decoder_start_token_id=vocab["<|startoftranscript|>"], eos_token_id=vocab["<|endoftext|>"],
+                           pad_token_id=vocab["<|endoftext|>"], bos_token_id=vocab["<|endoftext|>"],
+                           max_length=24, is_multilingual=True, lang_to_id={"<|en|>": vocab["<|en|>"]},
+                           task_to_id={"transcribe": vocab["<|transcribe|>"], "translate": vocab["<|translate|>"]},
+                           no_timestamps_token_id=vocab["<|notimestamps|>"], alignment_heads=[[0, 0], [0, 1]],
+                           begin_suppress_tokens=[], suppress_tokens=[])
+    gen.save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(folder)
     return folder

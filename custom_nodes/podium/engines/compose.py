@@ -187,7 +187,12 @@ class PipVisual:
     def caption_margins(self) -> tuple[int, int] | None:
         """Burned captions keep to the free band: with the box in a bottom corner, as far from
         both sides as the box reaches in (centred text stays centred)."""
-        if not self.pip.position.startswith("bottom"):
+        return self.caption_margins_at("bottom")
+
+    def caption_margins_at(self, position: str) -> tuple[int, int] | None:
+        """The same for captions at the `position` top, middle or bottom: kept clear when the
+        box is in a corner on their side (middle captions: whichever side, a big box reaches)."""
+        if position != "middle" and not self.pip.position.startswith(position):
             return None
         reach = self.box()[0] + 2 * self.pip.margin
         return reach, reach

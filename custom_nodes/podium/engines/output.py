@@ -56,10 +56,12 @@ def encode_video(
     preset: str = "h264_aac",
     on_frame: Optional[Callable[[], None]] = None,
     caption_margins: Optional[tuple[int, int]] = None,
+    burn_ass: Optional[str] = None,
 ) -> Path:
     """Encode `render(t)` frames for the length of the audio into `out_path`, atomically.
     `caption_margins`: pixels on the left and right that burned captions keep clear of (a
-    picture-in-picture box in a bottom corner).
+    picture-in-picture box in a bottom corner). `burn_ass`: an ASS script drawn by libass as it
+    is (captions.to_ass lays it out at this size, margins included); it wins over `burn_srt`.
 
     On any failure, or Ctrl-C, nothing is left behind and an existing file is untouched.
     """
@@ -74,7 +76,10 @@ def encode_video(
         write_wav(Path(work) / "audio.wav", fit_audio(samples, sample_rate, n_frames, fps),
                   sample_rate)
         filters = []
-        if burn_srt is not None:
+        if burn_ass is not None:
+            (Path(work) / "subs.ass").write_text(burn_ass, encoding="utf-8")
+            filters = ["-vf", "ass=subs.ass"]
+        elif burn_srt is not None:
             (Path(work) / "subs.srt").write_text(burn_srt, encoding="utf-8")
             style = settings["subtitle_style"]
             if caption_margins:  # libass lays SRT out on a 384-wide script: margins in its units

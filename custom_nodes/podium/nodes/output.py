@@ -4,6 +4,7 @@ from PIL import Image
 
 from ..profiling import reported_stage
 from ..engines.output import AUDIO_FORMATS, encode_video, frames_for, load_preset, write_audio
+from ..engines.captions import Captions, to_ass
 from ..engines.subtitles import to_srt
 from ..errors import PodiumError
 from ..files import atomic_write_text, writing
@@ -12,6 +13,19 @@ from ..progress import Progress
 from .comfy_types import channels_from_audio, rgb_from_image, samples_from_audio
 
 SUBTITLE_MODES = ["none", "srt", "burn", "srt+burn"]
+
+
+def _captions(subtitles) -> Captions | None:
+    """The Subtitles node's captions (a bare list of cues, from older graphs: sentence mode)."""
+    if subtitles is None or isinstance(subtitles, Captions):
+        return subtitles
+    return Captions(list(subtitles))
+
+
+def _margins(visual, captions: Captions) -> tuple[int, int] | None:
+    """Pixels the captions keep clear of on each side (a picture-in-picture box on their side)."""
+    at = getattr(visual, "caption_margins_at", None)
+    return at(captions.style.position) if at else getattr(visual, "caption_margins", None)
 
 
 class PodiumSaveVideo:
@@ -52,7 +66,10 @@ class PodiumSaveVideo:
         samples, sample_rate = samples_from_audio(audio)
         if not len(samples):
             raise PodiumError("the audio is empty: nothing to make a video of")
-        srt = to_srt(subtitles) if subtitles is not None else None
+        captions = _captions(subtitles)
+        srt = to_srt(captions.cues) if captions is not None else None
+        size = (visual.width, visual.height)
+        ass = to_ass(captions, size, _margins(visual, captions)) if captions is not None else None
         preset = self.PRESETS[bool(intermediate)]
         settings = load_preset(preset)
         path, subfolder, name = next_output_path(filename_prefix, settings["extension"])
@@ -60,8 +77,8 @@ class PodiumSaveVideo:
         progress = Progress(n_frames)
         encode_video(
             path, visual.render, (visual.width, visual.height), samples, sample_rate, fps,
-            burn_srt=srt if "burn" in subtitle_mode else None, preset=preset,
-            on_frame=progress.update, caption_margins=getattr(visual, "caption_margins", None),
+            burn_ass=ass if "burn" in subtitle_mode else None, preset=preset,
+            on_frame=progress.update,
         )
         ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output",
                           "format": settings["mime"], "frames": n_frames, "fps": fps,
@@ -70,7 +87,9 @@ class PodiumSaveVideo:
         if "srt" in subtitle_mode.split("+"):
             srt_path = path.with_suffix(".srt")
             atomic_write_text(srt_path, srt)
-            ui["subtitles"] = [{"filename": srt_path.name, "subfolder": subfolder, "type": "output"}]
+            atomic_write_text(path.with_suffix(".ass"), ass)
+            ui["subtitles"] = [{"filename": p.name, "subfolder": subfolder, "type": "output"}
+                               for p in (srt_path, path.with_suffix(".ass"))]
         return {"ui": ui}
 
 
