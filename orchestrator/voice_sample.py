@@ -122,14 +122,16 @@ def recogniser() -> tuple[str, Path]:
     from podium.models import load_registry
 
     registry = load_registry()
-    ids = [e.id for e in registry if e.kind == "whisper"]
+    # the whole checkpoint with its tokenizer: the word-timing entry (MuseTalk's whisper-tiny holds
+    # only the encoder's files), then any other Whisper entry that has one
+    ids = [e.id for e in registry if e.kind == "whisper-words"] + [e.id for e in registry if e.kind == "whisper"]
     for model_id in ids:
         try:
             return model_id, registry.resolve_file(model_id, "tokenizer_config.json").parent
         except ModelMissingError:
             continue
     raise UsageError("the voice sample needs its transcript: give --voice-text \"exactly what it says\", or "
-                     f"install speech recognition to write it: podium models pull {ids[0] if ids else 'whisper-tiny'}")
+                     f"install speech recognition to write it: podium models pull {ids[0] if ids else 'whisper-tiny-words'}")
 
 
 def transcribe(wav: Path) -> tuple[str, str]:

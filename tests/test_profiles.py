@@ -257,17 +257,17 @@ def test_transcript_by_speech_recognition(store, tmp_path):
     Whisper installed the transcript is written, stored, shown, and corrected with set-text."""
     me, sample = photo(tmp_path / "me.jpg"), wav(tmp_path / "me.wav", speechlike(6))
     code, _, err = run_cli("profile", "create", "ana", "--image", me, "--voice", sample, "--consent", CONSENT)
-    assert code == 2 and "--voice-text" in one_error(err) and "podium models pull whisper-tiny" in err
+    assert code == 2 and "--voice-text" in one_error(err) and "podium models pull whisper-tiny-words" in err
     assert not (store / "ana").exists() and leftovers(store) == []
 
     from tiny_whisper import build
-    build(tmp_path / "models" / "lipsync" / "whisper-tiny")
+    build(tmp_path / "models" / "captions" / "whisper-tiny")
     code, out, err = run_cli("profile", "create", "ana", "--image", me, "--voice", sample, "--consent", CONSENT)
     assert code == 0, err
     manifest = json.loads((store / "ana/manifest.json").read_text())
     heard = (store / "ana/voice/transcript.txt").read_text().strip()
-    assert heard and manifest["voice"]["transcript_source"] == "written by whisper-tiny: check it"
-    assert f"transcript (written by whisper-tiny: check it): {heard}" in out
+    assert heard and manifest["voice"]["transcript_source"] == "written by whisper-tiny-words: check it"
+    assert f"transcript (written by whisper-tiny-words: check it): {heard}" in out
     code, out, err = run_cli("profile", "set-text", "ana", "Hello, this is my voice.")
     assert code == 0, err
     assert "transcript (corrected by the user): Hello, this is my voice." in run_cli("profile", "show", "ana")[1]

@@ -52,7 +52,7 @@ def main() -> None:
         work = Path(work)
         env = dict(os.environ, PODIUM_DATA_DIR=str(work / "data"), PODIUM_MODELS_DIR=str(work / "models"),
                    PYTHONPATH=os.pathsep.join([str(REPO / "custom_nodes"), str(REPO)]))
-        tiny_whisper.build(work / "models" / "lipsync" / "whisper-tiny", real_size=True)
+        tiny_whisper.build(work / "models" / "captions" / "whisper-tiny", real_size=True)
         me, big = photo(work / "me.jpg"), photo(work / "big.jpg", side=4480)
         short, long = wav(work / "short.wav", speechlike(8)), wav(work / "long.wav", speechlike(28))
         cases = [
