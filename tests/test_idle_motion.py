@@ -62,7 +62,8 @@ def test_clip_through_the_real_loader_loops_without_a_jump(wan, presenter):
     visual, frames = PodiumIdleClip().make("wan2.2-ti2v-5b", loop="crossfade", presenter=presenter,
                                            model_folder=str(wan), **FAST)
     assert isinstance(visual, engine.IdleLoop) and (visual.width, visual.height) == (W, H)
-    assert tuple(frames.shape[1:]) == (64, 64, 3) and len(frames) == len(visual.loop)
+    gw, gh = engine.generation_size(W, H, 64)  # the video's aspect at the trained area (by area)
+    assert tuple(frames.shape[1:]) == (gh, gw, 3) and len(frames) == len(visual.loop)
     jump, step = engine.loop_jump(visual.loop)
     assert jump <= step, (jump, step)  # the loop point is no bigger a change than any other
     # the text encoder was let go; the transformer + VAE stay cached for the next clip
@@ -169,7 +170,8 @@ def test_the_orchestrator_makes_the_clip_once_and_reuses_it(wan, tmp_path, out_d
                            {("Idle clip", "model"): OFF})[0]
     assert other is None and Counting.runs == 2  # another size is another clip (here: none)
     frames, fps = engine.load_clip(clip)
-    assert fps == engine.CLIP_FPS and frames.shape[1:] == (64, 64, 3)
+    gw, gh = engine.generation_size(W, H, 64)
+    assert fps == engine.CLIP_FPS and frames.shape[1:] == (gh, gw, 3)
     # no model: no clip, the note, and nothing cached
     missing, why = make_idle_clip(portrait, (W, H), 0, Counting(), cache, lambda *_: None,
                                   {("Idle clip", "model_folder"): str(tmp_path / "nothing")})
