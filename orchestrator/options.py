@@ -1,7 +1,7 @@
 """Parsing every command line shares: picture sizes, the servers of --server/--config, and
 argparse options made from a pydantic model's fields (so an option is written once, as a field).
 
-`orchestrator/cli.py` (generate, demo) and `orchestrator/service/cli.py` (serve, worker) both
+`orchestrator/cli/main.py` (generate, demo) and `orchestrator/service/cli.py` (serve, worker) both
 use it; neither imports the other.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def parse_size(value: str) -> tuple[int, int]:
 def servers(urls: Optional[list[str]], config: Optional[str]) -> list[str]:
     """--server URLs, then those of --config (YAML: `servers: [http://host:8188, ...]`, read
     bounded and without aliases: orchestrator/inputs.py)."""
-    from .inputs import config_servers
+    from orchestrator.inputs import config_servers
 
     return list(urls or []) + (config_servers(config) if config else [])
 

@@ -8,7 +8,7 @@ request as a JSON file (`podium generate --request job.json`), and the render co
 type, default, bounds and help; `Cli(...)` beside it says how the command line shows it.
 
 How a process runs (--force, --yes, --quiet, --progress-json, --report, --server, --config)
-is not part of a request: those are the command line's own flags (orchestrator/cli.py).
+is not part of a request: those are the command line's own flags (orchestrator/cli/main.py).
 Pure (pydantic and the script parser): the service imports it and never imports torch.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
                       WithJsonSchema, model_validator)
 
-from .options import Cli, parse_size
+from orchestrator.options import Cli, parse_size
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
 LONG_MINUTES, LONG_SEGMENTS = 30, 500  # a render longer than this asks for --yes first (the API: refused)
@@ -32,7 +32,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 @functools.lru_cache(maxsize=1)
 def preset_names() -> tuple[str, ...]:
-    from . import presets
+    from orchestrator.render import presets
 
     order, _ = presets.load_presets()
     return ("auto", *order)
@@ -47,7 +47,7 @@ def _no_controls(value: str) -> str:
 
 
 def _profile_name(value: Optional[str]) -> Optional[str]:
-    from .profiles import NAME
+    from orchestrator.profiles.profile import NAME
 
     if value is not None and not NAME.match(value):
         raise ValueError("must be a profile's name (1-64 letters, digits, '-' or '_'): "

@@ -2,7 +2,7 @@
 titled, with a note that describes it and a thumbnail beside it (NAME.json + NAME.jpg).
 
 The same files are ComfyUI's templates and what `podium` runs (it converts them back to API
-format with the pack's node definitions, orchestrator.node_defs). Graphs edited in API format
+format with the pack's node definitions, orchestrator.graphs.node_defs). Graphs edited in API format
 (the editor's "Export (API)", or by hand) are turned into the stored file by this script;
 `widgets_values` follow the nodes' INPUT_TYPES order as the editor saves them.
 
@@ -28,9 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "custom_nodes")]
-from orchestrator.node_defs import stored_object_info  # noqa: E402
-from orchestrator.ui_format import is_ui_format, widget_names  # noqa: E402
-from orchestrator.workflow import WORKFLOWS_DIR, load_workflow  # noqa: E402
+from orchestrator.graphs.node_defs import stored_object_info  # noqa: E402
+from orchestrator.graphs.ui_format import is_ui_format, widget_names  # noqa: E402
+from orchestrator.graphs.workflow import WORKFLOWS_DIR, load_workflow  # noqa: E402
 
 NEEDS_NEW = "Needs a ComfyUI whose core has {node}: 0.38 has it, 0.3.64 does not."
 # name: (title, description). The editor's template browser shows the file name; the title and
@@ -117,7 +117,7 @@ def api_to_ui(api: dict, name: str, info: dict | None = None) -> dict:
     ids = {key: int(key) for key in api}
     missing = sorted({n["class_type"] for n in api.values()} - set(info))
     if missing:
-        raise SystemExit(f"{name}: no definition of {', '.join(missing)} (orchestrator/core_nodes.json)")
+        raise SystemExit(f"{name}: no definition of {', '.join(missing)} (orchestrator/graphs/core_nodes.json)")
     depth = _depths(api)
     order = sorted(api, key=lambda k: (depth[k], ids[k]))
     nodes, links, y_at = {}, [], {}

@@ -22,8 +22,8 @@ import srt
 import websocket
 
 REPO = Path(__file__).resolve().parents[1]
-# What the console script `podium = "orchestrator.cli:main"` runs, in this interpreter.
-CLI = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
+# What the console script `podium = "orchestrator.cli.main:main"` runs, in this interpreter.
+CLI = [sys.executable, "-c", "import sys; from orchestrator.cli.main import main; sys.exit(main())"]
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 

@@ -1,7 +1,7 @@
 """A small stand-in for a ComfyUI 0.3.64 server, on a real loopback socket (aiohttp, as ComfyUI).
 
 It speaks the protocol recorded in shared/reference/comfyui-0.3.64 (copies in tests/data):
-POST /prompt (validated by orchestrator.local, which answers ComfyUI's 400 bodies), /history,
+POST /prompt (validated by orchestrator.render.local, which answers ComfyUI's 400 bodies), /history,
 /queue (+ delete/clear), /interrupt (global or by prompt_id), /upload/image, /view,
 /object_info, /system_stats, and /ws with the recorded message sequence (execution_start,
 execution_cached, per node executing / progress / binary previews / executed,
@@ -16,7 +16,7 @@ video (an MP4 that SaveVideo "writes"), models ({folder: [files]} for GET /model
 answering anything, kill() closes the port. `requests` records (method, path, query, json body) of every HTTP request.
 
 FakeComfy(root, execute="podium") really executes each prompt with the pack's own nodes
-(orchestrator.local.run, set up as orchestrator.embedded.run_graph does) in a child process
+(orchestrator.render.local.run, set up as orchestrator.render.embedded.run_graph does) in a child process
 of its own, this file run with --child (the pack keeps its output folder in a global, and
 two servers in one test must be able to work at the same time); outputs are written under
 `<root>/output`, so /view serves real clips.
@@ -49,7 +49,7 @@ if __package__ in (None, ""):  # run as a file: the repository's packages are be
 
 from aiohttp import web
 
-from orchestrator import local
+from orchestrator.render import local
 
 DATA = Path(__file__).resolve().parent / "data" / "comfyui-0.3.64"
 UI_500 = "500 Internal Server Error\n\nServer got itself in trouble"
@@ -64,7 +64,7 @@ def _ms() -> int:
 
 
 def node_classes(object_info: dict) -> dict[str, type]:
-    """V1-style classes from /object_info entries, enough for orchestrator.local's validator."""
+    """V1-style classes from /object_info entries, enough for orchestrator.render.local's validator."""
     classes = {}
     for name, info in object_info.items():
         spec = {cat: {k: tuple(v) if isinstance(v, list) else v for k, v in inputs.items()}
@@ -86,7 +86,7 @@ class FakeComfy:
             raise ValueError(f"execute is 'write' or 'podium', not {execute!r}")
         self.root, self.execute, self._port = Path(root), execute, port
         if execute == "podium":
-            from orchestrator import embedded
+            from orchestrator.render import embedded
 
             self.classes = embedded.node_classes()
             self.object_info = object_info or embedded.object_info()
@@ -531,7 +531,7 @@ class FakeComfy:
 def _slowed(name: str, cls: type, steps: int, delay: float, fail_class, interrupt) -> type:
     """`cls` whose function first waits steps x delay (progress events, interruptible), and
     raises for the class named by fail_class."""
-    from orchestrator import local
+    from orchestrator.render import local
 
     def run(self, **kwargs):
         for step in range(1, steps + 1):
@@ -567,7 +567,7 @@ def _podium_child(output_dir: str, input_dir: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when this stops
     signal.signal(signal.SIGUSR1, lambda *_: setattr(_Interrupt, "flag", True))
     os.chdir(input_dir)  # relative input paths resolve under the server's input folder
-    from orchestrator import embedded, local
+    from orchestrator.render import embedded, local
 
     classes = embedded.node_classes()
     from podium import paths, progress

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.segments import default_cache_dir
+from orchestrator.render.segments import default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def test_a_run_without_a_cache_folder_fills_the_user_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PODIUM_CACHE_DIR"}
     env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path / "home"))
     out = tmp_path / "v.mp4"
-    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--text", "Cached here.",
+    result = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "generate", "--text", "Cached here.",
                              "--size", "160x90", "--quiet", "--out", str(out)],
                             capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -1,7 +1,7 @@
 """The cinema graphs without a server.
 
 cinema_infinitetalk.json needs WanInfiniteTalkToVideo, which ComfyUI 0.3.64 does not have: it is
-validated here, with the orchestrator's port of ComfyUI's validation (orchestrator/local.py:
+validated here, with the orchestrator's port of ComfyUI's validation (orchestrator/render/local.py:
 every required input, link types, ranges, lists), against the node definitions of current ComfyUI
 recorded from its source in tests/data/comfyui-0.38/object_info_infinitetalk.json (the Podium
 nodes are the pack's own classes); every input the graph sets must be declared by its node.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.local import PromptError, validate
-from orchestrator.presets import speak_with_piper
-from orchestrator.workflow import find_node, load_workflow
+from orchestrator.render.local import PromptError, validate
+from orchestrator.render.presets import speak_with_piper
+from orchestrator.graphs.workflow import find_node, load_workflow
 from podium.engines.chunks import plan_chunks
 from podium.nodes import NODE_CLASS_MAPPINGS
 

@@ -9,7 +9,8 @@ import argparse
 import pytest
 import yaml
 
-from orchestrator import downloads, models_cli
+from orchestrator.servers import downloads
+from orchestrator.cli import models as models_cli
 from podium import models
 from test_downloads import FileServer, payload  # noqa: E402
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 
 from fake_comfy import FakeComfy
-from orchestrator import cinema, presets
-from orchestrator.embedded import object_info as pack_object_info
-from orchestrator.remote import ComfyInstance
-from orchestrator.workflow import find_node, load_workflow
+from orchestrator.servers import cinema
+from orchestrator.render import presets
+from orchestrator.render.embedded import object_info as pack_object_info
+from orchestrator.servers.remote import ComfyInstance
+from orchestrator.graphs.workflow import find_node, load_workflow
 from podium.engines.script import parse_script
 from podium.errors import UsageError
 from podium.models import load_registry
@@ -260,7 +261,7 @@ def test_auto_with_servers_takes_cinema_only_when_one_can_run_it():
 
 
 def test_the_cli_without_a_server_says_so_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--preset", "cinema",
+    result = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "generate", "--preset", "cinema",
                              "--text", "Hello there.", "--out", str(tmp_path / "v.mp4")],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 2, result.stderr
@@ -274,7 +275,7 @@ def test_the_cli_without_a_server_says_so_in_one_line(tmp_path):
 def test_no_sentence_is_refused_for_length_a_long_one_is_a_chain_of_chunks():
     """(Was: segments cut to one generation and a long sentence refused; now a paragraph is one
     take, chained by PodiumWanChain from its real audio, so nothing is cut or refused.)"""
-    from orchestrator.plan import segment_entries
+    from orchestrator.render.plan import segment_entries
     from podium.engines.chunks import plan_chunks
 
     sentence = ("This sentence goes on and on " * 10 + "to the end.")[:300]
@@ -314,7 +315,7 @@ class Recorder:
         self.name, self.gone_on, self.ran = name, gone_on, []
 
     def produce(self, graph, files, workdir, on_event):
-        from orchestrator.dispatch import InstanceGone
+        from orchestrator.servers.dispatch import InstanceGone
 
         text = graph[find_node(graph, "Script")]["inputs"]["text"]
         if self.gone_on and self.gone_on in text:
@@ -330,8 +331,8 @@ class Recorder:
 
 
 def test_segments_run_on_each_servers_graph_and_fail_over_to_the_others(tmp_path):
-    from orchestrator.dispatch import render_all
-    from orchestrator.segments import SegmentCache, plan_per_server
+    from orchestrator.servers.dispatch import render_all
+    from orchestrator.render.segments import SegmentCache, plan_per_server
 
     script = parse_script("One is here.\n\nTwo is here.\n\nThree is here.\n\nFour is here.")
     s2v, humo = load_workflow("cinema_s2v"), load_workflow("cinema_humo")
@@ -373,7 +374,7 @@ def run_plan(tmp_path, *extra) -> subprocess.CompletedProcess:
     from conftest import draw_portrait
 
     portrait = draw_portrait(tmp_path / "face.png", 64, 64)
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--plan",
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "generate", "--plan",
                            "--text", f"{LONG}\n\nHello.", "--image", str(portrait),
                            "--out", str(tmp_path / "v.mp4"), *extra],
                           capture_output=True, text=True, cwd=REPO, timeout=300)

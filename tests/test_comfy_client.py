@@ -22,8 +22,15 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import comparable_body  # noqa: E402
 from fake_comfy import DATA, FakeComfy  # noqa: E402
-from orchestrator.comfy_client import (ComfyClient, ComfyError, ExecutionError, Interrupted,  # noqa: E402
-                                       PromptError, PromptTimeout, ServerGone)
+from orchestrator.servers.comfy_client import (
+    ComfyClient,
+    ComfyError,
+    ExecutionError,
+    Interrupted,
+    PromptError,
+    PromptTimeout,
+    ServerGone,
+)  # noqa: E402
 
 GONE_AFTER, TIMEOUT = 1.5, 1.0  # ServerGone comes after GONE_AFTER plus at most one request timeout
 GRAPH = {
@@ -392,6 +399,6 @@ def test_queue_stats_object_info_and_health(client, fake):
 
 
 def test_orchestrator_does_not_import_torch():
-    code = ("import sys; import orchestrator.comfy_client, orchestrator.ui_format; "
+    code = ("import sys; import orchestrator.servers.comfy_client, orchestrator.graphs.ui_format; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0

@@ -105,7 +105,7 @@ ANSWERING_MAIN = textwrap.dedent("""\
 @pytest.fixture
 def own_state(tmp_path, monkeypatch):
     """comfy_up's record and folders in tmp_path, not the repository's."""
-    from orchestrator import comfy_up
+    from orchestrator.servers import comfy_up
 
     monkeypatch.setattr(comfy_up, "REPO", tmp_path)
     monkeypatch.setattr(comfy_up, "STATE", tmp_path / "user" / "podium-servers.json")

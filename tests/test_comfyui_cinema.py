@@ -28,8 +28,8 @@ import pytest
 import requests
 
 from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, ffprobe, live_comfyui, run_prompt, streams
-from orchestrator.presets import speak_with_piper
-from orchestrator.workflow import bind, find_node, load_workflow
+from orchestrator.render.presets import speak_with_piper
+from orchestrator.graphs.workflow import bind, find_node, load_workflow
 
 pytestmark = live_comfyui
 
@@ -198,10 +198,10 @@ def test_a_long_sentence_and_a_one_word_paragraph_over_an_s2v_and_a_humo_server(
     preset gives them), the orchestrator's own segmenting, dispatch, cache and stitching: the
     long sentence is a chain of chunks, the one word a single one, and every clip and the
     stitched MP4 keep video and audio within a frame."""
-    from orchestrator.dispatch import render_all
-    from orchestrator.remote import ComfyInstance
-    from orchestrator.segments import SegmentCache, plan_per_server
-    from orchestrator.stitch import stitch
+    from orchestrator.servers.dispatch import render_all
+    from orchestrator.servers.remote import ComfyInstance
+    from orchestrator.render.segments import SegmentCache, plan_per_server
+    from orchestrator.render.stitch import stitch
     from podium.engines.chunks import plan_chunks
     from podium.engines.script import parse_script
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from conftest import COMFYUI_DIR, cache_dir_for, comfyui_server, draw_portrait, ffprobe, live_comfyui, start_cli, streams
-from orchestrator.workflow import bind
+from orchestrator.graphs.workflow import bind
 
 pytestmark = live_comfyui
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from orchestrator.workflow import load_workflow
+from orchestrator.graphs.workflow import load_workflow
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -151,8 +151,8 @@ def test_the_editor_offers_upload_buttons_and_the_allowed_ollama_models(comfy, t
             assert settings["widgets"][-1][2] == "choose an installed model"
             assert settings["saved"][:2] == ["http://127.0.0.1:11434", "llama3.2"]
             # what the editor saves is what the orchestrator's UI-format converter expects
-            from orchestrator.embedded import object_info
-            from orchestrator.ui_format import widget_names
+            from orchestrator.render.embedded import object_info
+            from orchestrator.graphs.ui_format import widget_names
 
             info = object_info()
             for name, node in (("PodiumMusicFile", music), ("PodiumPresenter", presenter),

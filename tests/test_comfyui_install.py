@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 from conftest import COMFYUI_DIR, comfyui_server, draw_portrait, ffprobe, live_comfyui, run_prompt, streams  # noqa: E402
 
 pytestmark = live_comfyui
-from orchestrator import embedded  # noqa: E402
-from orchestrator.workflow import load_workflow  # noqa: E402
+from orchestrator.render import embedded  # noqa: E402
+from orchestrator.graphs.workflow import load_workflow  # noqa: E402
 
 CLONE = "comfyui-podium"  # not "podium": the pack must load whatever the folder is called
 OWN = {"custom_nodes", "models", "input", "output", "temp", "user", "__pycache__", ".git"}

@@ -24,9 +24,9 @@ sys.path.insert(0, str(REPO))
 from conftest import COMFYUI_DIR, comfyui_server, live_comfyui, run_prompt  # noqa: E402
 
 pytestmark = live_comfyui
-from orchestrator import embedded, local  # noqa: E402
-from orchestrator.prompt_errors import describe_prompt_error  # noqa: E402
-from orchestrator.workflow import load_workflow  # noqa: E402
+from orchestrator.render import embedded, local  # noqa: E402
+from orchestrator.graphs.prompt_errors import describe_prompt_error  # noqa: E402
+from orchestrator.graphs.workflow import load_workflow  # noqa: E402
 
 FFPROBE = "/usr/bin/ffprobe"
 PACK_NODES = {"PodiumDirectScript", "PodiumPiperTTS", "PodiumPresenter", "PodiumSubtitles", "PodiumSaveVideo"}
@@ -43,7 +43,7 @@ def comfy(tmp_path_factory):
     for name in ("output", "temp", "user", "input"):
         (root / name).mkdir()
         args += [f"--{name}-directory", str(root / name)]
-    from orchestrator.workflow import link_templates
+    from orchestrator.graphs.workflow import link_templates
     link_templates()  # as `podium comfy up` does: workflows/ as the pack's templates
     with comfyui_server(args, cwd=root, log_path=root / "comfyui.log") as server:
         yield {**server, "input": root / "input"}

@@ -51,7 +51,7 @@ def comfy(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfyui-base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "podium").symlink_to(REPO / "custom_nodes" / "podium")
-    from orchestrator.workflow import link_templates
+    from orchestrator.graphs.workflow import link_templates
     assert link_templates() is not None  # what `podium comfy up` does: workflows/ as the pack's templates
     for name in ("input", "output", "temp", "user"):
         (base / name).mkdir()
@@ -105,7 +105,7 @@ def of_class(graph: dict, class_type: str) -> str:
 
 
 def test_checkpoint_presenter_template_renders_with_an_sd15_checkpoint(comfy, tmp_path):
-    from orchestrator.ui_format import ui_to_api
+    from orchestrator.graphs.ui_format import ui_to_api
     from podium.engines.presenter import PortraitMotion
 
     info = requests.get(comfy["url"] + "/object_info").json()

@@ -216,7 +216,7 @@ def servers(cluster):
 # ---- running the CLI ----
 
 def cli_command(script: Path, out: Path, cache: Path, urls: list[str]) -> list[str]:
-    command = [sys.executable, "-m", "orchestrator.cli", "generate", "--script", str(script),
+    command = [sys.executable, "-m", "orchestrator.cli.main", "generate", "--script", str(script),
                "--out", str(out), "--size", "320x180", "--fps", str(FPS), "--cache-dir", str(cache),
                "--subtitles", "srt", "--quiet"]
     for url in urls:

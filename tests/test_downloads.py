@@ -1,4 +1,4 @@
-"""orchestrator.downloads against a real HTTP server on loopback that can cut the connection,
+"""orchestrator.servers.downloads against a real HTTP server on loopback that can cut the connection,
 ignore Range, serve wrong bytes and stall. Nothing here reaches the internet."""
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from orchestrator import downloads
-from orchestrator.downloads import DownloadError, download, part_path
+from orchestrator.servers import downloads
+from orchestrator.servers.downloads import DownloadError, download, part_path
 
 
 class FileServer:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from orchestrator import local
-from orchestrator.node_defs import stored_object_info
-from orchestrator.ui_format import is_ui_format, ui_to_api, widget_names
-from orchestrator.workflow import link_templates, load_workflow
+from orchestrator.render import local
+from orchestrator.graphs.node_defs import stored_object_info
+from orchestrator.graphs.ui_format import is_ui_format, ui_to_api, widget_names
+from orchestrator.graphs.workflow import link_templates, load_workflow
 from podium.nodes import NODE_CLASS_MAPPINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_the_script_makes_the_stored_file_from_its_api_graph(name):
 
 def test_converting_the_stored_graphs_imports_no_torch():
     """The orchestrator converts with the pack's node definitions and still never imports torch."""
-    code = ("import sys; from orchestrator.workflow import load_workflow; "
+    code = ("import sys; from orchestrator.graphs.workflow import load_workflow; "
             f"[load_workflow(n) for n in {NAMES!r}]; print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def podium(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], capture_output=True,
                           text=True, cwd=cwd or REPO, timeout=600)
 
 

@@ -20,7 +20,7 @@ from conftest import run_prompt  # noqa: E402
 from test_comfyui_integration import REPO, comfy, pytestmark  # noqa: E402,F401
 
 from podium.engines.ollama_hosts import HOSTS_ENV, NOT_ALLOWED  # noqa: E402
-from orchestrator.workflow import load_workflow
+from orchestrator.graphs.workflow import load_workflow
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -468,8 +468,8 @@ def test_nodes(fake):
 
 
 def test_guided_workflow_matches_direct_and_binds():
-    from orchestrator.local import validate
-    from orchestrator.workflow import bind, load_workflow
+    from orchestrator.render.local import validate
+    from orchestrator.graphs.workflow import bind, load_workflow
     from podium import NODE_CLASS_MAPPINGS
     from podium.nodes.guided import PodiumGuidedScript, PodiumOllamaSettings
 

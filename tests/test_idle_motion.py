@@ -146,9 +146,9 @@ def test_saved_clip_plays_back_losslessly(out_dir, presenter):
 
 
 def test_the_orchestrator_makes_the_clip_once_and_reuses_it(wan, tmp_path, out_dir):
-    from orchestrator.dispatch import InProcessInstance
-    from orchestrator.generate import make_idle_clip
-    from orchestrator.segments import SegmentCache
+    from orchestrator.servers.dispatch import InProcessInstance
+    from orchestrator.render.generate import make_idle_clip
+    from orchestrator.render.segments import SegmentCache
 
     class Counting(InProcessInstance):
         runs = 0
@@ -182,10 +182,10 @@ def test_without_the_model_the_cli_says_so_and_segments_keep_the_procedural_moti
                                                                                      capsys, out_dir):
     from types import SimpleNamespace
 
-    from orchestrator.dispatch import InProcessInstance
-    from orchestrator.generate import IDLE_OFF, idle_motion
-    from orchestrator.segments import SegmentCache
-    from orchestrator.workflow import load_workflow
+    from orchestrator.servers.dispatch import InProcessInstance
+    from orchestrator.render.generate import IDLE_OFF, idle_motion
+    from orchestrator.render.segments import SegmentCache
+    from orchestrator.graphs.workflow import load_workflow
 
     assert IDLE_OFF == OFF
     monkeypatch.setenv("PODIUM_MODELS_DIR", str(tmp_path / "no-models"))

@@ -66,8 +66,8 @@ def test_the_guided_answer_refuses_deep_json():
 
 
 def test_workflow_files_refuse_deep_json(tmp_path):
-    from orchestrator.ui_format import load_any_workflow
-    from orchestrator.workflow import WorkflowError, load_workflow
+    from orchestrator.graphs.ui_format import load_any_workflow
+    from orchestrator.graphs.workflow import WorkflowError, load_workflow
 
     deep = tmp_path / "deep.json"
     deep.write_text(DEEP)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import draw_portrait, ffprobe, frame_at, parse_srt
-from orchestrator import lecture
-from orchestrator.dispatch import InProcessInstance, render_all
-from orchestrator.segments import SegmentCache
-from orchestrator.stitch import stitch
-from orchestrator.workflow import find_node, load_workflow
+from orchestrator.render import lecture
+from orchestrator.servers.dispatch import InProcessInstance, render_all
+from orchestrator.render.segments import SegmentCache
+from orchestrator.render.stitch import stitch
+from orchestrator.graphs.workflow import find_node, load_workflow
 from podium.engines.compose import Pip
 from podium.errors import UsageError
 from test_deck import COLOURS, NOTES, make_pdf, make_pptx

@@ -14,9 +14,9 @@ from conftest import comparable_body
 
 import pytest
 
-from orchestrator import local
-from orchestrator.local import ExecutionError, PromptError, emit_progress, run, validate
-from orchestrator.prompt_errors import describe_prompt_error
+from orchestrator.render import local
+from orchestrator.render.local import ExecutionError, PromptError, emit_progress, run, validate
+from orchestrator.graphs.prompt_errors import describe_prompt_error
 
 REFERENCE = Path(os.environ.get("PODIUM_COMFY_REFERENCE", "/work/shared/reference/comfyui-0.3.64"))
 

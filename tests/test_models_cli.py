@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from orchestrator import downloads, models_cli
+from orchestrator.servers import downloads
+from orchestrator.cli import models as models_cli
 from podium import models
 from test_downloads import FileServer, part_path, payload  # noqa: E402
 

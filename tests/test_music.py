@@ -20,8 +20,8 @@ import soundfile  # noqa: E402
 
 import tiny_music  # noqa: E402
 from conftest import COMFYUI_DIR, ffprobe, requires_comfyui  # noqa: E402
-from orchestrator import embedded  # noqa: E402
-from orchestrator.local import ExecutionError  # noqa: E402
+from orchestrator.render import embedded  # noqa: E402
+from orchestrator.render.local import ExecutionError  # noqa: E402
 from podium import profiling  # noqa: E402
 from podium.engines.music import generate, load_pipeline, n_samples, sound_effect  # noqa: E402
 from podium.errors import ModelMissingError, PodiumError  # noqa: E402
@@ -30,7 +30,7 @@ from podium.models import load_registry  # noqa: E402
 from podium.nodes.music import PodiumMusicGenerate, PodiumSoundEffect  # noqa: E402
 from podium.nodes.output import PodiumSaveAudio  # noqa: E402
 from podium import paths  # noqa: E402
-from orchestrator.workflow import load_workflow  # noqa: E402
+from orchestrator.graphs.workflow import load_workflow  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, SAO = "acestep-v15-xl-turbo", "stable-audio-open-1.0"

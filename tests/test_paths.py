@@ -125,7 +125,7 @@ def test_the_cli_uploads_a_voice_with_its_config_side_by_side(tmp_path):
     """A .onnx voice given to a server goes by upload, its .onnx.json beside it under the same
     name (a folder named by their content), uploaded once per server."""
     from fake_comfy import FakeComfy
-    from orchestrator.remote import ComfyInstance
+    from orchestrator.servers.remote import ComfyInstance
 
     voice = tmp_path / "mine.onnx"
     voice.write_bytes(b"onnx bytes")

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator import presets
-from orchestrator.workflow import find_node
+from orchestrator.render import presets
+from orchestrator.graphs.workflow import find_node
 from podium.models import load_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_cli_says_why_a_named_preset_fell_back(models_dir, tmp_path):
     import sys
 
     out = tmp_path / "v.mp4"
-    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "generate", "--preset", "fast",
+    result = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "generate", "--preset", "fast",
                              "--text", "Falls back.", "--size", "160x90", "--quiet", "--out", str(out),
                              "--cache-dir", str(tmp_path / "cache")],
                             capture_output=True, text=True, cwd=REPO, timeout=300)

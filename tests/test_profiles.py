@@ -235,7 +235,7 @@ def test_a_profile_in_use_is_not_deleted(store, tmp_path):
     assert run_cli("profile", "create", "ana", "--image", photo(tmp_path / "me.jpg"), "--consent", CONSENT)[0] == 0
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys
-        from orchestrator import profiles
+        from orchestrator.profiles import profile as profiles
         with profiles.using("ana"):
             print("held", flush=True)
             sys.stdin.read()

@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import FFMPEG, draw_portrait, ffprobe, listing, parse_srt, run_cli, streams  # noqa: E402
 from tiny_wan_i2v import build as build_wan  # noqa: E402
 
-from orchestrator import scenes  # noqa: E402
-from orchestrator.dispatch import InProcessInstance, render_all  # noqa: E402
-from orchestrator.lecture import layout_graph  # noqa: E402
-from orchestrator.segments import SegmentCache, plan  # noqa: E402
-from orchestrator.stitch import stitch  # noqa: E402
-from orchestrator.workflow import find_node, load_workflow  # noqa: E402
+from orchestrator.render import scenes  # noqa: E402
+from orchestrator.servers.dispatch import InProcessInstance, render_all  # noqa: E402
+from orchestrator.render.lecture import layout_graph  # noqa: E402
+from orchestrator.render.segments import SegmentCache, plan  # noqa: E402
+from orchestrator.render.stitch import stitch  # noqa: E402
+from orchestrator.graphs.workflow import find_node, load_workflow  # noqa: E402
 from podium.engines import scene as engine  # noqa: E402
 from podium.engines.compose import Pip  # noqa: E402
 from podium.engines.scene_spec import read_scene  # noqa: E402

@@ -346,7 +346,7 @@ def test_on_comfyui_servers_a_vanished_one_is_a_failover_and_gpu_memory_is_repor
 
 
 def test_no_request_value_becomes_an_option_or_a_path_of_its_own(tmp_path):
-    from orchestrator.cli import build_parser, render_request
+    from orchestrator.cli.main import build_parser, render_request
     from orchestrator.service.runner import Runner
     from orchestrator.service.store import Job
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import FFMPEG, ffprobe, run_cli, streams
-from orchestrator import soundtrack as orchestrated
-from orchestrator.stitch import Clip
+from orchestrator.render import soundtrack as orchestrated
+from orchestrator.render.stitch import Clip
 from podium.engines import soundtrack
 from podium.engines.guided_answer import parse_answer, to_script
 from podium.engines.script_files import script_to_markdown
@@ -249,8 +249,8 @@ def test_music_file_node_is_confined_to_the_input_folder_inside_comfyui(tmp_path
 
 
 def test_the_draft_music_workflow_runs_in_process(tmp_path):
-    from orchestrator.embedded import run_graph
-    from orchestrator.workflow import bind, load_workflow
+    from orchestrator.render.embedded import run_graph
+    from orchestrator.graphs.workflow import bind, load_workflow
 
     graph = bind(load_workflow("direct_music"), {
         ("Music file", "file"): str(write_track(tmp_path / "bed.wav", 1.5)),
@@ -294,7 +294,7 @@ def test_cli_refuses_a_music_file_that_is_not_audio_in_one_line(tmp_path):
 def test_stitch_mixes_the_soundtrack_into_its_one_encode_with_cross_faded_segments(tmp_path):
     """(Without a cross-fade: the CLI test below.)"""
     crossfade = 0.3
-    from orchestrator.stitch import stitch
+    from orchestrator.render.stitch import stitch
     from podium.engines.output import encode_video
 
     rng = np.random.default_rng(4)
@@ -414,7 +414,7 @@ def test_sound_effects_come_from_stable_audio_open_when_it_is_installed(tmp_path
     """[sfx:] cues: Stable Audio Open (an effects model) when its files are in the models
     folder of the process that makes them, not for --commercial (non-commercial licence), and
     not guessed for a ComfyUI server; else the sfx graph's own model (ACE-Step)."""
-    from orchestrator.soundtrack import SFX_MODEL_PREFERRED, sfx_model
+    from orchestrator.render.soundtrack import SFX_MODEL_PREFERRED, sfx_model
 
     here = type("InProcess", (), {"in_process": True})()
     server = type("Server", (), {"in_process": False})()

@@ -11,7 +11,7 @@ import srt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "custom_nodes"))
 from podium.engines.output import encode_video  # noqa: E402
 
-from orchestrator.stitch import Clip, stitch  # noqa: E402
+from orchestrator.render.stitch import Clip, stitch  # noqa: E402
 from podium.errors import PodiumError  # noqa: E402
 
 FPS = 25
@@ -158,7 +158,7 @@ def test_segment_pcm_is_encoded_once(tmp_path):
 
 def test_offsets_round_to_the_nearest_millisecond(tmp_path):
     """At 30 fps a clip of 38 frames ends at 1.26667 s: the next clip's cues move by 1.267 s."""
-    from orchestrator.stitch import merge_subtitles
+    from orchestrator.render.stitch import merge_subtitles
 
     for i in range(2):
         (tmp_path / f"c{i}.srt").write_text(f"1\n00:00:00,100 --> 00:00:00,900\nclip {i}\n")

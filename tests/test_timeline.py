@@ -10,11 +10,11 @@ import opentimelineio as otio
 import pytest
 
 from conftest import FFMPEG, ffprobe
-from orchestrator import timeline
-from orchestrator.dispatch import InProcessInstance, render_all
-from orchestrator.segments import SegmentCache, plan
-from orchestrator.stitch import stitch
-from orchestrator.workflow import load_workflow
+from orchestrator.render import timeline
+from orchestrator.servers.dispatch import InProcessInstance, render_all
+from orchestrator.render.segments import SegmentCache, plan
+from orchestrator.render.stitch import stitch
+from orchestrator.graphs.workflow import load_workflow
 from podium.engines.script import parse_script
 from podium.errors import UsageError
 

@@ -30,7 +30,7 @@ def test_orchestrator_modules_do_not_import_torch():
 
 def test_a_draft_video_renders_without_torch(tmp_path):
     code = (
-        "import sys; from orchestrator.cli import main; "
+        "import sys; from orchestrator.cli.main import main; "
         f"rc = main(['generate', '--text', 'No torch here.', '--size', '160x90', '--quiet', "
         f"'--cache-dir', {str(tmp_path / 'cache')!r}, '--out', {str(tmp_path / 'v.mp4')!r}]); "
         "print(rc, 'torch' in sys.modules)"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.ui_format import is_ui_format, load_any_workflow, ui_to_api, widget_names
-from orchestrator.workflow import WorkflowError, load_workflow
+from orchestrator.graphs.ui_format import is_ui_format, load_any_workflow, ui_to_api, widget_names
+from orchestrator.graphs.workflow import WorkflowError, load_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "comfyui-0.3.64"

@@ -23,15 +23,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import __doc__ as SERVICE_DOC
-from . import jobs_api, page, users_api
-from .broker import BrokerUnavailable
-from .deps import SESSION_COOKIE, Unauthorized
-from .guard import BrowserGuard, served_names
-from .quotas import OverLimit
-from .schemas import JobRequest, RequestError, preset_names, validation_error, voice_ids
-from .state import Service, Settings
-from .store import StoreUnavailable
+from orchestrator.service import __doc__ as SERVICE_DOC
+from orchestrator.service import jobs_api, page, users_api
+from orchestrator.service.broker import BrokerUnavailable
+from orchestrator.service.deps import SESSION_COOKIE, Unauthorized
+from orchestrator.service.guard import BrowserGuard, served_names
+from orchestrator.service.quotas import OverLimit
+from orchestrator.service.schemas import JobRequest, RequestError, preset_names, validation_error, voice_ids
+from orchestrator.service.state import Service, Settings
+from orchestrator.service.store import StoreUnavailable
 
 __all__ = ["Settings", "create_app"]
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs_api.router)
     app.include_router(users_api.router)
     if settings.broker:
-        from . import worker_api
+        from orchestrator.service import worker_api
 
         app.include_router(worker_api.router)  # what `podium worker` processes call
     app.include_router(page.router)

@@ -21,7 +21,7 @@ from typing import Optional
 
 from podium.errors import PodiumError, UsageError, one_line
 
-from .store import FINISHED, JobStore
+from orchestrator.service.store import FINISHED, JobStore
 
 log = logging.getLogger(__name__)
 

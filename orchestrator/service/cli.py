@@ -9,8 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
-from ..options import servers
-from ..outputs import OutputError
+from orchestrator.options import servers
+from orchestrator.render.outputs import OutputError
 
 DEFAULT_PORT = 8000
 MIN_TOKEN = 16  # characters: a token a network can guess is no token
@@ -94,7 +94,7 @@ def add_parsers(commands) -> None:
     for flag, default in (("--reconcile-every", 30.0), ("--stale-after", 300.0), ("--store-timeout", 30.0)):
         serve.add_argument(flag, type=_positive(flag), default=default, help=argparse.SUPPRESS)  # tests, benches
     serve.set_defaults(service_command=serve_command)
-    from .users_cli import add_parsers as add_user_parsers
+    from orchestrator.service.users_cli import add_parsers as add_user_parsers
 
     add_user_parsers(serve)
     _add_worker_parser(commands)
@@ -163,8 +163,8 @@ def _megabytes(option: str):
 
 
 def worker_command(args) -> int:
-    from .environment import fill_from_environment
-    from .worker import run_worker
+    from orchestrator.service.environment import fill_from_environment
+    from orchestrator.service.worker import run_worker
 
     fill_from_environment(args)
     args.server = servers(args.server, args.config)
@@ -201,12 +201,12 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_command(args) -> int:
-    from .environment import fill_from_environment
+    from orchestrator.service.environment import fill_from_environment
 
     fill_from_environment(args)
     data_dir = (args.data_dir or _default_data_dir()).expanduser().absolute()
     if args.serve_action:
-        from .users_cli import manage
+        from orchestrator.service.users_cli import manage
 
         return manage(args, data_dir)
     limits = _limits(args.limit)
@@ -227,21 +227,21 @@ def serve_command(args) -> int:
     except ImportError as err:
         raise OutputError(f"podium serve needs {err.name}: install the serve extra "
                           "(pip install -e '.[serve]'; scripts/setup.sh does)") from None
-    from .app import Settings, create_app
+    from orchestrator.service.app import Settings, create_app
 
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot use the data folder {data_dir}: {err.strerror or err}") from None
     if args.broker:
-        from .broker import make_broker
+        from orchestrator.service.broker import make_broker
 
         make_broker(args.broker).close()  # a wrong URL or a Redis that is down: said now, in one line
     lock = _lock(data_dir)  # noqa: F841 - held while this process serves
-    from .store import JobStore
+    from orchestrator.service.store import JobStore
 
     JobStore(data_dir / "jobs.sqlite3").close()  # a database it cannot use: said here, in one line
-    from .users_cli import first_admin
+    from orchestrator.service.users_cli import first_admin
 
     first_admin(data_dir, args.admin_token, needed=off_loopback and not args.token)
     if off_loopback and not args.token and not _has_users(data_dir):
@@ -270,7 +270,7 @@ def serve_command(args) -> int:
 
 
 def _limits(given: list[str]):
-    from .quotas import DEFAULT_LIMITS, parse_limit
+    from orchestrator.service.quotas import DEFAULT_LIMITS, parse_limit
 
     limits = dict(DEFAULT_LIMITS)
     for text in given:
@@ -285,7 +285,7 @@ def _has_users(data_dir: Path) -> bool:
     path = data_dir / "users.sqlite3"
     if not path.is_file():
         return False
-    from .users import UserStore
+    from orchestrator.service.users import UserStore
 
     store = UserStore(path)
     try:

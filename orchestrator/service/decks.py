@@ -14,7 +14,7 @@ from typing import Optional
 
 from podium.engines.deck import DeckError, read_deck, read_notes
 
-from .schemas import RequestError
+from orchestrator.service.schemas import RequestError
 
 TITLE_CHARS = 80
 

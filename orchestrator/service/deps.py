@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 from fastapi import Depends, Request
 
-from .schemas import RequestError
-from .state import Service
-from .store import JobStore
-from .users import User
+from orchestrator.service.schemas import RequestError
+from orchestrator.service.state import Service
+from orchestrator.service.store import JobStore
+from orchestrator.service.users import User
 
 SESSION_COOKIE = "podium_session"
 LEGACY_COOKIE = "podium_token"  # the page of before users set it (GET only, --token only)

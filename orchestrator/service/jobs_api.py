@@ -9,16 +9,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from .broker import BrokerUnavailable
-from .deps import OwnJobs, Svc, Writer
-from .quotas import check_submission
-from .runner import NOTES, SUBTITLES, VIDEO, job_dir
-from .schemas import JobList, JobView, RequestError, job_view
-from .state import Service
-from .store import ACTIVE, STATES
-from .submission import create_job, parse_submission, remove_job, submit_openapi
-from .uploads import remove_folder
-from .users import User
+from orchestrator.service.broker import BrokerUnavailable
+from orchestrator.service.deps import OwnJobs, Svc, Writer
+from orchestrator.service.quotas import check_submission
+from orchestrator.service.runner import NOTES, SUBTITLES, VIDEO, job_dir
+from orchestrator.service.schemas import JobList, JobView, RequestError, job_view
+from orchestrator.service.state import Service
+from orchestrator.service.store import ACTIVE, STATES
+from orchestrator.service.submission import create_job, parse_submission, remove_job, submit_openapi
+from orchestrator.service.uploads import remove_folder
+from orchestrator.service.users import User
 
 MAX_OFFSET = 2**62  # SQLite's integers end at 2**63
 router = APIRouter(prefix="/api/jobs")

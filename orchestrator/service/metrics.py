@@ -126,7 +126,7 @@ class Metrics:
         return OTHER
 
     def observe(self, job_id: str, event: dict) -> None:
-        """A Runner event (see orchestrator/progress_json.py)."""
+        """A Runner event (see orchestrator/render/progress_json.py)."""
         kind = event.get("event")
         if kind == "stage_end" and isinstance(event.get("seconds"), (int, float)):
             stage = self._bounded("stage", str(event.get("stage")), known_stages())

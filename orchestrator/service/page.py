@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .deps import Admin, Svc
+from orchestrator.service.deps import Admin, Svc
 
 STATIC = Path(__file__).resolve().parent / "static"
 router = APIRouter()

@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Optional, Protocol
 
-from .runner import Outcome, Runner
-from .store import FINISHED, JobStore, StoreUnavailable
+from orchestrator.service.runner import Outcome, Runner
+from orchestrator.service.store import FINISHED, JobStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 RECONCILE_S = 10.0  # how often queued rows that no worker holds are put back on the queue
@@ -180,7 +180,7 @@ def make_queue(store: JobStore, runner: Runner, workers: int = 1, on_finished=No
     """The queue `podium serve` uses: the embedded one, or with a broker URL the Redis one that
     `podium worker` processes take from (`api`: the address they reach this server at)."""
     if broker:
-        from .broker import BrokerQueue
+        from orchestrator.service.broker import BrokerQueue
 
         return BrokerQueue(store, broker, api, **reconcile)
     return EmbeddedQueue(store, runner, workers, on_finished=on_finished)

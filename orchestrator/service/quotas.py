@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Optional
 
-from .schemas import RequestError
+from orchestrator.service.schemas import RequestError
 
 
 @dataclass(frozen=True)

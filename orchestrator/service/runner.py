@@ -26,8 +26,8 @@ from pydantic import ValidationError
 
 from podium.errors import one_line
 
-from ..request import DEFAULT_VOICE, RenderRequest
-from .store import Job
+from orchestrator.request import DEFAULT_VOICE, RenderRequest
+from orchestrator.service.store import Job
 
 log = logging.getLogger(__name__)
 VIDEO, SUBTITLES, SCRIPT_TEXT, LOG = "video.mp4", "video.srt", "script.txt", "log.txt"
@@ -49,7 +49,7 @@ _BOOT = (
     "    if os.getppid() != int(sys.argv.pop(1)): sys.exit(143)\n"
     "else:\n"
     "    sys.argv.pop(1)\n"
-    "from orchestrator.cli import main\n"
+    "from orchestrator.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 

@@ -11,9 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from podium.errors import PodiumError
 from podium.validation import field_path, problem_of
 
-from ..request import (DEFAULT_VOICE, LONG_MINUTES, LONG_SEGMENTS, Mode, Preset, RenderOptions, Topic,
-                       preset_names, too_long)
-from .store import Job
+from orchestrator.request import (
+    DEFAULT_VOICE,
+    LONG_MINUTES,
+    LONG_SEGMENTS,
+    Mode,
+    Preset,
+    RenderOptions,
+    Topic,
+    preset_names,
+    too_long,
+)
+from orchestrator.service.store import Job
 
 MAX_TEXT = 200_000  # characters of narration read at all (the length limit is in words and segments)
 __all__ = ["JobRequest", "JobView", "JobList", "RequestError", "preset_names", "voice_ids"]

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .metrics import Metrics
-from .quotas import DEFAULT_LIMITS, Limits, RateLimiter
-from .queue import make_queue
-from .runner import Runner
-from .schemas import RequestError
-from .store import JobStore
-from .users import User, UserStore
+from orchestrator.service.metrics import Metrics
+from orchestrator.service.quotas import DEFAULT_LIMITS, Limits, RateLimiter
+from orchestrator.service.queue import make_queue
+from orchestrator.service.runner import Runner
+from orchestrator.service.schemas import RequestError
+from orchestrator.service.store import JobStore
+from orchestrator.service.users import User, UserStore
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -83,7 +83,7 @@ class Service:
 
     def implicit_admin(self) -> bool:
         """Loopback, no --token, no users: whoever reaches the server is its admin (as before users)."""
-        from .cli import is_loopback
+        from orchestrator.service.cli import is_loopback
 
         return is_loopback(self.settings.host) and not self.settings.token and not self.users.any_users()
 

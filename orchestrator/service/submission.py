@@ -11,12 +11,12 @@ from starlette.datastructures import UploadFile
 from podium import jsonio
 from podium.files import atomic_write_text
 
-from .decks import check_deck
-from .runner import SCRIPT_TEXT, job_dir
-from .schemas import JobRequest, RequestError, validation_error
-from .state import Service, Settings
-from .store import new_id
-from .uploads import UPLOADS, remove_folder, store_upload
+from orchestrator.service.decks import check_deck
+from orchestrator.service.runner import SCRIPT_TEXT, job_dir
+from orchestrator.service.schemas import JobRequest, RequestError, validation_error
+from orchestrator.service.state import Service, Settings
+from orchestrator.service.store import new_id
+from orchestrator.service.uploads import UPLOADS, remove_folder, store_upload
 
 MAX_JSON_BYTES = 4 << 20
 FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "options")

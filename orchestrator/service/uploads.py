@@ -9,7 +9,7 @@ from typing import BinaryIO, Optional
 
 from podium.files import publish, temp_path
 
-from .schemas import RequestError
+from orchestrator.service.schemas import RequestError
 
 CHUNK = 1 << 20
 

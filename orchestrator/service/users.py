@@ -142,7 +142,7 @@ class UserStore:
             self._db.close()
 
     def _sql(self, query: str, params=()) -> list[sqlite3.Row]:
-        from .store import StoreUnavailable
+        from orchestrator.service.store import StoreUnavailable
 
         with self._lock:
             try:

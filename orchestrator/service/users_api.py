@@ -7,9 +7,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .deps import SESSION_COOKIE, SERVER_ADMIN, Admin, OwnJobs, Svc, Unauthorized, current_user
-from .schemas import RequestError
-from .users import User, UserError
+from orchestrator.service.deps import (
+    SESSION_COOKIE,
+    SERVER_ADMIN,
+    Admin,
+    OwnJobs,
+    Svc,
+    Unauthorized,
+    current_user,
+)
+from orchestrator.service.schemas import RequestError
+from orchestrator.service.users import User, UserError
 
 router = APIRouter(prefix="/api", tags=["users"])
 

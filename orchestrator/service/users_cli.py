@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .users import ROLES, UserError, UserStore
+from orchestrator.service.users import ROLES, UserError, UserStore
 
 MIN_TOKEN = 16
 

@@ -37,9 +37,9 @@ import requests
 from podium.errors import PodiumError, UsageError, one_line
 from podium.files import writing
 
-from . import broker as brokers
-from .runner import Outcome, Runner, job_dir
-from .store import Job
+from orchestrator.service import broker as brokers
+from orchestrator.service.runner import Outcome, Runner, job_dir
+from orchestrator.service.store import Job
 
 log = logging.getLogger("podium.worker")
 
@@ -288,8 +288,8 @@ def run_worker(args) -> int:
     """`podium worker`: take jobs until Ctrl-C or SIGTERM; a job in progress is given back."""
     from dramatiq import Worker
 
-    from .. import lifecycle
-    from ..segments import default_cache_dir
+    from orchestrator import lifecycle
+    from orchestrator.render.segments import default_cache_dir
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -24,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from podium.errors import one_line
 from podium.files import publish, temp_path
 
-from .deps import Svc, WorkerRole
-from .runner import OUTPUTS, job_dir
-from .schemas import RequestError, SegmentView, StageView, job_view
-from .store import FINISHED
+from orchestrator.service.deps import Svc, WorkerRole
+from orchestrator.service.runner import OUTPUTS, job_dir
+from orchestrator.service.schemas import RequestError, SegmentView, StageView, job_view
+from orchestrator.service.store import FINISHED
 
 MAX_TEXT_OUTPUT = 20_000_000  # subtitles and the script (JSON, Markdown): far more than any needs
 CHUNK = 1 << 20
@@ -43,7 +43,7 @@ class Attempt(Claim):
 
 
 class Event(BaseModel):
-    """A render event /metrics counts (orchestrator/progress_json.py names them)."""
+    """A render event /metrics counts (orchestrator/render/progress_json.py names them)."""
     event: str = Field(..., pattern="^(stage_end|segment_done|segment_cached|failover)$")
     stage: Optional[str] = Field(None, max_length=200)
     seconds: Optional[float] = Field(None, ge=0)

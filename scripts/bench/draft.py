@@ -83,7 +83,7 @@ def portrait(path: Path) -> Path:
 
 def run_case(seconds: float, mode: str, work: Path, image: Path, extra: list[str]) -> dict:
     out = work / f"bench_{mode}_{int(seconds)}.mp4"
-    command = [sys.executable, "-m", "orchestrator.cli", "generate", "--text", narration(seconds),
+    command = [sys.executable, "-m", "orchestrator.cli.main", "generate", "--text", narration(seconds),
                "--out", str(out), "--force", "--quiet", "--preset", "draft",
                "--cache-dir", str(work / f"cache_{mode}_{int(seconds)}"), *extra]  # nothing reused
     if mode == "portrait":

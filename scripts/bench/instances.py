@@ -103,7 +103,7 @@ def generate(urls: list[str], text: str, work: Path, name: str, args) -> tuple[f
     """Run `podium generate` on these servers with a fresh cache: (wall s, video s, segments)."""
     script = work / f"{name}.txt"
     script.write_text(text, encoding="utf-8")
-    command = [sys.executable, "-m", "orchestrator.cli", "generate", "--script", str(script),
+    command = [sys.executable, "-m", "orchestrator.cli.main", "generate", "--script", str(script),
                "--out", str(work / f"{name}.mp4"), "--cache-dir", str(work / f"{name}-cache"),
                "--size", args.size, "--fps", str(args.fps), "--subtitles", "srt", "--quiet"]
     for url in urls:

@@ -62,7 +62,7 @@ def main() -> int:
         render_pages(read_deck(deck), width, height, tmp / "pages")
         pages_s = time.perf_counter() - t0
         env = {**os.environ, "PODIUM_CACHE_DIR": str(tmp / "cache"), "TMPDIR": str(tmp)}
-        command = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())",
+        command = [sys.executable, "-c", "import sys; from orchestrator.cli.main import main; sys.exit(main())",
                    "generate", "--deck", str(deck), "--image", str(portrait), "--preset", "draft",
                    "--size", args.size, "--out", str(tmp / "talk.mp4"), "--quiet"]
         t0 = time.perf_counter()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "custom_nodes"))
 import tiny_whisper  # noqa: E402
 from test_profiles import photo, speechlike, wav  # noqa: E402
 
-CLI = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys; from orchestrator.cli.main import main; sys.exit(main())"]
 CONSENT = "I, Bench Mark, agree that Podium may make videos with my face and voice"
 
 

@@ -46,7 +46,7 @@ import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys; from orchestrator.cli.main import main; sys.exit(main())"]
 WORDS = ["river", "lantern", "orchard", "compass", "harbor", "meadow", "signal", "garden", "beacon",
          "canyon", "summit", "island", "forest", "valley", "bridge", "castle", "desert", "glacier",
          "prairie", "canal", "market", "temple", "tower", "village"]

@@ -17,7 +17,7 @@ from podium.errors import PodiumError, UsageError
 from podium.models import ModelMissingError, load_registry  # pure: PyYAML and pydantic only
 from podium.validation import field_path, problem_of
 
-from .workflow import WORKFLOWS_DIR, find_node, load_workflow
+from orchestrator.graphs.workflow import WORKFLOWS_DIR, find_node, load_workflow
 
 PRESETS_FILE = WORKFLOWS_DIR / "presets.yaml"
 

@@ -29,7 +29,7 @@ def _stored_dir() -> Path:
     return REPO_WORKFLOWS
 
 
-REPO_WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+REPO_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 WORKFLOWS_DIR = _stored_dir()
 
 
@@ -64,11 +64,11 @@ def read_graph(name_or_path: str | Path) -> tuple[Path, object]:
 def load_workflow(name_or_path: str | Path, object_info: dict | None = None) -> dict:
     """An API-format graph from a file, or by name from workflows/ (stored in the editor's
     format). A UI-format file is converted with `object_info` (a server's), else with the
-    pack's own node definitions and core's recorded ones (orchestrator.node_defs)."""
+    pack's own node definitions and core's recorded ones (orchestrator.graphs.node_defs)."""
     path, graph = read_graph(name_or_path)
     if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
-        from .node_defs import stored_object_info
-        from .ui_format import ui_to_api
+        from orchestrator.graphs.node_defs import stored_object_info
+        from orchestrator.graphs.ui_format import ui_to_api
 
         try:
             return ui_to_api(graph, object_info if object_info is not None else stored_object_info())

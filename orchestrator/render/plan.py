@@ -2,7 +2,7 @@
 
 Segments (text, estimated seconds), per server the graph it runs and, for the cinema graphs,
 the chunks each generation makes (engines/chunks.py, the arithmetic PodiumWanChain uses), and
-the GPU time from the benchmark figures (orchestrator/bench_figures.json: seconds of compute per
+the GPU time from the benchmark figures (orchestrator/render/bench_figures.json: seconds of compute per
 second of video, written from scripts/bench/gpu.sh's table). Sizes come from an estimate of
 the speech (a slow narrator, so upper bounds): the real chain is counted from the real audio
 when it runs, so a slower voice adds chunks, never a failure.
@@ -16,7 +16,7 @@ from typing import Optional
 
 from podium.engines.chunks import plan_chunks
 
-from . import cinema
+from orchestrator.servers import cinema
 
 FIGURES = Path(__file__).resolve().parent / "bench_figures.json"
 CHAIN_CLASS = "PodiumWanChain"

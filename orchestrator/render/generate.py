@@ -15,16 +15,17 @@ from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
 from podium.models import load_registry
 
-from . import cinema, outputs, presets, scenes, soundtrack, timeline
-from .dispatch import render_all
-from . import lecture
-from .lecture import Layout, page_script
-from .plan import build as build_plan, show as show_plan
-from .progress_view import JobView
-from .request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
-from .segments import SegmentCache, content_key, default_cache_dir, plan_per_server
-from .stitch import stitch
-from .workflow import bind, find_node, load_workflow
+from orchestrator.servers import cinema
+from orchestrator.render import outputs, presets, scenes, soundtrack, timeline
+from orchestrator.servers.dispatch import render_all
+from orchestrator.render import lecture
+from orchestrator.render.lecture import Layout, page_script
+from orchestrator.render.plan import build as build_plan, show as show_plan
+from orchestrator.cli.progress_view import JobView
+from orchestrator.request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
+from orchestrator.render.segments import SegmentCache, content_key, default_cache_dir, plan_per_server
+from orchestrator.render.stitch import stitch
+from orchestrator.graphs.workflow import bind, find_node, load_workflow
 
 SUBTITLE_MODES = {"none": "none", "srt": "srt", "burn": "srt+burn"}
 DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the camera"
@@ -319,7 +320,7 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
     is held (it cannot be deleted) while the render runs, and named in the video's metadata."""
     if request.profile is None:
         return _run(request, how, narration_for, instances, load_graph)
-    from . import profiles
+    from orchestrator.profiles import profile as profiles
 
     with profiles.using(request.profile) as profile:
         return _run(with_profile(request, profile), how, narration_for, instances, load_graph,

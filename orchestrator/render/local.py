@@ -3,7 +3,7 @@
 A graph is `{node_id: {"class_type", "inputs", "_meta": {"title"}}}`, a link `[node_id, index]`;
 `node_classes` maps class_type to a V1 node class (like ComfyUI's NODE_CLASS_MAPPINGS).
 Validation is a port of execution.validate_prompt / validate_inputs, so errors come as the same
-JSON body ComfyUI answers on POST /prompt 400 (formatted by orchestrator.prompt_errors).
+JSON body ComfyUI answers on POST /prompt 400 (formatted by orchestrator.graphs.prompt_errors).
 Execution sends the websocket message types ComfyUI sends, through `on_event(type, data)`.
 Stdlib (and the pure podium.errors) only: the orchestrator never imports torch.
 """
@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 from podium.errors import PodiumError, UsageError, error_class  # pure: no torch
 
-from .prompt_errors import describe_prompt_error, node_label
+from orchestrator.graphs.prompt_errors import describe_prompt_error, node_label
 
 __all__ = ["PromptError", "ExecutionError", "check_prompt", "validate", "run",
            "current_node", "emit_progress", "validate_node_input"]

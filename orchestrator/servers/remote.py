@@ -20,9 +20,9 @@ import requests
 from podium.errors import one_line
 from podium.files import sha256_file
 
-from .comfy_client import ComfyClient, ComfyError, PromptTimeout, ServerGone
-from .dispatch import InstanceGone, output_files
-from .workflow import find_node
+from orchestrator.servers.comfy_client import ComfyClient, ComfyError, PromptTimeout, ServerGone
+from orchestrator.servers.dispatch import InstanceGone, output_files
+from orchestrator.graphs.workflow import find_node
 
 SEGMENT_BASE_S, PER_NODE_S, PER_CHARACTER_S = 600.0, 60.0, 10.0
 

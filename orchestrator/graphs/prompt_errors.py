@@ -2,7 +2,7 @@
 
 The body is what ComfyUI 0.3.64 answers with status 400 (``{"error": {...}, "node_errors":
 {...}}``) or, for a partly valid graph, the ``node_errors`` of its 200 answer. The in-process
-runner (orchestrator.local) builds the same bodies, so this one formatter serves both.
+runner (orchestrator.render.local) builds the same bodies, so this one formatter serves both.
 Stdlib only; no imports beyond it.
 """
 from __future__ import annotations

@@ -55,19 +55,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     imported = actions.add_parser("import", help="add a profile from an archive `profile export` wrote")
     imported.add_argument("file", metavar="FILE", type=Path)
     imported.add_argument("--force", action="store_true", help="replace a profile of that name")
-    from .profile_train import add_parser as add_train
+    from orchestrator.profiles.train import add_parser as add_train
 
     add_train(actions)
     return parser
 
 
 def run(args) -> int:
-    from . import profiles
+    from orchestrator.profiles import profile as profiles
 
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     action = args.profile_command
     if action == "create":
-        from .profile_make import create
+        from orchestrator.profiles.make import create
 
         made = create(args.name, args.image, args.consent, args.voice, args.voice_text, args.force, say)
         print(profiles.describe(made))
@@ -81,7 +81,7 @@ def run(args) -> int:
     elif action == "set-text":
         print(profiles.describe(profiles.set_text(args.name, args.text)))
     elif action == "train":
-        from .profile_train import train
+        from orchestrator.profiles.train import train
 
         print(profiles.describe(train(args.name, args.base, args.steps, args.rank, args.token, args.size)))
     elif action == "delete":

@@ -18,7 +18,7 @@ import copy
 
 from podium.engines.script import Script
 
-from .workflow import find_node
+from orchestrator.graphs.workflow import find_node
 
 SCENE, LAYOUT = "Scene", "Layout"
 OFF = "off (procedural motion)"  # the Scene node's "off" for a model (as the Idle clip node's)

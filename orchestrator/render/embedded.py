@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import local
+from orchestrator.render import local
 
-PACK_PARENT = Path(__file__).resolve().parent.parent / "custom_nodes"
+PACK_PARENT = Path(__file__).resolve().parents[2] / "custom_nodes"
 
 
 def node_classes() -> dict:
@@ -60,6 +60,6 @@ def stage_table() -> str:
 def object_info() -> dict:
     """/object_info as ComfyUI builds it from the pack's V1 nodes (to convert UI-format files
     when no server is at hand)."""
-    from .node_defs import pack_object_info
+    from orchestrator.graphs.node_defs import pack_object_info
 
     return pack_object_info()

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import embedded
+from orchestrator.render import embedded
 
 
 def train_identity_lora(base: Path, images: Sequence[Path], out: Path, work: Path, *, steps: int,

@@ -28,10 +28,10 @@ import psutil
 from podium.errors import UsageError
 from podium.files import atomic_write_text
 
-from .comfy_client import ComfyClient, ComfyError
-from .workflow import link_templates
+from orchestrator.servers.comfy_client import ComfyClient, ComfyError
+from orchestrator.graphs.workflow import link_templates
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / "user" / "podium-servers.json"
 
 
@@ -145,7 +145,7 @@ def _still_ours(server: dict) -> bool:
 def _start(main: Path, comfyui_dir: Path, gpus: list[int], base_port: int, host: str,
            wait_s: float, extra: list[str]) -> list[dict]:
     started, processes, offsets = [], [], []
-    link_templates()  # the editor's template browser lists workflows/ (see orchestrator.workflow)
+    link_templates()  # the editor's template browser lists workflows/ (see orchestrator.graphs.workflow)
     try:
         for slot, gpu in enumerate(gpus or [None]):
             port, name = base_port + slot, f"gpu{gpu}" if gpu is not None else "cpu"

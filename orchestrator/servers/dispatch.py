@@ -18,9 +18,9 @@ from typing import Callable, Optional, Protocol
 from podium.errors import PodiumError
 from podium.files import temp_prefix
 
-from .lifecycle import signals_deferred
-from .segments import SegmentCache, SegmentJob
-from .stitch import Clip
+from orchestrator.lifecycle import signals_deferred
+from orchestrator.render.segments import SegmentCache, SegmentJob
+from orchestrator.render.stitch import Clip
 
 MAX_ATTEMPTS = 3
 SETTLE_S = 30.0  # after Ctrl-C or a failure: how long finished segments may take to reach the cache
@@ -202,8 +202,8 @@ class InProcessInstance:
     in_process = True
 
     def produce(self, graph: dict, files: dict, workdir: Path, on_event) -> dict[str, list[tuple[Path, dict]]]:
-        from .embedded import run_graph
-        from .workflow import bind
+        from orchestrator.render.embedded import run_graph
+        from orchestrator.graphs.workflow import bind
 
         graph = bind(graph, {key: str(path) for key, path in files.items()})
         outputs = run_graph(graph, workdir, on_event=on_event)

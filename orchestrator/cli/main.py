@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 from podium.errors import PodiumError, UsageError, one_line
 
-from . import inputs, lifecycle, options, outputs  # light: Ctrl-C while the rest loads is caught in main()
+from orchestrator import inputs, lifecycle, options  # light: Ctrl-C while the rest loads is caught in main()
+from orchestrator.render import outputs
 
 if TYPE_CHECKING:
-    from .request import RenderRequest
+    from orchestrator.request import RenderRequest
 
 DEMO_SCRIPT = """# Meet Podium
 Podium turns a script into a video of a presenter who speaks it. Everything runs on your own \
@@ -67,7 +68,7 @@ def _seconds(what: str, low: float, high: float):
 
 def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
     """How this process renders: flags of the command line, not fields of a request."""
-    from .request import LONG_MINUTES, LONG_SEGMENTS
+    from orchestrator.request import LONG_MINUTES, LONG_SEGMENTS
     if not demo:
         parser.add_argument("--request", metavar="FILE.json", default=None,
                             help="render this request (JSON, the fields of orchestrator/request.py, "
@@ -86,7 +87,7 @@ def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> Non
                                  "chunks each generation makes, estimated GPU time) and render nothing")
         parser.add_argument("--progress-json", action="store_true",
                             help="print progress as JSON lines on stdout, the result last "
-                                 "(for programs that run podium; see orchestrator/progress_json.py)")
+                                 "(for programs that run podium; see orchestrator/render/progress_json.py)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--yes", action="store_true", help="render a very long script without "
@@ -97,7 +98,7 @@ def _add_run_options(parser: argparse.ArgumentParser, demo: bool = False) -> Non
 
 def _add_render_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
     """The request's fields as options (orchestrator/request.py), then this process's own flags."""
-    from .request import RenderRequest
+    from orchestrator.request import RenderRequest
     groups = {}
     if not demo:
         groups["source"] = parser.add_mutually_exclusive_group()
@@ -142,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ComfyUI source tree (default $COMFYUI_DIR)")
     comfy_commands.add_parser("down", help="stop the instances `comfy up` started")
 
-    from . import models_cli
+    from orchestrator.cli import models as models_cli
 
     models_cli.add_parser(commands)
-    from . import profile_cli
+    from orchestrator.cli import profile as profile_cli
 
     profile_cli.add_parser(commands)
 
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     servers.add_argument("--server", action="append", metavar="URL",
                          help="a server to ask (default: those `podium comfy up` started)")
 
-    from .service import cli as service_cli
+    from orchestrator.service import cli as service_cli
 
     service_cli.add_parsers(commands)  # serve (and worker): each sets `service_command`
     return parser
@@ -212,7 +213,7 @@ def render_request(args) -> RenderRequest:
 
     from podium.jsonio import JsonInputError, read_json
 
-    from .request import RenderRequest
+    from orchestrator.request import RenderRequest
 
     data = {}
     if getattr(args, "request", None):
@@ -234,9 +235,9 @@ def render_request(args) -> RenderRequest:
 
 
 def generate(args) -> int:
-    from . import generate as job
-    from .dispatch import InProcessInstance
-    from .lifecycle import remove_stale
+    from orchestrator.render import generate as job
+    from orchestrator.servers.dispatch import InProcessInstance
+    from orchestrator.lifecycle import remove_stale
 
     request = render_request(args)
     how = job.Run(force=args.force, yes=args.yes, quiet=args.quiet, config=args.config,
@@ -246,12 +247,12 @@ def generate(args) -> int:
 
     instances = _instances(args) or [InProcessInstance()]
     if args.report:
-        from .embedded import reset_stage_reports
+        from orchestrator.render.embedded import reset_stage_reports
         reset_stage_reports()
     if args.progress_json:
-        from .progress_json import JsonEvents
+        from orchestrator.render.progress_json import JsonEvents
         how.sink = JsonEvents()
-    from .ui_format import load_any_workflow
+    from orchestrator.graphs.ui_format import load_any_workflow
 
     load_graph = lambda name: load_any_workflow(name, _object_info_source(instances))  # noqa: E731
     result = job.run(request, how, lambda target: _narration(request, how, target), instances, load_graph)
@@ -266,14 +267,14 @@ def generate(args) -> int:
           f"{result.preset} preset, in {result.wall:.1f} s "
           f"({result.wall / max(result.duration, 1e-9):.2f}x real time){extra}"]
     if args.report:
-        from .embedded import stage_table
+        from orchestrator.render.embedded import stage_table
         summary.append(stage_table())
     outputs.print_summary(summary, result.target)
     return 0
 
 
 def comfy(args) -> int:
-    from . import comfy_up
+    from orchestrator.servers import comfy_up
 
     if args.comfy_command == "down":
         stopped, left = comfy_up.down()
@@ -300,7 +301,7 @@ def comfy(args) -> int:
 
 
 def show_servers(args) -> int:
-    from . import comfy_up
+    from orchestrator.servers import comfy_up
 
     urls = args.server or [s["url"] for s in comfy_up.known_servers()]
     if not urls:
@@ -313,7 +314,7 @@ def _object_info_source(instances):
     """Where to learn node inputs for converting a UI-format workflow: the first server, or
     the pack itself when rendering in-process."""
     if getattr(instances[0], "in_process", False):
-        from .embedded import object_info
+        from orchestrator.render.embedded import object_info
         return object_info
     return instances[0].client.object_info
 
@@ -323,7 +324,7 @@ def _instances(args) -> list:
     urls = options.servers(args.server, args.config)
     if not urls:
         return []
-    from .remote import ComfyInstance
+    from orchestrator.servers.remote import ComfyInstance
 
     instances = []
     for url in urls:
@@ -350,10 +351,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "service_command", None) is not None:
             return args.service_command(args)
         if args.command == "models":
-            from . import models_cli
+            from orchestrator.cli import models as models_cli
             return models_cli.run(args)
         if args.command == "profile":
-            from . import profile_cli
+            from orchestrator.cli import profile as profile_cli
             return profile_cli.run(args)
         return generate(args)
     except KeyboardInterrupt as err:
@@ -364,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return lifecycle.exit_code(err)
     except PodiumError as err:  # every error meant for the user, from the pack or from here
-        from . import local
+        from orchestrator.render import local
 
         message = err.user_message() if isinstance(err, local.ExecutionError) else str(err)
         print(f"error: {one_line(message, 1000)}", file=sys.stderr)

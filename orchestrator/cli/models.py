@@ -12,7 +12,7 @@ from podium import models
 from podium.errors import PodiumError, UsageError
 from podium.files import atomic_write_text
 
-from . import downloads
+from orchestrator.servers import downloads
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -1,14 +1,25 @@
 """`podium profile create`: portraits checked (one face each) and downscaled, the voice
 sample checked, trimmed and transcribed, the consent recorded; all built in a temporary
-folder and renamed into place (orchestrator/profiles.py). Torch-free.
+folder and renamed into place (orchestrator/profiles/profile.py). Torch-free.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable, Optional
 
-from .profiles import (FORMAT, MAX_SIDE, Profile, ProfileError, building, check_name, consent_record,
-                       load, publish, store, write_manifest)
+from orchestrator.profiles.profile import (
+    FORMAT,
+    MAX_SIDE,
+    Profile,
+    ProfileError,
+    building,
+    check_name,
+    consent_record,
+    load,
+    publish,
+    store,
+    write_manifest,
+)
 
 
 def faces_in(rgb) -> int:
@@ -26,7 +37,7 @@ def add_image(source: Path, dest: Path, say: Callable[[str], None]) -> Optional[
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from .generate import check_image_size
+    from orchestrator.render.generate import check_image_size
 
     if not source.is_file():
         raise ProfileError(f"image not found: {source}")
@@ -54,7 +65,7 @@ def add_voice(source: Path, text: Optional[str], work: Path, say: Callable[[str]
     """The sample checked and trimmed into voice/sample.wav, its transcript in voice/transcript.txt."""
     from podium.engines.speech import write_wav
 
-    from . import voice_sample
+    from orchestrator.profiles import voice_sample
 
     source = Path(source).expanduser()
     if not source.is_file():
@@ -89,7 +100,7 @@ def create(name: str, images: list[str], consent: str, voice: Optional[str] = No
     if voice_text and not voice:
         raise ProfileError("--voice-text goes with --voice SAMPLE: the words that sample says")
     if voice and not (voice_text or "").strip():
-        from .voice_sample import recogniser
+        from orchestrator.profiles.voice_sample import recogniser
 
         recogniser()  # without it and without the text: say so before any work
     with building() as work:

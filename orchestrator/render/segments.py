@@ -19,8 +19,8 @@ from podium.engines.script import Script  # pure text: no torch, no numpy
 from podium.errors import PodiumError
 from podium.files import publish, sha256_file
 
-from .stitch import Clip
-from .workflow import bind
+from orchestrator.render.stitch import Clip
+from orchestrator.graphs.workflow import bind
 
 CACHE_VERSION = "2"  # bump when a change to the nodes makes old clips wrong
 

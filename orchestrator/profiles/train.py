@@ -1,7 +1,7 @@
 """`podium profile train NAME [--base sd15|sdxl] [--steps N]`: an identity LoRA learnt from the
 profile's portraits and stored in it (lora/), so the presenter image is drawn as that person.
 
-Training runs in this process (orchestrator/train_runner.py is the one bridge to the pack).
+Training runs in this process (orchestrator/profiles/train_runner.py is the one bridge to the pack).
 Checkpoints live beside the store (<data>/training/NAME), not in the profile, so the profile
 is never half-changed: it gets its lora/ folder by the store's copy-then-rename, whole or not.
 Ctrl-C keeps the last step; the same command again resumes there.
@@ -54,8 +54,8 @@ def train(name: str, base: str = "sd15", steps: int = 500, rank: int = 16, token
     """Train (or resume) the LoRA of profile `name` and store it in the profile."""
     from podium.errors import UsageError
 
-    from . import profiles
-    from .train_runner import train_identity_lora
+    from orchestrator.profiles import profile as profiles
+    from orchestrator.profiles.train_runner import train_identity_lora
 
     if steps < 1 or rank < 1 or not (size == 0 or 64 <= size <= 2048 and size % 64 == 0):
         raise UsageError(f"--steps and --rank must be at least 1 and --size a multiple of 64 from 64 to 2048 "
@@ -74,7 +74,7 @@ def train(name: str, base: str = "sd15", steps: int = 500, rank: int = 16, token
 
 def store_lora(name: str, lora: Path, record: dict):
     """Copy the profile, put `lora` in as lora/, record it in the manifest, swap the copy in."""
-    from . import profiles
+    from orchestrator.profiles import profile as profiles
 
     profile = profiles.load(name)
     profiles.check_not_used(name, "change")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from podium.jsonio import JsonInputError, read_json
 
-from .workflow import WORKFLOWS_DIR, WorkflowError, load_workflow
+from orchestrator.graphs.workflow import WORKFLOWS_DIR, WorkflowError, load_workflow
 
 __all__ = ["ui_to_api", "is_ui_format", "load_any_workflow", "widget_names"]
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from podium.engines.chunks import EXPANDS_TO
 from podium.errors import UsageError
 
-from .workflow import load_workflow
+from orchestrator.graphs.workflow import load_workflow
 
 MODEL_SUFFIXES = (".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
 VIDEO_NODES = ("WanInfiniteTalkToVideo", "WanSoundImageToVideo", "WanHuMoImageToVideo", "PodiumWanChain")

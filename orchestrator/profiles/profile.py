@@ -174,7 +174,7 @@ def _markers() -> Path:
 
 def users(name: str) -> list[int]:
     """The live processes rendering with the profile (stale markers are removed)."""
-    from .lifecycle import _alive
+    from orchestrator.lifecycle import _alive
 
     pids = []
     for marker in _markers().glob(f"{name}.*"):
@@ -212,7 +212,7 @@ def _work_folder() -> Path:
     """A new hidden folder in the store; those a killed run left (its PID dead) are removed."""
     import tempfile
 
-    from .lifecycle import _alive
+    from orchestrator.lifecycle import _alive
 
     root = store()
     root.mkdir(parents=True, exist_ok=True)

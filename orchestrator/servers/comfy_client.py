@@ -1,7 +1,7 @@
 """A client for one ComfyUI server, faithful to the protocol recorded from ComfyUI 0.3.64.
 
 Events reach `on_event(type, data)` with the websocket's own names and shapes (the ones
-orchestrator.local sends), so one progress view serves both runners. The websocket is not
+orchestrator.render.local sends), so one progress view serves both runners. The websocket is not
 trusted alone: it drops on long runs, so the client reconnects with backoff and polls
 /queue and /history/{id} (which stays `{}` until the prompt ends). That polling is also the
 heartbeat: every `heartbeat` seconds, with short request timeouts, so a hung server (stopped,
@@ -25,8 +25,8 @@ import websocket
 from podium.errors import PodiumError
 from podium.files import publish, temp_path
 
-from .local import ExecutionError, PromptError
-from .prompt_errors import describe_prompt_error, node_label
+from orchestrator.render.local import ExecutionError, PromptError
+from orchestrator.graphs.prompt_errors import describe_prompt_error, node_label
 
 __all__ = ["ComfyClient", "ComfyError", "ServerGone", "PromptTimeout", "Interrupted", "PromptError",
            "ExecutionError"]
@@ -174,7 +174,7 @@ class ComfyClient:
             hint = ""
             if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
                 hint = ("; this is a UI-format workflow (as the editor saves it): convert it first "
-                        "with orchestrator.ui_format.ui_to_api / load_any_workflow")
+                        "with orchestrator.graphs.ui_format.ui_to_api / load_any_workflow")
             raise ComfyError(f"{self.base_url}: POST /prompt answered {r.status_code}{hint}: {r.text[:200].strip()}")
         body = r.json()
         if body.get("node_errors"):  # a 200 for a partly valid graph: the valid outputs run

@@ -17,7 +17,7 @@ CORE_NODES = Path(__file__).resolve().parent / "core_nodes.json"
 
 def pack_object_info() -> dict:
     """/object_info as ComfyUI builds it from the pack's V1 nodes."""
-    from .embedded import node_classes
+    from orchestrator.render.embedded import node_classes
 
     classes = node_classes()
     import podium

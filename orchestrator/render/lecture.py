@@ -19,8 +19,8 @@ from podium.engines.deck import Deck, deck_script, read_deck, read_notes
 from podium.engines.script import Script
 from podium.errors import UsageError
 
-from .segments import SegmentJob, content_key
-from .workflow import bind, find_node
+from orchestrator.render.segments import SegmentJob, content_key
+from orchestrator.graphs.workflow import bind, find_node
 
 DECK, SLIDES, LAYOUT = "Script", "Deck slides", "Layout"  # node titles (the deck keeps Script's)
 SIZED = ("Presenter", "Lip sync", "Upscale")  # stages that draw the presenter: at the box's size
@@ -187,7 +187,7 @@ class Layout:
     def planner(self, graph: dict, script: Script, values: dict, files: dict) -> list[SegmentJob]:
         """The runs: a page each for a deck, else a segment each."""
         if self.talk is None:
-            from .segments import plan
+            from orchestrator.render.segments import plan
 
             return plan(graph, script, values, files)
         return plan_pages(graph, self.talk, values, files)

@@ -21,9 +21,9 @@ from podium.engines import soundtrack as engine
 from podium.errors import UsageError
 from podium.files import atomic_copy, temp_prefix
 
-from .segments import SegmentCache, content_key
-from .stitch import RATE, Clip
-from .workflow import bind, find_node, load_workflow
+from orchestrator.render.segments import SegmentCache, content_key
+from orchestrator.render.stitch import RATE, Clip
+from orchestrator.graphs.workflow import bind, find_node, load_workflow
 
 AUTO = "auto"
 AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".opus", ".m4a")
@@ -129,7 +129,7 @@ def check_generators(request: Request, script, check_models: bool) -> None:
             continue
         from podium.models import load_registry
 
-        from .presets import _missing, models_in
+        from orchestrator.render.presets import _missing, models_in
 
         registry = load_registry()
         missing = _missing(models_in(graph, {e.id for e in registry.entries}), registry)
@@ -205,7 +205,7 @@ def sfx_model(instance, commercial: bool) -> str:
         return default
     from podium.models import load_registry
 
-    from .presets import _missing
+    from orchestrator.render.presets import _missing
 
     return default if _missing([SFX_MODEL_PREFERRED], load_registry()) else SFX_MODEL_PREFERRED
 

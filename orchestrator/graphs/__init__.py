@@ -1,0 +1,1 @@
+"""Stored graphs: the editor's format, node definitions, binding inputs."""

@@ -1,0 +1,1 @@
+"""Profiles: a reusable "me" (portraits, voice, consent, identity LoRA)."""

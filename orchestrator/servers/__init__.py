@@ -1,0 +1,1 @@
+"""ComfyUI servers: the client, dispatch and failover, `podium comfy up`."""
