@@ -3,4 +3,5 @@ import sys
 
 from orchestrator.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a package walk imports every module
+    sys.exit(main())
