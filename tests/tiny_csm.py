@@ -66,7 +66,12 @@ def build(folder: str | Path, seed: int = 0) -> Path:
                                   num_attention_heads=2, num_key_value_heads=1,
                                   max_position_embeddings=CODEBOOKS + 1))
     torch.manual_seed(seed)
-    CsmForConditionalGeneration(config).save_pretrained(folder)
+    model = CsmForConditionalGeneration(config)
+    with torch.no_grad():  # Mimi starts its codebooks at zero (trained ones are k-means centroids):
+        for name, buffer in model.named_buffers():  # random centroids, so each code sounds different
+            if name.endswith("codebook.embed_sum"):
+                buffer.normal_()
+    model.save_pretrained(folder)
     tok.save_pretrained(folder)
     EncodecFeatureExtractor(feature_size=1, sampling_rate=codec.sampling_rate, padding_value=0.0).save_pretrained(folder)
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
