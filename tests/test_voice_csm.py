@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ torch = pytest.importorskip("torch")
 import soundfile as sf  # noqa: E402
 
 import tiny_csm  # noqa: E402
+from conftest import requires_comfyui  # noqa: E402
 from orchestrator import embedded  # noqa: E402
 from orchestrator.local import PromptError  # noqa: E402
 from orchestrator.workflow import find_node, load_workflow  # noqa: E402
@@ -30,6 +32,7 @@ from podium.nodes.voice_csm import PodiumCsmVoiceClone  # noqa: E402
 RATE = engine.SAMPLE_RATE
 FRAME = int(RATE / engine.FRAME_RATE)  # 1920 samples a code frame
 REF_TEXT = "Hello there, this is my voice."
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,12 +46,13 @@ def one_thread():
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open a connection fails the test."""
+    """Any attempt to open a connection beyond loopback (the live ComfyUI) fails the test."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     connect = socket.socket.connect
 
     def refuse(sock, address, *args):
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
+        loopback = isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not loopback:
             raise AssertionError(f"network access attempted: {address}")
         return connect(sock, address, *args)
     monkeypatch.setattr(socket.socket, "connect", refuse)
@@ -200,3 +204,40 @@ def test_the_cloned_voice_workflow_runs_in_process(models_dir, reference, tmp_pa
     with pytest.raises(PromptError, match="ref_text is empty"):  # refused before anything runs
         embedded.run_graph(graph, tmp_path / "out2")
     assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").rglob("*.flac"))
+
+
+@pytest.mark.comfyui
+@requires_comfyui
+def test_the_cloned_voice_workflow_runs_in_comfyui_like_in_process(models_dir, reference, tmp_path):
+    """cloned_voice in a live ComfyUI (the tiny model found through $PODIUM_MODELS_DIR and placed
+    by ComfyUI's model management, the reference taken from its input folder): the audio it
+    serves is the in-process runner's."""
+    import shutil
+
+    import requests
+    from conftest import COMFYUI_DIR, comfyui_server, run_prompt
+
+    args = [str(Path(COMFYUI_DIR, "main.py")), "--base-directory", str(REPO),
+            "--database-url", "sqlite:///:memory:"]
+    for name in ("output", "temp", "user", "input"):
+        (tmp_path / name).mkdir()
+        args += [f"--{name}-directory", str(tmp_path / name)]
+    shutil.copy(reference, tmp_path / "input" / "me.wav")
+    graph = load_workflow("cloned_voice")
+    graph[find_node(graph, "Script")]["inputs"]["text"] = "Hi there."
+    graph[find_node(graph, "Voice")]["inputs"].update(reference_audio="me.wav", ref_text=REF_TEXT, seed=4)
+    env = {**os.environ, "PODIUM_MODELS_DIR": str(models_dir), "HF_HUB_OFFLINE": "1"}
+    with comfyui_server(args, cwd=tmp_path, log_path=tmp_path / "comfyui.log", env=env) as comfy:
+        entry, _ = run_prompt(comfy, graph)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        (item,) = [i for ui in entry["outputs"].values() for i in ui.get("audio", [])]
+        served = requests.get(comfy["url"] + "/view", params={k: item[k] for k in ("filename", "subfolder", "type")})
+        assert served.status_code == 200
+    (tmp_path / "theirs.flac").write_bytes(served.content)
+    theirs, rate = sf.read(str(tmp_path / "theirs.flac"), dtype="float32")
+    graph[find_node(graph, "Voice")]["inputs"]["reference_audio"] = str(reference)
+    outputs = embedded.run_graph(graph, tmp_path / "local")
+    (mine,) = [i for ui in outputs.values() for i in ui.get("audio", [])]
+    ours, _ = sf.read(str(tmp_path / "local" / mine["subfolder"] / mine["filename"]), dtype="float32")
+    assert rate == RATE and theirs.shape == ours.shape and len(ours) > 0
+    assert np.allclose(theirs, ours, atol=1e-3)
