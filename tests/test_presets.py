@@ -157,6 +157,14 @@ def test_commercial_swaps_the_cloned_voice_for_a_permissive_cloned_voice_and_say
     assert blocked == [] and all(registry.get(m).commercial_use for m in used), used
 
 
+@pytest.mark.parametrize("name", ["direct_quality", "cinema_s2v", "cinema_humo", "cinema_infinitetalk"])
+def test_every_graph_that_clones_keeps_a_cloned_voice_under_commercial(name):
+    graph, swaps, blocked = presets.commercial_only(presets.load_workflow(name), load_registry(),
+                                                    presets._read_presets()[2])
+    assert "F5TTS_v1_Base (CC-BY-NC-4.0) -> csm-1b (Apache-2.0)" in swaps and "F5TTS_v1_Base" not in blocked
+    assert graph[find_node(graph, "Voice")]["class_type"] == "PodiumCsmVoiceClone"
+
+
 def test_commercial_with_a_voice_ref_needs_the_permissive_cloned_voice(models_dir):
     install(models_dir, *ALL_NEURAL)
     choice = presets.choose("balanced", have_portrait=True, have_voice_ref=True, vram_gb=8, commercial=True)
