@@ -173,7 +173,8 @@ def test_missing_model_names_the_pull_command(tmp_path, monkeypatch):
         PodiumCsmVoiceClone().speak(SCRIPT, str(ref), REF_TEXT, "csm-1b", 0.9, 50, 0, 0.3)
     assert "podium models pull csm-1b" in str(err.value) and "\n" not in str(err.value)
     (tmp_path / "half").mkdir()
-    (tmp_path / "half" / "config.json").write_text("{}")  # a download cut short
+    for name in ("config.json", "tokenizer.json"):  # a download cut short
+        (tmp_path / "half" / name).write_text("{}")
     with pytest.raises(ModelMissingError, match=r"model.safetensors not found. Download it with `podium models pull csm-1b`"):
         engine.load_csm(tmp_path / "half")
 
@@ -241,3 +242,16 @@ def test_the_cloned_voice_workflow_runs_in_comfyui_like_in_process(models_dir, r
     ours, _ = sf.read(str(tmp_path / "local" / mine["subfolder"] / mine["filename"]), dtype="float32")
     assert rate == RATE and theirs.shape == ours.shape and len(ours) > 0
     assert np.allclose(theirs, ours, atol=1e-3)
+
+
+def test_sharded_weights_load_and_speak_the_same(csm, reference, tmp_path):
+    """A checkpoint over save_pretrained's shard size comes as shards and an index."""
+    folder = tiny_csm.build(tmp_path / "sharded", max_shard_size="100KB")
+    assert not (folder / "model.safetensors").exists() and (folder / "model.safetensors.index.json").is_file()
+    sharded = engine.load_csm(folder)
+    try:
+        script = Script("t", [Segment(["Hi there."])])
+        ours = engine.clone(sharded, script, reference, REF_TEXT, seed=9)
+        assert np.array_equal(ours.samples, engine.clone(csm, script, reference, REF_TEXT, seed=9).samples)
+    finally:
+        get_manager().evict(f"csm:{folder.resolve()}")

@@ -41,8 +41,10 @@ def tokenizer():
                                    pad_token=SPECIALS[2])
 
 
-def build(folder: str | Path, seed: int = 0) -> Path:
-    """Write the tiny model to `folder` (made if missing) and return it."""
+def build(folder: str | Path, seed: int = 0, max_shard_size: str | None = None) -> Path:
+    """Write the tiny model to `folder` (made if missing) and return it; `max_shard_size` (e.g.
+    "100KB") splits the weights into shards beside model.safetensors.index.json, as
+    save_pretrained does with a checkpoint over its shard size."""
     import torch
     from transformers import CsmConfig, CsmForConditionalGeneration, EncodecFeatureExtractor, MimiConfig
 
@@ -71,7 +73,7 @@ def build(folder: str | Path, seed: int = 0) -> Path:
         for name, buffer in model.named_buffers():  # random centroids, so each code sounds different
             if name.endswith("codebook.embed_sum"):
                 buffer.normal_()
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     tok.save_pretrained(folder)
     EncodecFeatureExtractor(feature_size=1, sampling_rate=codec.sampling_rate, padding_value=0.0).save_pretrained(folder)
     (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")

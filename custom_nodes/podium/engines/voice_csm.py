@@ -53,10 +53,12 @@ def load_csm(folder: str | Path) -> Csm:
     """The CSM model in `folder` (the Hugging Face layout: config.json, model.safetensors, the
     tokenizer and processor files), offline, cached and placed by the memory manager."""
     folder = Path(folder).expanduser()
-    for name, what in (("config.json", "config.json"), ("model.safetensors", "model.safetensors"),
-                       ("tokenizer.json", "the tokenizer (tokenizer.json)")):
+    for name, what in (("config.json", "config.json"), ("tokenizer.json", "the tokenizer (tokenizer.json)")):
         if not (folder / name).is_file():
             raise ModelMissingError(NOT_THERE.format(folder=folder, what=what))
+    weights = sorted(folder.glob("model*.safetensors"))  # one file, or shards beside their index
+    if not weights:
+        raise ModelMissingError(NOT_THERE.format(folder=folder, what="model.safetensors"))
     manager = get_manager()
 
     def loader():
@@ -72,7 +74,7 @@ def load_csm(folder: str | Path) -> Csm:
             raise ModelMissingError(NOT_THERE.format(folder=folder, what="its chat template (chat_template.jinja)"))
         return Csm(processor, model.eval())
 
-    size = (folder / "model.safetensors").stat().st_size
+    size = sum(p.stat().st_size for p in weights)
     return manager.load(f"csm:{folder.resolve()}", loader, kind="torch", stage="voice",
                         size_bytes=size, work_bytes=WORK_BYTES)
 
@@ -133,7 +135,9 @@ def prompt(csm: Csm, reference: np.ndarray, ref_text: str, text: str):
 
 def speak_sentence(csm: Csm, reference: np.ndarray, ref_text: str, text: str, seed: int,
                    temperature: float = 0.9, top_k: int = 50) -> np.ndarray:
-    """One sentence in the reference voice, float32 at 24 kHz, at most max_frames(text) long."""
+    """One sentence in the reference voice, float32 at 24 kHz, at most max_frames(text) long.
+    Sampling as csm-1b's generation_config (transformers' convert_csm.py): top-k 50 at
+    temperature 0.9 for the backbone and the depth decoder alike."""
     import torch
 
     model = csm.model
