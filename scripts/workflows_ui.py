@@ -52,6 +52,9 @@ ABOUT = {
                   "of the portrait: blinks, breathing, small head turns."),
     "music": ("Podium music", "A music bed from a prompt (MusicGen), saved as audio."),
     "sfx": ("Podium sound effect", "A short sound effect from a prompt, saved as audio."),
+    "cloned_voice": ("Podium cloned voice (commercial use)", "Your script spoken in the voice of a short "
+                     "recording and its transcript by Sesame CSM-1B (Apache-2.0), saved as audio; what --commercial "
+                     "clones with instead of F5-TTS."),
     "cinema_s2v": ("Podium cinema: Wan S2V", "Wan2.2-S2V moves head, face and shoulders with the "
                    "narration, in two chunks at 16 fps; Podium holds the colour, retimes, upscales the "
                    "face and writes the MP4."),

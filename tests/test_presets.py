@@ -138,16 +138,42 @@ def test_cli_says_why_a_named_preset_fell_back(models_dir, tmp_path):
 
 # ---- --commercial and the optional idle clip ----
 
-def test_commercial_swaps_the_cloned_voice_for_piper_and_says_which_for_which():
+def test_commercial_swaps_the_cloned_voice_for_a_permissive_cloned_voice_and_says_which_for_which():
+    """Issue 23.3: --commercial keeps the voice cloned (CSM-1B, Apache-2.0) where it used to fall
+    back to Piper, so the swap line and the Voice node's class changed on purpose."""
     order, table, swap_table = presets._read_presets()
-    graph, swaps, blocked = presets.commercial_only(presets.load_workflow("direct_balanced"),
-                                                    load_registry(), swap_table)
-    assert "F5TTS_v1_Base (CC-BY-NC-4.0) -> piper-en_US-joe-medium (CC0-1.0)" in swaps
+    balanced = presets.load_workflow("direct_balanced")
+    graph, swaps, blocked = presets.commercial_only(balanced, load_registry(), swap_table)
+    assert "F5TTS_v1_Base (CC-BY-NC-4.0) -> csm-1b (Apache-2.0)" in swaps
     voice = graph[find_node(graph, "Voice")]
-    assert voice["class_type"] == "PodiumPiperTTS" and voice["inputs"]["script"] == ["1", 0]
+    assert voice["class_type"] == "PodiumCsmVoiceClone" and voice["inputs"]["script"] == ["1", 0]
+    old = balanced[find_node(balanced, "Voice")]  # what reads the voice still reads it
+    users = [n for n in graph.values() if [find_node(graph, "Voice"), 0] in n["inputs"].values()]
+    assert users and len(users) == sum([find_node(balanced, "Voice"), 0] in n["inputs"].values()
+                                       for n in balanced.values())
+    assert {"reference_audio", "ref_text", "seed"} <= set(voice["inputs"]) & set(old["inputs"])
     registry = load_registry()
     used = presets.models_in(graph, {e.id for e in registry.entries})
     assert blocked == [] and all(registry.get(m).commercial_use for m in used), used
+
+
+@pytest.mark.parametrize("name", ["direct_quality", "cinema_s2v", "cinema_humo", "cinema_infinitetalk"])
+def test_every_graph_that_clones_keeps_a_cloned_voice_under_commercial(name):
+    graph, swaps, blocked = presets.commercial_only(presets.load_workflow(name), load_registry(),
+                                                    presets._read_presets()[2])
+    assert "F5TTS_v1_Base (CC-BY-NC-4.0) -> csm-1b (Apache-2.0)" in swaps and "F5TTS_v1_Base" not in blocked
+    assert graph[find_node(graph, "Voice")]["class_type"] == "PodiumCsmVoiceClone"
+
+
+def test_commercial_with_a_voice_ref_needs_the_permissive_cloned_voice(models_dir):
+    install(models_dir, *ALL_NEURAL)
+    choice = presets.choose("balanced", have_portrait=True, have_voice_ref=True, vram_gb=8, commercial=True)
+    assert choice.preset.name != "balanced"
+    assert "balanced: not used, missing csm-1b (podium models pull csm-1b)" in choice.notes
+    install(models_dir, "csm-1b")
+    choice = presets.choose("balanced", have_portrait=True, have_voice_ref=True, vram_gb=8, commercial=True)
+    assert choice.preset.name == "balanced" and "F5TTS_v1_Base (CC-BY-NC-4.0) -> csm-1b (Apache-2.0)" in choice.swaps
+    assert choice.graph[find_node(choice.graph, "Voice")]["class_type"] == "PodiumCsmVoiceClone"
 
 
 def test_commercial_swaps_wav2lip_for_the_permissive_lip_sync():

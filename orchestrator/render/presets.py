@@ -221,7 +221,7 @@ def commercial_only(graph: dict, registry, swap_table: dict[str, str]) -> tuple[
     """(graph, swaps, blocked): the graph using only commercially usable models. A node whose
     model is not is given another model of the same kind that is; failing that, the node of the
     same title in the workflow `swap_table` names for its class (e.g. Wav2Lip's lip sync -> the
-    MuseTalk one, F5-TTS's voice -> Piper), its links taken from the node it replaces. `swaps`
+    MuseTalk one, F5-TTS's cloned voice -> CSM-1B's), its links taken from the node it replaces. `swaps`
     says which model replaced which; `blocked` lists the models nothing could replace."""
     graph = {k: {**v, "inputs": dict(v["inputs"])} for k, v in graph.items()}
     known = {e.id: e for e in registry.entries}

@@ -22,6 +22,7 @@ from .timing import PodiumFrameCount, PodiumRetime
 from .upscale import PodiumUpscale, PodiumUpscaleImage
 from .voice import PodiumPiperTTS
 from .voice_clone import PodiumF5VoiceClone
+from .voice_csm import PodiumCsmVoiceClone
 
 NODE_CLASS_MAPPINGS = {
     "PodiumDirectScript": PodiumDirectScript,
@@ -29,6 +30,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumOllamaSettings": PodiumOllamaSettings,
     "PodiumPiperTTS": PodiumPiperTTS,
     "PodiumF5VoiceClone": PodiumF5VoiceClone,
+    "PodiumCsmVoiceClone": PodiumCsmVoiceClone,
     "PodiumLipSync": PodiumLipSync,
     "PodiumMouth": PodiumMouth,
     "PodiumPresenter": PodiumPresenter,
@@ -64,6 +66,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumOllamaSettings": "Podium Ollama Settings",
     "PodiumPiperTTS": "Podium Piper Voice",
     "PodiumF5VoiceClone": "Podium Voice Clone (F5-TTS)",
+    "PodiumCsmVoiceClone": "Podium Voice Clone, commercial use (CSM-1B)",
     "PodiumLipSync": "Podium Lip Sync (Wav2Lip)",
     "PodiumMouth": "Podium Talking Mouth (CPU draft)",
     "PodiumPresenter": "Podium Presenter (portrait or slides)",
