@@ -18,9 +18,9 @@ import soundfile as sf  # noqa: E402
 
 import tiny_csm  # noqa: E402
 from conftest import requires_comfyui  # noqa: E402
-from orchestrator import embedded  # noqa: E402
-from orchestrator.local import PromptError  # noqa: E402
-from orchestrator.workflow import find_node, load_workflow  # noqa: E402
+from orchestrator.render import embedded  # noqa: E402
+from orchestrator.render.local import PromptError  # noqa: E402
+from orchestrator.graphs.workflow import find_node, load_workflow  # noqa: E402
 from podium.engines import voice_csm as engine  # noqa: E402
 from podium.engines.script import Script, Segment  # noqa: E402
 from podium.errors import ModelMissingError, PodiumError  # noqa: E402
