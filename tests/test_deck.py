@@ -74,6 +74,22 @@ def test_pptx_notes_titles_and_pages_are_read(tmp_path):
     assert deck.pages[0].title == f"Slide {COLOURS[0]}"
 
 
+def test_a_deck_is_parsed_once_per_content_and_again_when_it_changes(tmp_path, monkeypatch):
+    """Every page run of a lecture reads the deck: python-pptx parses it once per content, and a
+    deck saved again under the same name is read afresh."""
+    calls = []
+    real = deck_engine._pptx_pages
+    monkeypatch.setattr(deck_engine, "_pptx_pages", lambda path: calls.append(path) or real(path))
+    deck_engine._parsed.cache_clear()
+    path = make_pptx(tmp_path / "talk.pptx")
+    first, second = read_deck(path), read_deck(path)
+    assert len(calls) == 1 and first.pages == second.pages and second.path == path
+    second.pages.clear()  # a caller's list is its own: the cached deck keeps its pages
+    assert len(read_deck(path).pages) == len(NOTES)
+    make_pptx(path, notes=["Changed notes.", "Two.", "Three."])
+    assert read_deck(path).pages[0].notes == "Changed notes." and len(calls) == 2
+
+
 def test_pdf_pages_render_at_the_video_size_letterboxed_in_their_own_colour(tmp_path):
     deck = read_deck(make_pdf(tmp_path / "talk.pdf", size=(400, 400)))  # square pages, 16:9 video
     files = render_pages(deck, W, H, tmp_path / "cache")

@@ -385,9 +385,9 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
             graph = picks[instances[0].name].graph
     values, files = bindings(request, graph, choice.preset.name)  # checks the user's files before any work
     layout = Layout.of(request)  # the deck is read (and refused) here, before any work too
-    graph, values, files = layout.apply(graph, values, files)
-    if picks:
-        picks = {name: replace(p, graph=layout.apply(p.graph, {}, {})[0]) for name, p in picks.items()}
+    graph = layout.shape(graph)
+    values, files = layout.fit(graph, values, files)
+    picks = {name: replace(p, graph=layout.shape(p.graph)) for name, p in picks.items()}
     sound = soundtrack.request_from_args(request)  # --music, --sfx: checked before any work too
     # an empty script is refused here, before any work too
     script = layout.talk.script if layout.talk else read_script(request, narration)
@@ -420,8 +420,7 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
             per_server = {}
             for name, pick in picks.items():
                 server_values, server_files = bindings(request, pick.graph, choice.preset.name)
-                _, server_values, server_files = layout.apply(pick.graph, server_values, server_files,
-                                                              shaped=True)
+                server_values, server_files = layout.fit(pick.graph, server_values, server_files)
                 if cue_timings and _has(pick.graph, "Subtitles"):
                     server_values[("Save video", "subtitle_mode")] = "srt"
                 if picture is not None:

@@ -175,14 +175,17 @@ class Layout:
             talk = read_lecture(Path(request.deck).expanduser().absolute(), notes, request.hold)
         return cls(request.chosen_layout(), pip, tuple(request.size), request.hold, talk)
 
-    def apply(self, graph: dict, values: dict, files: dict, shaped: bool = False):
-        """(graph, values, files) in this layout; `shaped`: the graph is already."""
+    def shape(self, graph: dict) -> dict:
+        """The graph in this layout (the presenter in its box, over the deck or the scene)."""
         if self.name == "full":
-            return graph, values, files
-        if not shaped:
-            graph = layout_graph(graph, self.name, self.pip, self.size, self.hold, deck=self.talk is not None)
-        values, files = fit_bindings(graph, values, files, self.name, self.pip, self.size)
-        return graph, values, files
+            return graph
+        return layout_graph(graph, self.name, self.pip, self.size, self.hold, deck=self.talk is not None)
+
+    def fit(self, graph: dict, values: dict, files: dict) -> tuple[dict, dict]:
+        """A shaped graph's bindings in this layout: the presenter drawn at its box's size."""
+        if self.name == "full":
+            return values, files
+        return fit_bindings(graph, values, files, self.name, self.pip, self.size)
 
     def planner(self, graph: dict, script: Script, values: dict, files: dict) -> list[SegmentJob]:
         """The runs: a page each for a deck, else a segment each."""

@@ -9,13 +9,14 @@ a video (one graph run each) reuses them instead of starting LibreOffice again.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ class DeckError(UsageError):
     """A deck that cannot be used: the message names the file and what to do."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Page:
     """One slide: the words on it (text layer / shapes) and its speaker notes ('' when none)."""
 
@@ -72,20 +73,29 @@ def _check_file(path: Path) -> None:
 
 def read_deck(path: str | Path) -> Deck:
     """The deck's pages with their words and notes; a clear DeckError for what cannot be read
-    (missing, empty, corrupt, password-protected, no pages, too many pages)."""
+    (missing, empty, corrupt, password-protected, no pages, too many pages). A lecture's every
+    page run reads the same deck: it is parsed once per content (the file's sha256)."""
     path = Path(path)
     kind = deck_kind(path)
     if kind == "markdown":
         raise DeckError(f"{path.name} is Markdown: give it as the script (--script), its "
                         "'## Heading' sections become slides")
     _check_file(path)
+    digest = sha256_file(path)
+    parsed = _parsed(digest, kind, path)
+    return replace(parsed, path=path, pages=list(parsed.pages))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(digest: str, kind: str, path: Path) -> Deck:
+    """The deck of this content (`path` is where it was first read; the caller sets its own)."""
     pages = _pptx_pages(path) if kind == "pptx" else _pdf_pages(path)
     if not pages:
         raise DeckError(f"{path.name} has no slides")
     if len(pages) > MAX_PAGES:
         raise DeckError(f"{path.name} has {len(pages)} pages; a deck may have at most {MAX_PAGES} "
                         "(split it into several videos)")
-    return Deck(path, kind, pages, sha256_file(path))
+    return Deck(path, kind, pages, digest)
 
 
 def _pptx_pages(path: Path) -> list[Page]:
