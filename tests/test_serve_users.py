@@ -318,3 +318,26 @@ def test_a_job_database_of_before_users_keeps_its_jobs_as_the_admins(tmp_path):
         assert not store.delete(old.id, seen_by=7) and store.get(old.id) is not None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("which", ["jobs", "users"])
+def test_both_databases_refuse_a_newer_or_foreign_file_in_one_line(tmp_path, which):
+    from orchestrator.service.store import JobStore, StoreError
+    from orchestrator.service.users import UserError, UserStore
+
+    opener, error = (JobStore, StoreError) if which == "jobs" else (UserStore, UserError)
+    newer = tmp_path / f"{which}.sqlite3"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 99").connection.close()
+    with pytest.raises(error, match=r"newer Podium .*schema 99, this one knows \d+\): upgrade") as got:
+        opener(newer)
+    assert "\n" not in str(got.value)
+    foreign = tmp_path / "notes.sqlite3"
+    foreign.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(error, match="is not a usable .* database .*: move it away") as got:
+        opener(foreign)
+    assert "\n" not in str(got.value) and foreign.read_bytes().startswith(b"these are my notes")
+    store = opener(tmp_path / "fresh.sqlite3")  # a new file gets the schema and this version
+    store.close()
+    with sqlite3.connect(tmp_path / "fresh.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
