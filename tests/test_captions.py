@@ -160,10 +160,10 @@ def test_an_unknown_caption_style_is_one_line_before_rendering(tmp_path):
 
 
 def test_a_whisper_checkpoint_times_the_words_of_a_voice_without_alignments(tmp_path):
-    from tiny_whisper import make_tiny_whisper
+    from tiny_whisper import build
     from podium.engines.word_timing import WhisperAligner
 
-    aligner = WhisperAligner(make_tiny_whisper(tmp_path / "whisper"))
+    aligner = WhisperAligner(build(tmp_path / "whisper"))
     rng = np.random.default_rng(0)
     builder = SpeechBuilder(16000)
     for text in ("Cloned voices have no alignments.", "Whisper hears them."):

@@ -241,6 +241,52 @@ def test_on_loopback_with_nothing_configured_it_is_the_local_admin(tmp_path):
         assert requests.get(server["url"] + "/api/jobs").status_code == 401
 
 
+def test_failed_sign_ins_from_one_address_are_limited(tmp_path):
+    """Ten wrong tokens a minute from an address; the eleventh try, right or wrong, is 429 with
+    Retry-After (the token not even checked); a Bearer token on the API is not held up."""
+    token = "the-servers-own-token-0123456789"
+    with podium_server(tmp_path / "data", token=token, tmpdir=tmp_path / "tmp") as server:
+        url = server["url"] + "/api/session"
+        for i in range(10):
+            wrong = requests.post(url, json={"token": f"guess-{i}"}, timeout=30)
+            assert wrong.status_code == 401 and "unknown or revoked" in _one_line(wrong), (i, wrong.text)
+        for guess in ("guess-10", token):
+            held = requests.post(url, json={"token": guess}, timeout=30)
+            assert held.status_code == 429 and held.json()["field"] == "token", held.text
+            assert "failed sign-ins from this address" in _one_line(held)
+            assert 1 <= int(held.headers["Retry-After"]) <= 60
+        assert requests.get(server["url"] + "/api/me", headers=server["headers"], timeout=30).status_code == 200
+
+
+def test_the_sign_in_limiter_forgets_old_failures_and_stays_small(monkeypatch):
+    from orchestrator.service import quotas
+
+    now = [1000.0]
+    monkeypatch.setattr(quotas.time, "monotonic", lambda: now[0])
+    limiter = quotas.FailureLimiter(most=3, window_s=60.0, addresses=50)
+    for _ in range(3):
+        limiter.check("10.0.0.1")
+        limiter.failed("10.0.0.1")
+    with pytest.raises(quotas.OverLimit) as held:
+        limiter.check("10.0.0.1")
+    assert held.value.status == 429 and held.value.retry_after == 60
+    now[0] += 30
+    with pytest.raises(quotas.OverLimit) as held:
+        limiter.check("10.0.0.1")
+    assert held.value.retry_after == 30
+    limiter.check("10.0.0.2")  # another address is not held
+    now[0] += 31
+    limiter.check("10.0.0.1")  # a minute on: free again, and forgotten
+    assert len(limiter) == 0
+    for n in range(10_000):  # many addresses (a spray): memory stays bounded, the latest kept
+        limiter.failed(f"10.1.{n // 256}.{n % 256}")
+        assert len(limiter) <= 50
+    for _ in range(2):
+        limiter.failed("10.1.39.15")  # n = 9999: its third failure
+    with pytest.raises(quotas.OverLimit):
+        limiter.check("10.1.39.15")
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -318,3 +364,26 @@ def test_a_job_database_of_before_users_keeps_its_jobs_as_the_admins(tmp_path):
         assert not store.delete(old.id, seen_by=7) and store.get(old.id) is not None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("which", ["jobs", "users"])
+def test_both_databases_refuse_a_newer_or_foreign_file_in_one_line(tmp_path, which):
+    from orchestrator.service.store import JobStore, StoreError
+    from orchestrator.service.users import UserError, UserStore
+
+    opener, error = (JobStore, StoreError) if which == "jobs" else (UserStore, UserError)
+    newer = tmp_path / f"{which}.sqlite3"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 99").connection.close()
+    with pytest.raises(error, match=r"newer Podium .*schema 99, this one knows \d+\): upgrade") as got:
+        opener(newer)
+    assert "\n" not in str(got.value)
+    foreign = tmp_path / "notes.sqlite3"
+    foreign.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(error, match="is not a usable .* database .*: move it away") as got:
+        opener(foreign)
+    assert "\n" not in str(got.value) and foreign.read_bytes().startswith(b"these are my notes")
+    store = opener(tmp_path / "fresh.sqlite3")  # a new file gets the schema and this version
+    store.close()
+    with sqlite3.connect(tmp_path / "fresh.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

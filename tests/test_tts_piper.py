@@ -194,3 +194,30 @@ def test_resampling_is_band_limited():
     assert rms(folded) > 0.3 * rms(high)  # what the old linear interpolation let through
     assert abs(rms(out_low) - rms(low)) < 0.01
     assert np.array_equal(resample(low, 22050, 22050), low.astype(np.float32))
+
+
+def test_a_voice_is_loaded_once_for_every_segment_and_again_when_its_file_changes(tmp_path, monkeypatch):
+    """Loading a voice with its alignments takes about a second: the second segment (and run)
+    uses the manager's copy; a voice file replaced on disk is loaded anew, the old copy let go."""
+    import os
+
+    from piper import PiperVoice
+
+    from podium.memory import get_manager
+
+    model = tmp_path / "voice.onnx"
+    shutil.copy(joe.model_path(), model)
+    shutil.copy(f"{joe.model_path()}.json", f"{model}.json")
+    loads = []
+    real_load = PiperVoice.load
+    monkeypatch.setattr(PiperVoice, "load", staticmethod(lambda *a, **k: loads.append(a[0]) or real_load(*a, **k)))
+    speeches = [tts_piper.synthesize(tts_piper.load_voice(model), Script("t", [Segment([text])]))
+                for text in ("The first segment.", "And the second one.")]
+    assert all(len(s.samples) and s.sentences for s in speeches)
+    assert loads == [model]
+    mine = lambda: [k for k, *_ in get_manager().loaded() if k.startswith(f"piper:{model.resolve()}:")]
+    assert len(mine()) == 1
+    stat = model.stat()
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the voice replaced on disk
+    tts_piper.load_voice(model)
+    assert loads == [model, model] and len(mine()) == 1

@@ -82,6 +82,42 @@ class RateLimiter:
             seen.append(now)
 
 
+class FailureLimiter:
+    """Failed sign-ins per address: after `most` in `window_s` seconds the address is refused
+    (429 with Retry-After, the token not even checked) until its oldest failure ages out, so a
+    token cannot be guessed at the speed of the network. Memory is bounded: at most `addresses`
+    addresses (the one that failed longest ago forgotten first), at most `most` times each."""
+
+    def __init__(self, most: int = 10, window_s: float = 60.0, addresses: int = 4096):
+        self.most, self.window_s, self.addresses = most, window_s, addresses
+        self._failed: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            seen = self._failed.get(address)
+            while seen and seen[0] <= now - self.window_s:
+                seen.popleft()
+            if seen is not None and not seen:
+                del self._failed[address]
+            elif seen is not None and len(seen) >= self.most:
+                raise OverLimit("token", f"{self.most} failed sign-ins from this address in a minute: "
+                                         "wait, then sign in with a token an admin gave you",
+                                seen[0] + self.window_s - now)
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            seen = self._failed.pop(address, None) or collections.deque(maxlen=self.most)
+            seen.append(time.monotonic())
+            self._failed[address] = seen  # the most recent failure last
+            while len(self._failed) > self.addresses:
+                self._failed.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._failed)
+
+
 def check_submission(limits: Limits, active: int, used: dict, upload_bytes: int) -> None:
     """Refuse a new job over the user's limits (used: UserStore.used)."""
     if limits.jobs_at_once is not None and active >= limits.jobs_at_once:

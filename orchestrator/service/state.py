@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from orchestrator.service.metrics import Metrics
-from orchestrator.service.quotas import DEFAULT_LIMITS, Limits, RateLimiter
+from orchestrator.service.quotas import DEFAULT_LIMITS, FailureLimiter, Limits, RateLimiter
 from orchestrator.service.queue import make_queue
 from orchestrator.service.runner import Runner
 from orchestrator.service.schemas import RequestError
@@ -40,6 +40,7 @@ class Settings:
     store_timeout_s: float = 30.0  # how long a store call waits for a database another holds
     limits: dict[str, Limits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))  # per role (quotas.py)
     session_hours: float = 12.0  # how long the page's sign-in lasts
+    sign_in_failures: int = 10  # failed sign-ins an address may make a minute (then 429)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -61,6 +62,7 @@ class Service:
         self.store = JobStore(data / "jobs.sqlite3", busy_timeout_s=settings.store_timeout_s)
         self.users = UserStore(data / "users.sqlite3", busy_timeout_s=settings.store_timeout_s)
         self.limiter = RateLimiter()
+        self.sign_ins = FailureLimiter(settings.sign_in_failures)
         self.submitting = threading.Lock()  # a user's jobs-at-once check and its new job together
         running = (lambda: self.store.counts()["running"]) if settings.broker else (lambda: len(self.runner.running()))
         self.metrics = Metrics(self.store.counts, lambda: self.queue.depth(), running, settings.servers)

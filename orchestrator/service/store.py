@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from orchestrator.service.db import open_db
 from podium.errors import PodiumError, UsageError, one_line
 
 SCHEMA_VERSION = 2  # 2: jobs.owner, shares
@@ -100,24 +101,8 @@ class JobStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                       timeout=busy_timeout_s)
-            self._db.row_factory = sqlite3.Row
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer Podium (job schema {version}, "
-                                 f"this one knows {SCHEMA_VERSION}): upgrade, or use another --data-dir")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            if version == 1:  # a job database of before users: its jobs are the admin's
-                self._db.execute("ALTER TABLE jobs ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
-            self._db.executescript(_SCHEMA_2)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path} is not a usable job database ({err}): "
-                             "move it away, or use another --data-dir") from None
+        self._db = open_db(self.path, what="job", version=SCHEMA_VERSION, schema=_SCHEMA, error=StoreError,
+                           migrate=_migrate, hint=", or use another --data-dir", busy_timeout_s=busy_timeout_s)
 
     def close(self) -> None:
         with self._lock:
@@ -205,6 +190,12 @@ class JobStore:
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self.list(limit=-1))
+
+
+def _migrate(db: sqlite3.Connection, found: int) -> None:
+    if found == 1:  # a job database of before users: its jobs are the admin's
+        db.execute("ALTER TABLE jobs ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
+    db.executescript(_SCHEMA_2)
 
 
 def _seen(user_id: Optional[int], shared: bool = True) -> tuple[str, list]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from orchestrator.service.db import open_db
 from podium.errors import UsageError, one_line
 
 SCHEMA_VERSION = 1
@@ -123,19 +124,8 @@ class UserStore:
         self._lock = threading.Lock()
         self._known: dict[str, int] = {}  # sha256(token) -> token id, once scrypt said yes
         self._hashing = threading.Lock()
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                       timeout=busy_timeout_s)
-            self._db.row_factory = sqlite3.Row
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise UserError(f"{self.path} was written by a newer Podium (users schema {version}): upgrade")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as err:
-            raise UserError(f"{self.path} is not a usable users database ({err}): move it away") from None
+        self._db = open_db(self.path, what="users", version=SCHEMA_VERSION, schema=_SCHEMA, error=UserError,
+                           busy_timeout_s=busy_timeout_s)
 
     def close(self) -> None:
         with self._lock:

@@ -3,6 +3,8 @@ SameSite=Strict cookie), who is signed in, and for admins the users with their u
 tokens, job shares and the audit trail."""
 from __future__ import annotations
 
+import secrets
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,14 +41,16 @@ def _user_error(err: UserError, status: int = 422) -> RequestError:
 
 @router.post("/session", summary="Sign the page in with a token: sets the session cookie")
 def sign_in(body: SignIn, request: Request, svc: Svc):
+    """Too many failures from one address a minute: 429 with Retry-After (quotas.FailureLimiter)."""
+    address = request.client.host if request.client else "unknown"
+    svc.sign_ins.check(address)
     wanted = svc.settings.token
-    import secrets
-
     if wanted and secrets.compare_digest(body.token.encode(), wanted.encode()):
         user = SERVER_ADMIN
     else:
         user = svc.users.authenticate(body.token)
     if user is None:
+        svc.sign_ins.failed(address)
         raise Unauthorized("token: unknown or revoked: ask an admin for one (`podium serve tokens create NAME`)")
     seconds = svc.settings.session_hours * 3600
     value = svc.users.open_session(user, seconds)

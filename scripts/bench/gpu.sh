@@ -20,25 +20,24 @@ SMOKE=0
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/podium-gpu-bench.XXXXXX")
 : "${COMFYUI_DIR:?set COMFYUI_DIR to a ComfyUI source tree (cinema bench)}"
 
+plan() {  # the five benches' arguments, then their limits in seconds, in the order of BENCHES
+  local limits=($6) i
+  CMD=([musetalk]="$PY scripts/bench/musetalk.py $1" [music]="$PY scripts/bench/music.py $2"
+       [stages]="$PY scripts/bench/stages.py $3" [idle_clip]="$PY scripts/bench/idle_clip.py $4"
+       [cinema]="$PY scripts/bench/cinema.py $5")
+  for i in "${!BENCHES[@]}"; do LIMIT[${BENCHES[$i]}]=${limits[$i]}; done
+}
+
+BENCHES=(musetalk music stages idle_clip cinema)
+declare -A CMD LIMIT
 if [ "$SMOKE" = 1 ]; then
-  declare -A CMD=(
-    [musetalk]="$PY scripts/bench/musetalk.py --device cpu --frames 4 --batch 2 --size 128"
-    [music]="$PY scripts/bench/music.py --device cpu"
-    [stages]="$PY scripts/bench/stages.py --device cpu --size 128 --seconds 2 --nfe 2 --steps 1 --upscale-frames 2"
-    [idle_clip]="$PY scripts/bench/idle_clip.py --tiny"
-    [cinema]="$PY scripts/bench/cinema.py --smoke"
-  )
-  declare -A LIMIT=([musetalk]=900 [music]=900 [stages]=900 [idle_clip]=900 [cinema]=900)
-  PHASES=("musetalk" "music" "stages" "idle_clip" "cinema")  # one at a time on a CPU
+  plan "--device cpu --frames 4 --batch 2 --size 128" "--device cpu" \
+       "--device cpu --size 128 --seconds 2 --nfe 2 --steps 1 --upscale-frames 2" "--tiny" "--smoke" \
+       "900 900 900 900 900"
+  PHASES=("${BENCHES[@]}")  # one at a time on a CPU
 else
-  declare -A CMD=(
-    [musetalk]="$PY scripts/bench/musetalk.py --frames 250 --batch 8"
-    [music]="$PY scripts/bench/music.py --seconds 30"
-    [stages]="$PY scripts/bench/stages.py --seconds 10"
-    [idle_clip]="$PY scripts/bench/idle_clip.py --sizes 1280x704 --seconds 1 --steps 4"
-    [cinema]="$PY scripts/bench/cinema.py --sizes 832x480,1280x720 --measure-steps 1"
-  )
-  declare -A LIMIT=([musetalk]=150 [music]=150 [stages]=150 [idle_clip]=150 [cinema]=210)
+  plan "--frames 250 --batch 8" "--seconds 30" "--seconds 10" "--sizes 1280x704 --seconds 1 --steps 4" \
+       "--sizes 832x480,1280x720 --measure-steps 1" "150 150 150 150 210"
   PHASES=("musetalk music stages" "idle_clip" "cinema")
 fi
 

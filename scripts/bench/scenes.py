@@ -93,7 +93,7 @@ def main() -> None:
         with profiling.stage("scene") as report:
             started = time.perf_counter()
             frames = scene.video_shot(folder, spec, args.shot, width, height, 0, steps, long_side, longest=clip)
-            shot = scene.looped(frames, width, height)
+            shot = idle_motion.looped(frames, width, height)
             made = time.perf_counter() - started
             played = play(shot, args.shot)
         rows.append(row(f"{label} {frames.shape[2]}x{frames.shape[1]}x{len(frames)}", made, played, args.shot, report))

@@ -109,16 +109,28 @@ def shape_mask(w: int, h: int, shape: str) -> np.ndarray:
     """Float (h, w, 1) alpha of the box's shape, anti-aliased (drawn 4x, then shrunk)."""
     if shape == "square":
         return np.ones((h, w, 1), np.float32)
-    big = np.zeros((h * 4, w * 4), np.uint8)
     if shape == "circle":
-        cv2.ellipse(big, (w * 2, h * 2), (w * 2 - 2, h * 2 - 2), 0, 0, 360, 255, -1, cv2.LINE_AA)
-    else:
-        r = int(min(w, h) * 4 * 0.12)
-        cv2.rectangle(big, (r, 0), (w * 4 - 1 - r, h * 4 - 1), 255, -1)
-        cv2.rectangle(big, (0, r), (w * 4 - 1, h * 4 - 1 - r), 255, -1)
-        for cx, cy in ((r, r), (w * 4 - 1 - r, r), (r, h * 4 - 1 - r), (w * 4 - 1 - r, h * 4 - 1 - r)):
-            cv2.circle(big, (cx, cy), r, 255, -1, cv2.LINE_AA)
+        return _ellipse(w, h)
+    big = np.zeros((h * 4, w * 4), np.uint8)
+    r = int(min(w, h) * 4 * 0.12)
+    cv2.rectangle(big, (r, 0), (w * 4 - 1 - r, h * 4 - 1), 255, -1)
+    cv2.rectangle(big, (0, r), (w * 4 - 1, h * 4 - 1 - r), 255, -1)
+    for cx, cy in ((r, r), (w * 4 - 1 - r, r), (r, h * 4 - 1 - r), (w * 4 - 1 - r, h * 4 - 1 - r)):
+        cv2.circle(big, (cx, cy), r, 255, -1, cv2.LINE_AA)
     return (cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)[..., None]
+
+
+def _ellipse(w: int, h: int, clear: int = 2, samples: int = 4) -> np.ndarray:
+    """The circle (an ellipse in a box that is not square) as the share of each pixel it
+    covers (`samples` x `samples` points a pixel), centred on the box's true centre and
+    ending `clear` px inside its edges. Drawn to the edge (as cv2's integer-centred ellipse
+    was, half a pixel off-centre) it was cut flat by the box: a seam of half-covered pixels at
+    the left and right edges, and 2 px keep the edge out of H.264's 2x2 chroma blocks."""
+    a, b = max(w / 2 - clear, 1.0), max(h / 2 - clear, 1.0)
+    xs = ((np.arange(w * samples) + 0.5) / samples - w / 2) / a
+    ys = ((np.arange(h * samples) + 0.5) / samples - h / 2) / b
+    inside = (xs[None, :] ** 2 + ys[:, None] ** 2 <= 1.0).astype(np.float32)
+    return inside.reshape(h, samples, w, samples).mean(axis=(1, 3))[..., None]
 
 
 def _border_ring(alpha: np.ndarray, border: int) -> np.ndarray:

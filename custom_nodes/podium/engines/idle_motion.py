@@ -18,6 +18,7 @@ the video's fps (frame i of the video shows loop frame round(i / fps * clip_fps)
 """
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -46,6 +47,7 @@ IDLE_PROMPT = ("the same person facing the camera, calm and listening, blinking 
                "steady background, same lighting")
 IDLE_NEGATIVE = ("talking, speaking, open mouth, laughing, camera motion, zoom, pan, fast motion, hand "
                  "gestures, hands, walking, scene change, text, watermark, blurry, distorted face")
+log = logging.getLogger("podium.idle")
 _embeds: dict[tuple, tuple] = {}  # (folder, dtype, prompt, negative) -> prompt embeddings
 
 
@@ -336,6 +338,16 @@ class IdleLoop:
         if self._last[0] != i:
             self._last = (i, cover(self.loop[i], self.width, self.height))
         return self._last[1]
+
+
+def looped(frames: np.ndarray, width: int, height: int, mode: str = "crossfade") -> IdleLoop:
+    """A clip as a visual of any length, covering width x height: looped (`loop_frames`: a
+    cross-fade where its frames match best, ping-pong when too short to cut) and played at
+    CLIP_FPS. The idle clip and a scene's shot both play this way."""
+    loop = loop_frames(frames, mode)
+    jump, step = loop_jump(loop)
+    log.info("clip looped (%s): %d frames, loop point %.1f, neighbours up to %.1f", mode, len(loop), jump, step)
+    return IdleLoop(loop, CLIP_FPS, width, height)
 
 
 class ProceduralIdle:

@@ -153,12 +153,6 @@ def _text_to_video(folder, prompt: str, seconds: float, width: int, height: int,
     return (np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def looped(frames: np.ndarray, width: int, height: int) -> wan.IdleLoop:
-    """A clip as a visual of any length: looped with a cross-fade where its frames match best
-    (ping-pong when too short to cut), played at 24 fps, covering the frame."""
-    return wan.IdleLoop(wan.loop_frames(frames, "crossfade"), wan.CLIP_FPS, width, height)
-
-
 class SceneTrack:
     """A Visual: each segment's shot over its span of the speech (`bounds`: (start, end) per
     segment; a shot's own time starts at 0 with its narration), `fallback` where a segment

@@ -30,7 +30,10 @@ _CLAUSE = re.compile(r"(?<=[,;:\u2013\u2014])\s+")
 
 
 def load_voice(model_path: str | Path, config_path: Optional[str | Path] = None):
-    """Load a Piper .onnx voice (config beside it as .onnx.json) through the model manager."""
+    """A Piper .onnx voice (config beside it as .onnx.json) with its alignments, loaded once
+    (~1 s) and kept by the model manager for every later segment and run of this process,
+    keyed by both files' paths and modification times: a voice file replaced on disk is loaded
+    anew, and its old copy let go."""
     model_path = Path(model_path)
     config_path = Path(config_path) if config_path else Path(f"{model_path}.json")
     if not model_path.is_file():
@@ -40,13 +43,14 @@ def load_voice(model_path: str | Path, config_path: Optional[str | Path] = None)
             f"Piper voice {model_path.name} has no config: expected {config_path} "
             "(download the .onnx.json that goes with the voice)"
         )
-    return get_manager().load(
-        f"piper:{model_path.resolve()}:{config_path.resolve()}",
-        lambda: _load(model_path, config_path),
-        size_bytes=os.path.getsize(model_path),
-        kind="onnx",
-        stage="voice",
-    )
+    manager = get_manager()
+    files = f"piper:{model_path.resolve()}:{config_path.resolve()}"
+    key = f"{files}@{model_path.stat().st_mtime_ns}:{config_path.stat().st_mtime_ns}"
+    for old, *_ in manager.loaded():
+        if old.startswith(files + "@") and old != key:  # the files changed since it was loaded
+            manager.evict(old)
+    return manager.load(key, lambda: _load(model_path, config_path), size_bytes=os.path.getsize(model_path),
+                        kind="onnx", stage="voice")
 
 
 def _load(model_path: Path, config_path: Path):

@@ -25,6 +25,34 @@ def idle_model_ids() -> list[str]:
     return [*ids_of_kind(KIND), OFF]
 
 
+def wan_inputs() -> dict:
+    """The inputs the Wan nodes (idle clip, scene) share, spelled once; each node lists them
+    in its own order (a saved workflow's widget values follow it)."""
+    return {
+        "steps": ("INT", {"default": 0, "min": 0, "max": 100, "tooltip": f"0: the model's default ({engine.STEPS})."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
+        "resolution": ("INT", {"default": engine.LONG_SIDE, "min": 64, "max": 2048, "step": 32,
+                               "tooltip": "Size class of a clip as made: the pixels of a 16:9 clip this wide "
+                                          "(1280: the model's own 1280x704), in the video's aspect; it is "
+                                          "scaled to the video's size when played."}),
+        "model_folder": ("STRING", {"default": "", "tooltip": "Any Wan 2.2 TI2V diffusers folder "
+                                    "(relative: in models/diffusers); wins over the model chosen."}),
+    }
+
+
+def check_even(width: int, height: int) -> None:
+    if width % 2 or height % 2:
+        raise PodiumError(f"width and height must be even for H.264, got {width}x{height}")
+
+
+def wan_folder(model: str, model_folder: str = ""):
+    """(the Wan folder of `model`, or `model_folder` which wins; why it cannot run here, None
+    when it can). ModelMissingError when it is not installed."""
+    folder = engine.check_folder(model_folder_path(model, model_folder))
+    vram = None if model_folder else load_registry().get(model).vram_gb
+    return folder, engine.unfit_reason(engine.estimate_bytes(folder, vram), registry_model=not model_folder)
+
+
 def _frames_image(frames: np.ndarray):
     import torch
 
@@ -37,7 +65,7 @@ class PodiumIdleClip:
 
     @classmethod
     def INPUT_TYPES(cls):
-        ids = idle_model_ids()
+        ids, wan = idle_model_ids(), wan_inputs()
         return {
             "required": {
                 "model": (ids, {"default": ids[0], "tooltip": "An image-to-video model from models.yaml "
@@ -46,12 +74,9 @@ class PodiumIdleClip:
                                       "tooltip": "Length of the clip made; it loops for any narration."}),
                 "loop": (list(engine.LOOPS), {"tooltip": "crossfade: cut at the best-matching pose and blend; "
                                               "ping-pong: forward, then backward."}),
-                "steps": ("INT", {"default": 0, "min": 0, "max": 100, "tooltip": f"0: {engine.STEPS}."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
-                "resolution": ("INT", {"default": engine.LONG_SIDE, "min": 64, "max": 2048, "step": 32,
-                                       "tooltip": "Size class of the clip as made: the pixels of a 16:9 clip this "
-                                                  "wide (1280: the model's own 1280x704), in the video's "
-                                                  "aspect; it is scaled to the video's size when played."}),
+                "steps": wan["steps"],
+                "seed": wan["seed"],
+                "resolution": wan["resolution"],
             },
             "optional": {
                 "presenter": ("PODIUM_VISUAL", {"tooltip": "Podium Presenter's portrait: its still is animated, "
@@ -62,8 +87,7 @@ class PodiumIdleClip:
                 "height": ("INT", {"default": 720, "min": 64, "max": 4096, "step": 2}),
                 "clip_path": ("STRING", {"default": "", "tooltip": "A clip saved before (Podium Save Idle Clip, "
                                          "relative: in the input folder): played as it is, nothing is made."}),
-                "model_folder": ("STRING", {"default": "", "tooltip": "Any Wan 2.2 TI2V diffusers folder "
-                                            "(relative: in models/diffusers); wins over model."}),
+                "model_folder": wan["model_folder"],
             },
         }
 
@@ -92,19 +116,14 @@ class PodiumIdleClip:
         if model == OFF and not model_folder:
             return self._keep(base, "the idle clip is off", quiet=True)
         try:
-            folder = model_folder_path(model, model_folder)
-            engine.check_folder(folder)
+            folder, why = wan_folder(model, model_folder)
         except ModelMissingError:
             return self._keep(base, f"{model} is not installed (podium models pull {model})")
-        vram = None if model_folder else load_registry().get(model).vram_gb
-        why = engine.unfit_reason(engine.estimate_bytes(folder, vram), registry_model=not model_folder)
         if why:
             return self._keep(base, why)
         clip = engine.make_clip(folder, still, seconds, steps, -1.0, seed, resolution)
-        frames = engine.loop_frames(clip, loop)
-        jump, step = engine.loop_jump(frames)
-        log.info("idle clip: %d frames, loop point %.1f, neighbours up to %.1f", len(frames), jump, step)
-        return engine.IdleLoop(frames, engine.CLIP_FPS, base.width, base.height), _frames_image(frames)
+        visual = engine.looped(clip, base.width, base.height, loop)
+        return visual, _frames_image(visual.loop)
 
     @staticmethod
     def _base(presenter, portrait_path, width, height):
@@ -112,8 +131,7 @@ class PodiumIdleClip:
             return presenter
         if not portrait_path:
             raise PodiumError("connect a presenter (Podium Presenter) or give portrait_path")
-        if width % 2 or height % 2:
-            raise PodiumError(f"width and height must be even for H.264, got {width}x{height}")
+        check_even(width, height)
         return PortraitMotion(load_image(resolve_input(portrait_path, "portrait_path")), width, height)
 
     @staticmethod

@@ -9,11 +9,10 @@ from ..engines import idle_motion as wan
 from ..engines import scene as engine
 from ..engines.presenter_image import DEFAULTS, draw, family_of, load_pipeline
 from ..engines.scene_spec import read_scene
-from ..errors import ModelMissingError, PodiumError
-from ..models import load_registry
+from ..errors import ModelMissingError
 from ..profiling import reported_stage
 from .fingerprint import stat_stamp
-from .idle_motion import OFF, idle_model_ids
+from .idle_motion import OFF, check_even, idle_model_ids, wan_folder, wan_inputs
 from .presenter_image import diffusers_model_ids, model_folder_path
 
 log = logging.getLogger("podium.scene")
@@ -32,7 +31,7 @@ class PodiumScene:
 
     @classmethod
     def INPUT_TYPES(cls):
-        videos, images = idle_model_ids(), image_model_ids()
+        videos, images, shared = idle_model_ids(), image_model_ids(), wan_inputs()
         return {
             "required": {
                 "script": ("PODIUM_SCRIPT",),
@@ -43,10 +42,9 @@ class PodiumScene:
                                          "off: a still or a title card."}),
                 "image_model": (images, {"default": images[0], "tooltip": "Without a video model: a still from this "
                                          "text-to-image model with the camera move; off: a title card."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
-                "steps": ("INT", {"default": 0, "min": 0, "max": 100, "tooltip": "0: the model's default."}),
-                "resolution": ("INT", {"default": wan.LONG_SIDE, "min": 64, "max": 2048, "step": 32,
-                                       "tooltip": "Long side of a shot as made (1280: Wan's own); scaled to the frame."}),
+                "seed": shared["seed"],
+                "steps": shared["steps"],
+                "resolution": shared["resolution"],
                 "clip_seconds": ("FLOAT", {"default": engine.CLIP_SECONDS, "min": 0.5, "max": 10.0, "step": 0.5,
                                            "tooltip": "The longest clip made; a longer narration loops it with a cross-fade."}),
             },
@@ -54,7 +52,7 @@ class PodiumScene:
                 "fallback": ("PODIUM_VISUAL", {"tooltip": "What segments without a scene show (slides, the presenter)."}),
                 "presenter": ("PODIUM_VISUAL", {"tooltip": "Podium Presenter with a portrait: its still starts "
                                                 "the shots of scenes `with the presenter`."}),
-                "model_folder": ("STRING", {"default": "", "tooltip": "Any Wan 2.2 TI2V diffusers folder; wins over video_model."}),
+                "model_folder": shared["model_folder"],
                 "image_model_folder": ("STRING", {"default": "", "tooltip": "Any diffusers text-to-image folder; "
                                                   "wins over image_model."}),
             },
@@ -82,8 +80,7 @@ class PodiumScene:
     @reported_stage("scene")
     def make(self, script, speech, width, height, video_model, image_model, seed, steps, resolution,
              clip_seconds, fallback=None, presenter=None, model_folder="", image_model_folder=""):
-        if width % 2 or height % 2:
-            raise PodiumError(f"width and height must be even for H.264, got {width}x{height}")
+        check_even(width, height)
         shots, lines = [], []
         for index, segment in enumerate(script.segments):
             if not segment.scene or index >= len(speech.segment_bounds):
@@ -108,15 +105,13 @@ class PodiumScene:
         def video():
             if video_model == OFF and not model_folder:
                 return None
-            folder = wan.check_folder(model_folder_path(video_model, model_folder))
-            vram = None if model_folder else load_registry().get(video_model).vram_gb
-            why = wan.unfit_reason(wan.estimate_bytes(folder, vram), registry_model=not model_folder)
+            folder, why = wan_folder(video_model, model_folder)
             if why:
                 return why
             portrait = wan.cover(still, width, height) if still is not None else None
             frames = engine.video_shot(folder, spec, seconds, width, height, seed, steps, resolution,
                                        portrait, clip_seconds)
-            return engine.looped(frames, width, height)
+            return wan.looped(frames, width, height)
 
         def image():
             if image_model == OFF and not image_model_folder:
