@@ -7,7 +7,7 @@ generation config caps them at 44 tokens, about what 15 s of speech takes (the e
 cap is 160).
 Target (issue 23): <= 20 s on 2 cores without LoRA training.
 
-    .venv/bin/python scripts/bench/profile.py [--repeat 2]
+    .venv/bin/python scripts/bench/profiles.py [--repeat 2]
 """
 from __future__ import annotations
 
