@@ -197,3 +197,30 @@ def test_the_scene_node_asks_for_the_clip_only_with_a_scene_and_loops_it():
     frames = [visual.render(t) for t in (0.0, 0.1, 0.2, 1.3, 1.9)]
     assert all(f.shape == (64, 64, 3) for f in frames)
     assert len({int(f.mean()) for f in frames}) > 3  # it moves over the whole narration, past the clip
+
+
+def test_podium_generate_says_per_server_which_shots_and_renders(tmp_path):
+    """`podium generate --server URL` with scene marks, the server a FakeComfy running the pack's
+    own nodes (no core video nodes): the server is read, keeps the Scene node's fallbacks (the
+    draft's title cards), says so in one line, and the MP4 has both streams within a frame."""
+    from conftest import ffprobe, run_cli, streams
+    from fake_comfy import FakeComfy
+
+    server = FakeComfy(tmp_path / "server", execute="podium").start()
+    try:
+        assert server.child_ready.wait(120), "the fake's executor did not start"
+        script = tmp_path / "talk.txt"
+        script.write_text("Hello there.\n\n[scene: a lava lake glowing at night, push-in] It glows.\n")
+        out = tmp_path / "talk.mp4"
+        rc, _, err = run_cli("generate", "--script", script, "--out", out, "--preset", "draft", "--size", "160x96",
+                             "--cache-dir", tmp_path / "cache", "--quiet", "--server", server.url, timeout=400)
+    finally:
+        server.stop()
+    assert rc == 0, err
+    name = server.url.split("//")[1]
+    line = next(l for l in err.splitlines() if l.startswith("scenes:"))
+    assert line.startswith(f"scenes: {name} makes the shots in-process: a title card (scene_wan22_5b: no node ")
+    assert "CLIPLoader" in line and "Wan22ImageToVideoLatent" in line
+    info = ffprobe(out)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / 25
