@@ -218,7 +218,7 @@ def test_podium_generate_says_per_server_which_shots_and_renders(tmp_path):
         server.stop()
     assert rc == 0, err
     name = server.url.split("//")[1]
-    line = next(l for l in err.splitlines() if l.startswith("scenes:"))
+    line = next(x for x in err.splitlines() if x.startswith("scenes:"))
     assert line.startswith(f"scenes: {name} makes the shots in-process: a title card (scene_wan22_5b: no node ")
     assert "CLIPLoader" in line and "Wan22ImageToVideoLatent" in line
     info = ffprobe(out)
