@@ -142,8 +142,11 @@ def test_each_server_says_which_shots_it_makes_and_what_to_pull():
     assert said[1] == ("scenes: novae makes the shots in-process: a title card (scene_wan22_5b: missing "
                        "wan2.2_vae.safetensors (models/vae); on the server run: podium models pull "
                        "wan22-vae-comfy --comfyui-dir <its ComfyUI folder>)")
-    assert "PodiumScene with a clip input (update the Podium pack there)" in said[2]
-    assert "no node Wan22ImageToVideoLatent" in said[3]
+    assert said[2].endswith("(scene_wan22_5b: no node PodiumScene with a clip input (update the Podium pack there))")
+    assert said[3].endswith("(scene_wan22_5b: no node Wan22ImageToVideoLatent (update ComfyUI))")
+    no_pack = {k: v for k, v in object_info(SHIPPED).items() if not k.startswith("Podium")}
+    _, said = per_server({"nopack": cinema.ServerOffer("nopack", no_pack, SHIPPED, 24)}, graph)
+    assert said[0].endswith("(scene_wan22_5b: no node PodiumSceneShot (update the Podium pack there))")
 
 
 def test_a_server_that_cannot_be_read_keeps_the_fallbacks():

@@ -88,6 +88,22 @@ def _old_pack(offer: cinema.ServerOffer) -> bool:
     return "PodiumScene" in offer.object_info and "clip" not in optional
 
 
+def _why(unfit: cinema.Unfit, offer: cinema.ServerOffer) -> str:
+    """What the server lacks for the chain: a newer Podium pack, core nodes (a newer ComfyUI),
+    model files (what to pull)."""
+    pack = sorted(c for c in unfit.classes if c.startswith("Podium"))
+    if _old_pack(offer):
+        pack.append("PodiumScene with a clip input")
+    parts = [f"no node {', '.join(pack)} (update the Podium pack there)"] if pack else []
+    core = [c for c in unfit.classes if not c.startswith("Podium")]
+    parts += [f"no node {', '.join(core)} (update ComfyUI)"] if core else []
+    parts += [f"missing {', '.join(unfit.files)}"] if unfit.files else []
+    if unfit.pulls:
+        parts[-1] += (f"; on the server run: podium models pull {' '.join(dict.fromkeys(unfit.pulls))} "
+                      "--comfyui-dir <its ComfyUI folder>")
+    return f"{WORKFLOW}: " + "; ".join(parts)
+
+
 def per_server(instances: list, graphs: dict[str, dict], registry, fallback: str,
                say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
                read: Callable = cinema.read_server, load: Callable = load_workflow) -> dict[str, dict]:
@@ -106,12 +122,8 @@ def per_server(instances: list, graphs: dict[str, dict], registry, fallback: str
             out[instance.name] = graph
             continue
         fitted, used, notes, unfit = cinema.fit_graph(WORKFLOW, chain, offer, registry)
-        if fitted is not None and _old_pack(offer):
-            fitted, unfit.classes = None, ["PodiumScene with a clip input (update the Podium pack there)"]
-        if fitted is None:
-            pull = (f"; on the server run: podium models pull {' '.join(dict.fromkeys(unfit.pulls))} "
-                    "--comfyui-dir <its ComfyUI folder>") if unfit.pulls else ""
-            say(f"scenes: {instance.name} makes {fallback} ({unfit.reason()}{pull})")
+        if fitted is None or _old_pack(offer):
+            say(f"scenes: {instance.name} makes {fallback} ({_why(unfit, offer)})")
             out[instance.name] = graph
             continue
         out[instance.name] = with_shot_chain(graph, fitted, stored)
