@@ -66,6 +66,10 @@ ABOUT = {
                              "presenter with core nodes; Podium speaks, lip-syncs and writes the MP4."),
     "idle_musetalk": ("Podium idle clip + MuseTalk", "Your portrait gets one idle clip (Wan 2.2 TI2V 5B), "
                       "looped under MuseTalk 1.5 lip sync."),
+    "scene_wan22_5b": ("Podium scene shots: Wan 2.2 TI2V 5B", "The script's first [scene: ...] shot from core "
+                       "Wan 2.2 TI2V 5B nodes (ComfyUI's video_wan2_2_5B_ti2v template settings: 20 steps, "
+                       "cfg 5, uni_pc, shift 8), text-to-video or from the presenter's portrait; Podium's Scene "
+                       "node loops it over the narration (podium runs a segment at a time: every scene its own)."),
     "video_model_lipsync": ("Podium video model + lip sync", "Core's Wan 2.2 TI2V 5B animates the "
                             "portrait; Podium lip-syncs the clip to the narration."),
 }

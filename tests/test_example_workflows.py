@@ -32,7 +32,7 @@ def object_info() -> dict:
 def test_the_graphs_are_there_once():
     assert NAMES == ["checkpoint_presenter", "cinema_humo", "cinema_infinitetalk", "cinema_s2v", "cloned_voice", "direct",
                      "direct_balanced", "direct_fast", "direct_music", "direct_quality", "guided", "idle_clip",
-                     "idle_musetalk", "music", "presenter_image", "sfx", "video_model_lipsync"]
+                     "idle_musetalk", "music", "presenter_image", "scene_wan22_5b", "sfx", "video_model_lipsync"]
     assert all(is_ui_format(json.loads((TEMPLATES / f"{n}.json").read_text())) for n in NAMES)
 
 

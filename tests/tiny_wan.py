@@ -1,7 +1,7 @@
 """Tiny random-weight models for the cinema graphs, in the files ComfyUI's own loaders read.
 
     install_tiny_cinema_models(comfyui_models_dir, kind, comfyui_dir=$COMFYUI_DIR) -> {role: file}
-    python tests/tiny_wan.py COMFYUI_DIR MODELS_DIR KIND      (KIND: s2v, humo or all)
+    python tests/tiny_wan.py COMFYUI_DIR MODELS_DIR KIND      (KIND: s2v, humo, ti2v or all)
 
 Each model is ComfyUI's own module (comfy.ldm.wan.model, comfy.ldm.wan.vae,
 comfy.audio_encoders.wav2vec2) built on the meta device, so the keys and shapes are exactly
@@ -31,17 +31,24 @@ from pathlib import Path
 
 DIFFUSION = {"s2v": "tiny_wan22_s2v.safetensors", "humo": "tiny_humo.safetensors"}
 VAE = "tiny_wan21_vae.safetensors"
+# TI2V 5B (kind ti2v): what ComfyUI detects as WAN22_T2V (a Wan 2.1 layout with 48 latent
+# channels in and out) and the Wan 2.2 VAE (sd.py fixes its config: dim 160, z_dim 48; 705 M
+# parameters at its real size, random weights). Saved under the shipped names (the test's
+# server lists them as a real one would; the orchestrator picks its graph by them).
+TI2V = {"diffusion_models": "wan2.2_ti2v_5B_fp16.safetensors", "vae": "wan2.2_vae.safetensors"}
 WAV2VEC2 = "tiny_wav2vec2_large.safetensors"
 TINY = {"dim": 128, "ffn_dim": 256, "num_heads": 1, "num_layers": 1}
 
 
 def files_for(kind: str) -> dict[str, str]:
     """{role: file name} a kind needs; roles are the ComfyUI model folders."""
+    if kind == "ti2v":
+        return dict(TI2V)
     if kind == "all":
         return {f"diffusion_models/{k}": v for k, v in DIFFUSION.items()} | {
             "vae": VAE, "audio_encoders": WAV2VEC2}
     if kind not in DIFFUSION:
-        raise ValueError(f"kind must be s2v, humo or all, got {kind!r}")
+        raise ValueError(f"kind must be s2v, humo, ti2v or all, got {kind!r}")
     out = {"diffusion_models": DIFFUSION[kind], "vae": VAE}
     if kind == "s2v":
         out["audio_encoders"] = WAV2VEC2
@@ -97,8 +104,9 @@ def build(comfyui_dir: str, models_dir: str, kind: str, seed: int = 0) -> dict[s
 
     import comfy.ops
     from comfy.audio_encoders.wav2vec2 import Wav2Vec2Model
-    from comfy.ldm.wan.model import HumoWanModel, WanModel_S2V
+    from comfy.ldm.wan.model import HumoWanModel, WanModel, WanModel_S2V
     from comfy.ldm.wan.vae import WanVAE
+    from comfy.ldm.wan.vae2_2 import WanVAE as Wan22VAE
 
     ops = comfy.ops.disable_weight_init
     root = Path(models_dir)
@@ -107,7 +115,13 @@ def build(comfyui_dir: str, models_dir: str, kind: str, seed: int = 0) -> dict[s
         path = root / folder.split("/")[0] / name
         if path.exists():
             continue
-        if folder.startswith("diffusion_models"):
+        if kind == "ti2v" and folder == "diffusion_models":  # detected as Wan 2.2 TI2V: 48 channels
+            module = WanModel(model_type="t2v", in_dim=48, out_dim=48, **TINY, device="meta", operations=ops)
+        elif kind == "ti2v":  # sd.py's Wan 2.2 VAE config
+            with torch.device("meta"):
+                module = Wan22VAE(dim=160, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                  temperal_downsample=[False, True, True], dropout=0.0)
+        elif folder.startswith("diffusion_models"):
             cls = WanModel_S2V if name == DIFFUSION["s2v"] else HumoWanModel
             module = cls(**TINY, device="meta", operations=ops)
         elif folder == "vae":  # sd.py's Wan 2.1 config

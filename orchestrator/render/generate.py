@@ -15,7 +15,7 @@ from podium.errors import PodiumError, UsageError
 from podium.files import atomic_copy, temp_prefix
 from podium.models import load_registry
 
-from orchestrator.servers import cinema
+from orchestrator.servers import cinema, scene_graphs
 from orchestrator.render import outputs, presets, scenes, soundtrack, timeline
 from orchestrator.servers.dispatch import render_all
 from orchestrator.render import lecture
@@ -353,7 +353,7 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
         request = request.model_copy(update={"notes": str(lecture.write_notes(request, target, how.force))})
     remote = not getattr(instances[0], "in_process", False)
     check_commercial_voice(request)
-    picks, said = {}, []
+    picks, said, server_graphs = {}, [], {}
 
     def servers_run(preset) -> str | None:
         """Why no server can run this servers-only preset (None: `picks` has each server's graph).
@@ -396,6 +396,11 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
         graph = scenes.scene_graph(graph, tuple(request.size), request.seed, *shots)
         picks = {name: replace(p, graph=scenes.scene_graph(p.graph, tuple(request.size), request.seed, *shots))
                  for name, p in picks.items()}
+        if remote:  # each server: the core shot graph where it can run it, else the in-process fallbacks
+            server_graphs = scene_graphs.per_server(
+                instances, {i.name: picks[i.name].graph if picks else graph for i in instances},
+                load_registry(), scenes.fallback_line(*shots), load=load_graph)
+            picks = {name: replace(p, graph=server_graphs[name]) for name, p in picks.items()}
     edit_target = timeline.check_target(request.timeline, target) if request.timeline else None
     soundtrack.check_generators(sound, script, check_models=not remote)
     # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none
@@ -427,6 +432,9 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
                     server_files[portrait_input(pick.graph)] = picture
                 per_server[name] = (pick.graph, server_values, server_files)
             jobs = plan_per_server(per_server, script, planner=layout.planner)
+        elif server_graphs:  # one graph, each server with or without the core shot chain
+            jobs = plan_per_server({name: (g, values, files) for name, g in server_graphs.items()}, script,
+                                   planner=layout.planner)
         else:
             jobs = layout.planner(graph, script, values, files)
         reused = sum(1 for job in jobs if cache.get(job.key) is not None)

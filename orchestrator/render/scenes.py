@@ -37,6 +37,13 @@ def generators(preset) -> tuple[str, str]:
     return VIDEO_MODEL, preset.image_model or OFF
 
 
+def fallback_line(video_model: str, image_model: str) -> str:
+    """What a server without the core shot graph makes its shots with (the Scene node alone)."""
+    still = f"a still from {image_model} with the camera move, else " if image_model != OFF else ""
+    video = f"{video_model} in-process where installed, else " if video_model != OFF else ""
+    return f"the shots in-process: {video}{still}a title card"
+
+
 def scene_graph(graph: dict, size: tuple[int, int], seed: int, video_model: str, image_model: str) -> dict:
     """The graph (already in its layout) with the Scene node in place; the input is not changed."""
     graph = copy.deepcopy(graph)

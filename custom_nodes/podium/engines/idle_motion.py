@@ -340,14 +340,14 @@ class IdleLoop:
         return self._last[1]
 
 
-def looped(frames: np.ndarray, width: int, height: int, mode: str = "crossfade") -> IdleLoop:
+def looped(frames: np.ndarray, width: int, height: int, mode: str = "crossfade", fps: int = CLIP_FPS) -> IdleLoop:
     """A clip as a visual of any length, covering width x height: looped (`loop_frames`: a
-    cross-fade where its frames match best, ping-pong when too short to cut) and played at
-    CLIP_FPS. The idle clip and a scene's shot both play this way."""
+    cross-fade where its frames match best, ping-pong when too short to cut) and played at its
+    own rate. The idle clip and a scene's shot (in-process or from core nodes) all play this way."""
     loop = loop_frames(frames, mode)
     jump, step = loop_jump(loop)
     log.info("clip looped (%s): %d frames, loop point %.1f, neighbours up to %.1f", mode, len(loop), jump, step)
-    return IdleLoop(loop, CLIP_FPS, width, height)
+    return IdleLoop(loop, fps, width, height)
 
 
 class ProceduralIdle:

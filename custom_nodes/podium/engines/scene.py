@@ -219,3 +219,42 @@ def make_shot(spec: SceneSpec, narration_s: float, width: int, height: int,
 
 def _passed(skipped: list[str]) -> str:
     return f" (not {'; '.join(skipped)})" if skipped else ""
+
+
+@dataclass(frozen=True)
+class ShotRequest:
+    """What a core-node video graph (ComfyUI's Wan22ImageToVideoLatent + KSampler) is asked for
+    one shot: the segment it is for, the prompt, the generation size (multiples of 32: the Wan 2.2
+    VAE's 16x times the 2x patch), its frames (4k + 1 at 24 fps) and, for a scene `with the
+    presenter`, the portrait framed at that size (else None: text-to-video)."""
+
+    segment: int
+    prompt: str
+    width: int
+    height: int
+    frames: int
+    start_image: Optional[np.ndarray]
+
+
+def first_scene(scenes: list[str]) -> int:
+    """The index of the first segment with a scene mark (-1: none). One shot a run: a server
+    job is one segment, so the core graph makes that segment's shot."""
+    return next((i for i, scene in enumerate(scenes) if scene), -1)
+
+
+def shot_request(scenes: list[str], bounds: list[tuple[float, float]], width: int, height: int,
+                 long_side: int = wan.LONG_SIDE, longest: float = CLIP_SECONDS,
+                 still: Optional[np.ndarray] = None) -> Optional[ShotRequest]:
+    """The first scene's request, sized as the in-process path sizes it (the video's aspect by
+    area, a clip of the narration's length up to `longest`); None when no segment has a scene."""
+    from .scene_spec import read_scene
+
+    index = first_scene(scenes)
+    if index < 0 or index >= len(bounds):
+        return None
+    spec = read_scene(scenes[index])
+    start, end = bounds[index]
+    w, h = wan.generation_size(width, height, long_side, 32)
+    frames = wan.frame_count(clip_seconds(spec, end - start, longest), wan.CLIP_FPS, 4)
+    portrait = wan.cover(np.asarray(still), w, h) if spec.with_presenter and still is not None else None
+    return ShotRequest(index, spec.model_prompt, w, h, frames, portrait)

@@ -3,6 +3,7 @@ from .chain import PodiumAudioSlice, PodiumWanChain
 from .color_match import PodiumColorMatch
 from .compose import PodiumCompose
 from .scene import PodiumScene
+from .scene_shot import PodiumSceneShot
 from .deck import PodiumDeck, PodiumDeckSlides
 from .framing import PodiumFitPortrait
 from .frames import PodiumFrames
@@ -56,6 +57,7 @@ NODE_CLASS_MAPPINGS = {
     "PodiumDeckSlides": PodiumDeckSlides,
     "PodiumCompose": PodiumCompose,
     "PodiumScene": PodiumScene,
+    "PodiumSceneShot": PodiumSceneShot,
     "PodiumWanChain": PodiumWanChain,
     "PodiumAudioSlice": PodiumAudioSlice,
     "PodiumFitPortrait": PodiumFitPortrait,
@@ -92,6 +94,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "PodiumDeckSlides": "Podium Deck Slides",
     "PodiumCompose": "Podium Compose (picture-in-picture)",
     "PodiumScene": "Podium Scene (generated shots)",
+    "PodiumSceneShot": "Podium Scene shot (for core video nodes)",
     "PodiumWanChain": "Podium Wan Talking Chain (InfiniteTalk / S2V / HuMo, any length)",
     "PodiumAudioSlice": "Podium Audio Slice",
     "PodiumFitPortrait": "Podium Fit Portrait (pad to aspect)",

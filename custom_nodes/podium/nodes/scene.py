@@ -11,6 +11,7 @@ from ..engines.presenter_image import DEFAULTS, draw, family_of, load_pipeline
 from ..engines.scene_spec import read_scene
 from ..errors import ModelMissingError
 from ..profiling import reported_stage
+from .comfy_types import rgb_frames_from_image
 from .fingerprint import stat_stamp
 from .idle_motion import OFF, check_even, idle_model_ids, wan_folder, wan_inputs
 from .presenter_image import diffusers_model_ids, model_folder_path
@@ -55,6 +56,11 @@ class PodiumScene:
                 "model_folder": shared["model_folder"],
                 "image_model_folder": ("STRING", {"default": "", "tooltip": "Any diffusers text-to-image folder; "
                                                   "wins over image_model."}),
+                "clip": ("IMAGE", {"lazy": True, "tooltip": "The shot's frames from core video nodes (Podium Scene "
+                                   "shot -> Wan22ImageToVideoLatent -> KSampler -> VAE Decode): the first scene's "
+                                   "shot, looped with a cross-fade; made only when the script has a scene."}),
+                "clip_fps": ("INT", {"default": wan.CLIP_FPS, "min": 1, "max": 120,
+                                     "tooltip": "The clip's frame rate (Wan 2.2: 24)."}),
             },
         }
 
@@ -77,11 +83,19 @@ class PodiumScene:
             return found
         return stat_stamp(folders)
 
+    def check_lazy_status(self, script, clip=None, **_):
+        """The core graph's clip is made only for a script with a scene (a segment without one
+        never runs the video model)."""
+        wanted = clip is None and engine.first_scene([s.scene for s in script.segments]) >= 0
+        return ["clip"] if wanted else []
+
     @reported_stage("scene")
     def make(self, script, speech, width, height, video_model, image_model, seed, steps, resolution,
-             clip_seconds, fallback=None, presenter=None, model_folder="", image_model_folder=""):
+             clip_seconds, fallback=None, presenter=None, model_folder="", image_model_folder="",
+             clip=None, clip_fps=wan.CLIP_FPS):
         check_even(width, height)
         shots, lines = [], []
+        given = engine.first_scene([s.scene for s in script.segments]) if clip is not None else -1
         for index, segment in enumerate(script.segments):
             if not segment.scene or index >= len(speech.segment_bounds):
                 shots.append(None)
@@ -90,6 +104,8 @@ class PodiumScene:
             spec = read_scene(segment.scene)
             makers = self._makers(spec, end - start, width, height, video_model, image_model, seed + index,
                                   steps, resolution, clip_seconds, presenter, model_folder, image_model_folder)
+            if index == given:  # the core graph's clip: best, the one this run was given
+                makers.insert(0, (_core_name(spec, presenter), lambda: _core_clip(clip, clip_fps, width, height)))
             shot = engine.make_shot(spec, end - start, width, height, makers)
             log.info("%s", shot.generator)
             shots.append(shot.visual)
@@ -125,3 +141,15 @@ class PodiumScene:
         kind = "image-to-video on the presenter" if spec.with_presenter and still is not None else "text-to-video"
         return [(f"Wan 2.2 TI2V {kind}, looped with a cross-fade", video),
                 ("a text-to-image still with the camera " + spec.move, image)]
+
+
+def _core_name(spec, presenter) -> str:
+    kind = ("image-to-video on the presenter" if spec.with_presenter and getattr(presenter, "still", None) is not None
+            else "text-to-video")
+    return f"Wan 2.2 TI2V 5B on ComfyUI core nodes ({kind}), looped with a cross-fade"
+
+
+def _core_clip(clip, fps: int, width: int, height: int):
+    """The core nodes' frames as a shot: looped with a cross-fade at their best-matching frames,
+    played at their own rate over the narration's span (the in-process clip's path)."""
+    return wan.looped(rgb_frames_from_image(clip), width, height, fps=fps)
