@@ -110,7 +110,8 @@ def test_the_captions_as_drawn_come_as_ass_beside_the_srt_and_a_job_without_is_a
     import pysubs2
 
     text = "Every word lights up. Then the next one."
-    answer = requests.post(served["url"] + "/api/jobs", json=_job(text, options={**SMALL, "captions": "karaoke"}))
+    karaoke = _job(text, options={**SMALL, "captions": "karaoke"})
+    answer = requests.post(served["url"] + "/api/jobs", json=karaoke)
     assert answer.status_code == 201, answer.text
     job = wait_for_job(served, answer.json()["id"], _finished)[-1]
     assert job["state"] == "done", job
@@ -130,7 +131,8 @@ def test_the_captions_as_drawn_come_as_ass_beside_the_srt_and_a_job_without_is_a
     assert wrong.status_code == 422 and wrong.json()["field"] == "format"
     assert wrong.json()["detail"] == "format: must be one of srt, ass, not 'vtt'"
 
-    answer = requests.post(served["url"] + "/api/jobs", json=_job("No words shown.", options={**SMALL, "subtitles": "none"}))
+    bare = _job("No words shown.", options={**SMALL, "subtitles": "none"})
+    answer = requests.post(served["url"] + "/api/jobs", json=bare)
     bare = wait_for_job(served, answer.json()["id"], _finished)[-1]
     assert bare["state"] == "done" and {"captions", "subtitles"}.isdisjoint(bare["links"]), bare
     for query, said in (("?format=ass", "captions (.ass): it was rendered with subtitles: none"),

@@ -99,7 +99,8 @@ def get_subtitles(id: str, svc: Svc, jobs: OwnJobs,  # noqa: A002
                       "srt: the sentence cues; ass: the captions as the video draws them (words, "
                       "karaoke and the caption style included), for players and editors"))):
     if format not in SUBTITLE_FORMATS:
-        raise RequestError("format", f"must be one of {', '.join(SUBTITLE_FORMATS)}, not {one_line(format, 20)!r}")
+        raise RequestError("format", f"must be one of {', '.join(SUBTITLE_FORMATS)}, "
+                                     f"not {one_line(format, 20)!r}")
     return _output(svc, jobs.get(id), *SUBTITLE_FORMATS[format])
 
 
