@@ -204,3 +204,23 @@ def test_captions_keep_clear_of_a_pip_box_on_their_own_side():
     bottom = PipVisual(Blank(), Blank(), Pip(position="bottom-left"))
     assert bottom.caption_margins_at("bottom") == bottom.caption_margins and bottom.caption_margins
     assert bottom.caption_margins_at("top") is None
+
+
+def test_piper_words_need_no_registry_and_a_voice_without_them_asks_it_once(speech, monkeypatch):
+    """Word timings Piper gave are used as they are: the model registry (where a Whisper
+    aligner would come from) is read only for a voice that gave none."""
+    from podium.nodes import subtitles as node
+
+    asked = []
+    real = node.ids_of_kind
+    monkeypatch.setattr(node, "ids_of_kind", lambda kind: asked.append(kind) or real(kind))
+    (karaoke,) = node.PodiumSubtitles().cue(speech, 42, "karaoke")
+    assert asked == [] and [len(s) for s in karaoke.sentences] == [len(text_words(s.text))
+                                                                   for s in speech.sentences]
+    builder = SpeechBuilder(16000)
+    builder.add_sentence("No alignments here.", np.full(16000, 0.1, np.float32))
+    builder.add_sentence("Nor here.", np.full(8000, 0.1, np.float32))
+    builder.end_segment()
+    (words,) = node.PodiumSubtitles().cue(builder.build(), 42, "words")
+    assert asked == [node.ALIGNER_KIND]  # once for the whole speech, not once a sentence
+    assert [[w.text for w in s] for s in words.sentences] == [["No", "alignments", "here"], ["Nor", "here"]]

@@ -106,6 +106,41 @@ def test_a_job_goes_from_submitted_to_an_mp4_with_progress(served, tmp_path):
     assert gone.status_code == 404 and gone.json()["field"] == "id"
 
 
+def test_the_captions_as_drawn_come_as_ass_beside_the_srt_and_a_job_without_is_a_clear_404(served, tmp_path):
+    import pysubs2
+
+    text = "Every word lights up. Then the next one."
+    karaoke = _job(text, options={**SMALL, "captions": "karaoke"})
+    answer = requests.post(served["url"] + "/api/jobs", json=karaoke)
+    assert answer.status_code == 201, answer.text
+    job = wait_for_job(served, answer.json()["id"], _finished)[-1]
+    assert job["state"] == "done", job
+    assert job["links"]["captions"] == f"/api/jobs/{job['id']}/subtitles?format=ass"
+    ass = requests.get(served["url"] + job["links"]["captions"])
+    assert ass.status_code == 200 and ass.headers["content-type"].startswith("text/x-ssa")
+    assert f'filename="podium-{job["id"]}.ass"' in ass.headers["content-disposition"]
+    captions = pysubs2.SSAFile.from_string(ass.text)
+    assert captions.info["PlayResX"] == "160"  # laid out at the video's size
+    # karaoke: one event a word, each showing its sentence's line whole; the words as narrated
+    highlighted = [e.text.split("{\\c")[1].split("}", 1)[1].split("{")[0] for e in captions.events]
+    assert highlighted == ["Every", "word", "lights", "up", "Then", "the", "next", "one"]
+    srt = requests.get(served["url"] + f"/api/jobs/{job['id']}/subtitles?format=srt")
+    assert srt.status_code == 200 and srt.headers["content-type"].startswith("application/x-subrip")
+    assert srt.content == requests.get(served["url"] + job["links"]["subtitles"]).content  # srt: the default
+    wrong = requests.get(served["url"] + f"/api/jobs/{job['id']}/subtitles?format=vtt")
+    assert wrong.status_code == 422 and wrong.json()["field"] == "format"
+    assert wrong.json()["detail"] == "format: must be one of srt, ass, not 'vtt'"
+
+    bare = _job("No words shown.", options={**SMALL, "subtitles": "none"})
+    answer = requests.post(served["url"] + "/api/jobs", json=bare)
+    bare = wait_for_job(served, answer.json()["id"], _finished)[-1]
+    assert bare["state"] == "done" and {"captions", "subtitles"}.isdisjoint(bare["links"]), bare
+    for query, said in (("?format=ass", "captions (.ass): it was rendered with subtitles: none"),
+                        ("", "subtitles (subtitles: none)")):
+        none = requests.get(served["url"] + f"/api/jobs/{bare['id']}/subtitles{query}")
+        assert none.status_code == 404 and none.json()["detail"] == f"id: the job has no {said}", none.text
+
+
 def test_a_guided_job_has_its_script_written_by_the_llm(served):
     answer = requests.post(served["url"] + "/api/jobs", json={
         "mode": "guided", "topic": "How plants make food", "preset": "draft",

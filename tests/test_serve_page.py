@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pysubs2
 import pytest
 import requests
 
@@ -65,12 +66,22 @@ def test_the_page_submits_a_job_follows_it_and_plays_the_video(tmp_path, portrai
                 page.click("#download-video")
             saved = tmp_path / "downloaded.mp4"
             download.value.save_as(saved)
+            # the captions as the video draws them (.ass), offered beside the subtitles (.srt)
+            assert page.is_visible("#download-subtitles") and page.is_visible("#download-captions")
+            with page.expect_download() as drawn:
+                page.click("#download-captions")
+            assert drawn.value.suggested_filename == f"podium-{job['id']}.ass"
+            captions = tmp_path / "downloaded.ass"
+            drawn.value.save_as(captions)
             page.evaluate("document.getElementById('player').pause()")
             page.screenshot(path=str(shot), full_page=True)
             assert not problems, problems
         finally:
             browser.close()
 
+    ass = pysubs2.load(str(captions))
+    assert ass.info["PlayResX"] == "320" and ass.info["PlayResY"] == "180"  # laid out at the video's size
+    assert "This video was asked for in a browser." in [e.plaintext.replace("\n", " ") for e in ass.events]
     info = ffprobe(saved)
     (video,), (audio,) = streams(info, "video"), streams(info, "audio")
     assert (video["codec_name"], audio["codec_name"]) == ("h264", "aac")

@@ -4,6 +4,7 @@ narration sample for sample."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import opentimelineio as otio
@@ -108,3 +109,18 @@ def test_a_users_own_media_folder_is_never_replaced(rendered):
     with pytest.raises(UsageError, match="Podium did not make it"):
         timeline.check_target(folder / "mine.otio", video)
     assert (mine / "keep.txt").read_text() == "mine"
+
+
+def test_segments_are_linked_into_the_media_folder_and_the_users_music_copied(rendered):
+    """Data touched once: a rendered segment is not read and written again for the timeline (a
+    hard link, the file system allowing), while the user's own music gets its own copy."""
+    folder, clips, video, music = rendered
+    target = timeline.write(folder / "linked.otio", edit_of(clips, music))
+    read = otio.adapters.read_from_file(str(target))
+    placed = lambda track: [Path(c.media_reference.target_url.removeprefix("file://"))
+                            for c in read.tracks[track].find_clips()]
+    assert len(placed(0)) == len(clips)
+    for clip, media in zip(clips, placed(0)):
+        assert media.parent == folder / "linked_media" and media.samefile(clip.path)
+    (bed,) = placed(2)
+    assert bed.read_bytes() == music.read_bytes() and not bed.samefile(music)

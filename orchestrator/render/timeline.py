@@ -9,6 +9,7 @@ sets its own levels. An EDL holds one picture track only: the adapter's own limi
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +54,6 @@ def check_target(path: str | Path, video: Path) -> Path:
         raise UsageError(f"--timeline {path.name}: write .otio, .fcpxml or .edl")
     if not path.parent.is_dir():
         raise UsageError(f"--timeline: the folder {path.parent} does not exist")
-    import os
-
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise UsageError(f"--timeline: cannot write in {path.parent} (permission denied)")
     media = media_folder(path)
@@ -154,7 +153,7 @@ def write(path: Path, edit: Edit) -> Path:
             if piece.path in copies:
                 continue
             name = f"{index:03d}-{piece.path.name}"
-            shutil.copy2(piece.path, staged / name)
+            _place(piece.path, staged / name, link=index < len(edit.segments))
             copies[piece.path], final[piece.path] = staged / name, media / name
         timeline = build(edit, final)
         try:
@@ -171,6 +170,20 @@ def write(path: Path, edit: Edit) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def _place(source: Path, dest: Path, link: bool) -> None:
+    """`source` at `dest`. A rendered segment (`link`) is hard-linked where the file system
+    allows, so its bytes are not read and written again (the segment cache only ever renames
+    whole entries in or out, never rewrites a clip, so the link keeps the clip as rendered);
+    anything else, the user's own music included, is copied."""
+    if link:
+        try:
+            os.link(source, dest)
+            return
+        except OSError:  # another file system, or links not allowed there
+            pass
+    shutil.copy2(source, dest)
 
 
 def edit_of(clips, offsets: list[float], fps: float, size: tuple[int, int], mixer, subtitles: Path | None,

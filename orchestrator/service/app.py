@@ -4,7 +4,7 @@ Paths clients and dashboards rely on:
   POST   /api/jobs                 submit (JSON, or multipart with `image` / `voice_ref`): 201 + the job
   GET    /api/jobs                 list, newest first (?state=, ?limit=, ?offset=)
   GET    /api/jobs/{id}            state, progress 0-1, stages, segments, eta_s, error when failed
-  GET    /api/jobs/{id}/video      the MP4 once done;  GET /api/jobs/{id}/subtitles: its .srt
+  GET    /api/jobs/{id}/video      the MP4 once done;  GET /api/jobs/{id}/subtitles: its .srt (?format=ass: the .ass)
   DELETE /api/jobs/{id}            queued or running: cancel it (202, the job); finished: delete
                                    it and its files (204)
   GET    /metrics                  Prometheus;  GET /: the page;  GET /openapi.json: the schema

@@ -23,7 +23,7 @@ EPILOG = """API (its OpenAPI schema: /openapi.json):
   GET    /api/jobs[?state=]       jobs, newest first
   GET    /api/jobs/ID             state (queued running done failed cancelled), progress 0-1,
                                   segments, stages, eta_s, error
-  GET    /api/jobs/ID/video       the MP4, once done (and /subtitles, the .srt)
+  GET    /api/jobs/ID/video       the MP4, once done (and /subtitles, the .srt; /subtitles?format=ass, the .ass)
   DELETE /api/jobs/ID             a queued or running job: cancelled (202); a finished one:
                                   deleted with its files (204)
   GET    /metrics                 Prometheus (Grafana: scripts/grafana/podium.json)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+
+from podium.errors import one_line
 
 from orchestrator.service.broker import BrokerUnavailable
 from orchestrator.service.deps import OwnJobs, Svc, Writer
 from orchestrator.service.quotas import check_submission
-from orchestrator.service.runner import NOTES, SUBTITLES, VIDEO, job_dir
+from orchestrator.service.runner import CAPTIONS, NOTES, SUBTITLES, VIDEO, job_dir
 from orchestrator.service.schemas import JobList, JobView, RequestError, job_view
 from orchestrator.service.state import Service
 from orchestrator.service.store import ACTIVE, STATES
@@ -86,10 +88,20 @@ def get_video(id: str, svc: Svc, jobs: OwnJobs):  # noqa: A002
     return _output(svc, jobs.get(id), "video", VIDEO, "video/mp4")
 
 
-@router.get("/{id}/subtitles", summary="The finished subtitles (SRT)",
+SUBTITLE_FORMATS = {"srt": ("subtitles", SUBTITLES, "application/x-subrip"),
+                    "ass": ("captions", CAPTIONS, "text/x-ssa")}  # ?format= -> (output key, file, type)
+
+
+@router.get("/{id}/subtitles", summary="The finished subtitles: SRT, or the captions as drawn (ASS)",
             response_class=FileResponse)
-def get_subtitles(id: str, svc: Svc, jobs: OwnJobs):  # noqa: A002
-    return _output(svc, jobs.get(id), "subtitles", SUBTITLES, "application/x-subrip")
+def get_subtitles(id: str, svc: Svc, jobs: OwnJobs,  # noqa: A002
+                  format: str = Query("srt", description=(  # noqa: A002 - the query says format
+                      "srt: the sentence cues; ass: the captions as the video draws them (words, "
+                      "karaoke and the caption style included), for players and editors"))):
+    if format not in SUBTITLE_FORMATS:
+        raise RequestError("format", f"must be one of {', '.join(SUBTITLE_FORMATS)}, "
+                                     f"not {one_line(format, 20)!r}")
+    return _output(svc, jobs.get(id), *SUBTITLE_FORMATS[format])
 
 
 @router.get("/{id}/notes", summary="A guided lecture's notes the LLM wrote (Markdown, one section a slide)",
@@ -124,9 +136,17 @@ def _output(svc: Service, job, key: str, name: str, media_type: str):
     if job.state != "done":
         raise RequestError("id", f"the job is {job.state}: its {key} exists once it is done", 409)
     if key not in job.outputs:
-        why = {"subtitles": " (subtitles: none)", "notes": " (only a guided deck job writes them)"}.get(key, "")
-        raise RequestError("id", f"the job has no {key}{why}", 404)
+        raise RequestError("id", f"the job has no {key}{_why_none(job, key)}", 404)
     path = job_dir(svc.settings.data_dir, job.id) / name
     if not path.is_file():
         raise RequestError("id", f"the job's {key} file is gone from the data folder", 410)
     return FileResponse(path, media_type=media_type, filename=f"podium-{job.id}{path.suffix}")
+
+
+def _why_none(job, key: str) -> str:
+    """Why a done job lacks this output, in a few words."""
+    if key == "captions":
+        if "subtitles" in job.outputs:  # rendered before the service kept the .ass
+            return " (.ass): it was rendered before they were kept; its .srt is at ?format=srt"
+        return " (.ass): it was rendered with subtitles: none"
+    return {"subtitles": " (subtitles: none)", "notes": " (only a guided deck job writes them)"}.get(key, "")

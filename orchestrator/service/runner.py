@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 VIDEO, SUBTITLES, SCRIPT_TEXT, LOG = "video.mp4", "video.srt", "script.txt", "log.txt"
 REQUEST = "request.json"  # what the child renders (orchestrator/request.py's RenderRequest)
 NOTES = "video.notes.md"  # a guided lecture's narration, one section a slide: edit, then upload as notes
-OUTPUTS = {"video": VIDEO, "subtitles": SUBTITLES, "script_json": "video.json", "script_md": "video.md",
-           "notes": NOTES}
+CAPTIONS = "video.ass"  # the captions as drawn (libass), words and karaoke included
+OUTPUTS = {"video": VIDEO, "subtitles": SUBTITLES, "captions": CAPTIONS, "script_json": "video.json",
+           "script_md": "video.md", "notes": NOTES}
 RENDER_SHARE = 0.97  # of the progress bar: segments; the rest is stitching
 REPORT_EVERY_S = 0.25  # progress reaches the store at most this often (segment events: always)
 STOP_GRACE_S = 30.0  # after SIGTERM, how long the CLI may take to clean up before SIGKILL

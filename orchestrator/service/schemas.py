@@ -156,7 +156,7 @@ class JobView(BaseModel):
     request: dict
     uploads: list[str]
     links: dict[str, str] = Field(description=(
-        "self; video and subtitles once done; notes: a guided deck job's narration, to edit and send again"))
+        "self; video and subtitles (.srt) once done, captions (.ass) with them; notes: a guided deck job's narration, to edit and send again"))
 
 
 class JobList(BaseModel):
@@ -204,6 +204,8 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
         view["links"]["video"] = f"{base}/{job.id}/video"
     if "subtitles" in job.outputs:
         view["links"]["subtitles"] = f"{base}/{job.id}/subtitles"
+    if "captions" in job.outputs:  # the .ass written beside the .srt
+        view["links"]["captions"] = f"{base}/{job.id}/subtitles?format=ass"
     if "notes" in job.outputs:
         view["links"]["notes"] = f"{base}/{job.id}/notes"
     return view

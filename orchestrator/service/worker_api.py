@@ -143,7 +143,7 @@ def progress(id: str, body: Progress, svc: Svc):  # noqa: A002
 
 
 @router.put("/{id}/outputs/{key}",
-            summary="Upload one output (video, subtitles, script_json, script_md, notes) as the raw body")
+            summary="Upload one output (video, subtitles, captions, script_json, script_md, notes) as the raw body")
 async def put_output(id: str, key: str, request: Request, svc: Svc, attempt: int = Query(..., ge=1),  # noqa: A002
                      worker: str = Query(..., min_length=1, max_length=200)):
     if key not in OUTPUTS:

@@ -81,7 +81,12 @@ def portrait(path: Path) -> Path:
     return path
 
 
-def run_case(seconds: float, mode: str, work: Path, image: Path, extra: list[str]) -> dict:
+def run_case(seconds: float, mode: str, work: Path, image: Path, extra: list[str],
+             tree: Path | None = None) -> dict:
+    """One `podium generate` process; `tree`: another checkout's code (default: this one)."""
+    tree = Path(tree) if tree else Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "custom_nodes"), str(tree),
+                                                        os.environ.get("PYTHONPATH", "")])}
     out = work / f"bench_{mode}_{int(seconds)}.mp4"
     command = [sys.executable, "-m", "orchestrator.cli.main", "generate", "--text", narration(seconds),
                "--out", str(out), "--force", "--quiet", "--preset", "draft",
@@ -89,8 +94,7 @@ def run_case(seconds: float, mode: str, work: Path, image: Path, extra: list[str
     if mode == "portrait":
         command += ["--image", str(image)]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=env)
     wall = time.perf_counter() - started
     if result.returncode:
         sys.exit(f"{mode} {seconds}s failed:\n{result.stderr}")

@@ -20,11 +20,12 @@ def _aligner_choices() -> list[str]:
 
 
 class _LazyAligner:
-    """Loads the Whisper model only if a sentence lacks the voice's own word times; a model
-    that is not installed leaves the words spread (the note says so), it is not an error."""
+    """Loads the Whisper model only if a sentence lacks the voice's own word times (the
+    registry too is read only then: Piper's words need neither); a model that is not
+    installed leaves the words spread (the note says so), it is not an error."""
 
-    def __init__(self, model_ids: list[str]):
-        self.model_ids, self._aligner, self.failed = model_ids, None, False
+    def __init__(self, choice: str):
+        self.choice, self._aligner, self.failed = choice, None, False
 
     def __call__(self, samples, rate):
         if self._aligner is None and not self.failed:
@@ -35,7 +36,8 @@ class _LazyAligner:
     def _load(self):
         from .musetalk import _folder
 
-        for model_id in self.model_ids:
+        ids = ids_of_kind(ALIGNER_KIND) if self.choice == AUTO_ALIGNER else [self.choice]
+        for model_id in ids:
             try:
                 return WhisperAligner(_folder(model_id))
             except (PodiumError, ImportError, KeyError) as err:
@@ -80,8 +82,7 @@ class PodiumSubtitles:
                             style=load_style(style))
         if mode != "sentence":
             choice = aligner or AUTO_ALIGNER
-            ids = ids_of_kind(ALIGNER_KIND) if choice == AUTO_ALIGNER else [choice]
-            align = None if choice == NO_ALIGNER else _LazyAligner(ids)
+            align = None if choice == NO_ALIGNER else _LazyAligner(choice)
             captions.sentences, note = sentence_words(speech, align)
             if note:
                 log.warning(note)

@@ -190,6 +190,9 @@ function render(job) {
     const subtitles = $("download-subtitles");
     subtitles.hidden = !job.links.subtitles;
     if (job.links.subtitles) subtitles.href = job.links.subtitles;
+    const captions = $("download-captions");  // the .ass: words, karaoke and style, for a player or editor
+    captions.hidden = !job.links.captions;
+    if (job.links.captions) { captions.href = job.links.captions; captions.download = `podium-${job.id}.ass`; }
     const notes = $("download-notes");  // a guided lecture's narration, to fix and send again
     notes.hidden = !job.links.notes;
     if (job.links.notes) { notes.href = job.links.notes; notes.download = `podium-${job.id}.notes.md`; }
