@@ -1,0 +1,227 @@
+"""Profiles over the service (issue 23): `podium serve` as a real process on loopback, profiles
+made over HTTP by the code `podium profile create` runs (a real face detector on a real photo,
+real ffmpeg, speech recognition by a tiny random-weight Whisper built here, in a child process),
+a CPU draft job with a profile whose MP4 shows the profile's portrait and names it in its
+metadata, every bad input one 4xx naming its field with nothing half-written, and per-user
+profiles on a server with users (two tokens)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import FFMPEG, draw_portrait, ffprobe, podium_server, streams, wait_for_job
+from test_profiles import CONSENT, RATE, leftovers, photo, speechlike, wav
+
+SMALL = {"size": "160x96", "fps": 12}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("profile-files")
+    return {"face": photo(root / "me.jpg"), "two": photo(root / "two.jpg", faces=2),
+            "drawn": draw_portrait(root / "drawn.png"), "voice": wav(root / "me.wav", speechlike(6)),
+            "short": wav(root / "short.wav", speechlike(1)),
+            "silence": wav(root / "silence.wav", np.zeros(8 * RATE, np.float32))}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A server without users (loopback: the local admin) whose speech recognition is a tiny Whisper."""
+    from tiny_whisper import build
+
+    root = tmp_path_factory.mktemp("serve-profiles")
+    build(root / "models" / "captions" / "whisper-tiny")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PODIUM_MODELS_DIR", str(root / "models"))
+        with podium_server(root / "data", tmpdir=root / "tmp") as server:
+            server["store"] = root / "data" / "profiles" / "user-0"
+            yield server
+
+
+def create(server, name, *images, voice=None, consent=CONSENT, headers=None, **fields):
+    upload = [("image", (p.name, p.read_bytes(), "application/octet-stream")) for p in images]
+    if voice is not None:
+        upload.append(("voice", (voice.name, voice.read_bytes(), "audio/wav")))
+    data = {"name": name, **({"consent": consent} if consent is not None else {}), **fields}
+    headers = {**(headers or server["headers"]), "Origin": server["url"]}  # a form post: from its page
+    return requests.post(server["url"] + "/api/profiles", data=data, files=upload, headers=headers, timeout=120)
+
+
+def refused(answer: requests.Response, status: int, field: str, said: str) -> str:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["field"] == field and said in body["detail"] and "\n" not in body["detail"], body
+    return body["detail"]
+
+
+def test_create_show_correct_and_list_over_http(served, files):
+    """Two portraits and a sample without its text: the transcript is written by speech
+    recognition, shown for correction, corrected; each file's sha256 is the stored file's."""
+    answer = create(served, "ana", files["face"], files["face"], voice=files["voice"])
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Location"] == "/api/profiles/ana"
+    made = answer.json()
+    assert made["images"] == 2 and made["voice"]["transcript"]
+    assert made["voice"]["transcript_source"] == "written by whisper-tiny-words: check it"
+    assert 5 <= made["voice"]["seconds"] <= 6.5
+    consent = made["consent"]
+    assert (consent["text"], consent["who"], consent["account"]) == (CONSENT, "Ana Lima", "local")
+    folder = served["store"] / "ana"
+    for rel, digest in made["files"].items():
+        assert hashlib.sha256((folder / rel).read_bytes()).hexdigest() == digest, rel
+    portrait = requests.get(served["url"] + made["links"]["portrait"])
+    assert portrait.status_code == 200 and portrait.content == (folder / "images/01.png").read_bytes()
+
+    fixed = requests.put(served["url"] + "/api/profiles/ana/voice-text", json={"text": "Hello, this is my voice."})
+    assert fixed.status_code == 200, fixed.text
+    shown = requests.get(served["url"] + "/api/profiles/ana").json()
+    assert shown["voice"]["transcript"] == "Hello, this is my voice."
+    assert shown["voice"]["transcript_source"] == "corrected by the user"
+    assert (folder / "voice/transcript.txt").read_text().strip() == "Hello, this is my voice."
+    listed = requests.get(served["url"] + "/api/profiles").json()["profiles"]
+    assert [(p["name"], p["images"], p["consent_date"]) for p in listed] == [("ana", 2, consent["date"])]
+    refused(requests.put(served["url"] + "/api/profiles/ana/voice-text", json={"text": " "}), 422, "text",
+            "give the transcript")
+    refused(requests.get(served["url"] + "/api/profiles/nobody"), 404, "name", "no profile named nobody")
+    assert leftovers(served["store"]) == []
+
+
+def _frame(video, size=(160, 96)) -> np.ndarray:
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(video), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(size[1], size[0]).astype(np.float64)
+
+
+def test_a_job_with_a_profile_shows_its_portrait_and_names_it(served, files, tmp_path):
+    """A draft job with `profile`: done, the MP4 (both streams, durations within a frame) shows
+    the profile's portrait (its first frame is far closer to a job given the same picture as an
+    upload than to one without a picture), its metadata names the profile and the consent's
+    date, and so does the job record; the profile cannot go while a job holds it."""
+    if create(served, "bo", files["face"], consent="I, Bo Tan, agree").status_code != 201:
+        pytest.fail("profile bo was not made")
+    date = requests.get(served["url"] + "/api/profiles/bo").json()["consent_date"]
+    text = "Hello from my profile. A short one."
+    job = requests.post(served["url"] + "/api/jobs", json={"text": text, "preset": "draft", "profile": "bo",
+                                                           "options": SMALL})
+    assert job.status_code == 201, job.text
+    job_id = job.json()["id"]
+    assert (job.json()["profile"], job.json()["consent_date"]) == ("bo", date)
+    gone = requests.delete(served["url"] + "/api/profiles/bo")
+    final = wait_for_job(served, job_id, lambda j: j["state"] in ("done", "failed"))[-1]
+    assert final["state"] == "done", final
+    if gone.status_code != 204:  # taken while the job was queued or running: refused, kept whole
+        refused(gone, 409, "name", "is used by 1 queued or running job")
+    assert (final["profile"], final["consent_date"]) == ("bo", date)
+    video = tmp_path / "bo.mp4"
+    video.write_bytes(requests.get(served["url"] + final["links"]["video"]).content)
+    info = ffprobe(video)
+    (v,), (a,) = streams(info, "video"), streams(info, "audio")
+    assert abs(v["duration"] - a["duration"]) <= 1 / SMALL["fps"] + 1e-6
+    tags = info["format"]["tags"]
+    assert (tags["podium_profile"], tags["podium_consent_date"]) == ("bo", date)
+
+    def rendered(image: bool) -> np.ndarray:
+        if image:  # the same picture, uploaded with the job
+            answer = requests.post(served["url"] + "/api/jobs", data={"text": text, "preset": "draft",
+                                                                     "options": json.dumps(SMALL)},
+                                   files={"image": ("me.jpg", files["face"].read_bytes(), "image/jpeg")},
+                                   headers={"Origin": served["url"]})
+        else:  # no picture: slides
+            answer = requests.post(served["url"] + "/api/jobs", json={"text": text, "preset": "draft", "options": SMALL})
+        assert answer.status_code == 201, answer.text
+        done = wait_for_job(served, answer.json()["id"], lambda j: j["state"] in ("done", "failed"))[-1]
+        assert done["state"] == "done" and done["profile"] is None, done
+        path = tmp_path / f"{done['id']}.mp4"
+        path.write_bytes(requests.get(served["url"] + done["links"]["video"]).content)
+        return _frame(path)
+
+    with_profile = _frame(video)
+    same_picture, slides = rendered(image=True), rendered(image=False)
+    assert np.abs(with_profile - same_picture).mean() < 0.25 * np.abs(with_profile - slides).mean()
+
+    if gone.status_code == 409:
+        assert requests.delete(served["url"] + "/api/profiles/bo").status_code == 204
+    assert not (served["store"] / "bo").exists()
+    refused(requests.post(served["url"] + "/api/jobs", json={"text": text, "preset": "draft", "profile": "bo"}),
+            422, "profile", "no profile named bo")
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "my name", "a" * 300])
+def test_bad_names_are_refused(served, files, name):
+    refused(create(served, name, files["face"]), 422, "name", "is not allowed: use 1-64 letters")
+    assert leftovers(served["store"]) == []
+
+
+@pytest.mark.parametrize("case, status, field, said", [
+    ("no consent", 422, "consent", "a profile needs consent"),
+    ("no image", 422, "image", "a profile needs a portrait"),
+    ("no face", 422, "image", "image 2 (drawn.png) shows no face"),
+    ("two faces", 422, "image", "image 1 (two.jpg) shows 2 faces"),
+    ("not a picture", 415, "image", "must be a PNG, JPEG or WebP picture"),
+    ("1 s of voice", 422, "voice", "(short.wav) lasts 1.0 s, too short"),
+    ("silence", 422, "voice", "(silence.wav) is silent"),
+    ("text without voice", 422, "voice_text", "goes with a voice sample"),
+    ("existing name", 409, "name", "profile cy already exists"),
+])
+def test_bad_input_is_one_4xx_naming_its_field_and_nothing_is_written(served, files, case, status, field, said):
+    if case == "existing name":
+        assert create(served, "cy", files["face"]).status_code == 201
+    before = sorted(p.name for p in served["store"].iterdir()) if served["store"].is_dir() else []
+    face, args = files["face"], {}
+    images = {"no image": [], "no face": [face, files["drawn"]], "two faces": [files["two"]],
+              "not a picture": [files["voice"]]}.get(case, [face])
+    if case == "no consent":
+        args["consent"] = "  "
+    if case in ("1 s of voice", "silence"):
+        args.update(voice=files["short" if case == "1 s of voice" else "silence"], voice_text="hello")
+    if case == "text without voice":
+        args["voice_text"] = "hello"
+    name = "cy" if case == "existing name" else "dee"
+    refused(create(served, name, *images, **args), status, field, said)
+    assert not (served["store"] / "dee").exists() and leftovers(served["store"]) == []
+    assert (sorted(p.name for p in served["store"].iterdir()) if served["store"].is_dir() else []) == before
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    """A server with users: two members, each with a token."""
+    root = tmp_path_factory.mktemp("team-profiles")
+    with podium_server(root / "data", "--admin-token", "admin-token-0123456789", tmpdir=root / "tmp") as server:
+        admin = {"Authorization": "Bearer admin-token-0123456789"}
+        server["as"] = {}
+        for name in ("una", "vik"):
+            added = requests.post(server["url"] + "/api/users", json={"name": name, "role": "member"}, headers=admin)
+            assert added.status_code == 201, added.text
+            token = requests.post(f"{server['url']}/api/users/{name}/tokens", headers=admin).json()["token"]
+            server["as"][name] = {"Authorization": f"Bearer {token}"}
+        server["data"] = root / "data"
+        yield server
+
+
+def test_profiles_are_per_user(team, files):
+    """Una's profile is never listed, shown, used, corrected or deleted by Vik (404, as none), and
+    Vik's own profile of the same name is another."""
+    una, vik, url = team["as"]["una"], team["as"]["vik"], team["url"]
+    assert create(team, "me", files["face"], headers=una).status_code == 201
+    assert requests.get(url + "/api/profiles", headers=vik).json() == {"profiles": []}
+    assert [p["name"] for p in requests.get(url + "/api/profiles", headers=una).json()["profiles"]] == ["me"]
+    refused(requests.get(url + "/api/profiles/me", headers=vik), 404, "name", "no profile named me")
+    refused(requests.get(url + "/api/profiles/me/images/1", headers=vik), 404, "name", "no profile named me")
+    refused(requests.put(url + "/api/profiles/me/voice-text", json={"text": "x"}, headers=vik), 404, "name",
+            "no profile named me")
+    refused(requests.delete(url + "/api/profiles/me", headers=vik), 404, "name", "no profile named me")
+    refused(requests.post(url + "/api/jobs", json={"text": "Hi.", "preset": "draft", "profile": "me"}, headers=vik),
+            422, "profile", "no profile named me")
+    made = create(team, "me", files["face"], consent="I, Vik, agree", headers=vik)
+    assert made.status_code == 201, made.text
+    assert made.json()["consent"]["account"] == "vik"
+    assert requests.get(url + "/api/profiles/me", headers=una).json()["consent"]["who"] == "Ana Lima"
+    assert requests.get(url + "/api/profiles", headers=team["headers"] or
+                        {"Authorization": "Bearer admin-token-0123456789"}).json() == {"profiles": []}
+    folders = sorted(p.name for p in (team["data"] / "profiles").iterdir())
+    assert len(folders) == 2 and all((team["data"] / "profiles" / f / "me/manifest.json").is_file() for f in folders)
