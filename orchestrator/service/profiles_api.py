@@ -103,7 +103,8 @@ async def create(request: Request, svc: Svc, user: Writer):
     if int(length) > limit:
         raise RequestError("body", f"the request is {int(length) / 1e6:.1f} MB; each file may be "
                                    f"{svc.settings.max_upload_mb:g} MB at most", 413)
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise RequestError("body", "send a form (multipart/form-data) with the images", 415)
     form = await request.form(max_files=MAX_IMAGES + 1, max_fields=len(TEXT_FIELDS) + 1)
     try:
