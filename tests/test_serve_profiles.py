@@ -225,3 +225,56 @@ def test_profiles_are_per_user(team, files):
                         {"Authorization": "Bearer admin-token-0123456789"}).json() == {"profiles": []}
     folders = sorted(p.name for p in (team["data"] / "profiles").iterdir())
     assert len(folders) == 2 and all((team["data"] / "profiles" / f / "me/manifest.json").is_file() for f in folders)
+
+
+def test_a_worker_on_another_machine_gets_the_profile_through_the_api(files, tmp_path):
+    """With a broker: a job with a profile waits queued (no worker yet) and the profile cannot be
+    deleted meanwhile; a `podium worker` (its own data folder: no disk shared) fetches the
+    profile's archive over the API, checks its sha256, renders with it, and keeps nothing of it.
+    An archive that does not match the claim's sha256 is not used."""
+    from test_queue_redis import REDIS, TOKEN, redis_server, start_worker
+
+    if REDIS is None:
+        pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
+    from orchestrator.service.worker import Api, ApiError, RenderWorker
+
+    with redis_server(tmp_path / "redis") as broker, \
+            podium_server(tmp_path / "data", "--broker", broker, token=TOKEN, tmpdir=tmp_path / "serve-tmp") as server:
+        url, auth = server["url"], server["headers"]
+        assert create(server, "ana", files["face"], voice=files["voice"], voice_text="Hello there.").status_code == 201
+        answer = requests.post(url + "/api/jobs", headers=auth, json={
+            "text": "Made on a worker.", "preset": "draft", "profile": "ana", "options": SMALL})
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["id"]
+        refused(requests.delete(url + "/api/profiles/ana", headers=auth), 409, "name",
+                f"is used by 1 queued or running job(s) ({job_id})")
+
+        # what a worker is sent: the archive the claim's sha256 names; a wrong sha256 and it is not used
+        claim = requests.post(f"{url}/api/jobs/{job_id}/claim", json={"worker": "probe"}, headers=auth).json()
+        sent = claim["profile"]
+        assert sent["name"] == "ana" and sent["link"] == f"/api/jobs/{job_id}/profile"
+        archive = requests.get(url + sent["link"], headers=auth)
+        assert hashlib.sha256(archive.content).hexdigest() == sent["sha256"] and len(archive.content) == sent["bytes"]
+        probe = tmp_path / "probe"
+        probe.mkdir()
+        with pytest.raises(ApiError, match="does not match the sha256 the claim gave"):
+            RenderWorker.fetch_profile(Api(url, TOKEN), job_id, {**sent, "sha256": "0" * 64}, probe)
+        assert not (probe / "profiles").exists() or not any((probe / "profiles").iterdir())
+        requests.post(f"{url}/api/jobs/{job_id}/release", json={"worker": "probe", "attempt": claim["job"]["attempts"]},
+                      headers=auth).raise_for_status()
+
+        worker, log = start_worker("w1", broker, tmp_path / "cache", tmp_path)
+        try:
+            final = wait_for_job(server, job_id, lambda j: j["state"] in ("done", "failed"))[-1]
+            assert final["state"] == "done" and final["worker"] == "w1", (final, log.read_text()[-2000:])
+        finally:
+            from conftest import stop_process
+            stop_process(worker)
+        date = requests.get(url + "/api/profiles/ana", headers=auth).json()["consent_date"]
+        assert (final["profile"], final["consent_date"]) == ("ana", date)
+        video = tmp_path / "worker.mp4"
+        video.write_bytes(requests.get(url + final["links"]["video"], headers=auth).content)
+        tags = ffprobe(video, count_frames=False)["format"]["tags"]
+        assert (tags["podium_profile"], tags["podium_consent_date"]) == ("ana", date)
+        assert not list((tmp_path / "w1" / "data").rglob("manifest.json")), "the worker kept the profile"
+        assert requests.delete(url + "/api/profiles/ana", headers=auth).status_code == 204

@@ -146,7 +146,7 @@ class RenderWorker:
             for name in claim.get("inputs", []):
                 self._download(client, job_id, name, folder / "inputs")
             if claim.get("profile"):
-                self._fetch_profile(client, job_id, claim["profile"], folder)
+                self.fetch_profile(client, job_id, claim["profile"], folder)
             outcome = self.runner.run(job, lambda **fields: self._report(client, job_id, attempt, fields))
             self._conclude(client, job_id, attempt, outcome, folder, api)
         except Exception as err:  # noqa: BLE001 - the job says so; if it cannot, Dramatiq retries
@@ -163,7 +163,8 @@ class RenderWorker:
             self._take_events(job_id)  # what no report carried is dropped with the run
             shutil.rmtree(folder, ignore_errors=True)  # the segments stay in the cache
 
-    def _download(self, client: Api, job_id: str, name: str, into: Path, path: Optional[str] = None) -> None:
+    @staticmethod
+    def _download(client: Api, job_id: str, name: str, into: Path, path: Optional[str] = None) -> None:
         if Path(name).name != name or name.startswith("."):
             raise ApiError(f"job {job_id}: the server named an input {name!r}, not a plain file name")
         response = client.call("GET", path or f"/api/jobs/{job_id}/inputs/{name}", stream=True)
@@ -173,13 +174,14 @@ class RenderWorker:
             for block in response.iter_content(1 << 20):
                 out.write(block)
 
-    def _fetch_profile(self, client: Api, job_id: str, sent: dict, folder: Path) -> None:
+    @staticmethod
+    def fetch_profile(client: Api, job_id: str, sent: dict, folder: Path) -> None:
         """The job's profile, as the server sent it and no other: the archive's sha256 checked
         against the claim's, then imported (each file's sha256 checked against its manifest)
         into the job folder's profiles/, where the render reads it (removed with the folder)."""
         from orchestrator.profiles import profile as profiles
 
-        self._download(client, job_id, "profile.zip", folder, path=f"/api/jobs/{job_id}/profile")
+        RenderWorker._download(client, job_id, "profile.zip", folder, path=f"/api/jobs/{job_id}/profile")
         archive = folder / "profile.zip"
         if profiles.sha256(archive) != sent.get("sha256"):
             raise ApiError(f"job {job_id}: the profile archive does not match the sha256 the claim gave; "
