@@ -278,3 +278,64 @@ def test_a_worker_on_another_machine_gets_the_profile_through_the_api(files, tmp
         assert (tags["podium_profile"], tags["podium_consent_date"]) == ("ana", date)
         assert not list((tmp_path / "w1" / "data").rglob("manifest.json")), "the worker kept the profile"
         assert requests.delete(url + "/api/profiles/ana", headers=auth).status_code == 204
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).is_file(), reason="needs Debian's chromium")
+def test_the_page_creates_a_profile_and_picks_it_in_new_video(served, files, tmp_path):
+    """In Chromium: the Profiles card refuses a profile without consent (one line naming the
+    field), creates one from a portrait and a voice sample, shows the transcript speech
+    recognition wrote, saves a correction; New video offers the profile, and the job made with
+    it renders with it."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from test_serve_page import LAUNCH_ARGS
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            problems = []
+            page.on("pageerror", lambda err: problems.append(str(err)))
+            page.goto(served["url"] + "/")
+            page.fill("#profile-name", "pia")
+            page.set_input_files("#profile-images", [str(files["face"])])
+            page.set_input_files("#profile-voice", str(files["voice"]))
+            page.click("#profile-create")
+            error = page.locator("#error")
+            error.wait_for(state="visible")
+            assert error.inner_text().startswith("consent: a profile needs consent"), error.inner_text()
+            assert not (served["store"] / "pia").exists()
+
+            page.fill("#profile-consent-text", "I, Pia Roe, agree that Podium may make videos with my face and voice")
+            page.click("#profile-create")
+            page.locator("#profile-detail").wait_for(state="visible", timeout=120_000)
+            assert page.locator("#profile-detail-name").inner_text() == "pia"
+            heard = page.input_value("#profile-transcript")
+            assert heard and heard == requests.get(served["url"] + "/api/profiles/pia").json()["voice"]["transcript"]
+            assert "written by whisper-tiny-words" in page.locator("#profile-voice-info").inner_text()
+            assert "Pia Roe" in page.locator("#profile-consent").inner_text()
+            assert page.evaluate("document.getElementById('profile-portrait').naturalWidth") > 0
+            page.fill("#profile-transcript", "Hello, I am Pia.")
+            page.click("#profile-save-text")
+            playwright.expect(page.locator("#profile-saved")).to_have_text("saved")
+            assert requests.get(served["url"] + "/api/profiles/pia").json()["voice"]["transcript"] == "Hello, I am Pia."
+            playwright.expect(page.locator("#profile-list li[data-name='pia']")).to_be_visible()
+
+            page.wait_for_function("document.querySelectorAll('#preset option').length > 2")
+            page.select_option("#preset", "draft")
+            page.select_option("#size", "320x180")
+            page.fill("#fps", "10")
+            page.fill("#text", "Hello from the page, with my profile.")
+            page.select_option("#profile", "pia")
+            assert page.is_disabled("#image")  # the profile brings the portrait
+            page.click("#submit")
+            page.wait_for_function("document.getElementById('job-state').textContent.startsWith('done')",
+                                   timeout=180_000)
+            job = requests.get(served["url"] + "/api/jobs", timeout=10).json()["jobs"][0]
+            assert job["state"] == "done" and job["profile"] == "pia" and job["consent_date"], job
+            page.screenshot(path=str(tmp_path / "profiles-page.png"), full_page=True)
+            assert not problems, problems
+        finally:
+            browser.close()
