@@ -89,6 +89,8 @@ def test_create_show_correct_and_list_over_http(served, files):
             "give the transcript")
     refused(requests.get(served["url"] + "/api/profiles/nobody"), 404, "name", "no profile named nobody")
     assert leftovers(served["store"]) == []
+    import psutil  # the server made it (faces, speech recognition in a child) and stays torch-free
+    assert not [m.path for m in psutil.Process(served["proc"].pid).memory_maps() if "libtorch" in m.path]
 
 
 def _frame(video, size=(160, 96)) -> np.ndarray:

@@ -73,6 +73,7 @@
     showError("");
     try {
       await api("PUT", `/api/profiles/${encodeURIComponent(shown)}/voice-text`, { text: el("profile-transcript").value });
+      await show(shown);  // as stored now: "corrected by the user"
       el("profile-saved").textContent = "saved";
     } catch (err) {
       showError(err.message);
