@@ -89,6 +89,9 @@ def test_create_show_correct_and_list_over_http(served, files):
             "give the transcript")
     refused(requests.get(served["url"] + "/api/profiles/nobody"), 404, "name", "no profile named nobody")
     assert leftovers(served["store"]) == []
+    schema = requests.get(served["url"] + "/openapi.json").json()
+    assert {"/api/profiles", "/api/profiles/{name}", "/api/profiles/{name}/voice-text"} <= set(schema["paths"])
+    assert "profile" in schema["components"]["schemas"]["JobRequest"]["properties"]
     import psutil  # the server made it (faces, speech recognition in a child) and stays torch-free
     assert not [m.path for m in psutil.Process(served["proc"].pid).memory_maps() if "libtorch" in m.path]
 
@@ -279,6 +282,7 @@ def test_a_worker_on_another_machine_gets_the_profile_through_the_api(files, tmp
         tags = ffprobe(video, count_frames=False)["format"]["tags"]
         assert (tags["podium_profile"], tags["podium_consent_date"]) == ("ana", date)
         assert not list((tmp_path / "w1" / "data").rglob("manifest.json")), "the worker kept the profile"
+        assert not (tmp_path / "data" / "jobs" / job_id / "profile.zip").exists(), "the server kept its copy"
         assert requests.delete(url + "/api/profiles/ana", headers=auth).status_code == 204
 
 

@@ -91,7 +91,19 @@ def view(profile: profiles.Profile, full: bool = True) -> dict:
 
 # ---- create ------------------------------------------------------------------------------
 
-@router.post("", status_code=201, summary="Create a profile (multipart: name, image..., voice, voice_text, consent)")
+def _create_openapi() -> dict:
+    text, upload = {"type": "string"}, {"type": "string", "format": "binary"}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["name", "image", "consent"], "properties": {
+            "name": {**text, "pattern": profiles.NAME.pattern},
+            "image": {"type": "array", "items": upload, "description": "one face each; the first is the portrait"},
+            "voice": {**upload, "description": "5-30 s of one person speaking (WAV, FLAC, MP3, Ogg, M4A)"},
+            "voice_text": {**text, "description": "what the sample says (default: speech recognition)"},
+            "consent": {**text, "maxLength": profiles.MAX_CONSENT}}}}}}}
+
+
+@router.post("", status_code=201, openapi_extra=_create_openapi(),
+             summary="Create a profile (multipart: name, image..., voice, voice_text, consent)")
 async def create(request: Request, svc: Svc, user: Writer):
     """Form fields `name`, `consent`, `voice_text` (optional: else speech recognition writes it),
     files `image` (one or more; the first is the portrait videos use) and `voice` (optional,

@@ -223,6 +223,7 @@ def finish(id: str, body: Finish, svc: Svc):  # noqa: A002
         fields["error"] = "the render failed (the worker gave no reason)"
     if not svc.store.update(job.id, only_if=("running",), **fields):
         raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+    (folder / PROFILE_ARCHIVE).unlink(missing_ok=True)  # the profile's copy goes with the run
     _observe(svc, job.id, body.events)
     svc.job_ended(job.id, body.state)
     return job_view(svc.job(id))
