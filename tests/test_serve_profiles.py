@@ -194,9 +194,10 @@ def test_bad_input_is_one_4xx_naming_its_field_and_nothing_is_written(served, fi
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
-    """A server with users: two members, each with a token."""
+    """A server with users: two members, each with a token and 0.3 MB of uploads a day."""
     root = tmp_path_factory.mktemp("team-profiles")
-    with podium_server(root / "data", "--admin-token", "admin-token-0123456789", tmpdir=root / "tmp") as server:
+    with podium_server(root / "data", "--admin-token", "admin-token-0123456789", "--limit",
+                       "member.upload_mb_per_day=0.3", tmpdir=root / "tmp") as server:
         admin = {"Authorization": "Bearer admin-token-0123456789"}
         server["as"] = {}
         for name in ("una", "vik"):
@@ -230,6 +231,11 @@ def test_profiles_are_per_user(team, files):
                         {"Authorization": "Bearer admin-token-0123456789"}).json() == {"profiles": []}
     folders = sorted(p.name for p in (team["data"] / "profiles").iterdir())
     assert len(folders) == 2 and all((team["data"] / "profiles" / f / "me/manifest.json").is_file() for f in folders)
+    # a profile's uploads count against the day's megabytes, as a job's do
+    over = create(team, "big", files["face"], voice=files["voice"], voice_text="Hi.", headers=vik)
+    assert over.status_code == 429 and over.headers.get("Retry-After"), over.text
+    assert "MB of uploads a day" in over.json()["detail"]
+    assert requests.get(url + "/api/profiles/big", headers=vik).status_code == 404
 
 
 def test_a_worker_on_another_machine_gets_the_profile_through_the_api(files, tmp_path):

@@ -29,6 +29,7 @@ from podium.errors import PodiumError, one_line
 
 from orchestrator.profiles import profile as profiles
 from orchestrator.service.deps import Reader, Svc, Writer
+from orchestrator.service.quotas import check_upload
 from orchestrator.service.runner import profiles_dir
 from orchestrator.service.schemas import RequestError
 from orchestrator.service.state import Service
@@ -118,15 +119,23 @@ async def create(request: Request, svc: Svc, user: Writer):
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise RequestError("body", "send a form (multipart/form-data) with the images", 415)
+    await run_in_threadpool(_admit, svc, user, int(length))
     form = await request.form(max_files=MAX_IMAGES + 1, max_fields=len(TEXT_FIELDS) + 1)
     try:
         fields, images, voice = _fields(form)
         made = await run_in_threadpool(_create, svc, user, fields, images, voice)
     finally:
         await form.close()
+    await run_in_threadpool(svc.users.record, user.id, uploaded=int(length))
     await run_in_threadpool(svc.users.audit, user.name, "profile.create", made.name)
     return Response(_json(view(made)), status_code=201, media_type="application/json",
                     headers={"Location": f"/api/profiles/{made.name}"})
+
+
+def _admit(svc: Service, user: User, upload_bytes: int) -> None:
+    """403 for a role that may not make profiles is the route's; here: 429 past the user's
+    megabytes of uploads a day (quotas.py), as for a job's uploads."""
+    check_upload(svc.limits_of(user), svc.users.used(user.id), upload_bytes)
 
 
 def _json(value) -> bytes:
