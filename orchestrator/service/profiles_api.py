@@ -167,7 +167,7 @@ def _create(svc: Service, user: User, fields: dict, images: list[UploadFile],
             voice: Optional[UploadFile]) -> profiles.Profile:
     """The checks that name a field first (name, consent, images), then make.create on the
     uploads staged in a temporary folder (removed whatever happens)."""
-    name, consent = fields.get("name", "").strip(), fields.get("consent", "")
+    name, consent = fields.get("name", ""), fields.get("consent", "")  # a space in a name is refused
     voice_text = fields.get("voice_text", "").strip() or None
     root = root_of(svc, user)
     with profiles.stored_in(root):
@@ -267,7 +267,8 @@ def image(name: str, number: int, svc: Svc, user: Reader):
 
 @router.put("/{name}/voice-text", summary="Correct the voice sample's transcript")
 def set_voice_text(name: str, body: VoiceText, svc: Svc, user: Writer):
-    _load(svc, user, name)
+    if _load(svc, user, name).voice is None:
+        raise RequestError("text", f"profile {name} has no voice sample: create it again with one", 422)
     with profiles.stored_in(root_of(svc, user)):
         try:
             changed = profiles.set_text(name, body.text)
@@ -280,7 +281,7 @@ def set_voice_text(name: str, body: VoiceText, svc: Svc, user: Writer):
 
 @router.delete("/{name}", status_code=204, summary="Delete a profile (409 while a job uses it)")
 def delete(name: str, svc: Svc, user: Writer):
-    _load(svc, user, name)
+    _check(lambda: profiles.check_name(name), "name")  # a damaged profile can be deleted too
     with svc.submitting:  # no job can name it between the check and the removal
         waiting = [job.id for job in svc.store.active()
                    if job.owner == user.id and job.request.get("profile") == name]
