@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# this folder holds profile.py, which would hide the standard library's (cProfile, so torch, imports it)
+# this folder off the path: a script here named like a standard module (profile.py) would hide it
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
