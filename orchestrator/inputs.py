@@ -3,11 +3,14 @@ file is refused before it is read (one would block, /dev/zero never ends); a YAM
 (a kilobyte that expands to gigabytes) is refused before it is expanded."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from podium.errors import UsageError, one_line
 from podium.jsonio import JsonInputError, read_text
 
 MAX_SCRIPT_BYTES = 16 * 2**20  # some 2.5 million words: days of narration
 MAX_CONFIG_BYTES = 2**20
+MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 89 megapixels)
 
 
 def read_script(path: str) -> str:
@@ -55,3 +58,22 @@ def config_servers(path: str) -> list[str]:
                              f"got {one_line(repr(server)[:200], 80)}")
         urls.append(url.strip())
     return urls
+
+
+def check_image_size(path: Path) -> None:
+    """Refuse a picture too big to decode (a decompression bomb) from its header alone."""
+    from PIL import Image, UnidentifiedImageError
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # read the size, decode nothing
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return  # not a picture: the Presenter node says so, in its own words
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    if width * height > MAX_IMAGE_PIXELS:
+        raise UsageError(
+            f"image {path} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more "
+            f"than the {MAX_IMAGE_PIXELS / 1e6:.0f} allowed: give a smaller picture (the video is at "
+            f"most 4096 pixels wide)")

@@ -37,7 +37,7 @@ def add_image(source: Path, dest: Path, say: Callable[[str], None]) -> Optional[
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from orchestrator.render.generate import check_image_size
+    from orchestrator.inputs import check_image_size
 
     if not source.is_file():
         raise ProfileError(f"image not found: {source}")
@@ -89,10 +89,10 @@ def add_voice(source: Path, text: Optional[str], work: Path, say: Callable[[str]
 
 def create(name: str, images: list[str], consent: str, voice: Optional[str] = None,
            voice_text: Optional[str] = None, force: bool = False,
-           say: Callable[[str], None] = print) -> Profile:
-    """Make profile `name`, whole or not at all."""
+           say: Callable[[str], None] = print, account: Optional[str] = None) -> Profile:
+    """Make profile `name`, whole or not at all (`account`: the service's user who sent it)."""
     check_name(name)
-    record = consent_record(consent)
+    record = consent_record(consent, account)
     if not images:
         raise ProfileError("a profile needs a portrait: --image FILE (repeat for more)")
     if (store() / name).exists() and not force:

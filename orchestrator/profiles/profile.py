@@ -2,7 +2,8 @@
 stored once and used by `podium generate --profile NAME`.
 
 One folder per profile in the user data folder (platformdirs' user_data_dir("podium")/profiles,
-or $PODIUM_DATA_DIR/profiles), with manifest.json listing each file's sha256. A profile is
+or $PODIUM_DATA_DIR/profiles; `podium serve` keeps one such folder per user in its data folder,
+`stored_in` / $PODIUM_PROFILES_DIR), with manifest.json listing each file's sha256. A profile is
 built under a temporary name and renamed into place: it is whole or absent. A render holds a
 marker (.in-use/NAME.PID) while it runs, so the profile cannot be deleted or replaced under it.
 The manifest keeps room for what comes later: `lora` (a lora/ folder) and `licence`/`flags`.
@@ -11,6 +12,7 @@ Torch-free.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import getpass
 import hashlib
@@ -31,6 +33,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_SIDE = 2048  # portraits are downscaled to this on their long side
 MAX_CONSENT = 2000
 MANIFEST = "manifest.json"
+_ROOT: contextvars.ContextVar[Optional[Path]] = contextvars.ContextVar("podium_profiles", default=None)
 
 
 class ProfileError(UsageError):
@@ -72,7 +75,25 @@ def data_dir() -> Path:
 
 
 def store() -> Path:
+    """Where the profiles are: the folder `stored_in` set for this thread, else
+    $PODIUM_PROFILES_DIR (what `podium serve` gives a job's render), else DATA/profiles."""
+    root = _ROOT.get()
+    if root is not None:
+        return root
+    if os.environ.get("PODIUM_PROFILES_DIR"):
+        return Path(os.environ["PODIUM_PROFILES_DIR"]).expanduser()
     return data_dir() / "profiles"
+
+
+@contextlib.contextmanager
+def stored_in(folder: Path) -> Iterator[Path]:
+    """Profiles read and written in `folder` within this block (this thread's context only):
+    the service's per-user folders, a worker's folder for one job."""
+    token = _ROOT.set(Path(folder))
+    try:
+        yield Path(folder)
+    finally:
+        _ROOT.reset(token)
 
 
 def check_name(name: str) -> str:
@@ -91,8 +112,9 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def consent_record(text: str) -> dict:
-    """Who agreed (the name the text gives, and the OS user), when (UTC), and the words."""
+def consent_record(text: str, account: Optional[str] = None) -> dict:
+    """Who agreed (the name the text gives, and the OS user; on the service, the account that
+    sent it), when (UTC), and the words."""
     text = " ".join((text or "").split())
     if not text:
         raise ProfileError("a profile needs consent: --consent \"I, NAME, agree that Podium may make videos "
@@ -105,8 +127,9 @@ def consent_record(text: str) -> dict:
     except (KeyError, OSError):
         user = ""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return {"text": text, "who": named.group(1).strip() if named else "", "os_user": user,
-            "date": now.date().isoformat(), "time": now.isoformat(timespec="seconds")}
+    record = {"text": text, "who": named.group(1).strip() if named else "", "os_user": user,
+              "date": now.date().isoformat(), "time": now.isoformat(timespec="seconds")}
+    return record | ({"account": account} if account else {})
 
 
 # ---- reading -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from orchestrator.render import lecture
 from orchestrator.render.lecture import Layout, page_script
 from orchestrator.render.plan import build as build_plan, show as show_plan
 from orchestrator.cli.progress_view import JobView
+from orchestrator.inputs import MAX_IMAGE_PIXELS, check_image_size  # noqa: F401 - re-exported
 from orchestrator.request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
 from orchestrator.render.segments import SegmentCache, content_key, default_cache_dir, plan_per_server
 from orchestrator.render.stitch import stitch
@@ -29,7 +30,6 @@ from orchestrator.graphs.workflow import bind, find_node, load_workflow
 
 SUBTITLE_MODES = {"none": "none", "srt": "srt", "burn": "srt+burn"}
 DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the camera"
-MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 89 megapixels)
 IDLE_OFF = "off (procedural motion)"  # the Idle clip node's model choice for no clip (nodes/idle_motion.py OFF)
 
 
@@ -62,25 +62,6 @@ def input_file(path: str, what: str) -> Path:
     if not found.is_file():
         raise outputs.OutputError(f"{what} not found: {found}" + (" (it is a folder)" if found.is_dir() else ""))
     return found
-
-
-def check_image_size(path: Path) -> None:
-    """Refuse a picture too big to decode (a decompression bomb) from its header alone."""
-    from PIL import Image, UnidentifiedImageError
-
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # read the size, decode nothing
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return  # not a picture: the Presenter node says so, in its own words
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-    if width * height > MAX_IMAGE_PIXELS:
-        raise outputs.OutputError(
-            f"image {path} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more "
-            f"than the {MAX_IMAGE_PIXELS / 1e6:.0f} allowed: give a smaller picture (the video is at "
-            f"most 4096 pixels wide)")
 
 
 def _inputs(request: RenderRequest, config: str | None = None) -> dict[str, Path]:

@@ -7,6 +7,8 @@ Paths clients and dashboards rely on:
   GET    /api/jobs/{id}/video      the MP4 once done;  GET /api/jobs/{id}/subtitles: its .srt (?format=ass: the .ass)
   DELETE /api/jobs/{id}            queued or running: cancel it (202, the job); finished: delete
                                    it and its files (204)
+  POST   /api/profiles             a reusable portrait, voice sample and consent (profiles_api.py);
+                                   a job names one with `profile`
   GET    /metrics                  Prometheus;  GET /: the page;  GET /openapi.json: the schema
 A bad request is a 4xx whose JSON names the field: {"detail": "options.fps: ...", "field": "options.fps"}.
 With users (`podium serve users add`) or a --token, /api and /metrics need `Authorization:
@@ -24,7 +26,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from orchestrator.service import __doc__ as SERVICE_DOC
-from orchestrator.service import jobs_api, page, users_api
+from orchestrator.service import jobs_api, page, profiles_api, users_api
 from orchestrator.service.broker import BrokerUnavailable
 from orchestrator.service.deps import SESSION_COOKIE, Unauthorized
 from orchestrator.service.guard import BrowserGuard, served_names
@@ -59,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     _add_error_handlers(app)
     app.include_router(jobs_api.router)
     app.include_router(users_api.router)
+    app.include_router(profiles_api.router)
     if settings.broker:
         from orchestrator.service import worker_api
 

@@ -129,6 +129,12 @@ def check_submission(limits: Limits, active: int, used: dict, upload_bytes: int)
     if limits.render_minutes_per_day is not None and used["rendered_s"] >= limits.render_minutes_per_day * 60:
         raise OverLimit("jobs", f"your {limits.render_minutes_per_day:g} rendered minutes of the last day are "
                                 "used up", again)
+    check_upload(limits, used, upload_bytes)
+
+
+def check_upload(limits: Limits, used: dict, upload_bytes: int) -> None:
+    """Refuse an upload (a job's, a profile's) past the user's megabytes a day."""
+    again = (used["oldest"] or time.time()) + 86400 - time.time()
     if limits.upload_mb_per_day is not None and used["uploaded"] + upload_bytes > limits.upload_mb_per_day * 1e6:
         raise OverLimit("body", f"this upload would pass your {limits.upload_mb_per_day:g} MB of uploads a day",
                         again)

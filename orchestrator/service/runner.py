@@ -70,6 +70,12 @@ def job_dir(data_dir: Path, job_id: str) -> Path:
     return Path(data_dir) / "jobs" / job_id
 
 
+def profiles_dir(data_dir: Path, owner: int) -> Path:
+    """The profiles of one user (users.py's id; 0: the server's own admin): a folder of its own,
+    so that no user reads or lists another's (orchestrator/profiles/profile.py's layout)."""
+    return Path(data_dir) / "profiles" / f"user-{int(owner)}"
+
+
 @dataclass
 class Outcome:
     """How a run ended, as the job's final fields."""
@@ -186,8 +192,10 @@ class Runner:
 
     def __init__(self, data_dir: Path, servers: Optional[list[str]] = None, config: Optional[Path] = None,
                  observe: Optional[Callable[[str, dict], None]] = None, env: Optional[dict] = None,
-                 ollama_host: Optional[str] = None):
+                 ollama_host: Optional[str] = None, profiles_of: Optional[Callable[[Job], Path]] = None):
         self.data_dir = Path(data_dir)
+        # where a job's profile is read (its owner's folder; a worker's: the job's own copy)
+        self.profiles_of = profiles_of or (lambda job: profiles_dir(self.data_dir, job.owner))
         self.cache_dir = self.data_dir / "cache"
         self.servers = list(servers or [])
         self.config = config
@@ -213,6 +221,8 @@ class Runner:
                 fields.update(ollama_host=self.ollama_host)
         elif not inputs.get("deck"):  # a deck brings its own narration
             fields["script"] = str(folder / "inputs" / SCRIPT_TEXT)
+        if request.get("profile"):
+            fields["profile"] = request["profile"]  # read from profiles_of(job): see _child_env
         for name in ("image", "voice_ref", "deck", "notes"):
             if inputs.get(name):
                 fields[name] = str(folder / "inputs" / Path(inputs[name]).name)  # the server's own name
@@ -245,7 +255,7 @@ class Runner:
                     return Outcome(self._why_stopped.pop(job.id))
                 child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=log, text=True, bufsize=1, cwd=folder,
-                                         env=self._child_env(), start_new_session=True)
+                                         env=self._child_env(job), start_new_session=True)
                 self._children[job.id] = child
             result: dict = {}
             last = 0.0
@@ -318,9 +328,10 @@ class Runner:
         except ProcessLookupError:
             pass
 
-    def _child_env(self) -> dict:
+    def _child_env(self, job: Job) -> dict:
         env = dict(os.environ if self.env is None else self.env)
         env["PYTHONUNBUFFERED"] = "1"
+        env["PODIUM_PROFILES_DIR"] = str(self.profiles_of(job))  # its owner's profiles, no one else's
         # the orchestrator importable in the child as it is here (a source checkout too)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)

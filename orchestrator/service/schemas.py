@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Collection, Literal, Optional
+from typing import Annotated, Collection, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from podium.errors import PodiumError
 from podium.validation import field_path, problem_of
@@ -19,6 +19,7 @@ from orchestrator.request import (
     Preset,
     RenderOptions,
     Topic,
+    _profile_name,
     preset_names,
     too_long,
 )
@@ -55,6 +56,9 @@ class JobRequest(BaseModel):
     topic: Optional[Topic] = Field(None, description="guided: what the video is about")
     preset: Preset = Field("auto", description="auto, or a preset of workflows/presets.yaml")
     voice: str = Field(DEFAULT_VOICE, description="a Piper voice id of models.yaml")
+    profile: Annotated[Optional[str], AfterValidator(_profile_name)] = Field(None, description=(
+        "one of your profiles (POST /api/profiles): its portrait, voice sample and transcript; the "
+        "video's metadata and the job name it and the consent's date"))
     options: RenderOptions = Field(default_factory=RenderOptions)
 
     @field_validator("text")
@@ -90,6 +94,8 @@ class JobRequest(BaseModel):
     def check(self, uploads: Collection[str] = ()) -> None:
         """What the fields cannot say alone: the narration or topic the mode needs (a deck
         upload brings its own: its notes, or guided mode writes them)."""
+        if self.profile is not None and "image" in uploads:
+            raise RequestError("image", "the profile brings its portrait: drop the image upload, or the profile")
         if "notes" in uploads and "deck" not in uploads:
             raise RequestError("notes", "go with a deck: upload the slides (deck) too, or drop the notes")
         if "deck" in uploads:
@@ -144,6 +150,8 @@ class JobView(BaseModel):
     mode: Optional[str] = None
     preset: Optional[str] = None
     voice: Optional[str] = None
+    profile: Optional[str] = Field(None, description="the profile the video is made with")
+    consent_date: Optional[str] = Field(None, description="the date of that profile's consent")
     title: str
     segments: list[SegmentView]
     stages: list[StageView]
@@ -190,12 +198,14 @@ def job_view(job: Job, base: str = "/api/jobs", full: bool = True) -> dict:
         "finished": job.finished, "attempts": job.attempts,
         "mode": job.request.get("mode"), "preset": job.request.get("preset"),
         "voice": job.request.get("voice"),
+        "profile": job.request.get("profile"),
+        "consent_date": (job.request.get("consent") or {}).get("date"),
         "title": _title(job.request),
         "segments": detail.get("segments", []), "stages": detail.get("stages", []),
         "reused": detail.get("reused"), "failovers": detail.get("failovers", 0),
         "worker": detail.get("worker"),  # with a broker: the `podium worker` that has it
         "slides": deck.get("count"), "slide_titles": deck.get("titles", []) if full else [],
-        "request": {k: v for k, v in job.request.items() if k not in ("inputs", "deck")
+        "request": {k: v for k, v in job.request.items() if k not in ("inputs", "deck", "consent")
                     and (full or k != "text")},
         "uploads": sorted((job.request.get("inputs") or {})),
         "links": {"self": f"{base}/{job.id}"},

@@ -12,6 +12,7 @@ from podium import jsonio
 from podium.files import atomic_write_text
 
 from orchestrator.service.decks import check_deck
+from orchestrator.service.profiles_api import job_profile
 from orchestrator.service.runner import SCRIPT_TEXT, job_dir
 from orchestrator.service.schemas import JobRequest, RequestError, validation_error
 from orchestrator.service.state import Service, Settings
@@ -19,7 +20,7 @@ from orchestrator.service.store import new_id
 from orchestrator.service.uploads import UPLOADS, remove_folder, store_upload
 
 MAX_JSON_BYTES = 4 << 20
-FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "options")
+FORM_FIELDS = ("mode", "text", "topic", "preset", "voice", "profile", "options")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 UNPACKED_PER_PACKED = 10  # a PPTX may unpack to this many times the deck limit (its XML, its pictures)
 
@@ -38,6 +39,7 @@ def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFil
     folder = job_dir(svc.settings.data_dir, job_id)
     inputs = folder / "inputs"
     try:
+        consent = job_profile(svc, owner, job_request.profile, files) if job_request.profile else None
         inputs.mkdir(parents=True)
         if job_request.mode == "direct" and "deck" not in files:
             atomic_write_text(inputs / SCRIPT_TEXT, job_request.text)
@@ -48,6 +50,8 @@ def create_job(svc: Service, job_request: JobRequest, files: dict[str, UploadFil
                           UNPACKED_PER_PACKED * svc.settings.upload_limit("deck"))
         if deck is not None:
             record["deck"] = deck
+        if consent is not None:
+            record["consent"] = consent  # the profile's name and its consent's date, with the job
         return svc.store.create(record, job_id, owner=owner)
     except OSError as err:
         remove_folder(folder)
@@ -128,6 +132,7 @@ def submit_openapi() -> dict:
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "mode": {"type": "string", "enum": ["direct", "guided"]}, "text": {"type": "string"},
             "topic": {"type": "string"}, "preset": {"type": "string"}, "voice": {"type": "string"},
+            "profile": {"type": "string", "description": "one of your profiles (GET /api/profiles)"},
             "options": {"type": "string", "description": "JSON object: JobRequest.options"},
             "image": {**upload, "description": "portrait: PNG, JPEG or WebP"},
             "voice_ref": {**upload, "description": "voice to clone: WAV, FLAC, MP3, Ogg or M4A"},

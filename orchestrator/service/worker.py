@@ -5,6 +5,8 @@ One job, from the message (its id) to the result:
   POST /api/jobs/{id}/claim      the job's request and the names of its input files; refused
                                  (409) once it finished or was cancelled: the message is dropped
   GET  /api/jobs/{id}/inputs/N   each input, into a job folder of this worker's own
+  GET  /api/jobs/{id}/profile    a job made with a profile: its archive, checked against the
+                                 sha256 the claim gave, imported into that job folder's profiles/
   ...  `podium generate` runs as a child (the Runner serve uses), its progress
   POST /api/jobs/{id}/progress   answered with the job's state: cancelled, or claimed again by
                                  another worker (this one was taken for dead), stops the render
@@ -106,7 +108,8 @@ class RenderWorker:
         self.api, self.token, self.name = api, token, name
         self.data_dir = Path(data_dir)
         self.runner = Runner(self.data_dir, servers=servers, config=config, observe=self._observe,
-                             ollama_host=ollama_host)
+                             ollama_host=ollama_host,
+                             profiles_of=lambda job: job_dir(self.data_dir, job.id) / "profiles")
         self.runner.cache_dir = Path(cache_dir)
         self._events: dict[str, list[dict]] = {}  # per job: for the server's /metrics
         self._events_lock = threading.Lock()
@@ -142,6 +145,8 @@ class RenderWorker:
         try:
             for name in claim.get("inputs", []):
                 self._download(client, job_id, name, folder / "inputs")
+            if claim.get("profile"):
+                self.fetch_profile(client, job_id, claim["profile"], folder)
             outcome = self.runner.run(job, lambda **fields: self._report(client, job_id, attempt, fields))
             self._conclude(client, job_id, attempt, outcome, folder, api)
         except Exception as err:  # noqa: BLE001 - the job says so; if it cannot, Dramatiq retries
@@ -158,15 +163,33 @@ class RenderWorker:
             self._take_events(job_id)  # what no report carried is dropped with the run
             shutil.rmtree(folder, ignore_errors=True)  # the segments stay in the cache
 
-    def _download(self, client: Api, job_id: str, name: str, into: Path) -> None:
+    @staticmethod
+    def _download(client: Api, job_id: str, name: str, into: Path, path: Optional[str] = None) -> None:
         if Path(name).name != name or name.startswith("."):
             raise ApiError(f"job {job_id}: the server named an input {name!r}, not a plain file name")
-        response = client.call("GET", f"/api/jobs/{job_id}/inputs/{name}", stream=True)
+        response = client.call("GET", path or f"/api/jobs/{job_id}/inputs/{name}", stream=True)
         if response.status_code >= 400:
             client.check(response)
         with writing(into / name) as tmp, open(tmp, "wb") as out:
             for block in response.iter_content(1 << 20):
                 out.write(block)
+
+    @staticmethod
+    def fetch_profile(client: Api, job_id: str, sent: dict, folder: Path) -> None:
+        """The job's profile, as the server sent it and no other: the archive's sha256 checked
+        against the claim's, then imported (each file's sha256 checked against its manifest)
+        into the job folder's profiles/, where the render reads it (removed with the folder)."""
+        from orchestrator.profiles import profile as profiles
+
+        RenderWorker._download(client, job_id, "profile.zip", folder, path=f"/api/jobs/{job_id}/profile")
+        archive = folder / "profile.zip"
+        if profiles.sha256(archive) != sent.get("sha256"):
+            raise ApiError(f"job {job_id}: the profile archive does not match the sha256 the claim gave; "
+                           "it was not used")
+        with profiles.stored_in(folder / "profiles"):
+            imported = profiles.import_archive(archive)
+        if imported.name != sent.get("name"):
+            raise ApiError(f"job {job_id}: the server sent profile {imported.name}, not {sent.get('name')}")
 
     def _observe(self, job_id: str, event: dict) -> None:
         """Keep the events the server's metrics count, to send with the next report."""

@@ -25,7 +25,7 @@ from podium.errors import one_line
 from podium.files import publish, temp_path
 
 from orchestrator.service.deps import Svc, WorkerRole
-from orchestrator.service.runner import OUTPUTS, job_dir
+from orchestrator.service.runner import OUTPUTS, job_dir, profiles_dir
 from orchestrator.service.schemas import RequestError, SegmentView, StageView, job_view
 from orchestrator.service.store import FINISHED
 
@@ -116,7 +116,43 @@ def claim(id: str, body: Claim, svc: Svc):  # noqa: A002
         raise RequestError("state", f"the job is {svc.job(id).state}", 409)
     inputs = job_dir(svc.settings.data_dir, job.id) / "inputs"
     names = sorted(p.name for p in inputs.iterdir() if p.is_file()) if inputs.is_dir() else []
-    return {"job": svc.job(id).as_dict(), "inputs": names}
+    answer = {"job": svc.job(id).as_dict(), "inputs": names}
+    if job.request.get("profile"):
+        answer["profile"] = _profile_archive(svc, svc.job(id))
+    return answer
+
+
+PROFILE_ARCHIVE = "profile.zip"  # beside the job's inputs: what GET /api/jobs/{id}/profile sends
+
+
+def _profile_archive(svc, job) -> dict:
+    """The job owner's profile as one archive in the job's folder (profile export: each file
+    with its sha256 in the manifest), and the archive's own sha256 for the worker to check. A
+    profile gone since the submission fails the job, with why."""
+    from orchestrator.profiles import profile as profiles
+
+    name = job.request["profile"]
+    target = job_dir(svc.settings.data_dir, job.id) / PROFILE_ARCHIVE
+    try:
+        with profiles.stored_in(profiles_dir(svc.settings.data_dir, job.owner)):
+            profiles.export(name, target, force=True)
+    except profiles.ProfileError as err:
+        error = f"the job's profile cannot be sent to the worker: {one_line(str(err), 300)}"
+        svc.store.update(job.id, only_if=("running",), state="failed", finished=time.time(), error=error)
+        svc.job_ended(job.id, "failed")
+        raise RequestError("state", error, 409) from None
+    return {"name": name, "sha256": profiles.sha256(target), "bytes": target.stat().st_size,
+            "link": f"/api/jobs/{job.id}/profile"}
+
+
+@router.get("/{id}/profile", response_class=FileResponse,
+            summary="The job's profile as an archive (the claim gives its sha256)")
+def get_profile(id: str, svc: Svc):  # noqa: A002
+    job = svc.job(id)
+    archive = job_dir(svc.settings.data_dir, job.id) / PROFILE_ARCHIVE
+    if not job.request.get("profile") or not archive.is_file():
+        raise RequestError("id", "the job has no profile archive (it is made when the job is claimed)", 404)
+    return FileResponse(archive, media_type="application/zip")
 
 
 @router.get("/{id}/inputs/{name}", response_class=FileResponse,
@@ -187,6 +223,7 @@ def finish(id: str, body: Finish, svc: Svc):  # noqa: A002
         fields["error"] = "the render failed (the worker gave no reason)"
     if not svc.store.update(job.id, only_if=("running",), **fields):
         raise RequestError("state", f"the job is {svc.job(id).state}", 409)
+    (folder / PROFILE_ARCHIVE).unlink(missing_ok=True)  # the profile's copy goes with the run
     _observe(svc, job.id, body.events)
     svc.job_ended(job.id, body.state)
     return job_view(svc.job(id))

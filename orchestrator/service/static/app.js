@@ -87,10 +87,12 @@ function layoutOptions(options, deck) {
 function request() {
   const options = { size: $("size").value, subtitles: $("subtitles").value, fps: Number($("fps").value) };
   if ($("voice-ref-text").value.trim()) options.voice_ref_text = $("voice-ref-text").value.trim();
-  const uploads = { image: $("image").files[0], voice_ref: $("voice-ref").files[0],
+  const profile = $("profile").value;  // a profile brings the portrait (and its voice sample)
+  const uploads = { image: profile ? undefined : $("image").files[0], voice_ref: $("voice-ref").files[0],
                     deck: $("deck").files[0], notes: $("notes").files[0] };
   layoutOptions(options, uploads.deck);
   const job = { mode: mode(), preset: $("preset").value, voice: $("voice").value, options };
+  if (profile) job.profile = profile;
   if (job.mode === "direct" && !uploads.deck) job.text = $("text").value;
   else if (job.mode === "guided") {
     if (!uploads.deck) job.topic = $("topic").value;
