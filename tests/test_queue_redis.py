@@ -63,13 +63,6 @@ def redis_server(folder: Path):
 def start_worker(name: str, broker: str, cache: Path, tmp: Path) -> tuple[subprocess.Popen, Path]:
     """`podium worker` with short heartbeat and maintenance on every broker call; waits until
     it takes jobs. Returns (process, log)."""
-    proc, log_path = launch_worker(name, broker, cache, tmp)
-    wait_taking_jobs(name, proc, log_path)
-    return proc, log_path
-
-
-def launch_worker(name: str, broker: str, cache: Path, tmp: Path) -> tuple[subprocess.Popen, Path]:
-    """`podium worker` started, not waited for (several start at once: each takes seconds)."""
     folder = tmp / name
     folder.mkdir(parents=True)
     log_path = folder / "worker.log"
@@ -79,15 +72,12 @@ def launch_worker(name: str, broker: str, cache: Path, tmp: Path) -> tuple[subpr
              "--data-dir", str(folder / "data"), "--heartbeat-timeout", str(HEARTBEAT_S),
              "--maintenance-chance", "1000000", "--token", TOKEN],
             cwd=REPO, env=cli_env(folder / "tmp"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, log_path
-
-
-def wait_taking_jobs(name: str, proc: subprocess.Popen, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while "taking jobs" not in log_path.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"worker {name} did not start:\n{log_path.read_text()[-2000:]}")
         time.sleep(0.1)
+    return proc, log_path
 
 
 def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
@@ -96,16 +86,14 @@ def test_a_worker_killed_mid_job_has_its_job_finished_by_the_other(tmp_path):
             podium_server(tmp_path / "data", "--broker", broker, token=TOKEN, tmpdir=tmp_path / "serve-tmp") as server:
         api = requests.Session()
         api.headers.update(server["headers"])
+        # a worker with the wrong token does not start
+        code, _, err = run_cli("worker", "--broker", broker, "--api", server["url"], "--token", "wrong",
+                               tmpdir=tmp_path / "wrong-tmp", timeout=60)
+        assert code == 2 and "refused the token" in err, (code, err)
         procs, logs = {}, {}
         try:
-            for name in ("w1", "w2"):  # both start while the wrong token is tried
-                procs[name], logs[name] = launch_worker(name, broker, cache, tmp_path)
-            # a worker with the wrong token does not start
-            code, _, err = run_cli("worker", "--broker", broker, "--api", server["url"], "--token", "wrong",
-                                   tmpdir=tmp_path / "wrong-tmp", timeout=60)
-            assert code == 2 and "refused the token" in err, (code, err)
             for name in ("w1", "w2"):
-                wait_taking_jobs(name, procs[name], logs[name])
+                procs[name], logs[name] = start_worker(name, broker, cache, tmp_path)
             answer = api.post(f"{server['url']}/api/jobs", json={"text": TEXT, "preset": "draft",
                                                                         "options": OPTIONS}, timeout=30)
             assert answer.status_code == 201, answer.text
