@@ -468,8 +468,8 @@ def test_killing_an_instance_midway_still_gives_the_whole_video(servers, tmp_pat
     # Slow segments, so the victim is surely in the middle of one when it is killed. The client
     # gives a silent server 60 s (ComfyClient's gone_after) before its segment goes elsewhere.
     for i in range(2):
-        servers.slow(i, 2.0)
-    paras = paragraphs(f"Failover {servers.kind}", 5, long_first=servers.kind == "comfyui")
+        servers.slow(i, 1.5)
+    paras = paragraphs(f"Failover {servers.kind}", 4, long_first=servers.kind == "comfyui")
     out, cache = tmp_path / "talk.mp4", tmp_path / "cache"
     victim = 1
     proc = start_cli(cli_command(write_script(tmp_path, paras), out, cache, servers.urls))
