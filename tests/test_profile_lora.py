@@ -103,6 +103,8 @@ def test_generate_draws_the_profiles_presenter_with_its_lora(env, tmp_path, monk
 
 def test_which_presenter_is_said_in_one_line(env):
     ana, bo = profiles.load("ana"), profiles.load("bo")
+    assert 'LoRA: yes (sd15, "a photo of ana person"; generate --presenter-prompt' in profiles.describe(ana)
+    assert "LoRA: none" in profiles.describe(bo)
     balanced = type("Preset", (), {"name": "balanced", "image_model": "sd15"})()
     quality = type("Preset", (), {"name": "quality", "image_model": "sdxl"})()
     likeness, line = likenesses.choose(ana, PROMPT, balanced, remote=True)
