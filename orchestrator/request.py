@@ -99,7 +99,8 @@ class RenderOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     presenter_prompt: Annotated[Line, Field(max_length=2000, description=(
-        "what the drawn presenter looks like (when no --image)")), Cli(metavar="TEXT")] = ""
+        "what the drawn presenter looks like (when no --image; with a --profile that has a LoRA, "
+        "drawn as that person)")), Cli(metavar="TEXT")] = ""
     voice_ref_text: Annotated[Line, Field(max_length=2000, description="exactly what --voice-ref says"),
                               Cli(metavar="TEXT")] = ""
     seed: Annotated[int, Field(ge=0, le=2**31 - 1, description=(
@@ -189,7 +190,8 @@ class RenderRequest(RenderOptions):
         "portrait to animate (PNG/JPEG/WebP); without it the video shows slides made from the "
         "script")), Cli(metavar="FILE")] = None
     profile: Annotated[Optional[str], AfterValidator(_profile_name), Field(description=(
-        "use this profile's portrait, voice sample and transcript (`podium profile create`); the "
+        "use this profile's portrait, voice sample and transcript (`podium profile create`); with "
+        "--presenter-prompt and a LoRA (`podium profile train`) the presenter is drawn with it; the "
         "video's metadata names it and the consent's date")), Cli(metavar="NAME")] = None
     preset: Annotated[Preset, Field(description=PRESET_HELP), Cli(choices=preset_names)] = "auto"
     voice_ref: Annotated[Optional[str], Field(description=(

@@ -167,12 +167,9 @@ def test_a_checkpoint_of_other_pictures_is_not_resumed(models, crops, tmp_path):
 
 def test_profile_train_stores_the_lora_in_the_profile(models, tmp_path, monkeypatch, capsys):
     """`podium profile create` then `podium profile train` through the real command line; needs
-    the profile store (orchestrator/profiles/profile.py, branch `profiles`)."""
-    import orchestrator.profiles.train as glue
-    if not (Path(glue.__file__).parent / "profiles.py").is_file():
-        pytest.skip("the profile store (orchestrator/profiles/profile.py, branch profiles) is not merged here yet")
+    the profile store (orchestrator/profiles/profile.py)."""
     from orchestrator.profiles import profile as profiles
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     monkeypatch.setenv("PODIUM_DATA_DIR", str(tmp_path / "data"))
     consent = "I, Ana Lima, agree that Podium may make videos with my face and voice"

@@ -179,7 +179,9 @@ def describe(profile: Profile) -> str:
                   f"    correct it with: podium profile set-text {profile.name} \"exactly what it says\""]
     else:
         lines.append("  voice: none (videos use the preset's voice)")
-    lines.append(f"  LoRA: {'yes' if m.get('lora') else 'none'}")
+    lora = m.get("lora")
+    lines.append(f"  LoRA: yes ({lora.get('family', '?')}, \"{lora.get('caption', '')}\"; generate --presenter-prompt "
+                 "TEXT draws the presenter with it)" if lora else "  LoRA: none")
     c = m["consent"]
     lines += [f"  consent: {c['date']} by {c['who'] or '(no name given)'} (OS user {c['os_user'] or '?'})",
               f"    \"{c['text']}\""]

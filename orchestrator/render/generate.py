@@ -19,6 +19,7 @@ from orchestrator.servers import cinema, scene_graphs
 from orchestrator.render import outputs, presets, scenes, soundtrack, timeline
 from orchestrator.servers.dispatch import render_all
 from orchestrator.render import lecture
+from orchestrator.profiles import likeness as profile_likeness
 from orchestrator.render.lecture import Layout, page_script
 from orchestrator.render.plan import build as build_plan, show as show_plan
 from orchestrator.cli.progress_view import JobView
@@ -183,19 +184,29 @@ def _say_voice_ref_unused(request: RenderRequest, preset: str) -> None:
           "it (--preset NAME says what it needs)", file=sys.stderr)
 
 
-def draw_presenter(request: RenderRequest, model: str, stage: str, instance, cache: SegmentCache, view) -> Path:
-    """The presenter picture, drawn once (and cached) so every segment shows the same person."""
-    graph = bind(load_workflow("presenter_image"), {
-        ("Presenter image", "model"): model,
-        ("Presenter image", "prompt"): request.presenter_prompt or stage or DEFAULT_PRESENTER,
-        ("Presenter image", "seed"): request.seed,
-        ("Presenter image", "aspect"): round(request.size[0] / request.size[1], 4),  # native size, the video's shape
-    })
-    key = "presenter-" + content_key(graph, {})
+def presenter_graph(request: RenderRequest, model: str, stage: str, likeness=None) -> tuple[dict, dict]:
+    """(graph, files) that draw the presenter; with a profile's `likeness` (profiles/likeness.py)
+    its LoRA file, its base model and its trained caption before the prompt."""
+    prompt = request.presenter_prompt or stage or DEFAULT_PRESENTER
+    values = {("Presenter image", "model"): model, ("Presenter image", "prompt"): prompt,
+              ("Presenter image", "seed"): request.seed,
+              ("Presenter image", "aspect"): round(request.size[0] / request.size[1], 4)}  # native size, the video's shape
+    if likeness is None:
+        return bind(load_workflow("presenter_image"), values), {}
+    values |= {**likeness.values(), ("Presenter image", "prompt"): likeness.prompt(prompt)}
+    return bind(load_workflow("presenter_image"), values), likeness.files()
+
+
+def draw_presenter(request: RenderRequest, model: str, stage: str, instance, cache: SegmentCache, view,
+                   likeness=None) -> Path:
+    """The presenter picture, drawn once (and cached) so every segment shows the same person.
+    The cache key hashes the graph and the bytes of its files (a LoRA's: its sha256)."""
+    graph, files = presenter_graph(request, model, stage, likeness)
+    key = "presenter-" + content_key(graph, files)
     picture = cache.folder / key / "presenter.png"
     if not picture.exists():
         with tempfile.TemporaryDirectory(prefix=temp_prefix("presenter")) as work:
-            made = instance.produce(graph, {}, Path(work), lambda t, d: view(instance.name, t, d))
+            made = instance.produce(graph, files, Path(work), lambda t, d: view(instance.name, t, d))
             pngs = [p for p, _ in made.get("images", []) if p.suffix == ".png"]
             if not pngs:
                 raise outputs.OutputError("the presenter image workflow made no picture")
@@ -305,7 +316,7 @@ def run(request: RenderRequest, how: Run, narration_for, instances: list, load_g
 
     with profiles.using(request.profile) as profile:
         return _run(with_profile(request, profile), how, narration_for, instances, load_graph,
-                    metadata=profile.metadata())
+                    profile=profile)
 
 
 def with_profile(request: RenderRequest, profile) -> RenderRequest:
@@ -320,7 +331,7 @@ def with_profile(request: RenderRequest, profile) -> RenderRequest:
 
 
 def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_graph,
-         metadata: dict | None = None) -> Result:
+         profile=None) -> Result:
     target = Path(request.out).expanduser().absolute()
     outputs.check_distinct(output_files(request, target), _inputs(request, how.config))  # even --force cannot allow it
     target = outputs.check_target(target, how.force)
@@ -391,6 +402,10 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
     check_length(script, how.yes)
     check_crossfade(request.crossfade, script)
     say_preset(request.preset, choice)
+    likeness = None
+    if profile is not None and portrait_input(graph) in files:  # the photo, or drawn with its LoRA
+        likeness, line = profile_likeness.choose(profile, request.presenter_prompt, choice.preset, remote)
+        print(line, file=sys.stderr)
     if how.plan:  # print what would run and its cost; render nothing
         show_plan(build_plan(script, choice.preset, graph, picks, every_server, request.size, load_registry(),
                              load_graph))
@@ -398,8 +413,11 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
     view = JobView(graph, len(script.segments), enabled=not how.quiet, sink=how.sink)
     try:
         picture = None
-        if "portrait" in choice.preset.needs and not request.image and choice.preset.image_model:
+        if likeness is not None:
+            picture = draw_presenter(request, likeness.family, script.stage, instances[0], cache, view, likeness)
+        elif "portrait" in choice.preset.needs and not request.image and choice.preset.image_model:
             picture = draw_presenter(request, choice.preset.image_model, script.stage, instances[0], cache, view)
+        if picture is not None:
             files[portrait_input(graph)] = picture
         idle_motion(request, graph, values, files, instances[0], cache, view)
         if picks:  # every server its own graph; one cache key per segment whichever runs it
@@ -434,7 +452,7 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
     try:
         stitch(clips, target, crossfade_s=request.crossfade, replace=how.force, mixer=mixer,
                loudness=sound.settings.loudness_lufs, subtitles=request.subtitles != "none",
-               metadata=metadata)
+               metadata=profile.metadata() if profile is not None else None)
     except FileExistsError as err:
         raise outputs.OutputError(
             f"{err.filename} appeared while rendering and was left as it is: pass --force to "
