@@ -19,7 +19,7 @@ from orchestrator.servers import cinema, scene_graphs
 from orchestrator.render import outputs, presets, scenes, soundtrack, timeline
 from orchestrator.servers.dispatch import render_all
 from orchestrator.render import lecture
-from orchestrator.profiles.profile import likeness as profile_likeness
+from orchestrator.profiles import likeness as profile_likeness
 from orchestrator.render.lecture import Layout, page_script
 from orchestrator.render.plan import build as build_plan, show as show_plan
 from orchestrator.cli.progress_view import JobView
