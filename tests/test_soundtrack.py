@@ -339,7 +339,7 @@ def test_cli_music_auto_runs_the_music_graph_once_with_the_scripts_prompt(tmp_pa
     script.write_text("# Bees\n\n[music: light acoustic guitar]\n\nBees are busy. They make honey.\n\n"
                       "Then they rest.\n")
     video, cache = tmp_path / "bees.mp4", tmp_path / "cache"
-    from orchestrator.cli import main  # in this process: torch is loaded already, once is enough
+    from orchestrator.cli.main import main  # in this process: torch is loaded already, once is enough
 
     assert main(["generate", "--script", str(script), "--music", "auto", "--size", "160x90", "--quiet",
                  "--cache-dir", str(cache), "--out", str(video)]) == 0
