@@ -40,6 +40,18 @@ requires_comfyui = pytest.mark.skipif(not HAVE_COMFYUI,
 live_comfyui = [pytest.mark.comfyui, requires_comfyui]  # a module's pytestmark
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy machine OpenMP's waiting makes each
+    step take seconds instead of a tenth of one (`pytestmark = usefixtures(...)` in a module)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def cache_dir_for(tmpdir: Path | None) -> Path:
     """The segment cache a run with this TMPDIR uses: `<tmpdir>-cache`, fresh per run."""
     return tmpdir.with_name(tmpdir.name + "-cache") if tmpdir is not None else _SESSION_CACHE

@@ -24,7 +24,7 @@ from tiny_musetalk import build as build_musetalk  # noqa: E402
 from tiny_wan_i2v import build as build_wan  # noqa: E402
 
 from orchestrator.servers.dispatch import InProcessInstance, render_all  # noqa: E402
-from orchestrator.render.generate import make_idle_clip  # noqa: E402
+from orchestrator.render.presenter import make_idle_clip  # noqa: E402
 from orchestrator.render.segments import SegmentCache, plan  # noqa: E402
 from orchestrator.render.stitch import stitch  # noqa: E402
 from orchestrator.graphs.workflow import bind, find_node, load_workflow  # noqa: E402

@@ -147,7 +147,7 @@ def test_saved_clip_plays_back_losslessly(out_dir, presenter):
 
 def test_the_orchestrator_makes_the_clip_once_and_reuses_it(wan, tmp_path, out_dir):
     from orchestrator.servers.dispatch import InProcessInstance
-    from orchestrator.render.generate import make_idle_clip
+    from orchestrator.render.presenter import make_idle_clip
     from orchestrator.render.segments import SegmentCache
 
     class Counting(InProcessInstance):
@@ -183,7 +183,7 @@ def test_without_the_model_the_cli_says_so_and_segments_keep_the_procedural_moti
     from types import SimpleNamespace
 
     from orchestrator.servers.dispatch import InProcessInstance
-    from orchestrator.render.generate import IDLE_OFF, idle_motion
+    from orchestrator.render.presenter import IDLE_OFF, idle_motion
     from orchestrator.render.segments import SegmentCache
     from orchestrator.graphs.workflow import load_workflow
 

@@ -32,12 +32,7 @@ from podium.memory import get_manager  # noqa: E402
 SIZE = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def photos(folder: Path, count: int = 5) -> list[Path]:

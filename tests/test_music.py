@@ -37,13 +37,7 @@ MODEL, SAO = "acestep-v15-xl-turbo", "stable-audio-open-1.0"
 RATE = tiny_music.SAMPLE_RATE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads (and OpenMP's waiting slows a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

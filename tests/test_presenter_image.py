@@ -31,14 +31,7 @@ from podium.nodes.presenter_image import PodiumPresenterImage  # noqa: E402
 PROMPT = "photo of a presenter"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP's waiting makes each
-    draw take seconds instead of a tenth of one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

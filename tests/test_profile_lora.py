@@ -26,7 +26,7 @@ from test_presenter_image import build_sd15  # noqa: E402
 from orchestrator.graphs.workflow import bind, load_workflow  # noqa: E402
 from orchestrator.profiles import likeness as likenesses  # noqa: E402
 from orchestrator.profiles import profile as profiles  # noqa: E402
-from orchestrator.render.generate import presenter_graph  # noqa: E402
+from orchestrator.render.presenter import presenter_graph  # noqa: E402
 from orchestrator.render.segments import content_key  # noqa: E402
 from orchestrator.request import RenderRequest  # noqa: E402
 from orchestrator.servers.dispatch import InProcessInstance  # noqa: E402

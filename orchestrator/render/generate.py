@@ -4,7 +4,6 @@ once if needed, render the segments, stitch them.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 from podium.engines.script import parse_script  # pure: no torch, no numpy
 from podium.engines.script_schema import ScriptFormatError
 from podium.errors import PodiumError, UsageError
-from podium.files import atomic_copy, temp_prefix
 from podium.models import load_registry
 
 from orchestrator.servers import cinema, scene_graphs
@@ -21,17 +19,16 @@ from orchestrator.servers.dispatch import render_all
 from orchestrator.render import lecture
 from orchestrator.profiles import likeness as profile_likeness
 from orchestrator.render.lecture import Layout, page_script
+from orchestrator.render.presenter import draw_presenter, has_node, idle_motion
 from orchestrator.render.plan import build as build_plan, show as show_plan
 from orchestrator.cli.progress_view import JobView
 from orchestrator.inputs import MAX_IMAGE_PIXELS, check_image_size  # noqa: F401 - re-exported
 from orchestrator.request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
-from orchestrator.render.segments import SegmentCache, content_key, default_cache_dir, plan_per_server
+from orchestrator.render.segments import SegmentCache, default_cache_dir, plan_per_server
 from orchestrator.render.stitch import stitch
-from orchestrator.graphs.workflow import bind, find_node, load_workflow
+from orchestrator.graphs.workflow import find_node
 
 SUBTITLE_MODES = {"none": "none", "srt": "srt", "burn": "srt+burn"}
-DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the camera"
-IDLE_OFF = "off (procedural motion)"  # the Idle clip node's model choice for no clip (nodes/idle_motion.py OFF)
 
 
 @dataclass
@@ -124,7 +121,7 @@ def check_crossfade(crossfade: float, script) -> None:
 
 
 def _has(graph: dict, title: str) -> bool:
-    return any(n.get("_meta", {}).get("title") == title for n in graph.values())
+    return has_node(graph, title)
 
 
 def bindings(request: RenderRequest, graph: dict, preset: str = "") -> tuple[dict, dict]:
@@ -182,78 +179,6 @@ def _say_voice_ref_unused(request: RenderRequest, preset: str) -> None:
     what = f"profile {request.profile}'s voice sample" if request.profile else "--voice-ref"
     print(f"warning: {what} is not used: {who} with Piper; the {cloning} preset would clone "
           "it (--preset NAME says what it needs)", file=sys.stderr)
-
-
-def presenter_graph(request: RenderRequest, model: str, stage: str, likeness=None) -> tuple[dict, dict]:
-    """(graph, files) that draw the presenter; with a profile's `likeness` (profiles/likeness.py)
-    its LoRA file, its base model and its trained caption before the prompt."""
-    prompt = request.presenter_prompt or stage or DEFAULT_PRESENTER
-    values = {("Presenter image", "model"): model, ("Presenter image", "prompt"): prompt,
-              ("Presenter image", "seed"): request.seed,
-              ("Presenter image", "aspect"): round(request.size[0] / request.size[1], 4)}  # native size, the video's shape
-    if likeness is None:
-        return bind(load_workflow("presenter_image"), values), {}
-    values |= {**likeness.values(), ("Presenter image", "prompt"): likeness.prompt(prompt)}
-    return bind(load_workflow("presenter_image"), values), likeness.files()
-
-
-def draw_presenter(request: RenderRequest, model: str, stage: str, instance, cache: SegmentCache, view,
-                   likeness=None) -> Path:
-    """The presenter picture, drawn once (and cached) so every segment shows the same person.
-    The cache key hashes the graph and the bytes of its files (a LoRA's: its sha256)."""
-    graph, files = presenter_graph(request, model, stage, likeness)
-    key = "presenter-" + content_key(graph, files)
-    picture = cache.folder / key / "presenter.png"
-    if not picture.exists():
-        with tempfile.TemporaryDirectory(prefix=temp_prefix("presenter")) as work:
-            made = instance.produce(graph, files, Path(work), lambda t, d: view(instance.name, t, d))
-            pngs = [p for p, _ in made.get("images", []) if p.suffix == ".png"]
-            if not pngs:
-                raise outputs.OutputError("the presenter image workflow made no picture")
-            picture.parent.mkdir(parents=True, exist_ok=True)
-            atomic_copy(pngs[0], picture)  # whole or not at all
-    return picture
-
-
-def make_idle_clip(portrait: Path, size: tuple[int, int], seed: int, instance, cache: SegmentCache, view,
-                   extra: dict | None = None) -> tuple[Path | None, str | None]:
-    """(the idle clip, None), made once per portrait and size (and cached) so every segment
-    plays the same one; or (None, why not) when the model is missing or the GPU too small."""
-    graph = bind(load_workflow("idle_clip"), {
-        ("Idle clip", "width"): size[0], ("Idle clip", "height"): size[1], ("Idle clip", "seed"): seed,
-        **(extra or {})})
-    files = {("Idle clip", "portrait_path"): portrait}
-    clip = cache.folder / ("idle-" + content_key(graph, files)) / "idle.mkv"
-    if clip.exists():
-        return clip, None
-    with tempfile.TemporaryDirectory(prefix=temp_prefix("idle")) as work:
-        made = [p for p, _ in instance.produce(graph, files, Path(work),
-                                               lambda t, d: view(instance.name, t, d)).get("images", [])]
-        videos = [p for p in made if p.suffix == ".mkv"]
-        if videos:
-            clip.parent.mkdir(parents=True, exist_ok=True)
-            atomic_copy(videos[0], clip)  # whole or not at all
-            return clip, None
-        notes = [p for p in made if p.suffix == ".txt"]
-        if not notes:
-            raise outputs.OutputError("the idle clip workflow made neither a clip nor a note")
-        return None, notes[0].read_text(encoding="utf-8").strip()
-
-
-def idle_motion(request: RenderRequest, graph: dict, values: dict, files: dict, instance, cache: SegmentCache, view) -> None:
-    """Bind the graph's Idle clip node to the clip made once for the video, or turn it off (the
-    procedural motion stays) with the one line saying why."""
-    portrait = files.get(("Presenter", "portrait_path"))
-    if not _has(graph, "Idle clip") or portrait is None:
-        return
-    if graph[find_node(graph, "Idle clip")]["inputs"].get("model") == IDLE_OFF:
-        return
-    clip, note = make_idle_clip(portrait, request.size, request.seed, instance, cache, view)
-    if clip is not None:
-        files[("Idle clip", "clip_path")] = clip
-    else:
-        print(note, file=sys.stderr)
-        values[("Idle clip", "model")] = IDLE_OFF
 
 
 def check_commercial_voice(request: RenderRequest) -> None:
@@ -330,6 +255,25 @@ def with_profile(request: RenderRequest, profile) -> RenderRequest:
     return request.model_copy(update=update)
 
 
+@dataclass
+class Job:
+    """What `_run` decided before any work: the preset and each server's graph, the bindings,
+    the layout, the script and the soundtrack, all checked."""
+
+    choice: presets.Choice
+    graph: dict
+    values: dict
+    files: dict
+    picks: dict  # server name -> its cinema pick (servers-only presets)
+    server_graphs: dict  # server name -> graph with or without core scene shots (one graph, servers)
+    layout: Layout
+    script: object
+    sound: object
+    cue_timings: bool
+    instances: list
+    every_server: list
+
+
 def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_graph,
          profile=None) -> Result:
     target = Path(request.out).expanduser().absolute()
@@ -345,6 +289,51 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
         request = request.model_copy(update={"notes": str(lecture.write_notes(request, target, how.force))})
     remote = not getattr(instances[0], "in_process", False)
     check_commercial_voice(request)
+    job = _prepare(request, narration, instances, load_graph, remote)
+    edit_target = timeline.check_target(request.timeline, target) if request.timeline else None
+    check_length(job.script, how.yes)
+    check_crossfade(request.crossfade, job.script)
+    say_preset(request.preset, job.choice)
+    likeness = None
+    if profile is not None and portrait_input(job.graph) in job.files:  # the photo, or drawn with its LoRA
+        likeness, line = profile_likeness.choose(profile, request.presenter_prompt, job.choice.preset, remote)
+        print(line, file=sys.stderr)
+    if how.plan:  # print what would run and its cost; render nothing
+        show_plan(build_plan(job.script, job.choice.preset, job.graph, job.picks, job.every_server, request.size,
+                             load_registry(), load_graph))
+    started = time.perf_counter()
+    instances = job.instances
+    view = JobView(job.graph, len(job.script.segments), enabled=not how.quiet, sink=how.sink)
+    try:
+        picture = None
+        if likeness is not None:
+            picture = draw_presenter(request, likeness.family, job.script.stage, instances[0], cache, view, likeness)
+        elif "portrait" in job.choice.preset.needs and not request.image and job.choice.preset.image_model:
+            picture = draw_presenter(request, job.choice.preset.image_model, job.script.stage, instances[0], cache,
+                                     view)
+        if picture is not None:
+            job.files[portrait_input(job.graph)] = picture
+        idle_motion(request, job.graph, job.values, job.files, instances[0], cache, view)
+        jobs = _segment_jobs(request, job, picture)
+        reused = sum(1 for segment in jobs if cache.get(segment.key) is not None)
+        clips = render_all(jobs, instances, cache, view)
+        offsets = [sum(c.duration for c in clips[:i]) - request.crossfade * i for i in range(len(clips))]
+        run_script = page_script(job.layout.talk) if job.layout.talk else job.script  # a section a run
+        mixer = soundtrack.mixer_for(job.sound, run_script, clips, offsets, instances[0], cache, view)
+    finally:
+        view.close()
+    _publish(request, how, target, clips, mixer, job.sound, profile)
+    if edit_target is not None:  # the edit out: after the video, from the same pieces
+        subtitles = target.with_suffix(".srt") if request.subtitles != "none" else None
+        timeline.write(edit_target, timeline.edit_of(clips, offsets, request.fps, tuple(request.size),
+                                                     mixer, subtitles, target.stem))
+    duration = sum(c.duration for c in clips) - request.crossfade * (len(clips) - 1)
+    return Result(target, duration, len(clips), reused, time.perf_counter() - started, job.choice.preset.name)
+
+
+def _prepare(request: RenderRequest, narration: str, instances: list, load_graph, remote: bool) -> Job:
+    """The preset (and each server's graph), the user's files bound, the layout, the script and
+    the soundtrack: everything that can refuse the request, before any work."""
     picks, said, server_graphs = {}, [], {}
 
     def servers_run(preset) -> str | None:
@@ -393,56 +382,38 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
                 instances, {i.name: picks[i.name].graph if picks else graph for i in instances},
                 load_registry(), scenes.fallback_line(*shots), load=load_graph)
             picks = {name: replace(p, graph=server_graphs[name]) for name, p in picks.items()}
-    edit_target = timeline.check_target(request.timeline, target) if request.timeline else None
     soundtrack.check_generators(sound, script, check_models=not remote)
     # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none
     cue_timings = soundtrack.needs_timings(sound, script) and request.subtitles == "none"
     if cue_timings and _has(graph, "Subtitles"):
         values[("Save video", "subtitle_mode")] = "srt"
-    check_length(script, how.yes)
-    check_crossfade(request.crossfade, script)
-    say_preset(request.preset, choice)
-    likeness = None
-    if profile is not None and portrait_input(graph) in files:  # the photo, or drawn with its LoRA
-        likeness, line = profile_likeness.choose(profile, request.presenter_prompt, choice.preset, remote)
-        print(line, file=sys.stderr)
-    if how.plan:  # print what would run and its cost; render nothing
-        show_plan(build_plan(script, choice.preset, graph, picks, every_server, request.size, load_registry(),
-                             load_graph))
-    started = time.perf_counter()
-    view = JobView(graph, len(script.segments), enabled=not how.quiet, sink=how.sink)
-    try:
-        picture = None
-        if likeness is not None:
-            picture = draw_presenter(request, likeness.family, script.stage, instances[0], cache, view, likeness)
-        elif "portrait" in choice.preset.needs and not request.image and choice.preset.image_model:
-            picture = draw_presenter(request, choice.preset.image_model, script.stage, instances[0], cache, view)
-        if picture is not None:
-            files[portrait_input(graph)] = picture
-        idle_motion(request, graph, values, files, instances[0], cache, view)
-        if picks:  # every server its own graph; one cache key per segment whichever runs it
-            per_server = {}
-            for name, pick in picks.items():
-                server_values, server_files = bindings(request, pick.graph, choice.preset.name)
-                server_values, server_files = layout.fit(pick.graph, server_values, server_files)
-                if cue_timings and _has(pick.graph, "Subtitles"):
-                    server_values[("Save video", "subtitle_mode")] = "srt"
-                if picture is not None:
-                    server_files[portrait_input(pick.graph)] = picture
-                per_server[name] = (pick.graph, server_values, server_files)
-            jobs = plan_per_server(per_server, script, planner=layout.planner)
-        elif server_graphs:  # one graph, each server with or without the core shot chain
-            jobs = plan_per_server({name: (g, values, files) for name, g in server_graphs.items()}, script,
-                                   planner=layout.planner)
-        else:
-            jobs = layout.planner(graph, script, values, files)
-        reused = sum(1 for job in jobs if cache.get(job.key) is not None)
-        clips = render_all(jobs, instances, cache, view)
-        offsets = [sum(c.duration for c in clips[:i]) - request.crossfade * i for i in range(len(clips))]
-        run_script = page_script(layout.talk) if layout.talk else script  # a section a run
-        mixer = soundtrack.mixer_for(sound, run_script, clips, offsets, instances[0], cache, view)
-    finally:
-        view.close()
+    return Job(choice, graph, values, files, picks, server_graphs, layout, script, sound, cue_timings,
+               instances, every_server)
+
+
+def _segment_jobs(request: RenderRequest, job: Job, picture: Path | None) -> list:
+    """The segment runs: one graph, or every server its own graph with one cache key per
+    segment whichever runs it."""
+    if job.picks:
+        per_server = {}
+        for name, pick in job.picks.items():
+            server_values, server_files = bindings(request, pick.graph, job.choice.preset.name)
+            server_values, server_files = job.layout.fit(pick.graph, server_values, server_files)
+            if job.cue_timings and _has(pick.graph, "Subtitles"):
+                server_values[("Save video", "subtitle_mode")] = "srt"
+            if picture is not None:
+                server_files[portrait_input(pick.graph)] = picture
+            per_server[name] = (pick.graph, server_values, server_files)
+        return plan_per_server(per_server, job.script, planner=job.layout.planner)
+    if job.server_graphs:  # one graph, each server with or without the core shot chain
+        return plan_per_server({name: (g, job.values, job.files) for name, g in job.server_graphs.items()},
+                               job.script, planner=job.layout.planner)
+    return job.layout.planner(job.graph, job.script, job.values, job.files)
+
+
+def _publish(request: RenderRequest, how: Run, target: Path, clips: list, mixer, sound, profile) -> None:
+    """The clips stitched into the video at `target` (temp name, then rename), with a message
+    that says what to do when that cannot be."""
     shortest = min(c.duration for c in clips)
     if request.crossfade and 2 * request.crossfade >= shortest:
         raise outputs.OutputError(
@@ -461,9 +432,3 @@ def _run(request: RenderRequest, how: Run, narration_for, instances: list, load_
         raise PodiumError(f"cannot write {target} (and its subtitles) in {target.parent}: "
                           f"{err.strerror or err}; nothing there was changed: free some space and "
                           "rerun (the segments are cached)") from None
-    if edit_target is not None:  # the edit out: after the video, from the same pieces
-        subtitles = target.with_suffix(".srt") if request.subtitles != "none" else None
-        timeline.write(edit_target, timeline.edit_of(clips, offsets, request.fps, tuple(request.size),
-                                                     mixer, subtitles, target.stem))
-    duration = sum(c.duration for c in clips) - request.crossfade * (len(clips) - 1)
-    return Result(target, duration, len(clips), reused, time.perf_counter() - started, choice.preset.name)

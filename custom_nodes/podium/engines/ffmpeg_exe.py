@@ -34,3 +34,16 @@ def run_ffmpeg(args: list[str], stdout=None) -> subprocess.CompletedProcess:
     if result.returncode:
         raise FFmpegError(f"ffmpeg failed: {result.stderr.decode(errors='replace')[-800:]}")
     return result
+
+
+def audio_to_wav(src, dst, rate: int, what: str = "the reference audio") -> None:
+    """Any audio ffmpeg reads (mp3, m4a, a video's track) as mono 16-bit WAV at `rate`; one
+    line naming the file when it cannot be read."""
+    from pathlib import Path
+
+    src, dst = Path(src), Path(dst)
+    done = subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-i", str(src), "-vn", "-ac", "1",
+                           "-ar", str(rate), "-c:a", "pcm_s16le", str(dst)], capture_output=True, text=True)
+    if done.returncode != 0 or not dst.is_file():
+        reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise PodiumError(f"could not read {what} {src.name}: {reason}")

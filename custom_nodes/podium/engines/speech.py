@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import PodiumError
+
 
 @dataclass
 class SentenceSpan:
@@ -101,6 +103,14 @@ class SpeechBuilder:
             self._segments[-1] = (self._segments[-1][0], self._now())
         return Speech(np.concatenate(self._chunks), self.sample_rate, self._sentences, self._segments,
                       self._phones, self._words)
+
+
+def finished(builder: SpeechBuilder, script, empty: str) -> Speech:
+    """The voice's speech, or `empty` (one line) when the script gave neither words nor pauses."""
+    speech = builder.build()
+    if not speech.sentences and not any(seg.hold > 0 for seg in script.segments):
+        raise PodiumError(empty)
+    return speech
 
 
 def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

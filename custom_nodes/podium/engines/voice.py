@@ -15,7 +15,7 @@ from ..memory import get_manager
 from ..progress import Progress
 from .alignment import chunk_phones, words
 from .script import Script, clean_text, speakable
-from .speech import PhoneSpan, Speech, SpeechBuilder, resample
+from .speech import PhoneSpan, Speech, SpeechBuilder, finished, resample
 
 DEFAULT_VOICE = "piper-en_US-joe-medium"
 # Piper makes a whole call's audio at once, ~1.2 MB of memory per character of text: a sentence
@@ -156,10 +156,7 @@ def synthesize(
                                      phones, words(phones, clean_text(sentence)))
             progress.update()
         builder.end_segment(segment.hold)
-    speech = builder.build()
-    if not speech.sentences and not any(seg.hold > 0 for seg in script.segments):
-        raise PodiumError("the voice produced no audio: the script has no speakable words")
-    return speech
+    return finished(builder, script, "the voice produced no audio: the script has no speakable words")
 
 
 def _speak(voice, sentence: str, syn_config) -> tuple[np.ndarray, list[PhoneSpan]]:

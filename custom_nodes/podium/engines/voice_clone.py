@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -20,7 +19,8 @@ from ..files import temp_prefix
 from ..memory import get_manager
 from ..progress import Progress
 from .script import Script
-from .speech import Speech, SpeechBuilder
+from .ffmpeg_exe import audio_to_wav
+from .speech import Speech, SpeechBuilder, finished
 
 log = logging.getLogger("podium.voice_clone")
 SAMPLE_RATE = 24000
@@ -103,7 +103,7 @@ def reference_wav(path, workdir) -> Path:
             data, rate = sf.read(str(path), dtype="float32")
             sf.write(str(wav), data, rate, subtype="PCM_16")
         else:
-            _ffmpeg_to_wav(path, wav)
+            audio_to_wav(path, wav, SAMPLE_RATE)
     seconds = sf.info(str(wav)).duration
     if seconds < MIN_REF_S:
         raise PodiumError(f"reference audio {path.name} is {seconds:.1f} s long: F5-TTS needs "
@@ -116,17 +116,6 @@ def reference_wav(path, workdir) -> Path:
         log.warning("reference audio is %.1f s: F5-TTS clips it at %.0f s; the transcript must "
                     "match what is kept", seconds, CLIP_REF_S)
     return wav
-
-
-def _ffmpeg_to_wav(src: Path, dst: Path) -> None:
-    from .ffmpeg_exe import find_ffmpeg
-
-    done = subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-i", str(src), "-vn", "-ac", "1",
-                           "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", str(dst)],
-                          capture_output=True, text=True)
-    if done.returncode != 0 or not dst.is_file():
-        reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise PodiumError(f"could not read the reference audio {src.name}: {reason}")
 
 
 def crossfade(parts: list[np.ndarray], overlap: int) -> np.ndarray:
@@ -270,7 +259,4 @@ def clone(f5, script: Script, ref_audio_path, ref_text: str, nfe_step: int = 32,
                 builder.add_sentence(sentence, wave[start:end])
                 start = end
         builder.end_segment(segment.hold)
-    speech = builder.build()
-    if not speech.sentences and not any(seg.hold > 0 for seg in script.segments):
-        raise PodiumError("the script has no sentences to speak")
-    return speech
+    return finished(builder, script, "the script has no sentences to speak")

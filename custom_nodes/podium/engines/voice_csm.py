@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..files import temp_prefix
 from ..memory import get_manager
 from ..progress import Progress
 from .script import Script
-from .speech import Speech, SpeechBuilder, resample
+from .speech import Speech, SpeechBuilder, finished, resample
 
 log = logging.getLogger("podium.voice_csm")
 # Mimi's rate and frame: MimiConfig.sampling_rate = 24_000 and CsmProcessor's audio_kwargs
@@ -103,16 +102,11 @@ def read_reference(path) -> np.ndarray:
 def _ffmpeg_read(src: Path) -> np.ndarray:
     import soundfile as sf
 
-    from .ffmpeg_exe import find_ffmpeg
+    from .ffmpeg_exe import audio_to_wav
 
     with tempfile.TemporaryDirectory(prefix=temp_prefix("csm")) as tmp:
         dst = Path(tmp) / "reference.wav"
-        done = subprocess.run([find_ffmpeg(), "-v", "error", "-y", "-i", str(src), "-vn", "-ac", "1",
-                               "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", str(dst)],
-                              capture_output=True, text=True)
-        if done.returncode != 0 or not dst.is_file():
-            reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise PodiumError(f"could not read the reference audio {src.name}: {reason}")
+        audio_to_wav(src, dst, SAMPLE_RATE)
         return sf.read(str(dst), dtype="float32", always_2d=True)[0]
 
 
@@ -177,7 +171,4 @@ def clone(csm: Csm, script: Script, ref_audio_path, ref_text: str, seed: Optiona
             k += 1
             progress.update()
         builder.end_segment(segment.hold)
-    speech = builder.build()
-    if not speech.sentences and not any(seg.hold > 0 for seg in script.segments):
-        raise PodiumError("the script has no sentences to speak")
-    return speech
+    return finished(builder, script, "the script has no sentences to speak")
