@@ -20,7 +20,7 @@ from conftest import run_prompt  # noqa: E402
 from test_comfyui_integration import REPO, comfy, pytestmark  # noqa: E402,F401
 
 from podium.engines.ollama_hosts import HOSTS_ENV, NOT_ALLOWED  # noqa: E402
-from orchestrator.graphs.workflow import load_workflow
+from orchestrator.graphs.workflow import bind, find_node, load_workflow  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,12 +39,12 @@ def allowed():
 
 
 def guided_graph(host: str, prefix: str) -> dict:
-    graph = load_workflow("guided")
-    graph["1"]["inputs"].update(topic=f"Plants ({prefix})", duration_s=10)  # not ComfyUI's cache
-    graph["3"]["inputs"].update(width=160, height=90)
-    graph["5"]["inputs"].update(fps=12, filename_prefix=prefix)
-    graph["6"]["inputs"].update(host=host, timeout_s=30)
-    return graph
+    """The stored guided graph, its nodes found by title (ids change when the graph is edited)."""
+    return bind(load_workflow("guided"), {
+        ("Script", "topic"): f"Plants ({prefix})", ("Script", "duration_s"): 10,  # not ComfyUI's cache
+        ("Presenter", "width"): 160, ("Presenter", "height"): 90,
+        ("Save video", "fps"): 12, ("Save video", "filename_prefix"): prefix,
+        ("LLM", "host"): host, ("LLM", "timeout_s"): 30})
 
 
 @pytest.mark.parametrize("host", ["{other}", "http://169.254.169.254/latest/meta-data",
@@ -56,23 +56,25 @@ def test_a_host_the_operator_did_not_allow_is_refused_before_any_request(comfy, 
         assert other.requests == []
     assert allowed.requests == []
     assert answer.status_code == 400
-    errors = answer.json()["node_errors"]["6"]["errors"]
+    errors = answer.json()["node_errors"][find_node(graph, "LLM")]["errors"]
     assert {e["type"] for e in errors} == {"custom_validation_failed"}
     # one neutral message, the same whatever the host (the input names are ComfyUI's prefix)
     assert {e["details"].split(" - ", 1)[1] for e in errors} == {NOT_ALLOWED}
 
 
 def test_the_allowed_host_writes_the_script_and_the_video_is_made(comfy, allowed):
-    history, messages = run_prompt(comfy, guided_graph(allowed.url, "podium/guided"))
+    graph = guided_graph(allowed.url, "podium/guided")
+    history, messages = run_prompt(comfy, graph)
     assert history["status"]["status_str"] == "success", messages[-1]
     assert len(allowed.chats) == 1
-    assert history["outputs"]["5"]
+    assert history["outputs"][find_node(graph, "Save video")]
 
 
 def test_an_ollama_error_body_never_reaches_the_graphs_sender(comfy, allowed):
     allowed.plans = ["secret_500"]
-    history, messages = run_prompt(comfy, guided_graph(allowed.url, "podium/secret"))
+    graph = guided_graph(allowed.url, "podium/secret")
+    history, messages = run_prompt(comfy, graph)
     (error,) = [m["data"] for m in messages if m["type"] == "execution_error"]
-    assert error["node_id"] == "1"
+    assert error["node_id"] == find_node(graph, "Script")
     assert "failed running model 'llama3.2' (status 500)" in error["exception_message"]
     assert SECRET_BODY not in json.dumps(history) + json.dumps(messages)
