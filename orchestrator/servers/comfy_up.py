@@ -164,8 +164,10 @@ def _start(main: Path, comfyui_dir: Path, gpus: list[int], base_port: int, host:
                 processes.append(subprocess.Popen(command, cwd=comfyui_dir, stdout=log,
                                                   stderr=subprocess.STDOUT, start_new_session=True))
             started.append({"url": f"http://{host}:{port}", "pid": processes[-1].pid, "device": name,
-                            "log": str(log_path), **(_identity(processes[-1].pid) or {})})
+                            "log": str(log_path)})
         _wait_until_up(started, processes, offsets, wait_s)
+        for server, process in zip(started, processes):  # now that it runs ComfyUI: right after the
+            server.update(_identity(process.pid) or {})  # fork the command line is not yet its own
     except BaseException:  # one failed, a timeout, Ctrl-C: leave nothing half started
         _stop(processes)
         raise
