@@ -177,10 +177,9 @@ def test_cancel_a_running_job(served):
     assert answer.status_code == 202, answer.text
     assert answer.json()["state"] == "cancelled"
     # the child stops (SIGTERM): then the job can be deleted; it stays cancelled, no video
-    deadline = time.monotonic() + 60
+    deadline, folder = time.monotonic() + 60, served["root"] / "data" / "jobs" / job_id
     while (code := requests.delete(served["url"] + f"/api/jobs/{job_id}").status_code) == 409:
         assert time.monotonic() < deadline, "the cancelled render did not stop"
-        folder = served["root"] / "data" / "jobs" / job_id
         time.sleep(0.2)
     assert code == 204
     assert not folder.exists()
