@@ -81,6 +81,11 @@ def load_workflow(name_or_path: str | Path, object_info: dict | None = None) -> 
     return graph
 
 
+def has_node(graph: dict, title: str) -> bool:
+    """Whether a node of the graph has this title."""
+    return any(n.get("_meta", {}).get("title") == title for n in graph.values())
+
+
 def find_node(graph: dict, target: str) -> str:
     """The id of the one node whose title, else class_type, is `target`."""
     for key in ("title", "class_type"):

@@ -19,14 +19,14 @@ from orchestrator.servers.dispatch import render_all
 from orchestrator.render import lecture
 from orchestrator.profiles import likeness as profile_likeness
 from orchestrator.render.lecture import Layout, page_script
-from orchestrator.render.presenter import draw_presenter, has_node, idle_motion
+from orchestrator.render.presenter import draw_presenter, idle_motion
 from orchestrator.render.plan import build as build_plan, show as show_plan
 from orchestrator.cli.progress_view import JobView
 from orchestrator.inputs import MAX_IMAGE_PIXELS, check_image_size  # noqa: F401 - re-exported
 from orchestrator.request import LONG_MINUTES, LONG_SEGMENTS, RenderRequest, too_long
 from orchestrator.render.segments import SegmentCache, default_cache_dir, plan_per_server
 from orchestrator.render.stitch import stitch
-from orchestrator.graphs.workflow import find_node
+from orchestrator.graphs.workflow import find_node, has_node
 
 SUBTITLE_MODES = {"none": "none", "srt": "srt", "burn": "srt+burn"}
 
@@ -120,31 +120,27 @@ def check_crossfade(crossfade: float, script) -> None:
                 f"at most): a cross-fade must be under half of every segment; give a shorter one")
 
 
-def _has(graph: dict, title: str) -> bool:
-    return has_node(graph, title)
-
-
 def bindings(request: RenderRequest, graph: dict, preset: str = "") -> tuple[dict, dict]:
     """(values, files) for the graph from the request, for the nodes it has."""
     values = {("Save video", "fps"): request.fps, ("Save video", "subtitle_mode"): SUBTITLE_MODES[request.subtitles]}
-    if _has(graph, "Output fps"):  # one number feeds the Retime and Save nodes (cinema)
+    if has_node(graph, "Output fps"):  # one number feeds the Retime and Save nodes (cinema)
         values[("Output fps", "value")] = request.fps
         if isinstance(graph[find_node(graph, "Save video")]["inputs"].get("fps"), list):
             del values[("Save video", "fps")]  # it is linked to Output fps
-    if _has(graph, "Presenter") or not _has(graph, "Portrait"):  # (a cinema graph has no Presenter)
+    if has_node(graph, "Presenter") or not has_node(graph, "Portrait"):  # (a cinema graph has no Presenter)
         values[("Presenter", "width")], values[("Presenter", "height")] = request.size
     files = {}
     if graph[find_node(graph, "Save video")]["class_type"] == "PodiumSaveVideo":
         # Segments keep their audio lossless (PCM in a .mov): it is encoded once, when stitched.
         values[("Save video", "intermediate")] = True
-    if _has(graph, "Subtitles"):  # only when asked: graphs rendered as before keep their cache keys
+    if has_node(graph, "Subtitles"):  # only when asked: graphs rendered as before keep their cache keys
         if request.captions != "sentence":
             values[("Subtitles", "mode")] = request.captions
         if request.caption_style != "default":
             values[("Subtitles", "style")] = request.caption_style
-    if _has(graph, "Lip sync"):
+    if has_node(graph, "Lip sync"):
         values[("Lip sync", "fps")] = request.fps  # each frame takes the audio of its own time
-    if _has(graph, "Upscale"):
+    if has_node(graph, "Upscale"):
         values[("Upscale", "width")], values[("Upscale", "height")] = request.size
     voice = graph[find_node(graph, "Voice")]["class_type"]
     reference = input_file(request.voice_ref, "reference audio (--voice-ref)") if request.voice_ref else None
@@ -169,7 +165,7 @@ def bindings(request: RenderRequest, graph: dict, preset: str = "") -> tuple[dic
 
 def portrait_input(graph: dict) -> tuple[str, str]:
     """Where the portrait goes: a core LoadImage titled "Portrait" (cinema), else the Presenter."""
-    return ("Portrait", "image") if _has(graph, "Portrait") else ("Presenter", "portrait_path")
+    return ("Portrait", "image") if has_node(graph, "Portrait") else ("Presenter", "portrait_path")
 
 
 def _say_voice_ref_unused(request: RenderRequest, preset: str) -> None:
@@ -385,7 +381,7 @@ def _prepare(request: RenderRequest, narration: str, instances: list, load_graph
     soundtrack.check_generators(sound, script, check_models=not remote)
     # the cues' times come from the segments' subtitles, made (not published) even with --subtitles none
     cue_timings = soundtrack.needs_timings(sound, script) and request.subtitles == "none"
-    if cue_timings and _has(graph, "Subtitles"):
+    if cue_timings and has_node(graph, "Subtitles"):
         values[("Save video", "subtitle_mode")] = "srt"
     return Job(choice, graph, values, files, picks, server_graphs, layout, script, sound, cue_timings,
                instances, every_server)
@@ -399,7 +395,7 @@ def _segment_jobs(request: RenderRequest, job: Job, picture: Path | None) -> lis
         for name, pick in job.picks.items():
             server_values, server_files = bindings(request, pick.graph, job.choice.preset.name)
             server_values, server_files = job.layout.fit(pick.graph, server_values, server_files)
-            if job.cue_timings and _has(pick.graph, "Subtitles"):
+            if job.cue_timings and has_node(pick.graph, "Subtitles"):
                 server_values[("Save video", "subtitle_mode")] = "srt"
             if picture is not None:
                 server_files[portrait_input(pick.graph)] = picture

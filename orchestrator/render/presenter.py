@@ -8,17 +8,13 @@ from pathlib import Path
 
 from podium.files import atomic_copy, temp_prefix
 
-from orchestrator.graphs.workflow import bind, find_node, load_workflow
+from orchestrator.graphs.workflow import bind, find_node, has_node, load_workflow
 from orchestrator.render import outputs
 from orchestrator.render.segments import SegmentCache, content_key
 from orchestrator.request import RenderRequest
 
 DEFAULT_PRESENTER = "a friendly presenter in a bright studio, looking at the camera"
 IDLE_OFF = "off (procedural motion)"  # the Idle clip node's model choice for no clip (nodes/idle_motion.py OFF)
-
-
-def has_node(graph: dict, title: str) -> bool:
-    return any(n.get("_meta", {}).get("title") == title for n in graph.values())
 
 
 def presenter_graph(request: RenderRequest, model: str, stage: str, likeness=None) -> tuple[dict, dict]:
