@@ -74,7 +74,7 @@ def _check_file(path: Path) -> None:
 def read_deck(path: str | Path) -> Deck:
     """The deck's pages with their words and notes; a clear DeckError for what cannot be read
     (missing, empty, corrupt, password-protected, no pages, too many pages). A lecture's every
-    page run reads the same deck: it is parsed once per content (the file's sha256)."""
+    page run reads the same deck: it is parsed once per file and content (its sha256)."""
     path = Path(path)
     kind = deck_kind(path)
     if kind == "markdown":
@@ -88,7 +88,7 @@ def read_deck(path: str | Path) -> Deck:
 
 @functools.lru_cache(maxsize=8)
 def _parsed(digest: str, kind: str, path: Path) -> Deck:
-    """The deck of this content (`path` is where it was first read; the caller sets its own)."""
+    """The deck of this file with this content (a deck saved again is read afresh)."""
     pages = _pptx_pages(path) if kind == "pptx" else _pdf_pages(path)
     if not pages:
         raise DeckError(f"{path.name} has no slides")
